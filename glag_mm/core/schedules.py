@@ -1,0 +1,72 @@
+"""Progress schedules shared by GraLoss (tau), KD (beta) and FBL (a).
+
+GLAG's Gradual Balanced Loss raises the logit-adjustment strength from 0 to
+its maximum as training progresses (METHOD.md, stage one, item 2). The shapes
+are our reconstruction [ours]; the paper compares concave, linear and convex
+curves and finds convex best [paper]:
+
+* ``'linear'``:   v(u) = v_max * u
+* ``'convex'``:   v(u) = v_max * u ** p        (p > 1, default 2)
+* ``'concave'``:  v(u) = v_max * u ** (1 / p)
+* ``'constant'``: v(u) = v_max                 (fixed logit adjustment)
+
+u in [0, 1] is the progress through the current stage.
+"""
+
+import math
+from typing import Tuple
+
+__all__ = ['SCHEDULES', 'check_schedule', 'schedule_value']
+
+SCHEDULES: Tuple[str, ...] = ('convex', 'linear', 'concave', 'constant')
+
+
+def check_schedule(
+    schedule: str, value_max: float, power: float = 2.0, name: str = 'tau_max'
+) -> None:
+    """Raise a ``ValueError`` that says what to change for bad arguments."""
+    if schedule not in SCHEDULES:
+        raise ValueError(
+            f'unknown schedule {schedule!r}; choose one of {SCHEDULES}'
+        )
+    if (
+        not isinstance(value_max, (int, float))
+        or not math.isfinite(value_max)
+        or value_max < 0
+    ):
+        raise ValueError(
+            f'{name} must be a finite number >= 0, got {value_max!r}'
+        )
+    if not isinstance(power, (int, float)) or not power > 0:
+        raise ValueError(f'power must be > 0, got {power!r}')
+
+
+def schedule_value(
+    progress: float,
+    schedule: str = 'convex',
+    value_max: float = 1.0,
+    power: float = 2.0,
+) -> float:
+    """Value of a schedule at progress ``u`` (clipped to [0, 1]).
+
+    Args:
+        progress: u, the fraction of the stage done (0 first step, 1 last).
+        schedule: one of :data:`SCHEDULES`.
+        value_max: the value reached at u = 1.
+        power: p of the convex (u ** p) and concave (u ** (1/p)) shapes.
+
+    Returns:
+        float: v(u).
+    """
+    u = min(max(float(progress), 0.0), 1.0)
+    if schedule == 'constant':
+        return float(value_max)
+    if schedule == 'linear':
+        return float(value_max) * u
+    if schedule == 'convex':
+        return float(value_max) * u**power
+    if schedule == 'concave':
+        return float(value_max) * u ** (1.0 / power)
+    raise ValueError(
+        f'unknown schedule {schedule!r}; choose one of {SCHEDULES}'
+    )

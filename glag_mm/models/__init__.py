@@ -1,0 +1,1 @@
+"""glag_mm.models."""

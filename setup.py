@@ -1,0 +1,45 @@
+"""Packaging for glag_mm, the long-tailed recognition plugin for mmpretrain."""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+
+def _version():
+    namespace = {}
+    with open(osp.join('glag_mm', 'version.py')) as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
+def _mmcv_requirement():
+    """Require mmcv-lite only where no full mmcv is installed already."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        version('mmcv')
+        return []
+    except PackageNotFoundError:
+        return ['mmcv-lite>=2.0.0rc4,<2.3.0']
+    except Exception:  # pragma: no cover - exotic importlib states
+        return []
+
+
+setup(
+    name='glag_mm',
+    version=_version(),
+    description=('Long-tailed recognition for mmpretrain: Gradual Balanced '
+                 'Loss, Adaptive Feature Generator, GALA and FBL.'),
+    long_description=open('README.md').read() if osp.exists('README.md') else '',
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.8',
+    packages=find_packages(include=['glag_mm', 'glag_mm.*']),
+    install_requires=[
+        'torch>=1.13',
+        'mmengine>=0.8.0,<1.0.0',
+        'mmpretrain>=1.0.0,<1.3.0',
+        'numpy',
+        'scipy',
+    ] + _mmcv_requirement(),
+    extras_require={'tests': ['pytest', 'ruff', 'matplotlib']},
+    zip_safe=False,
+)
