@@ -1,3 +1,2 @@
 """glag_mm.models."""
 from . import backbones  # noqa: F401
-from . import losses  # noqa: F401
