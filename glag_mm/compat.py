@@ -67,17 +67,13 @@ def _installed_path(package: str) -> str:
     """Directory of an installed package, without ``pkg_resources``."""
     from importlib.metadata import PackageNotFoundError, distribution
 
-    from mmengine.utils.package_utils import package2module
-
-    module = package
+    names = [package, package.replace('-', '_')]
     try:
-        dist = distribution(package)
-        top = dist.read_text('top_level.txt')
-        if top and top.split():
-            module = top.split()[0]
+        top = distribution(package).read_text('top_level.txt') or ''
+        names = top.split()[:1] + names
     except PackageNotFoundError:
         pass
-    for name in (module, package2module(package)):
+    for name in names:
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
@@ -100,8 +96,11 @@ def _is_installed(package: str) -> bool:
 
 def patch_package_lookup() -> None:
     """Resolve ``pkg::`` base configs when ``pkg_resources`` is missing."""
-    if importlib.util.find_spec('pkg_resources') is not None:
-        return
+    try:
+        if importlib.util.find_spec('pkg_resources') is not None:
+            return
+    except (ImportError, ValueError):
+        pass
     import mmengine.config.config as config_module
     import mmengine.utils.package_utils as package_utils
 

@@ -1,0 +1,180 @@
+"""Each workaround in glag_mm.compat: broken without it, fixed with it."""
+
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+
+from glag_mm import compat
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _checkpoint_with_history(path):
+    """A file shaped like mmengine's: message-hub objects in its meta."""
+    buffer = HistoryBuffer()
+    buffer.update(1.5)
+    torch.save(
+        {
+            'meta': {'message_hub': {'log_scalars': {'loss': buffer}}},
+            'state_dict': {'w': torch.ones(2)},
+        },
+        path,
+    )
+
+
+def test_plain_torch_load_refuses_mmengine_checkpoints(tmp_path):
+    """The breakage: torch >= 2.6 loads with weights_only=True."""
+    path = tmp_path / 'epoch_1.pth'
+    _checkpoint_with_history(path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+
+
+def test_checkpoint_loading_fixed(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    _checkpoint_with_history(path)
+    assert CheckpointLoader._schemes[''] is compat.load_from_local
+    ckpt = _load_checkpoint(str(path), map_location='cpu')
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    history = ckpt['meta']['message_hub']['log_scalars']['loss']
+    assert history.current() == 1.5
+
+
+def test_missing_checkpoint_says_what_to_check(tmp_path):
+    with pytest.raises(FileNotFoundError, match='load_from / resume'):
+        _load_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+_BLOCK_PKG_RESOURCES = """
+import sys
+class _Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'pkg_resources' or name.startswith('pkg_resources.'):
+            raise ModuleNotFoundError("No module named 'pkg_resources'")
+sys.meta_path.insert(0, _Blocker())
+sys.modules.pop('pkg_resources', None)
+"""
+
+
+def _read_mmpretrain_base(tmp_path, import_glag):
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text("_base_ = ['mmpretrain::_base_/models/resnet18.py']\n")
+    script = _BLOCK_PKG_RESOURCES + textwrap.dedent(f"""
+        {'import glag_mm' if import_glag else ''}
+        from mmengine.config import Config
+        cfg = Config.fromfile({str(cfg_file)!r})
+        print('BACKBONE', cfg.model.backbone.type, cfg.model.backbone.depth)
+        """)
+    return subprocess.run(
+        [sys.executable, '-c', script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(tmp_path),
+    )
+
+
+def test_mmpretrain_base_configs_without_pkg_resources(tmp_path):
+    """setuptools >= 82 has no pkg_resources: broken without the fix."""
+    broken = _read_mmpretrain_base(tmp_path, import_glag=False)
+    assert broken.returncode != 0
+    assert 'pkg_resources' in broken.stderr
+    fixed = _read_mmpretrain_base(tmp_path, import_glag=True)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert 'BACKBONE ResNet 18' in fixed.stdout
+
+
+def test_original_dist_init_needs_cuda(monkeypatch):
+    """The breakage: mmengine selects a CUDA device before init."""
+    if torch.cuda.is_available():
+        pytest.skip('the CPU-only path is what is tested here')
+    import mmengine.dist.utils as dist_utils
+
+    original = dist_utils._init_dist_pytorch.__wrapped__
+    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1').items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises((RuntimeError, AssertionError)):
+        original(backend='gloo')
+    assert not torch.distributed.is_initialized()
+
+
+_DDP_SCRIPT = """
+import sys
+import torch
+from torch import nn
+import glag_mm  # noqa: F401 (applies the CPU fix)
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+
+
+class Toy(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, inputs, labels, mode='tensor'):
+        logits = self.fc(torch.stack(inputs))
+        if mode == 'loss':
+            return dict(loss=nn.functional.cross_entropy(
+                logits, torch.as_tensor(labels)))
+        return logits
+
+
+class Data(torch.utils.data.Dataset):
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return dict(inputs=torch.randn(4, generator=g), labels=i % 2)
+
+
+runner = Runner(
+    model=Toy(),
+    work_dir=sys.argv[1],
+    train_dataloader=dict(
+        dataset=Data(), sampler=dict(type='DefaultSampler', shuffle=True),
+        batch_size=4, num_workers=0),
+    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+    train_cfg=dict(by_epoch=True, max_epochs=2),
+    launcher='pytorch',
+    default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
+)
+runner.train()
+print('RANK', runner.rank, 'WORLD', runner.world_size,
+      'WRAPPER', type(runner.model).__name__)
+"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_on_cpu(tmp_path):
+    script = tmp_path / 'ddp_toy.py'
+    script.write_text(_DDP_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO_ROOT))
+    result = subprocess.run(
+        [
+            sys.executable, '-m', 'torch.distributed.run',
+            '--nproc_per_node=2', f'--master_port={_free_port()}',
+            str(script), str(tmp_path / 'work'),
+        ],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'RANK 0 WORLD 2 WRAPPER MMDistributedDataParallel' in result.stdout
+    assert 'RANK 1 WORLD 2 WRAPPER MMDistributedDataParallel' in result.stdout
+    assert (tmp_path / 'work' / 'epoch_2.pth').is_file()
