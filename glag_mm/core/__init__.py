@@ -1,6 +1,12 @@
 """The method as pure PyTorch (no OpenMMLab imports)."""
 
 from .class_counts import check_class_counts, log_prior
+from .logit_adjustment import (
+    adjust_logits,
+    cross_entropy_per_sample,
+    logit_adjusted_cross_entropy,
+    weight_reduce,
+)
 from .schedules import SCHEDULES, check_schedule, schedule_value
 
 __all__ = [
@@ -9,4 +15,8 @@ __all__ = [
     'schedule_value',
     'check_class_counts',
     'log_prior',
+    'adjust_logits',
+    'cross_entropy_per_sample',
+    'logit_adjusted_cross_entropy',
+    'weight_reduce',
 ]

@@ -1,2 +1,3 @@
 """glag_mm.models."""
 from . import backbones  # noqa: F401
+from . import losses  # noqa: F401
