@@ -1,0 +1,341 @@
+"""A seeded long-tailed subset of any mmpretrain classification dataset.
+
+The long-tail literature builds CIFAR-10/100-LT by keeping, for the class of
+rank i (0 = largest), the first n_i images of a seeded random order of that
+class (METHOD.md, evaluation conventions [prior]):
+
+* ``'exp'``:  n_i = floor(n_max * IF^(-i / (C - 1)))   (n_0 = n_max,
+  n_{C-1} = floor(n_max / IF)); CIFAR-10 with IF = 100 gives
+  [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50] = 12,406 images.
+* ``'step'``: the first C - floor(C / 2) classes keep n_max, the last
+  floor(C / 2) keep floor(n_max / IF) (Buda et al.'s step imbalance with
+  half of the classes in the minority; for odd C the extra class is a
+  majority one).
+"""
+
+import copy
+import math
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset as MMEngineBaseDataset
+from mmengine.dataset import force_full_init
+from mmengine.logging import print_log
+from mmpretrain.registry import DATASETS
+
+from .utils import dataset_labels, dataset_num_classes
+
+__all__ = ['PROFILES', 'long_tail_counts', 'LongTailDataset']
+
+PROFILES = ('exp', 'step')
+
+
+def _check_imbalance_factor(imbalance_factor: float) -> float:
+    if (
+        isinstance(imbalance_factor, bool)
+        or not isinstance(imbalance_factor, (int, float))
+        or not math.isfinite(imbalance_factor)
+    ):
+        raise ValueError(
+            'imbalance_factor must be a finite number >= 1 '
+            f'(n_max / n_min), got {imbalance_factor!r}'
+        )
+    if imbalance_factor < 1:
+        raise ValueError(
+            f'imbalance_factor must be >= 1 (n_max / n_min), got '
+            f'{imbalance_factor}; 1 keeps every class at n_max, the '
+            'literature uses 10, 50, 100 or 200.'
+        )
+    return float(imbalance_factor)
+
+
+def long_tail_counts(
+    num_classes: int,
+    max_count: int,
+    imbalance_factor: float,
+    profile: str = 'exp',
+) -> List[int]:
+    """Images kept by the class of rank i = 0..C-1 (rank 0 is the largest).
+
+    Args:
+        num_classes: C.
+        max_count: n_max, the count of the rank-0 class.
+        imbalance_factor: IF = n_max / n_min, at least 1.
+        profile: ``'exp'`` (n_i = floor(n_max * IF^(-i/(C-1)))) or
+            ``'step'`` (see the module docstring).
+
+    Returns:
+        list[int]: n_0 >= n_1 >= ... >= n_{C-1} >= 1.
+
+    Raises:
+        ValueError: IF < 1, an unknown profile, or a profile that leaves a
+            class with no image (IF larger than n_max).
+    """
+    imbalance_factor = _check_imbalance_factor(imbalance_factor)
+    if profile not in PROFILES:
+        raise ValueError(
+            f'unknown long-tail profile {profile!r}; choose one of {PROFILES}'
+        )
+    if int(num_classes) != num_classes or num_classes < 1:
+        raise ValueError(f'num_classes must be >= 1, got {num_classes!r}')
+    if int(max_count) != max_count or max_count < 1:
+        raise ValueError(f'max_count must be >= 1, got {max_count!r}')
+    num_classes, max_count = int(num_classes), int(max_count)
+    if profile == 'exp':
+        if num_classes == 1:
+            counts = [max_count]
+        else:
+            # Written as the literature writes it, (1 / IF) ** (i / (C - 1)),
+            # so that the floors match its published subsets bit for bit.
+            ratio = 1.0 / imbalance_factor
+            counts = [
+                int(max_count * ratio ** (i / (num_classes - 1.0)))
+                for i in range(num_classes)
+            ]
+    else:
+        minority = num_classes // 2
+        counts = [max_count] * (num_classes - minority) + [
+            math.floor(max_count / imbalance_factor)
+        ] * minority
+    if min(counts) < 1:
+        raise ValueError(
+            f'the {profile!r} profile with imbalance_factor='
+            f'{imbalance_factor:g} and n_max={max_count} leaves class rank '
+            f'{counts.index(0)} with no image; lower imbalance_factor to at '
+            f'most {max_count} or raise max_count.'
+        )
+    return counts
+
+
+@DATASETS.register_module()
+class LongTailDataset:
+    """Keep a seeded long-tailed subset of a classification dataset.
+
+    The class of rank i (``class_order[i]``, default class i) keeps
+    ``long_tail_counts(C, n_max, imbalance_factor, profile)[i]`` images. Which
+    ones is a seeded choice made per class: the class's images, in the
+    wrapped dataset's order, are permuted by a generator seeded with
+    ``(seed, class index)`` and the first n_i are kept. It depends on nothing
+    else, so every process and every run keeps the same images, and for one
+    seed a larger imbalance factor keeps a subset of a smaller one's images.
+    Kept samples stay in the wrapped dataset's order.
+
+    Nothing is copied per image: the wrapper indexes into the wrapped
+    dataset, whose pipeline produces the samples. When the wrapper builds the
+    wrapped dataset itself (``dataset`` given as a config dict), it owns it
+    and shrinks it in place to the kept samples (``get_subset_``), freeing
+    the dropped images of in-memory sets such as CIFAR and Fashion-MNIST. A
+    dataset instance passed in is never modified.
+
+    ``metainfo`` is the wrapped dataset's plus ``class_counts`` (kept images
+    per class, class-index order; present once the dataset is initialised),
+    ``imbalance_factor`` and ``profile``.
+
+    Args:
+        dataset: the dataset to subset, a config dict (built with
+            mmpretrain's DATASETS) or an instance (CIFAR10, CIFAR100, MNIST,
+            FashionMNIST, CustomDataset, ...). Single-label only.
+        imbalance_factor: IF = n_max / n_min, at least 1.
+        profile: ``'exp'`` or ``'step'`` (module docstring).
+        seed: non-negative integer; the choice of images depends only on it.
+        class_order: a permutation of the class indices; ``class_order[i]``
+            gets rank i (``n_i`` images). Defaults to 0, 1, ..., C-1 (class 0
+            is the largest), the literature's convention.
+        max_count: n_max. Defaults to the largest class count of the wrapped
+            dataset.
+        allow_shortage: a class with fewer images than its target raises a
+            ``ValueError`` (default); if True it keeps all it has and the
+            shortfall is logged.
+        lazy_init: defer reading the labels and choosing the subset to
+            :meth:`full_init` (called by the Runner, or by the first access).
+    """
+
+    def __init__(
+        self,
+        dataset: Union[dict, MMEngineBaseDataset],
+        imbalance_factor: float,
+        profile: str = 'exp',
+        seed: int = 0,
+        class_order: Optional[Sequence[int]] = None,
+        max_count: Optional[int] = None,
+        allow_shortage: bool = False,
+        lazy_init: bool = False,
+    ) -> None:
+        self.imbalance_factor = _check_imbalance_factor(imbalance_factor)
+        if profile not in PROFILES:
+            raise ValueError(
+                f'unknown long-tail profile {profile!r}; choose one of '
+                f'{PROFILES}'
+            )
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(
+                f'seed must be a non-negative integer, got {seed!r} (the '
+                'subset must be identical in every process, so it cannot '
+                'be random)'
+            )
+        if seed < 0:
+            raise ValueError(f'seed must be >= 0, got {seed}')
+        if max_count is not None and (
+            int(max_count) != max_count or max_count < 1
+        ):
+            raise ValueError(f'max_count must be >= 1, got {max_count!r}')
+        if isinstance(dataset, dict):
+            self.dataset = DATASETS.build(dataset)
+            self._owns_dataset = True
+        elif hasattr(dataset, '__getitem__') and hasattr(dataset, '__len__'):
+            self.dataset = dataset
+            self._owns_dataset = False
+        else:
+            raise TypeError(
+                'dataset must be a config dict or a dataset instance, got '
+                f'{type(dataset).__name__}'
+            )
+        self.profile = profile
+        self.seed = int(seed)
+        self.class_order = None if class_order is None else list(class_order)
+        self.max_count = None if max_count is None else int(max_count)
+        self.allow_shortage = allow_shortage
+
+        wrapped_meta = getattr(self.dataset, 'metainfo', None) or {}
+        self._metainfo = dict(copy.deepcopy(wrapped_meta))
+        self._metainfo.update(
+            imbalance_factor=self.imbalance_factor, profile=profile
+        )
+        self._indices = np.zeros(0, dtype=np.int64)
+        self._labels = np.zeros(0, dtype=np.int64)
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict:
+        """Wrapped metainfo plus class_counts, imbalance_factor, profile."""
+        return copy.deepcopy(self._metainfo)
+
+    def _target_counts(self, available: np.ndarray) -> List[int]:
+        """Per-class targets in class-index order, checked against supply."""
+        num_classes = len(available)
+        order = (
+            list(range(num_classes))
+            if self.class_order is None
+            else self.class_order
+        )
+        if sorted(order) != list(range(num_classes)):
+            raise ValueError(
+                f'class_order must be a permutation of 0..{num_classes - 1} '
+                f'(the wrapped dataset has {num_classes} classes), got '
+                f'{order}'
+            )
+        max_count = self.max_count or int(available.max())
+        by_rank = long_tail_counts(
+            num_classes, max_count, self.imbalance_factor, self.profile
+        )
+        target = [0] * num_classes
+        for rank, cls in enumerate(order):
+            target[int(cls)] = by_rank[rank]
+        empty = [c for c in range(num_classes) if available[c] == 0]
+        if empty:
+            raise ValueError(
+                f'class(es) {empty[:10]} of the wrapped dataset have no '
+                'image, so the long-tailed subset would leave them empty.'
+            )
+        short = [c for c in range(num_classes) if available[c] < target[c]]
+        if short and not self.allow_shortage:
+            details = ', '.join(
+                f'class {c}: {int(available[c])} < {target[c]}'
+                for c in short[:5]
+            ) + (', ...' if len(short) > 5 else '')
+            raise ValueError(
+                'the wrapped dataset has too few images for the '
+                f'{self.profile!r} profile ({details}); '
+                'pass a smaller max_count (e.g. the smallest class count), '
+                'another class_order, or allow_shortage=True.'
+            )
+        if short:
+            print_log(
+                f'LongTailDataset: {len(short)} class(es) keep fewer images '
+                f'than the profile asks for (e.g. class {short[0]}: '
+                f'{int(available[short[0]])} < {target[short[0]]}).',
+                logger='current',
+            )
+        return [min(t, int(a)) for t, a in zip(target, available)]
+
+    def full_init(self) -> None:
+        """Read the wrapped labels and choose the kept images (once)."""
+        if self._fully_initialized:
+            return
+        if hasattr(self.dataset, 'full_init'):
+            self.dataset.full_init()
+        labels = dataset_labels(self.dataset)
+        num_classes = dataset_num_classes(self.dataset, labels)
+        if labels.size and labels.max() >= num_classes:
+            raise ValueError(
+                f'label {int(labels.max())} of the wrapped dataset is out of '
+                f'range for its {num_classes} classes'
+            )
+        available = np.bincount(labels, minlength=num_classes)
+        counts = self._target_counts(available)
+        # Stable sort groups each class's sample indices in dataset order.
+        by_class = np.argsort(labels, kind='stable')
+        starts = np.concatenate([[0], np.cumsum(available)])
+        kept = []
+        for cls, count in enumerate(counts):
+            members = by_class[starts[cls] : starts[cls + 1]]
+            rng = np.random.default_rng([self.seed, cls])
+            kept.append(members[rng.permutation(len(members))[:count]])
+        indices = np.sort(np.concatenate(kept))
+        self._labels = labels[indices]
+        if self._owns_dataset and isinstance(
+            self.dataset, MMEngineBaseDataset
+        ):
+            self.dataset.get_subset_(indices.tolist())
+            indices = np.arange(len(indices), dtype=np.int64)
+        self._indices = indices.astype(np.int64)
+        self._metainfo['class_counts'] = [int(c) for c in counts]
+        self._fully_initialized = True
+        print_log(
+            f'LongTailDataset: kept {len(indices)} of {len(labels)} images '
+            f'({self.profile!r}, imbalance_factor={self.imbalance_factor:g}'
+            f', {num_classes} classes, max {max(counts)}, '
+            f'min {min(counts)})',
+            logger='current',
+        )
+
+    @force_full_init
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    @force_full_init
+    def get_ori_index(self, idx: int) -> int:
+        """Index in the wrapped dataset of sample ``idx`` of the subset."""
+        return int(self._indices[idx])
+
+    def __getitem__(self, idx: int) -> dict:
+        """Sample ``idx`` through the wrapped dataset's pipeline."""
+        return self.dataset[self.get_ori_index(idx)]
+
+    def get_data_info(self, idx: int) -> dict:
+        return self.dataset.get_data_info(self.get_ori_index(idx))
+
+    @force_full_init
+    def get_gt_labels(self) -> np.ndarray:
+        """Labels of the kept samples (int64, subset order)."""
+        return self._labels.copy()
+
+    @force_full_init
+    def get_cat_ids(self, idx: int) -> List[int]:
+        return [int(self._labels[idx])]
+
+    def __repr__(self) -> str:
+        state = (
+            f'{len(self)} images, class_counts max '
+            f'{max(self._metainfo["class_counts"])} min '
+            f'{min(self._metainfo["class_counts"])}'
+            if self._fully_initialized
+            else 'not initialised'
+        )
+        return (
+            f'LongTailDataset({type(self.dataset).__name__}, '
+            f'imbalance_factor={self.imbalance_factor:g}, '
+            f'profile={self.profile!r}, seed={self.seed}: {state})'
+        )
