@@ -1,12 +1,22 @@
 """glag_mm.datasets: long-tailed subsets, LT split readers, samplers."""
 
 from .long_tail import PROFILES, LongTailDataset, long_tail_counts
+from .lt_lists import (
+    ImageNetLT,
+    INaturalist2018,
+    LongTailListDataset,
+    PlacesLT,
+)
 from .utils import dataset_labels, dataset_num_classes
 
 __all__ = [
     'PROFILES',
     'LongTailDataset',
     'long_tail_counts',
+    'LongTailListDataset',
+    'ImageNetLT',
+    'PlacesLT',
+    'INaturalist2018',
     'dataset_labels',
     'dataset_num_classes',
 ]
