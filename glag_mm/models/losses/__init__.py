@@ -1,5 +1,6 @@
 """Losses: the Gradual Balanced Loss and its published relatives."""
 
+from .gala_loss import GALALoss
 from .gradual_balanced_loss import GradualBalancedLoss
 
-__all__ = ['GradualBalancedLoss']
+__all__ = ['GradualBalancedLoss', 'GALALoss']

@@ -1,0 +1,126 @@
+"""Gradient-aware logit adjustment (GALA), the functional core.
+
+METHOD.md, "Sibling losses", GALA (Zhang et al., "Gradient-Aware Logit
+Adjustment Loss for Long-tailed Classifier", arXiv 2403.09036). With p the
+softmax of the adjusted logits of a sample i of class y_i, the gradient of
+cross-entropy with respect to z_{i,j} is p_{i,j} - [j = y_i], so
+
+* theta_j, the positive gradient accumulated by classifier j, grows by
+  sum_{i: y_i = j} (1 - p_{i,j});
+* phi_k, the negative gradient tied to class k, grows by either
+  ``'received'``: sum_{i: y_i != k} p_{i,k}  (pushed onto classifier k by
+  the other classes' samples; our default [ours]), or
+  ``'sent'``: sum_{i: y_i = k} sum_{j != k} p_{i,j}  (what class-k samples
+  push onto the other classifiers, the authors' code; equal to theta_k).
+
+For a sample of class k the non-target logits become
+z_j + lambda1 * log(theta_j + eps) - lambda2 * log(phi_k + eps), j != k,
+and z_k is left alone (the paper's form).
+"""
+
+from typing import Optional, Tuple
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+__all__ = [
+    'PHI_MODES',
+    'gala_adjust_logits',
+    'gala_increments',
+    'update_running_statistic',
+    'all_reduce_sum',
+]
+
+PHI_MODES = ('received', 'sent')
+
+
+def gala_adjust_logits(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    pos_grad: torch.Tensor,
+    neg_grad: torch.Tensor,
+    lambda1: float,
+    lambda2: float,
+    eps: float,
+) -> torch.Tensor:
+    """Adjust the non-target logits of each row (METHOD.md, GALA).
+
+    Args:
+        logits: z, (N, C).
+        labels: class indices k, (N,).
+        pos_grad: theta, (C,).
+        neg_grad: phi, (C,).
+        lambda1, lambda2: weights of the two terms.
+        eps: added inside both logarithms.
+
+    Returns:
+        torch.Tensor: (N, C), z_j + lambda1 log(theta_j + eps)
+        - lambda2 log(phi_k + eps) for j != k and z_k for j = k.
+    """
+    if lambda1 == 0 and lambda2 == 0:
+        return logits
+    pos = pos_grad.to(logits.device, torch.float64)
+    neg = neg_grad.to(logits.device, torch.float64)
+    shift = (
+        lambda1 * torch.log(pos + eps)[None, :]
+        - lambda2 * torch.log(neg + eps)[labels][:, None]
+    )
+    non_target = 1.0 - F.one_hot(labels, logits.shape[-1]).to(shift.dtype)
+    return logits + (shift * non_target).to(logits.dtype)
+
+
+def gala_increments(
+    probs: torch.Tensor, labels: torch.Tensor, phi_mode: str = 'received'
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """This batch's additions to theta and phi.
+
+    Args:
+        probs: softmax of the adjusted logits, (N, C), detached.
+        labels: class indices, (N,).
+        phi_mode: 'received' or 'sent' (module docstring).
+
+    Returns:
+        (d_theta, d_phi), each (C,) in float64.
+    """
+    if phi_mode not in PHI_MODES:
+        raise ValueError(
+            f'phi_mode must be one of {PHI_MODES}, got {phi_mode!r}'
+        )
+    p = probs.detach().to(torch.float64)
+    onehot = F.one_hot(labels, p.shape[-1]).to(torch.float64)
+    d_theta = ((1.0 - p) * onehot).sum(dim=0)
+    if phi_mode == 'received':
+        d_phi = (p * (1.0 - onehot)).sum(dim=0)
+    else:
+        sent = (p * (1.0 - onehot)).sum(dim=1)  # per sample, to j != y_i
+        d_phi = onehot.t() @ sent
+    return d_theta, d_phi
+
+
+def update_running_statistic(
+    stat: torch.Tensor,
+    increment: torch.Tensor,
+    momentum: Optional[float] = None,
+) -> None:
+    """In place: a running sum (momentum None) or an EMA.
+
+    The EMA follows PyTorch's batch-norm convention, momentum being the
+    weight of the new observation: stat <- (1 - m) * stat + m * increment.
+    """
+    increment = increment.to(stat)
+    if momentum is None:
+        stat.add_(increment)
+    else:
+        stat.mul_(1.0 - momentum).add_(momentum * increment)
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over ranks in place when a process group is running."""
+    if (
+        dist.is_available()
+        and dist.is_initialized()
+        and dist.get_world_size() > 1
+    ):
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
