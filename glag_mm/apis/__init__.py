@@ -1,0 +1,54 @@
+"""The library behind ``tools/``: config preparation and the stage driver.
+
+Not imported by ``import glag_mm``; the tools import it explicitly.
+"""
+
+from .config import (
+    DATALOADER_FIELDS,
+    STAGE_ONE_PLACEHOLDER,
+    ConfigError,
+    add_class_counts_hook,
+    default_work_dir,
+    prepare_test_config,
+    prepare_train_config,
+    resolve_stage_one_checkpoint,
+    set_dataloader_defaults,
+    uses_stage_one_checkpoint,
+)
+from .stages import (
+    STAGE_DONE_FILE,
+    Stage,
+    build_runner,
+    final_checkpoint,
+    is_multi_stage,
+    load_stages,
+    read_stage_done,
+    run_stages,
+    select_stage,
+    stage_work_dir,
+    train_config,
+)
+
+__all__ = [
+    'ConfigError',
+    'DATALOADER_FIELDS',
+    'STAGE_ONE_PLACEHOLDER',
+    'STAGE_DONE_FILE',
+    'Stage',
+    'add_class_counts_hook',
+    'build_runner',
+    'default_work_dir',
+    'final_checkpoint',
+    'is_multi_stage',
+    'load_stages',
+    'prepare_test_config',
+    'prepare_train_config',
+    'read_stage_done',
+    'resolve_stage_one_checkpoint',
+    'run_stages',
+    'select_stage',
+    'set_dataloader_defaults',
+    'stage_work_dir',
+    'train_config',
+    'uses_stage_one_checkpoint',
+]
