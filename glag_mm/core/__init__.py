@@ -1,22 +1,6 @@
 """The method as pure PyTorch (no OpenMMLab imports)."""
 
-from .calibration import (
-    GENERATION_MODES,
-    WEIGHTINGS,
-    anchor_support,
-    calibrated_mean,
-    calibrated_sample,
-    donor_candidates,
-    donor_weights,
-    generate_features,
-    generation_plan,
-    num_donors,
-    support_sets,
-    tail_classes,
-)
 from .class_counts import check_class_counts, log_prior
-from .distill import distillation_loss
-from .feature_bank import AllGather, ClassFeatureBank
 from .gala import (
     PHI_MODES,
     all_reduce_sum,
@@ -31,7 +15,6 @@ from .logit_adjustment import (
     weight_reduce,
 )
 from .schedules import SCHEDULES, check_schedule, schedule_value
-from .tukey import check_tukey_lambda, tukey_transform
 
 __all__ = [
     'SCHEDULES',
@@ -48,21 +31,4 @@ __all__ = [
     'gala_adjust_logits',
     'gala_increments',
     'update_running_statistic',
-    'tukey_transform',
-    'check_tukey_lambda',
-    'ClassFeatureBank',
-    'AllGather',
-    'tail_classes',
-    'donor_candidates',
-    'num_donors',
-    'support_sets',
-    'donor_weights',
-    'calibrated_mean',
-    'calibrated_sample',
-    'anchor_support',
-    'generate_features',
-    'generation_plan',
-    'WEIGHTINGS',
-    'GENERATION_MODES',
-    'distillation_loss',
 ]
