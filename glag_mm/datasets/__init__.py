@@ -7,6 +7,7 @@ from .lt_lists import (
     LongTailListDataset,
     PlacesLT,
 )
+from .samplers import ClassAwareSampler
 from .utils import dataset_labels, dataset_num_classes
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     'ImageNetLT',
     'PlacesLT',
     'INaturalist2018',
+    'ClassAwareSampler',
     'dataset_labels',
     'dataset_num_classes',
 ]
