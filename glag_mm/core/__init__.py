@@ -1,6 +1,12 @@
 """The method as pure PyTorch (no OpenMMLab imports)."""
 
 from .class_counts import check_class_counts, log_prior
+from .fbl import (
+    CURRICULA,
+    authors_curriculum,
+    fbl_adjust_logits,
+    fbl_class_strength,
+)
 from .gala import (
     PHI_MODES,
     all_reduce_sum,
@@ -31,4 +37,8 @@ __all__ = [
     'gala_adjust_logits',
     'gala_increments',
     'update_running_statistic',
+    'CURRICULA',
+    'authors_curriculum',
+    'fbl_adjust_logits',
+    'fbl_class_strength',
 ]

@@ -1,0 +1,89 @@
+"""Feature-Balanced Loss (FBL), the functional core.
+
+METHOD.md, "Sibling losses", FBL (Li, Cheung & Jiang, "Feature-Balanced
+Loss for Long-Tailed Visual Recognition", ICME 2022). With n_j the training
+images of class j and f the pooled feature of a sample,
+
+    lambda~_j = (log n_max - log n_j) / (log n_max - log n_min)
+    z'_j = z_j - a * lambda * lambda~_j / (||f||_2 + eps)     for every j,
+
+lambda~ being 0 for the largest class and 1 for the smallest. The gradient
+flows through ||f||, which is what pushes tail-class features to larger
+norms. a is a curriculum: the authors' per-epoch (e / (E - 10)) ** 2,
+unclipped, or the GraLoss schedule family (:mod:`.schedules`).
+"""
+
+from typing import Sequence, Union
+
+import torch
+
+from .class_counts import check_class_counts
+from .schedules import SCHEDULES
+
+__all__ = [
+    'CURRICULA',
+    'fbl_class_strength',
+    'fbl_adjust_logits',
+    'authors_curriculum',
+]
+
+CURRICULA = ('authors', *SCHEDULES)
+
+
+def fbl_class_strength(
+    class_counts: Union[Sequence[int], torch.Tensor],
+) -> torch.Tensor:
+    """lambda~_j in [0, 1]: 0 for the largest class, 1 for the smallest.
+
+    With all classes equally large there is nothing to balance and every
+    lambda~_j is 0 [ours; the formula is 0 / 0 there].
+    """
+    if isinstance(class_counts, torch.Tensor):
+        class_counts = class_counts.tolist()
+    log_n = check_class_counts(class_counts, owner='FBL').log()
+    spread = log_n.max() - log_n.min()
+    if spread == 0:
+        return torch.zeros_like(log_n, dtype=torch.float32)
+    return ((log_n.max() - log_n) / spread).float()
+
+
+def fbl_adjust_logits(
+    logits: torch.Tensor,
+    features: torch.Tensor,
+    class_strength: torch.Tensor,
+    scale: float,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """z_j - scale * lambda~_j / (||f||_2 + eps), scale = a * lambda.
+
+    Args:
+        logits: z, (N, C).
+        features: f, (N, ...) the pooled feature each row's logits came
+            from; flattened per sample for the norm.
+        class_strength: lambda~, (C,).
+        scale: a(u) * lambda.
+        eps: keeps the division finite for an all-zero feature.
+
+    Returns:
+        torch.Tensor: (N, C); differentiable in both logits and features.
+    """
+    if scale == 0:
+        return logits
+    norm = features.flatten(1).norm(p=2, dim=1, keepdim=True)
+    strength = class_strength.to(logits)[None, :]
+    return logits - scale * strength / (norm.to(logits.dtype) + eps)
+
+
+def authors_curriculum(epoch: int, max_epochs: int) -> float:
+    """The authors' a = (e / (E - 10)) ** 2, e the 0-based epoch, unclipped.
+
+    It reaches 1 ten epochs before the end and ends at
+    ((E - 1) / (E - 10)) ** 2 (about 1.1 for E = 200).
+    """
+    if max_epochs <= 10:
+        raise ValueError(
+            "curriculum='authors' is (epoch / (max_epochs - 10)) ** 2 and "
+            f'needs max_epochs > 10, got {max_epochs}; use an epoch-based '
+            "loop with more epochs or a schedule such as curriculum='convex'"
+        )
+    return (epoch / (max_epochs - 10)) ** 2

@@ -1,0 +1,3 @@
+"""Classification heads."""
+
+from .fbl_head import FBLHead  # noqa: F401

@@ -1,0 +1,187 @@
+"""Linear classifier head trained with the Feature-Balanced Loss (FBL)."""
+
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.logging import MessageHub
+from mmpretrain.models.heads import LinearClsHead
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from ...core import check_class_counts, check_schedule, schedule_value
+from ...core.fbl import (
+    CURRICULA,
+    authors_curriculum,
+    fbl_adjust_logits,
+    fbl_class_strength,
+)
+from ...runtime import get_train_class_counts, training_progress
+from ..losses.gradual_balanced_loss import missing_class_counts_error
+
+__all__ = ['FBLHead']
+
+
+@MODELS.register_module()
+class FBLHead(LinearClsHead):
+    """``LinearClsHead`` whose training logits are feature-balanced.
+
+    METHOD.md, "Sibling losses", FBL (Li, Cheung & Jiang, ICME 2022). With f
+    the pooled feature (the output of :meth:`pre_logits`) and
+    lambda~_j = (log n_max - log n_j) / (log n_max - log n_min),
+
+        z'_j = z_j - a * lambda * lambda~_j / (||f||_2 + eps)
+
+    for every class j. The head's loss module (``CrossEntropyLoss`` by
+    default, any mmpretrain loss) is applied to z' in :meth:`loss`; the
+    gradient flows through ||f||. :meth:`predict` and :meth:`forward` give
+    the raw logits z. Swap it in for ``LinearClsHead`` by changing the
+    type and adding the FBL arguments.
+
+    Curriculum a: ``'authors'`` is (e / (E - 10)) ** 2 per epoch, e the
+    0-based epoch from the MessageHub ('epoch') and E = ``max_epochs`` or
+    the MessageHub's 'max_epochs', unclipped (it ends near 1.1); any GraLoss
+    schedule name ('convex', 'linear', 'concave', 'constant') gives
+    a = schedule(u) rising from 0 to 1 with the iteration progress u
+    [ours]. Outside a training loop a is 0 ('authors') or the schedule's
+    value at u = 0. The last value used is :attr:`current_curriculum`,
+    logged as ``train/fbl_a``.
+
+    Class counts are a persistent buffer (``class_counts``, zeros until
+    known, so checkpoints carry them); None reads the training set's counts
+    published by ``ClassCountsHook`` at the first :meth:`loss` call. With
+    ``fbl_lambda=0`` the head is exactly ``LinearClsHead`` and needs no
+    counts.
+
+    Args:
+        num_classes: number of classes.
+        in_channels: feature dimension D.
+        class_counts: training images per class index, or None.
+        fbl_lambda: lambda, the strength (>= 0). Defaults to 60.0 (the
+            authors' CIFAR value; they use 150 on ImageNet-LT, iNaturalist
+            2018 and Places-LT).
+        curriculum: 'authors' (default) or a schedule name.
+        power: p of the convex / concave schedules. Defaults to 2.0.
+        max_epochs: E of the authors' curriculum; None reads the runner's.
+        eps: added to ||f||. Defaults to 1e-6 [ours; the authors' 1e-12].
+        **kwargs: ``LinearClsHead`` arguments (loss, topk, cal_acc,
+            init_cfg).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        class_counts: Optional[Sequence[int]] = None,
+        fbl_lambda: float = 60.0,
+        curriculum: str = 'authors',
+        power: float = 2.0,
+        max_epochs: Optional[int] = None,
+        eps: float = 1e-6,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes, in_channels=in_channels, **kwargs
+        )
+        if curriculum not in CURRICULA:
+            raise ValueError(
+                f'unknown curriculum {curriculum!r}; choose one of {CURRICULA}'
+            )
+        if curriculum != 'authors':
+            check_schedule(curriculum, 1.0, power)
+        if not isinstance(fbl_lambda, (int, float)) or not (
+            math.isfinite(fbl_lambda) and fbl_lambda >= 0
+        ):
+            raise ValueError(
+                f'fbl_lambda must be a finite number >= 0, got {fbl_lambda!r}'
+            )
+        if max_epochs is not None and not (
+            isinstance(max_epochs, int) and max_epochs > 10
+        ):
+            raise ValueError(
+                'max_epochs must be None (read from the runner) or an '
+                f"integer > 10 for the authors' curriculum, got {max_epochs!r}"
+            )
+        if not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f'eps must be > 0, got {eps!r}')
+        self.fbl_lambda = float(fbl_lambda)
+        self.curriculum = curriculum
+        self.power = float(power)
+        self.max_epochs = max_epochs
+        self.eps = float(eps)
+        self.current_curriculum = 0.0
+        counts = torch.zeros(num_classes)
+        if class_counts is not None:
+            counts = check_class_counts(
+                class_counts, num_classes, owner='FBLHead'
+            ).float()
+        self.register_buffer('class_counts', counts, persistent=True)
+
+    @property
+    def has_class_counts(self) -> bool:
+        """Whether the class counts are known (given, loaded or counted)."""
+        return bool(self.class_counts.sum() > 0)
+
+    def init_class_counts(self, class_counts: Sequence[int]) -> None:
+        """Set the class counts unless they are already known."""
+        if not self.has_class_counts:
+            counts = check_class_counts(
+                class_counts, self.num_classes, owner='FBLHead'
+            )
+            self.class_counts.copy_(counts.to(self.class_counts))
+
+    def class_strength(self) -> torch.Tensor:
+        """lambda~ (C,), reading the training counts on first use."""
+        if not self.has_class_counts:
+            counts = get_train_class_counts()
+            if counts is None:
+                raise missing_class_counts_error('FBLHead')
+            self.init_class_counts(counts)
+        return fbl_class_strength(self.class_counts.cpu()).to(
+            self.class_counts.device
+        )
+
+    def curriculum_value(self) -> float:
+        """a, the curriculum factor at the current point of training."""
+        if self.curriculum != 'authors':
+            return schedule_value(
+                training_progress(), self.curriculum, 1.0, self.power
+            )
+        hub = MessageHub.get_current_instance()
+        max_epochs = self.max_epochs or hub.get_info('max_epochs')
+        if not max_epochs:
+            return 0.0
+        return authors_curriculum(hub.get_info('epoch', 0), max_epochs)
+
+    def balance_logits(
+        self, cls_score: torch.Tensor, features: torch.Tensor
+    ) -> torch.Tensor:
+        """z - a * lambda * lambda~ / (||f|| + eps) (raw z when lambda = 0)."""
+        if self.fbl_lambda == 0:
+            return cls_score
+        strength = self.class_strength()
+        a = self.curriculum_value()
+        self.current_curriculum = a
+        if self.training:
+            MessageHub.get_current_instance().update_scalar('train/fbl_a', a)
+        return fbl_adjust_logits(
+            cls_score, features, strength, a * self.fbl_lambda, self.eps
+        )
+
+    def loss(
+        self,
+        feats: Tuple[torch.Tensor],
+        data_samples: List[DataSample],
+        **kwargs,
+    ) -> dict:
+        """Loss of the feature-balanced logits (see the class docstring)."""
+        features = self.pre_logits(feats)
+        cls_score = self.balance_logits(self.fc(features), features)
+        return self._get_loss(cls_score, data_samples, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (
+            f'fbl_lambda={self.fbl_lambda}, curriculum={self.curriculum!r}, '
+            f'power={self.power}, max_epochs={self.max_epochs}, '
+            f'eps={self.eps}'
+        )
