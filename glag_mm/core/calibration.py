@@ -1,0 +1,421 @@
+"""Tail / donor split, support sets and calibrated generation (AFG).
+
+METHOD.md, stage two items 4 to 7. For an anchor x~ (a real, Tukey-
+transformed feature) of a tail class c:
+
+* support set S: the k classes with more training images than c whose means
+  are nearest to x~ in L2 (k = 3 by default, the paper uses 2 or 3);
+* donor weights w_i = (n_i / ||x~ - mu_i||) / sum_j (n_j / ||x~ - mu_j||)
+  ("learn more from classes with more samples and closer" [paper, form
+  ours]); ``'uniform'`` gives w_i = 1 / k;
+* calibrated mean mu' = (1 - s_c) x~ + s_c sum_i w_i mu_i, with the class's
+  adaptive confidence s_c;
+* calibrated covariance Sigma' = sum_i w_i Sigma_i + alpha I.
+
+With uniform weights and s_c = k / (k + 1) the mean is Free-Lunch's
+(sum_i mu_i + x~) / (k + 1) [prior]. Non-tail classes are sampled from their
+own N(mu_c, Sigma_c). Every draw goes through
+:class:`~glag_mm.core.feature_bank.ClassFeatureBank`'s factorised sampler, so
+no D x D matrix is formed.
+"""
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .feature_bank import ClassFeatureBank
+
+__all__ = [
+    'WEIGHTINGS',
+    'GENERATION_MODES',
+    'tail_classes',
+    'donor_candidates',
+    'num_donors',
+    'support_sets',
+    'donor_weights',
+    'calibrated_mean',
+    'calibrated_sample',
+    'anchor_support',
+    'generate_features',
+    'generation_plan',
+]
+
+WEIGHTINGS = ('count_distance', 'uniform')
+GENERATION_MODES = ('balance', 'ratio')
+_CHUNK_ELEMS = 2**24  # bound on M x C distance blocks (64 MiB float32)
+
+
+def tail_classes(counts: Tensor, threshold: Union[int, float] = 100) -> Tensor:
+    """Tail mask: n_c below a count, or below a fraction of n_max.
+
+    Args:
+        counts: (C,) training images per class.
+        threshold: an int count (default 100, the many-shot threshold), or
+            a float in (0, 1) read as a fraction of n_max. A whole float
+            >= 1 (e.g. 100.0) is read as a count.
+
+    Returns:
+        BoolTensor: (C,) True for tail classes (n_c < threshold).
+    """
+    counts = torch.as_tensor(counts)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(
+            'tail threshold must be an int count or a float fraction of '
+            f'n_max in (0, 1), got {threshold!r}'
+        )
+    if isinstance(threshold, float) and 0 < threshold < 1:
+        limit = threshold * float(counts.max())
+    elif threshold >= 1 and float(threshold).is_integer():
+        limit = float(threshold)
+    else:
+        raise ValueError(
+            'tail threshold must be a count >= 1 (e.g. 100) or a fraction '
+            f'of n_max in (0, 1) (e.g. 0.1), got {threshold!r}'
+        )
+    return counts.to(torch.float64) < limit
+
+
+def donor_candidates(counts: Tensor) -> Tensor:
+    """(C, C) mask: entry [c, i] is True when class i has more images.
+
+    Dense in C; for large C prefer :func:`num_donors` and
+    :func:`support_sets`, which never build it.
+    """
+    counts = torch.as_tensor(counts)
+    return counts[None, :] > counts[:, None]
+
+
+def num_donors(counts: Tensor) -> Tensor:
+    """(C,) number of classes with strictly more images than each class."""
+    counts = torch.as_tensor(counts)
+    srt = torch.sort(counts).values
+    return counts.numel() - torch.searchsorted(srt, counts, right=True)
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(
+            f'k (support set size) must be an int >= 1, got {k!r}'
+        )
+
+
+def support_sets(
+    anchors: Tensor,
+    anchor_classes: Tensor,
+    means: Tensor,
+    counts: Tensor,
+    k: int = 3,
+) -> Tensor:
+    """The k donor classes nearest to each anchor (METHOD.md item 4).
+
+    Donors of an anchor of class c are classes with more training images
+    than c; among them the k whose means are nearest in L2, nearest first.
+
+    Args:
+        anchors: (M, D) Tukey-transformed real features.
+        anchor_classes: (M,) their classes.
+        means: (C, D) class means mu_c.
+        counts: (C,) training images per class.
+        k: support set size.
+
+    Returns:
+        LongTensor: (M, k) donor class ids.
+
+    Raises:
+        ValueError: an anchor's class has fewer than k donor classes (lower
+            k, or the tail threshold so that the largest classes are not
+            tail).
+    """
+    _check_k(k)
+    dev = means.device
+    anchor_classes = anchor_classes.to(dev, torch.long)
+    counts = torch.as_tensor(counts).to(dev)
+    available = num_donors(counts)
+    short = available[anchor_classes] < k
+    if bool(short.any()):
+        cls = int(anchor_classes[short][0])
+        raise ValueError(
+            f'class {cls} ({int(counts[cls])} images) has only '
+            f'{int(available[cls])} classes with more images, fewer than '
+            f'k={k} donors; lower k or the tail threshold (a class needs k '
+            'larger classes to be calibrated)'
+        )
+    num = anchors.shape[0]
+    out = torch.empty(num, k, dtype=torch.long, device=dev)
+    means = means.to(torch.float32)
+    sq_means = means.square().sum(1)
+    step = max(1, _CHUNK_ELEMS // max(1, means.shape[0]))
+    for a in range(0, num, step):
+        x = anchors[a : a + step].to(dev, torch.float32)
+        dist2 = (x.square().sum(1, keepdim=True) - 2 * x @ means.T) + sq_means
+        own = counts[anchor_classes[a : a + step]]
+        dist2.masked_fill_(counts[None, :] <= own[:, None], math.inf)
+        out[a : a + step] = torch.topk(dist2, k, dim=1, largest=False).indices
+    return out
+
+
+def donor_weights(
+    anchors: Tensor,
+    donors: Tensor,
+    means: Tensor,
+    counts: Tensor,
+    mode: str = 'count_distance',
+    eps: float = 1e-12,
+) -> Tensor:
+    """Mixing weights over each anchor's support set (METHOD.md item 5).
+
+    ``'count_distance'``: w_i = (n_i / ||x~ - mu_i||) / sum_j (n_j /
+    ||x~ - mu_j||) [ours]; ``'uniform'``: w_i = 1 / k [prior].
+
+    Returns:
+        Tensor: (M, k) float32 weights, each row summing to 1.
+    """
+    if mode not in WEIGHTINGS:
+        raise ValueError(
+            f'unknown donor weighting {mode!r}; choose one of {WEIGHTINGS}'
+        )
+    num, k = donors.shape
+    dev = means.device
+    if mode == 'uniform':
+        return torch.full((num, k), 1.0 / k, device=dev)
+    donors = donors.to(dev)
+    x = anchors.to(dev, torch.float32)
+    dist = torch.stack(
+        [(x - means[donors[:, j]]).norm(dim=1) for j in range(k)], dim=1
+    )
+    n = torch.as_tensor(counts).to(dev, torch.float32)[donors]
+    raw = n / dist.clamp(min=eps)
+    return raw / raw.sum(1, keepdim=True)
+
+
+def calibrated_mean(
+    anchors: Tensor,
+    donors: Tensor,
+    weights: Tensor,
+    means: Tensor,
+    confidence: Tensor,
+) -> Tensor:
+    """mu' = (1 - s) x~ + s sum_i w_i mu_i per anchor (METHOD.md item 5).
+
+    Args:
+        anchors: (M, D) real features x~.
+        donors: (M, k) support sets.
+        weights: (M, k) donor weights (rows sum to 1).
+        means: (C, D) class means.
+        confidence: (M,) s of each anchor's class (its adaptive score).
+
+    Returns:
+        Tensor: (M, D) float32 calibrated means.
+    """
+    dev = means.device
+    donors, weights = donors.to(dev), weights.to(dev, torch.float32)
+    mixed = torch.zeros(anchors.shape[0], means.shape[1], device=dev)
+    for j in range(donors.shape[1]):
+        mixed.addcmul_(weights[:, j : j + 1], means[donors[:, j]])
+    s = confidence.to(dev, torch.float32).reshape(-1, 1)
+    return (1 - s) * anchors.to(dev, torch.float32) + s * mixed
+
+
+def _check_confidence(confidence: Tensor, num_classes: int) -> Tensor:
+    confidence = torch.as_tensor(confidence, dtype=torch.float32)
+    if confidence.shape != (num_classes,):
+        raise ValueError(
+            f'confidence_per_class must have shape ({num_classes},), got '
+            f'{tuple(confidence.shape)}'
+        )
+    return confidence
+
+
+def calibrated_sample(
+    bank: ClassFeatureBank,
+    anchors: Tensor,
+    anchor_classes: Tensor,
+    confidence_per_class: Tensor,
+    k: int = 3,
+    weighting: str = 'count_distance',
+    alpha: float = 0.0,
+    generator: Optional[torch.Generator] = None,
+) -> Tensor:
+    """One draw from N(mu', sum_i w_i Sigma_i + alpha I) per anchor.
+
+    Returns:
+        Tensor: (M, D) float32 generated features on the bank's device.
+    """
+    conf = _check_confidence(confidence_per_class, bank.num_classes)
+    conf = conf.to(bank.device)
+    anchor_classes = anchor_classes.to(bank.device, torch.long)
+    donors = support_sets(anchors, anchor_classes, bank.means, bank.counts, k)
+    weights = donor_weights(
+        anchors, donors, bank.means, bank.counts, weighting
+    )
+    centres = calibrated_mean(
+        anchors, donors, weights, bank.means, conf[anchor_classes]
+    )
+    return bank.sample_mixture(centres, donors, weights, alpha, generator)
+
+
+def anchor_support(
+    bank: ClassFeatureBank,
+    tail_mask: Tensor,
+    k: int = 3,
+    weighting: str = 'count_distance',
+) -> Tuple[Tensor, Tensor]:
+    """Support sets and donor weights of every tail row, computed once.
+
+    The support set and weights of an anchor depend only on the anchor and
+    the class statistics, which are fixed after the statistics pass, so a
+    head can compute them once per bank instead of once per batch [ours].
+
+    Returns:
+        (donors, weights): (R, k) long and float32 over the bank's rows;
+        rows of non-tail classes hold -1 and 0.
+    """
+    bank._require_finalized()
+    dev = bank.device
+    tail_mask = tail_mask.to(dev)
+    rows = torch.nonzero(tail_mask[bank.row_labels]).flatten()
+    total = bank.rows.shape[0]
+    donors = torch.full((total, k), -1, dtype=torch.long, device=dev)
+    weights = torch.zeros(total, k, device=dev)
+    step = max(1, _CHUNK_ELEMS // max(1, bank.num_classes))
+    for a in range(0, rows.numel(), step):
+        ids = rows[a : a + step]
+        x = bank.features(ids)
+        d = support_sets(x, bank.row_labels[ids], bank.means, bank.counts, k)
+        donors[ids] = d
+        weights[ids] = donor_weights(x, d, bank.means, bank.counts, weighting)
+    return donors, weights
+
+
+def generate_features(
+    bank: ClassFeatureBank,
+    classes: Tensor,
+    tail_mask: Tensor,
+    confidence_per_class: Tensor,
+    k: int = 3,
+    weighting: str = 'count_distance',
+    alpha: float = 0.0,
+    generator: Optional[torch.Generator] = None,
+    row_support: Optional[Tuple[Tensor, Tensor]] = None,
+) -> Tensor:
+    """Generated features for the requested classes (METHOD.md item 7).
+
+    Tail classes: an anchor row of the class (spread evenly, see
+    :meth:`ClassFeatureBank.anchor_rows`), then a calibrated draw. Other
+    classes: a draw from their own N(mu_c, Sigma_c).
+
+    Args:
+        bank: finalized class statistics.
+        classes: (M,) class of each feature to generate (e.g. from
+            :func:`generation_plan`).
+        tail_mask: (C,) bool, from :func:`tail_classes`.
+        confidence_per_class: (C,) adaptive confidence s_c.
+        k, weighting, alpha: support set size, donor weighting, dispersion.
+        generator: a ``torch.Generator`` on the bank's device.
+        row_support: optional output of :func:`anchor_support` (skips the
+            per-batch nearest-donor search).
+
+    Returns:
+        Tensor: (M, D) float32 features on the bank's device, in the order
+        of ``classes``.
+    """
+    dev = bank.device
+    conf = _check_confidence(confidence_per_class, bank.num_classes).to(dev)
+    classes = torch.as_tensor(classes).reshape(-1).to(dev, torch.long)
+    tail_mask = torch.as_tensor(tail_mask).to(dev, torch.bool)
+    if tail_mask.shape != (bank.num_classes,):
+        raise ValueError(
+            f'tail_mask must have shape ({bank.num_classes},), got '
+            f'{tuple(tail_mask.shape)}'
+        )
+    out = torch.empty(classes.numel(), bank.dim, device=dev)
+    is_tail = tail_mask[classes]
+    pos_tail = torch.nonzero(is_tail).flatten()
+    pos_own = torch.nonzero(~is_tail).flatten()
+    if pos_tail.numel():
+        cls_t = classes[pos_tail]
+        rows = bank.anchor_rows(cls_t, generator)
+        anchors = bank.features(rows)
+        if row_support is None:
+            donors = support_sets(anchors, cls_t, bank.means, bank.counts, k)
+            weights = donor_weights(
+                anchors, donors, bank.means, bank.counts, weighting
+            )
+        else:
+            donors, weights = row_support[0][rows], row_support[1][rows]
+            if bool((donors < 0).any()):
+                raise ValueError(
+                    'row_support does not cover these tail rows; recompute '
+                    'it with anchor_support() and the same tail_mask'
+                )
+        centres = calibrated_mean(
+            anchors, donors, weights, bank.means, conf[cls_t]
+        )
+        out[pos_tail] = bank.sample_mixture(
+            centres, donors, weights, alpha, generator
+        )
+    if pos_own.numel():
+        out[pos_own] = bank.sample_class(classes[pos_own], generator)
+    return out
+
+
+def generation_plan(
+    counts: Tensor,
+    batch_labels: Tensor,
+    n_max: Optional[int] = None,
+    mode: str = 'balance',
+    ratio: float = 1.0,
+    generator: Optional[torch.Generator] = None,
+) -> Tensor:
+    """Classes of the features to generate alongside one real batch.
+
+    ``'balance'`` (instance-balanced real batches, GLAG's setting [ours]):
+    an epoch of N real samples in batches of B delivers n_c of class c, so
+    each batch carries e_c = B (n_max - n_c) / N generated features of class
+    c in expectation, i.e. B (n_max C / N - 1) in all, and over an epoch
+    real + generated reaches n_max for every class (METHOD.md item 7). e_c
+    is rounded at random (floor plus a Bernoulli draw of the fraction), so
+    the expectation is exact. Under DDP pass the per-rank batch; N is the
+    whole training set, so the ranks together top each class up.
+
+    ``'ratio'`` (real batches already class-balanced, e.g. a cRT
+    class-aware sampler): ``ratio`` generated features per real sample, of
+    that sample's class (fractional parts rounded at random).
+
+    Args:
+        counts: (C,) training images per class.
+        batch_labels: (B,) labels of the real batch.
+        n_max: the per-class target (default max n_c).
+        mode: ``'balance'`` or ``'ratio'``.
+        ratio: generated per real sample in ``'ratio'`` mode.
+        generator: a ``torch.Generator`` on ``batch_labels``' device.
+
+    Returns:
+        LongTensor: class ids to generate, on ``batch_labels``' device,
+        sorted by class.
+    """
+    if mode not in GENERATION_MODES:
+        raise ValueError(
+            f'unknown generation mode {mode!r}; choose one of '
+            f'{GENERATION_MODES}'
+        )
+    labels = torch.as_tensor(batch_labels).reshape(-1)
+    dev = labels.device
+    if mode == 'ratio':
+        if not (isinstance(ratio, (int, float)) and ratio >= 0):
+            raise ValueError(f'ratio must be a number >= 0, got {ratio!r}')
+        whole = math.floor(ratio)
+        extra = torch.rand(labels.numel(), generator=generator, device=dev)
+        reps = whole + (extra < ratio - whole).long()
+        return torch.sort(torch.repeat_interleave(labels.long(), reps)).values
+    counts = torch.as_tensor(counts).to(dev, torch.float64)
+    target = float(counts.max()) if n_max is None else float(n_max)
+    expected = labels.numel() * (target - counts).clamp(min=0) / counts.sum()
+    whole = expected.floor()
+    extra = torch.rand(counts.numel(), generator=generator, device=dev)
+    reps = (whole + (extra < expected - whole)).long()
+    return torch.repeat_interleave(
+        torch.arange(counts.numel(), device=dev), reps
+    )
