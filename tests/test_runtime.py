@@ -3,7 +3,9 @@
 from types import SimpleNamespace
 
 import pytest
+import torch
 from mmengine.logging import MessageHub
+from torch import nn
 
 from glag_mm.core import check_class_counts, check_schedule, schedule_value
 from glag_mm.engine import ClassCountsHook, count_dataset_labels
@@ -98,7 +100,9 @@ def _runner(dataset=None, cfg=None):
         else SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset))
     )
     logger = SimpleNamespace(info=lambda *a: None, warning=lambda *a: None)
-    return SimpleNamespace(_train_loop=loop, cfg=cfg or {}, logger=logger)
+    return SimpleNamespace(
+        _train_loop=loop, cfg=cfg or {}, logger=logger, model=nn.Sequential()
+    )
 
 
 def test_hook_publishes_training_counts(hub):
@@ -113,3 +117,16 @@ def test_hook_publishes_training_counts(hub):
 def test_hook_refuses_an_empty_class(hub):
     with pytest.raises(ValueError, match='zero training images'):
         ClassCountsHook().before_run(_runner(_Labels([0, 0], ('a', 'b'))))
+
+
+def test_hook_sizes_count_buffers_before_other_hooks(hub):
+    """Modules with init_class_counts get the counts in before_run."""
+    from glag_mm.models.losses import GradualBalancedLoss
+
+    loss = GradualBalancedLoss()
+    runner = _runner(_Labels([0, 1, 1, 2, 2, 2]))
+    runner.model = nn.Sequential(nn.Linear(2, 3), loss)
+    ClassCountsHook().before_run(runner)
+    assert loss.log_prior.tolist() == pytest.approx(
+        torch.log(torch.tensor([1 / 6, 2 / 6, 3 / 6])).tolist()
+    )

@@ -83,6 +83,12 @@ class ClassCountsHook(Hook):
             counts = count_dataset_labels(dataset)
         check_class_counts(counts, owner='training dataset')
         set_train_class_counts(counts)
+        # size count-dependent buffers now, before hooks such as EMAHook
+        # copy the model (VERY_HIGH priority runs first)
+        for module in runner.model.modules():
+            init = getattr(module, 'init_class_counts', None)
+            if callable(init):
+                init(counts)
         runner.logger.info(
             f'class counts: {len(counts)} classes, {sum(counts)} images, '
             f'max {max(counts)}, min {min(counts)}'
