@@ -1,7 +1,13 @@
 """ClassAwareSampler: balance, disjoint per-rank shares, seeding."""
 
+import json
+import os
+
 import numpy as np
 import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmpretrain.datasets import BaseDataset
@@ -187,3 +193,53 @@ def test_on_a_long_tail_dataset_through_the_registry(monkeypatch):
         [np.asarray(b['gt_label']).ravel() for b in loader]
     )
     assert np.bincount(labels).tolist() == [6] * 4
+
+
+# --------------------------------------------- two real gloo processes
+
+
+def _ddp_worker(rank, world_size, init_file, out_dir):
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        'gloo',
+        init_method=f'file://{init_file}',
+        rank=rank,
+        world_size=world_size,
+    )
+    try:
+        ds = ToyDataset(np.repeat(np.arange(5), COUNTS).tolist())
+        # seed=None: every rank must end up with rank 0's random seed,
+        # although the forked ranks' own random states now differ
+        np.random.seed(100 + rank)
+        sampler = ClassAwareSampler(ds)
+        shares = {}
+        for epoch in (0, 1):
+            sampler.set_epoch(epoch)
+            shares[epoch] = list(sampler)
+        with open(os.path.join(out_dir, f'{rank}.json'), 'w') as f:
+            json.dump(dict(seed=sampler.seed, shares=shares), f)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_agree_on_seed_and_split_the_epoch(tmp_path):
+    start_method = 'spawn' if dist.is_initialized() else 'fork'
+    mp.start_processes(
+        _ddp_worker,
+        args=(2, str(tmp_path / 'pg'), str(tmp_path)),
+        nprocs=2,
+        join=True,
+        start_method=start_method,
+    )
+    results = [
+        json.loads((tmp_path / f'{r}.json').read_text()) for r in (0, 1)
+    ]
+    assert results[0]['seed'] == results[1]['seed']
+    labels = np.repeat(np.arange(5), COUNTS)
+    for epoch in ('0', '1'):
+        shares = [res['shares'][epoch] for res in results]
+        assert len(shares[0]) == len(shares[1]) == 125
+        together = np.bincount(labels[shares[0] + shares[1]])
+        assert together.tolist() == [50] * 5
+    assert results[0]['shares']['0'] != results[0]['shares']['1']
