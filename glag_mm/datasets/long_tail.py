@@ -125,7 +125,9 @@ class LongTailDataset:
     wrapped dataset itself (``dataset`` given as a config dict), it owns it
     and shrinks it in place to the kept samples (``get_subset_``), freeing
     the dropped images of in-memory sets such as CIFAR and Fashion-MNIST. A
-    dataset instance passed in is never modified.
+    dataset instance passed in is never modified (so, should its pipeline
+    return None in training mode, mmengine's refetch may pick any of its
+    images, kept or not; configs pass a dict).
 
     ``metainfo`` is the wrapped dataset's plus ``class_counts`` (kept images
     per class, class-index order; present once the dataset is initialised),
