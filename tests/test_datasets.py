@@ -364,3 +364,34 @@ def test_real_cifar10_if100(tmp_path):
         sample = ds[i]
         assert tuple(sample['inputs'].shape) == (3, 32, 32)
         assert sample['data_samples'].gt_label.item() == 9
+
+
+# ------------------------------------------------------- held-out split
+
+
+def test_heldout_split_is_disjoint_from_the_training_subset(fashion_root):
+    kwargs = dict(dataset=fashion_cfg(fashion_root), imbalance_factor=10)
+    train = LongTailDataset(**kwargs)
+    heldout = LongTailDataset(split='heldout', heldout_per_class=4, **kwargs)
+    train_counts = train.metainfo['class_counts']
+    # each class has 30 images: a share of min(4, 30 - n_c) is left over
+    expected = [min(4, 30 - n) for n in train_counts]
+    assert heldout.metainfo['class_counts'] == expected
+    assert heldout.metainfo['train_class_counts'] == train_counts
+    assert np.bincount(heldout.get_gt_labels(), minlength=10).tolist() == (
+        expected
+    )
+    train_images = {image_number(s['inputs'][0].numpy()) for s in train}
+    held_images = {image_number(s['inputs'][0].numpy()) for s in heldout}
+    assert len(held_images) == sum(expected)
+    assert not train_images & held_images
+    # the held-out share is the next images of the same seeded order
+    again = LongTailDataset(split='heldout', heldout_per_class=4, **kwargs)
+    assert kept_indices(again) == kept_indices(heldout)
+
+
+def test_heldout_errors(fashion_root):
+    with pytest.raises(ValueError, match='unknown split'):
+        LongTailDataset(fashion_cfg(fashion_root), 10, split='val')
+    with pytest.raises(ValueError, match='heldout_per_class must be'):
+        LongTailDataset(fashion_cfg(fashion_root), 10, heldout_per_class=0)

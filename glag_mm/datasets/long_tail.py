@@ -28,6 +28,7 @@ from .utils import dataset_labels, dataset_num_classes
 __all__ = ['PROFILES', 'long_tail_counts', 'LongTailDataset']
 
 PROFILES = ('exp', 'step')
+SPLITS = ('train', 'heldout')
 
 
 def _check_imbalance_factor(imbalance_factor: float) -> float:
@@ -133,6 +134,15 @@ class LongTailDataset:
     per class, class-index order; present once the dataset is initialised),
     ``imbalance_factor`` and ``profile``.
 
+    ``split='heldout'`` gives a validation set that never touches the test
+    split [ours]: per class, the next ``heldout_per_class`` images of the
+    same seeded order, i.e. images the training subset did not keep (a class
+    whose every image is kept, such as the largest one when ``max_count`` is
+    its size, has none). Its ``class_counts`` are what it holds; the
+    training subset's stay in ``train_class_counts``. Stage two's adaptive
+    confidence reads per-class validation accuracy of the tail classes,
+    which always have images left over.
+
     Args:
         dataset: the dataset to subset, a config dict (built with
             mmpretrain's DATASETS) or an instance (CIFAR10, CIFAR100, MNIST,
@@ -150,6 +160,9 @@ class LongTailDataset:
             shortfall is logged.
         lazy_init: defer reading the labels and choosing the subset to
             :meth:`full_init` (called by the Runner, or by the first access).
+        split: ``'train'`` (the long-tailed subset) or ``'heldout'`` (images
+            the subset left out, ``heldout_per_class`` per class at most).
+        heldout_per_class: size of each class's held-out share.
     """
 
     def __init__(
@@ -162,8 +175,22 @@ class LongTailDataset:
         max_count: Optional[int] = None,
         allow_shortage: bool = False,
         lazy_init: bool = False,
+        split: str = 'train',
+        heldout_per_class: int = 20,
     ) -> None:
         self.imbalance_factor = _check_imbalance_factor(imbalance_factor)
+        if split not in SPLITS:
+            raise ValueError(
+                f'unknown split {split!r}; choose one of {SPLITS}'
+            )
+        if int(heldout_per_class) != heldout_per_class or (
+            heldout_per_class < 1
+        ):
+            raise ValueError(
+                f'heldout_per_class must be >= 1, got {heldout_per_class!r}'
+            )
+        self.split = split
+        self.heldout_per_class = int(heldout_per_class)
         if profile not in PROFILES:
             raise ValueError(
                 f'unknown long-tail profile {profile!r}; choose one of '
@@ -284,7 +311,12 @@ class LongTailDataset:
         for cls, count in enumerate(counts):
             members = by_class[starts[cls] : starts[cls + 1]]
             rng = np.random.default_rng([self.seed, cls])
-            kept.append(members[rng.permutation(len(members))[:count]])
+            order = rng.permutation(len(members))
+            if self.split == 'heldout':
+                order = order[count : count + self.heldout_per_class]
+            else:
+                order = order[:count]
+            kept.append(members[order])
         indices = np.sort(np.concatenate(kept))
         self._labels = labels[indices]
         if self._owns_dataset and isinstance(
@@ -294,9 +326,15 @@ class LongTailDataset:
             indices = np.arange(len(indices), dtype=np.int64)
         self._indices = indices.astype(np.int64)
         self._metainfo['class_counts'] = [int(c) for c in counts]
+        if self.split == 'heldout':
+            self._metainfo['train_class_counts'] = [int(c) for c in counts]
+            self._metainfo['class_counts'] = np.bincount(
+                self._labels, minlength=num_classes
+            ).tolist()
         self._fully_initialized = True
         print_log(
-            f'LongTailDataset: kept {len(indices)} of {len(labels)} images '
+            f'LongTailDataset ({self.split}): kept {len(indices)} of '
+            f'{len(labels)} images '
             f'({self.profile!r}, imbalance_factor={self.imbalance_factor:g}'
             f', {num_classes} classes, max {max(counts)}, '
             f'min {min(counts)})',
