@@ -48,6 +48,7 @@ AllGather = Callable[[Tensor], List[Tensor]]
 
 _BLOCK_BYTES = 64 * 2**20  # storage grows in blocks of at most this size
 _ROUND_BYTES = 16 * 2**20  # rows sent per rank in one all_gather round
+_WORK_BYTES = 16 * 2**20  # temporaries of the mean / centring passes
 _STATE_KEYS = (
     'counts',
     'means',
@@ -131,10 +132,12 @@ class ClassFeatureBank:
     # ------------------------------------------------------------------
     def reset(self) -> None:
         """Forget everything (added rows and finalized statistics)."""
+        # rows in arrival order, in blocks allocated up front together with
+        # their (label, index) pairs: no small long-lived tensor per batch,
+        # which would fragment the heap between large temporaries
         self._blocks: List[Optional[Tensor]] = []
+        self._block_meta: List[Tensor] = []
         self._block_fill: List[int] = []
-        self._labels: List[Tensor] = []
-        self._indices: List[Tensor] = []
         self._has_indices: Optional[bool] = None
         self._num_added = 0
         self.finalized = False
@@ -198,11 +201,11 @@ class ClassFeatureBank:
                 raise ValueError(
                     f'{indices.numel()} indices for {labels.numel()} labels'
                 )
-            self._indices.append(indices.to(self.device, torch.long))
-        self._labels.append(labels)
-        self._write_rows(features.detach().to(self.device, self.dtype))
+        self._write_rows(features.detach(), labels, indices)
 
-    def _write_rows(self, feats: Tensor) -> None:
+    def _write_rows(
+        self, feats: Tensor, labels: Tensor, indices: Optional[Tensor]
+    ) -> None:
         itemsize = torch.empty((), dtype=self.dtype).element_size()
         max_rows = max(1, _BLOCK_BYTES // (self.dim * itemsize))
         done = 0
@@ -214,13 +217,22 @@ class ClassFeatureBank:
                 cap = min(max_rows, max(2 * last, feats.shape[0] - done))
                 self._blocks.append(
                     torch.empty(
-                        cap, self.dim, dtype=self.dtype, device=feats.device
+                        cap, self.dim, dtype=self.dtype, device=self.device
+                    )
+                )
+                self._block_meta.append(
+                    torch.full(
+                        (cap, 2), -1, dtype=torch.long, device=self.device
                     )
                 )
                 self._block_fill.append(0)
             block, fill = self._blocks[-1], self._block_fill[-1]
+            meta = self._block_meta[-1]
             take = min(len(block) - fill, feats.shape[0] - done)
             block[fill : fill + take] = feats[done : done + take]
+            meta[fill : fill + take, 0] = labels[done : done + take]
+            if indices is not None:
+                meta[fill : fill + take, 1] = indices[done : done + take]
             self._block_fill[-1] = fill + take
             done += take
         self._num_added += feats.shape[0]
@@ -250,13 +262,12 @@ class ClassFeatureBank:
             raise RuntimeError('finalize() was already called; reset() first')
         gather = self._resolve_gather(all_gather)
         dev = self.device
-        labels = (
-            torch.cat(self._labels)
-            if self._labels
-            else torch.empty(0, dtype=torch.long, device=dev)
+        meta = torch.cat(
+            [m[:fill] for m, fill in zip(self._block_meta, self._block_fill)]
+            or [torch.empty(0, 2, dtype=torch.long, device=dev)]
         )
         has_idx = bool(self._has_indices)
-        idx = torch.cat(self._indices) if has_idx and self._indices else None
+        labels, idx = meta[:, 0], (meta[:, 1] if has_idx else None)
         n_local = labels.numel()
         if gather is None:
             sizes, labels_all, idx_all = [n_local], labels, idx
@@ -277,8 +288,8 @@ class ClassFeatureBank:
             self._scatter_local(rows, dest)
         else:
             self._scatter_gathered(rows, dest, sizes, gather)
-        self._blocks, self._block_fill = [], []
-        self._labels, self._indices = [], []
+        self._blocks, self._block_meta, self._block_fill = [], [], []
+        del meta, labels, idx
 
         counts = torch.bincount(row_labels, minlength=self.num_classes)
         offsets = torch.zeros(
@@ -443,7 +454,7 @@ class ClassFeatureBank:
         sums = torch.zeros(
             self.num_classes, self.dim, dtype=acc, device=self.device
         )
-        step = max(1, _BLOCK_BYTES // (self.dim * 8))
+        step = max(1, _WORK_BYTES // (self.dim * 8))
         for a in range(0, len(rows), step):
             sums.index_add_(
                 0, row_labels[a : a + step], rows[a : a + step].to(acc)
@@ -451,7 +462,7 @@ class ClassFeatureBank:
         return (sums / counts.clamp(min=1).to(acc)[:, None]).to(torch.float32)
 
     def _centre(self, rows, row_labels, means) -> None:
-        step = max(1, _BLOCK_BYTES // (self.dim * 4))
+        step = max(1, _WORK_BYTES // (self.dim * 4))
         for a in range(0, len(rows), step):
             blk = rows[a : a + step]
             centred = blk.to(torch.float32) - means[row_labels[a : a + step]]
@@ -786,8 +797,7 @@ class ClassFeatureBank:
         else:
             tensors = [
                 *(b for b in self._blocks if b is not None),
-                *self._labels,
-                *self._indices,
+                *self._block_meta,
             ]
         return sum(t.numel() * t.element_size() for t in tensors)
 
