@@ -95,12 +95,11 @@ def _is_installed(package: str) -> bool:
 
 
 def patch_package_lookup() -> None:
-    """Resolve ``pkg::`` base configs when ``pkg_resources`` is missing."""
-    try:
-        if importlib.util.find_spec('pkg_resources') is not None:
-            return
-    except (ImportError, ValueError):
-        pass
+    """Resolve ``pkg::`` base configs without ``pkg_resources``.
+
+    Applied whether or not ``pkg_resources`` is importable, so that behaviour
+    is the same everywhere and its deprecation warning never shows.
+    """
     import mmengine.config.config as config_module
     import mmengine.utils.package_utils as package_utils
 
