@@ -1,0 +1,307 @@
+"""Knowledge distillation from the stage-one model in stage two.
+
+METHOD.md, stage two item 8 [paper, form ours]:
+
+    L2 = CE(real and generated) + beta(u) * T^2 * KL(softmax(z_t / T) ||
+         softmax(z_s / T)),
+
+the KD term taken over the real samples of head (non-tail, donor) classes.
+With the trunk frozen, the teacher's logits are the stage-one classifier
+applied to the same raw pooled features, z_t = W_1 f + b_1, so no second
+backbone pass is needed. beta(u) follows the GraLoss schedule family
+(:func:`glag_mm.core.schedule_value`) over the stage's progress u. Early in
+stage two the generated features push decision boundaries away from the
+tail classes; late, KD pulls the head classes back [paper].
+"""
+
+import os.path as osp
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import CheckpointLoader
+from mmpretrain.registry import HOOKS
+from torch import Tensor
+
+from ..core import check_schedule, schedule_value
+from ..core.calibration import tail_classes
+from ..core.distill import distillation_loss
+from ..runtime import get_train_class_counts, training_progress
+from .feature_cache import trunk_modules
+
+__all__ = ['GLAGDistillHook', 'LinearTeacher']
+
+PLACEHOLDER = '{stage_one_checkpoint}'
+
+
+class LinearTeacher:
+    """The stage-one classifier as a KD teacher on raw pooled features.
+
+    Calling it returns ``{'loss_kd': beta(u) * T^2 * KL}`` over the real
+    samples whose class is a head (non-tail) class.
+
+    Args:
+        weight: (C, D) stage-one ``fc.weight``.
+        bias: (C,) stage-one ``fc.bias`` (or None).
+        head_classes: (C,) bool, True for the classes distilled.
+        schedule, beta_max, power: beta(u) = schedule_value(u, ...).
+        temperature: T.
+    """
+
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Optional[Tensor],
+        head_classes: Tensor,
+        schedule: str = 'convex',
+        beta_max: float = 1.0,
+        power: float = 2.0,
+        temperature: float = 1.0,
+    ) -> None:
+        self.weight = weight.detach().float()
+        self.bias = None if bias is None else bias.detach().float()
+        self.head_classes = head_classes.bool()
+        self.schedule = schedule
+        self.beta_max = beta_max
+        self.power = power
+        self.temperature = temperature
+
+    def beta(self) -> float:
+        """beta(u) at the current progress of the stage."""
+        return schedule_value(
+            training_progress(), self.schedule, self.beta_max, self.power
+        )
+
+    def logits(self, raw: Tensor) -> Tensor:
+        """z_t = W_1 f + b_1 (no gradient)."""
+        if self.weight.device != raw.device:
+            self.weight = self.weight.to(raw.device)
+            self.bias = None if self.bias is None else self.bias.to(raw.device)
+            self.head_classes = self.head_classes.to(raw.device)
+        with torch.no_grad():
+            return F.linear(raw.float(), self.weight, self.bias)
+
+    def __call__(
+        self, raw: Tensor, student_logits: Tensor, labels: Tensor
+    ) -> Dict[str, Tensor]:
+        teacher = self.logits(raw)
+        mask = self.head_classes[labels.to(raw.device)]
+        kd = distillation_loss(
+            student_logits.float(),
+            teacher,
+            temperature=self.temperature,
+            mask=mask,
+        )
+        return {'loss_kd': kd * self.beta()}
+
+
+@HOOKS.register_module()
+class GLAGDistillHook(Hook):
+    """Distil the stage-one classifier into the stage-two head.
+
+    Before training it loads the teacher from ``checkpoint`` (its
+    ``head.fc`` weight and bias) and hands the head a
+    :class:`LinearTeacher`: heads with a ``distiller`` attribute
+    (:class:`~glag_mm.models.AFGHead`, :class:`~glag_mm.models.LWSHead`)
+    call it inside their ``loss()`` (which is what runs under DDP); for any
+    other head its ``loss`` is wrapped to add the term. The loss appears as
+    ``loss_kd`` in the log.
+
+    It refuses, with a message that says what to change, when the
+    checkpoint is missing, has no linear head of the model's shape, holds
+    trunk weights that differ from the model's (the teacher must see the
+    same features), or when a trunk parameter is trainable.
+
+    Args:
+        checkpoint: the stage-one checkpoint; in configs
+            ``'{stage_one_checkpoint}'``, filled in by ``tools/train.py``.
+        schedule: beta(u) shape, one of :data:`glag_mm.core.SCHEDULES`
+            (default ``'convex'``, as GraLoss [paper]).
+        beta_max: beta at the end of the stage (default 1.0 [ours]).
+        power: p of the convex / concave shapes (default 2).
+        temperature: T (default 1.0 [ours]).
+        tail_threshold: classes with fewer training images are tail classes
+            and are not distilled; None takes the head's own
+            ``tail_threshold`` when it has one, else 100 (the many-shot
+            threshold). A float in (0, 1) is a fraction of n_max.
+        teacher_prefix: key prefix of the teacher's linear layer.
+        check_trunk: compare the checkpoint's backbone / neck weights with
+            the model's.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(
+        self,
+        checkpoint: str,
+        schedule: str = 'convex',
+        beta_max: float = 1.0,
+        power: float = 2.0,
+        temperature: float = 1.0,
+        tail_threshold=None,
+        teacher_prefix: str = 'head.fc.',
+        check_trunk: bool = True,
+    ) -> None:
+        if not isinstance(checkpoint, str) or not checkpoint:
+            raise TypeError(
+                'GLAGDistillHook: checkpoint must be the path of the '
+                f'stage-one checkpoint, got {checkpoint!r}'
+            )
+        check_schedule(schedule, beta_max, power, name='beta_max')
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(
+                'GLAGDistillHook: temperature must be > 0, got '
+                f'{temperature!r}'
+            )
+        self.checkpoint = checkpoint
+        self.schedule = schedule
+        self.beta_max = float(beta_max)
+        self.power = float(power)
+        self.temperature = float(temperature)
+        self.tail_threshold = tail_threshold
+        self.teacher_prefix = teacher_prefix
+        self.check_trunk = check_trunk
+        self.teacher: Optional[LinearTeacher] = None
+
+    # -- checks --------------------------------------------------------------
+    def _load(self) -> dict:
+        if PLACEHOLDER in self.checkpoint:
+            raise FileNotFoundError(
+                f'GLAGDistillHook: checkpoint is still {self.checkpoint!r}; '
+                'train through tools/train.py with a two-stage config, or '
+                'pass --cfg-options stage_one_checkpoint=PATH.'
+            )
+        if not osp.isfile(self.checkpoint):
+            raise FileNotFoundError(
+                f'GLAGDistillHook: the teacher checkpoint {self.checkpoint!r}'
+                ' does not exist; train stage one first or point checkpoint '
+                '(stage_one_checkpoint) at its final .pth file.'
+            )
+        ckpt = CheckpointLoader.load_checkpoint(
+            self.checkpoint, map_location='cpu'
+        )
+        state = ckpt.get('state_dict', ckpt)
+        return {
+            (k[len('module.') :] if k.startswith('module.') else k): v
+            for k, v in state.items()
+        }
+
+    @staticmethod
+    def _check_frozen(model) -> None:
+        trainable = [
+            f'{prefix}.{name}'
+            for prefix, module in trunk_modules(model)
+            for name, p in module.named_parameters()
+            if p.requires_grad
+        ]
+        if trainable:
+            raise ValueError(
+                'GLAGDistillHook: the backbone and neck must be frozen in '
+                'stage two (the teacher reads the same features), but '
+                f'{len(trainable)} parameters are trainable, e.g. '
+                f'{trainable[:3]}; set model.backbone.frozen_stages to all '
+                'stages (and norm_eval=True).'
+            )
+
+    def _teacher_weights(self, state: dict, head):
+        wkey = self.teacher_prefix + 'weight'
+        bkey = self.teacher_prefix + 'bias'
+        if wkey not in state:
+            raise ValueError(
+                f'GLAGDistillHook: {self.checkpoint!r} has no {wkey!r}; the '
+                'teacher must be a stage-one model with a linear head '
+                '(set teacher_prefix if its layer has another name).'
+            )
+        weight, bias = state[wkey], state.get(bkey)
+        expected = (int(head.num_classes), int(head.in_channels))
+        if tuple(weight.shape) != expected or (
+            bias is not None and tuple(bias.shape) != expected[:1]
+        ):
+            raise ValueError(
+                f'GLAGDistillHook: the teacher head {wkey} has shape '
+                f'{tuple(weight.shape)} but the model head is '
+                f'(num_classes, in_channels) = {expected}; the teacher '
+                'must be the stage-one model of the same dataset and trunk.'
+            )
+        return weight, bias
+
+    def _check_same_trunk(self, state: dict, model) -> None:
+        for prefix, module in trunk_modules(model):
+            for name, tensor in module.state_dict().items():
+                key = f'{prefix}.{name}'
+                if key not in state or not tensor.is_floating_point():
+                    continue
+                theirs = state[key]
+                if theirs.shape != tensor.shape or not torch.allclose(
+                    theirs.float(), tensor.detach().cpu().float()
+                ):
+                    raise ValueError(
+                        f'GLAGDistillHook: {key} of the model differs from '
+                        f'the teacher checkpoint {self.checkpoint!r}; stage '
+                        'two must start from the stage-one trunk (backbone '
+                        "init_cfg=dict(type='Pretrained', checkpoint="
+                        "'{stage_one_checkpoint}', prefix='backbone.')), or "
+                        'pass check_trunk=False.'
+                    )
+
+    def _head_classes(self, head) -> Tensor:
+        threshold = self.tail_threshold
+        if threshold is None:
+            threshold = getattr(head, 'tail_threshold', 100)
+        counts = getattr(head, 'class_counts', None)
+        if counts is None:
+            counts = get_train_class_counts()
+        if counts is None:
+            raise ValueError(
+                'GLAGDistillHook needs the training class counts to tell '
+                'head from tail classes: add custom_hooks=[dict(type='
+                "'ClassCountsHook')] (glag_mm's tools/train.py adds it)."
+            )
+        counts = torch.as_tensor(list(counts))
+        return ~tail_classes(counts, threshold)
+
+    # -- hook ---------------------------------------------------------------
+    def before_train(self, runner) -> None:
+        model = (
+            runner.model.module
+            if is_model_wrapper(runner.model)
+            else (runner.model)
+        )
+        head = model.head
+        self._check_frozen(model)
+        state = self._load()
+        weight, bias = self._teacher_weights(state, head)
+        if self.check_trunk:
+            self._check_same_trunk(state, model)
+        self.teacher = LinearTeacher(
+            weight,
+            bias,
+            self._head_classes(head),
+            self.schedule,
+            self.beta_max,
+            self.power,
+            self.temperature,
+        )
+        if hasattr(head, 'distiller'):
+            head.distiller = self.teacher
+        else:
+            self._wrap_loss(head)
+        runner.logger.info(
+            f'GLAGDistillHook: teacher {self.checkpoint}, beta '
+            f'{self.schedule} to {self.beta_max:g}, T={self.temperature:g}, '
+            f'{int(self.teacher.head_classes.sum())} head classes distilled'
+        )
+
+    def _wrap_loss(self, head) -> None:
+        original = type(head).loss
+        teacher = self.teacher
+
+        def loss(feats, data_samples, **kwargs):
+            losses = original(head, feats, data_samples, **kwargs)
+            labels = torch.cat([s.gt_label for s in data_samples])
+            losses.update(teacher(feats[-1], head(feats), labels))
+            return losses
+
+        head.loss = loss

@@ -1,0 +1,449 @@
+"""Frozen-trunk features: one streaming pass, and a cache for stage two.
+
+Stage two trains only the classifier on a frozen trunk (backbone + neck,
+METHOD.md stage two item 1). Where the training pipeline has no random
+transform, the trunk's output for a sample is the same in every epoch, so it
+can be computed once. :class:`FeatureCacheHook` does that before training:
+it runs the trunk over the training (and validation) set once, then lets
+the epochs run on a :class:`FeatureTensorDataset` through the *same* model,
+whose trunk is bypassed (``extract_feat`` returns the cached features), so
+the head, loss, hooks, optimiser and checkpoints are the very objects of the
+uncached run; checkpoints even keep the trunk's weights. The uncached and
+cached runs agree to float tolerance (the trunk runs on other batch
+compositions; its norm layers must be in eval mode, which is checked).
+
+:func:`trunk_features` and :func:`iter_trunk_features` are the streaming
+pass itself, shared with :class:`~glag_mm.engine.AFGHook`'s statistics
+pass: every rank reads its own share of the samples (``rank::world_size``)
+and the results are gathered.
+"""
+
+import math
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.dist import all_gather, get_dist_info
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner.loops import _InfiniteDataloaderIterator
+from mmengine.utils import ProgressBar
+from mmpretrain.registry import HOOKS
+from mmpretrain.structures import DataSample
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.dropout import _DropoutNd
+from torch.utils.data import BatchSampler, DataLoader, Dataset
+
+__all__ = [
+    'FeatureCacheHook',
+    'FeatureTensorDataset',
+    'feature_collate',
+    'find_random_transforms',
+    'trunk_features',
+    'iter_trunk_features',
+    'gather_shards',
+    'trunk_modules',
+]
+
+#: transform names (besides any containing 'Random') that draw randomly.
+RANDOM_TRANSFORMS = frozenset(
+    {
+        'AutoAugment',
+        'RandAugment',
+        'ColorJitter',
+        'GaussianBlur',
+        'Lighting',
+        'Cutout',
+        'RandomErasing',
+        'Albu',
+        'Albumentations',
+        'TrivialAugment',
+        'AugMix',
+    }
+)
+
+
+def unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def trunk_modules(model) -> List[Tuple[str, torch.nn.Module]]:
+    """The backbone and neck of a classifier (those it has)."""
+    return [
+        (name, getattr(model, name))
+        for name in ('backbone', 'neck')
+        if getattr(model, name, None) is not None
+    ]
+
+
+def _pipeline_of(dataset):
+    """The innermost ``pipeline`` of a (possibly wrapped) dataset."""
+    while dataset is not None:
+        if getattr(dataset, 'pipeline', None) is not None:
+            return dataset.pipeline
+        dataset = getattr(dataset, 'dataset', None)
+    return None
+
+
+def find_random_transforms(dataset) -> List[str]:
+    """Names of the random transforms in a dataset's pipeline."""
+    pipeline = _pipeline_of(dataset)
+    transforms = getattr(pipeline, 'transforms', pipeline) or []
+    names = []
+    for transform in transforms:
+        name = (
+            transform.get('type', '')
+            if isinstance(transform, dict)
+            else type(transform).__name__
+        )
+        name = name if isinstance(name, str) else name.__name__
+        if 'random' in name.lower() or name in RANDOM_TRANSFORMS:
+            names.append(name)
+    return names
+
+
+def trunk_features(model, data_batch: dict) -> Tuple[Tensor, Tensor]:
+    """Pooled features f (B, D) of a batch, and its labels (B,).
+
+    Runs the model's own data preprocessor (no batch augmentation) and
+    ``extract_feat`` as defined by the classes, so it reaches the real trunk
+    even while a feature cache bypasses it.
+    """
+    model = unwrap(model)
+    pre = model.data_preprocessor
+    data = type(pre).forward(pre, data_batch, False)
+    feats = type(model).extract_feat(model, data['inputs'])
+    if isinstance(feats, (tuple, list)):
+        feats = feats[-1]
+    labels = torch.cat([s.gt_label for s in data['data_samples']])
+    return feats, labels.to(feats.device)
+
+
+def _shard(num_samples: int) -> List[int]:
+    rank, world_size = get_dist_info()
+    return list(range(rank, num_samples, world_size))
+
+
+def iter_trunk_features(
+    model,
+    dataset: Dataset,
+    batch_size: int,
+    collate_fn: Callable,
+    num_workers: int = 0,
+    progress: bool = True,
+    desc: str = 'features',
+) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
+    """Yield ``(features, labels, indices)`` of this rank's share.
+
+    Rank r of W reads samples r, r + W, r + 2W, ... in order, with no
+    padding (each sample is seen once over all ranks). The model runs in
+    eval mode without gradients; a progress bar is drawn on rank 0.
+    """
+    indices = _shard(len(dataset))
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=indices,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+    )
+    rank, _ = get_dist_info()
+    bar = (
+        ProgressBar(len(loader))
+        if progress and rank == 0 and len(loader)
+        else None
+    )
+    if bar is not None:
+        print(f'{desc}: {len(dataset)} samples')
+    model = unwrap(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start, batch in zip(
+                range(0, len(indices), batch_size), loader
+            ):
+                feats, labels = trunk_features(model, batch)
+                idx = torch.as_tensor(
+                    indices[start : start + batch_size], device=feats.device
+                )
+                yield feats, labels, idx
+                if bar is not None:
+                    bar.update()
+    finally:
+        model.train(was_training)
+    if bar is not None:
+        print()
+
+
+def gather_shards(tensor: Tensor, num_samples: int) -> Tensor:
+    """Reassemble per-rank shards (rank r holds rows r::W) in sample order.
+
+    Every rank returns the full (num_samples, ...) tensor. Without a process
+    group the tensor is returned as it is.
+    """
+    rank, world_size = get_dist_info()
+    if world_size == 1:
+        return tensor
+    size = math.ceil(num_samples / world_size)
+    padded = tensor.new_zeros((size,) + tuple(tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    parts = all_gather(padded)
+    out = tensor.new_empty((num_samples,) + tuple(tensor.shape[1:]))
+    for r, part in enumerate(parts):
+        n = len(range(r, num_samples, world_size))
+        out[r::world_size] = part[:n].to(out.device)
+    return out
+
+
+class FeatureTensorDataset(Dataset):
+    """Cached pooled features with their labels, in dataset order.
+
+    Item i is ``dict(inputs=features[i], data_samples=DataSample)`` with
+    ``gt_label`` and ``sample_idx`` set, which :func:`feature_collate`
+    batches the way mmpretrain's collate batches images.
+
+    Args:
+        features: (N, D) pooled features f.
+        labels: (N,) class indices.
+        metainfo: the source dataset's metainfo (classes, class_counts).
+    """
+
+    def __init__(
+        self, features: Tensor, labels: Tensor, metainfo: Optional[dict]
+    ) -> None:
+        if features.ndim != 2 or labels.shape != features.shape[:1]:
+            raise ValueError(
+                'FeatureTensorDataset: features must be (N, D) and labels '
+                f'(N,), got {tuple(features.shape)} and '
+                f'{tuple(labels.shape)}'
+            )
+        self.features = features
+        self.labels = labels.long()
+        self._metainfo = dict(metainfo or {})
+
+    @property
+    def metainfo(self) -> dict:
+        return dict(self._metainfo)
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    def __getitem__(self, idx: int) -> dict:
+        sample = DataSample(metainfo=dict(sample_idx=int(idx)))
+        sample.set_gt_label(self.labels[idx].view(1))
+        return dict(inputs=self.features[idx], data_samples=sample)
+
+    def get_gt_labels(self):
+        return self.labels.numpy()
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        return [int(self.labels[idx])]
+
+
+def feature_collate(batch: Sequence[dict]) -> dict:
+    """Stack cached features; keep data samples as a list."""
+    return dict(
+        inputs=torch.stack([item['inputs'] for item in batch]),
+        data_samples=[item['data_samples'] for item in batch],
+    )
+
+
+def _loader_like(loader: DataLoader, dataset: Dataset) -> DataLoader:
+    """A loader over ``dataset`` drawing the same indices as ``loader``."""
+    batch_sampler = loader.batch_sampler
+    if type(batch_sampler) is BatchSampler:
+        return DataLoader(
+            dataset,
+            batch_size=batch_sampler.batch_size,
+            sampler=batch_sampler.sampler,
+            drop_last=batch_sampler.drop_last,
+            collate_fn=feature_collate,
+        )
+    return DataLoader(
+        dataset, batch_sampler=batch_sampler, collate_fn=feature_collate
+    )
+
+
+@HOOKS.register_module()
+class FeatureCacheHook(Hook):
+    """Run stage two on features computed once by the frozen trunk.
+
+    Before training, the trunk (backbone + neck) runs once over the training
+    set, and over the validation set when ``cache_val``; then the training
+    and validation loaders are replaced by loaders over
+    :class:`FeatureTensorDataset` that draw the same indices (same sampler
+    object), and the model's ``data_preprocessor`` and ``extract_feat`` are
+    bypassed for the rest of training. After training everything is
+    restored, so testing runs on images. Checkpoints are unchanged.
+
+    It refuses (``ValueError``) when the training pipeline holds a random
+    transform or the data preprocessor a batch augmentation (a cache would
+    freeze one draw), when a trunk parameter is trainable, or when a trunk
+    norm / dropout layer would run in training mode.
+
+    Args:
+        cache_val: also cache the validation set (its pipeline is
+            deterministic); otherwise validation is not possible while the
+            cache is active, so this must stay True when validating.
+        dtype: storage dtype of the cache (default: the trunk's, float32;
+            ``'float16'`` halves the memory at a small loss of precision).
+        progress: draw a progress bar on rank 0.
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(
+        self,
+        cache_val: bool = True,
+        dtype: Optional[str] = None,
+        progress: bool = True,
+    ) -> None:
+        if dtype is not None and dtype not in ('float32', 'float16'):
+            raise ValueError(
+                f"FeatureCacheHook: dtype must be None, 'float32' or "
+                f"'float16', got {dtype!r}"
+            )
+        self.cache_val = cache_val
+        self.dtype = None if dtype is None else getattr(torch, dtype)
+        self.progress = progress
+        self._restore: List[Callable[[], None]] = []
+
+    # checks ---------------------------------------------------------------
+    def _check(self, runner, model) -> None:
+        loader = runner.train_loop.dataloader
+        random = find_random_transforms(loader.dataset)
+        if random:
+            raise ValueError(
+                'FeatureCacheHook: the training pipeline has random '
+                f'transforms {random}; a cache would freeze one draw of '
+                'them. Use a deterministic pipeline in stage two (e.g. the '
+                'test pipeline) or remove FeatureCacheHook.'
+            )
+        pre = model.data_preprocessor
+        if getattr(pre, 'batch_augments', None) is not None:
+            raise ValueError(
+                'FeatureCacheHook: the data preprocessor has batch '
+                'augmentations (mixup / cutmix); remove them or remove '
+                'FeatureCacheHook.'
+            )
+        trunk = trunk_modules(model)
+        trainable = [
+            f'{prefix}.{name}'
+            for prefix, module in trunk
+            for name, p in module.named_parameters()
+            if p.requires_grad
+        ]
+        if trainable:
+            raise ValueError(
+                'FeatureCacheHook: the trunk must be frozen to cache its '
+                f'features, but {trainable[:3]} ({len(trainable)} in all) '
+                'require grad; set frozen_stages to all stages.'
+            )
+        was_training = model.training
+        model.train()
+        live = [
+            f'{prefix}.{name}'
+            for prefix, module in trunk
+            for name, m in module.named_modules()
+            if isinstance(m, (_BatchNorm, _DropoutNd)) and m.training
+        ]
+        model.train(was_training)
+        if live:
+            raise ValueError(
+                'FeatureCacheHook: trunk layers run in training mode '
+                f'({live[:3]}), so features depend on the batch; set '
+                'norm_eval=True (and frozen_stages to all stages).'
+            )
+
+    # caching --------------------------------------------------------------
+    def _cache(self, runner, model, loader, desc) -> FeatureTensorDataset:
+        dataset = loader.dataset
+        feats, labels = [], []
+        for f, y, _ in iter_trunk_features(
+            model,
+            dataset,
+            batch_size=loader.batch_size or 1,
+            collate_fn=loader.collate_fn,
+            num_workers=loader.num_workers,
+            progress=self.progress,
+            desc=desc,
+        ):
+            feats.append(f if self.dtype is None else f.to(self.dtype))
+            labels.append(y)
+        device = next(iter(model.parameters())).device
+        if feats:
+            feats = torch.cat(feats)
+            labels = torch.cat(labels)
+        else:
+            feats = torch.zeros(0, 0, device=device)
+            labels = torch.zeros(0, dtype=torch.long, device=device)
+        feats = gather_shards(feats, len(dataset)).cpu()
+        labels = gather_shards(labels, len(dataset)).cpu()
+        runner.logger.info(
+            f'FeatureCacheHook: cached {desc}: {tuple(feats.shape)} '
+            f'({feats.numel() * feats.element_size() / 2**20:.1f} MiB)'
+        )
+        return FeatureTensorDataset(
+            feats, labels, getattr(dataset, 'metainfo', None)
+        )
+
+    def _swap_loader(self, loop, dataset) -> None:
+        old = loop.dataloader
+        loop.dataloader = _loader_like(old, dataset)
+        old_iterator = getattr(loop, 'dataloader_iterator', None)
+        if old_iterator is not None:
+            loop.dataloader_iterator = _InfiniteDataloaderIterator(
+                loop.dataloader
+            )
+
+        def restore():
+            loop.dataloader = old
+            if old_iterator is not None:
+                loop.dataloader_iterator = old_iterator
+
+        self._restore.append(restore)
+
+    def _bypass_trunk(self, model) -> None:
+        pre = model.data_preprocessor
+
+        def extract_feat(inputs, stage='neck'):
+            return (inputs,)
+
+        def preprocess(data, training=False):
+            return pre.cast_data(data)
+
+        model.extract_feat = extract_feat
+        pre.forward = preprocess
+
+        def restore():
+            del model.extract_feat
+            del pre.forward
+
+        self._restore.append(restore)
+
+    def before_train(self, runner) -> None:
+        model = unwrap(runner.model)
+        self._check(runner, model)
+        train_set = self._cache(
+            runner, model, runner.train_loop.dataloader, 'training set'
+        )
+        val_loop = runner.val_loop if runner._val_loop is not None else None
+        val_set = None
+        if val_loop is not None and self.cache_val:
+            val_set = self._cache(
+                runner, model, val_loop.dataloader, 'validation set'
+            )
+        elif val_loop is not None:
+            raise ValueError(
+                'FeatureCacheHook: cache_val=False but the run validates; '
+                'the bypassed trunk cannot read images. Set cache_val=True.'
+            )
+        self._swap_loader(runner.train_loop, train_set)
+        if val_set is not None:
+            self._swap_loader(val_loop, val_set)
+        self._bypass_trunk(model)
+
+    def after_train(self, runner) -> None:
+        while self._restore:
+            self._restore.pop()()

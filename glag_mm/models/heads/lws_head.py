@@ -1,0 +1,84 @@
+"""Learnable weight scaling (LWS), a decoupled stage-two baseline.
+
+Kang et al., "Decoupling Representation and Classifier for Long-Tailed
+Recognition" (ICLR 2020) [prior]: keep the stage-one classifier (W, b) and
+learn one scale per class on class-balanced data,
+
+    z_c = s_c * (w_c . f + b_c),      s_c initialised to 1,
+
+with the backbone and (W, b) frozen. GLAG's paper reports it as a baseline
+on top of GraLoss (METHOD.md, "Numbers the paper reports", Table 6).
+"""
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmpretrain.models.heads import LinearClsHead
+from mmpretrain.registry import MODELS
+
+__all__ = ['LWSHead']
+
+
+@MODELS.register_module()
+class LWSHead(LinearClsHead):
+    """Frozen linear classifier with learnable per-class scales.
+
+    A drop-in for ``LinearClsHead`` in a cRT config: the only trainable
+    parameter is ``scales`` (C,). The frozen ``fc`` must come from the
+    stage-one model, e.g.
+    ``init_cfg=dict(type='Pretrained', checkpoint='{stage_one_checkpoint}',
+    prefix='head.')`` (mmengine then reports the new ``scales`` as a missing
+    key, which is expected).
+
+    Args:
+        num_classes: C.
+        in_channels: D, the pooled feature size.
+        init_scale: initial value of every s_c (1 keeps the stage-one
+            logits).
+        init_cfg: initialisation; use the Pretrained form above.
+        **kwargs: ``loss``, ``topk``, ``cal_acc`` as for ``LinearClsHead``.
+
+    Attributes:
+        distiller: optional callable ``(raw_features, logits, labels) ->
+            dict`` of extra losses, installed by
+            :class:`~glag_mm.engine.GLAGDistillHook`.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        init_scale: float = 1.0,
+        init_cfg: Optional[dict] = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            in_channels=in_channels,
+            init_cfg=init_cfg,
+            **kwargs,
+        )
+        if not isinstance(init_scale, (int, float)) or not init_scale > 0:
+            raise ValueError(
+                f'LWSHead: init_scale must be a number > 0, got {init_scale!r}'
+            )
+        for param in self.fc.parameters():
+            param.requires_grad = False
+        self.scales = nn.Parameter(
+            torch.full((num_classes,), float(init_scale))
+        )
+        self.distiller = None
+
+    def forward(self, feats) -> torch.Tensor:
+        """z = scales * fc(f) with f the last pooled feature."""
+        return self.fc(self.pre_logits(feats)) * self.scales
+
+    def loss(self, feats, data_samples, **kwargs) -> dict:
+        """Cross-entropy of the scaled logits, plus the distiller's terms."""
+        cls_score = self(feats)
+        losses = self._get_loss(cls_score, data_samples, **kwargs)
+        if self.distiller is not None:
+            labels = torch.cat([s.gt_label for s in data_samples])
+            losses.update(self.distiller(feats[-1], cls_score, labels))
+        return losses

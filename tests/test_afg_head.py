@@ -1,0 +1,231 @@
+"""AFGHead and LWSHead on synthetic features (no Runner)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmpretrain.models.heads import LinearClsHead
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from glag_mm.models.heads import AFGHead, LWSHead
+
+C, D = 4, 6
+COUNTS = [40, 20, 8, 3]
+
+
+def _features(counts=COUNTS, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    feats, labels = [], []
+    for c, n in enumerate(counts):
+        feats.append(torch.rand(n, D, generator=g) + 0.5 * c)
+        labels += [c] * n
+    return torch.cat(feats), torch.tensor(labels)
+
+
+def _head(counts=COUNTS, **kwargs):
+    cfg = dict(num_classes=len(counts), in_channels=D, tail_threshold=10)
+    cfg.update(num_donors=2)
+    cfg.update(kwargs)
+    head = AFGHead(**cfg)
+    feats, labels = _features(counts)
+    head.add_statistics(feats, labels, torch.arange(len(labels)))
+    head.finalize_statistics()
+    return head
+
+
+def _samples(labels):
+    return [DataSample().set_gt_label(int(y)) for y in labels]
+
+
+def _set_iter(it):
+    MessageHub.get_current_instance().update_info('iter', it)
+
+
+def test_same_tukey_transform_at_train_and_test():
+    head = _head()
+    feats, _ = _features()
+    expected = F.linear(feats.sqrt(), head.fc.weight, head.fc.bias)
+    head.train()
+    torch.testing.assert_close(head((feats,)), expected)
+    head.eval()
+    pred = head.predict((feats,))
+    torch.testing.assert_close(
+        torch.stack([p.pred_score for p in pred]), expected.softmax(1)
+    )
+
+
+def test_lambda_one_is_a_plain_linear_head():
+    head = _head(tukey_lambda=1)
+    plain = LinearClsHead(num_classes=C, in_channels=D)
+    plain.load_state_dict(head.fc.state_dict(prefix='fc.'), strict=False)
+    feats, _ = _features()
+    torch.testing.assert_close(head((feats,)), plain((feats,)))
+
+
+def test_statistics_are_class_means_of_transformed_features():
+    head = _head()
+    feats, labels = _features()
+    assert head.class_counts == COUNTS
+    for c in range(C):
+        torch.testing.assert_close(
+            head.bank.means[c],
+            feats[labels == c].sqrt().mean(0),
+            atol=2e-3,
+            rtol=0,
+        )
+
+
+def test_balance_plan_tops_every_class_up_in_expectation():
+    head = _head()
+    g = torch.Generator().manual_seed(0)
+    batch, trials = 16, 4000
+    total = torch.zeros(C)
+    for _ in range(trials):
+        classes = head.plan(torch.zeros(batch, dtype=torch.long), g)
+        total += torch.bincount(classes, minlength=C)
+    n = torch.tensor(COUNTS, dtype=torch.float)
+    expected = batch * (n.max() - n) / n.sum()  # B (n_max - n_c) / N
+    torch.testing.assert_close(total / trials, expected, atol=0.05, rtol=0)
+    # real (B n_c / N) plus generated is uniform over classes
+    torch.testing.assert_close(
+        expected + batch * n / n.sum(), torch.full((C,), batch * 40 / 71)
+    )
+
+
+def test_ratio_plan_repeats_each_real_label():
+    head = _head(generation='ratio', generation_ratio=2.0)
+    labels = torch.tensor([3, 0, 2, 2])
+    assert head.plan(labels).tolist() == [0, 0, 2, 2, 2, 2, 3, 3]
+
+
+def test_generated_features_follow_their_distributions():
+    head = _head(init_confidence=0.5)
+    host = torch.Generator().manual_seed(1)
+    dev = torch.Generator().manual_seed(2)
+    # a head class: N(mu_c, Sigma_c)
+    own = head.generate(torch.full((20000,), 0), host, dev)
+    torch.testing.assert_close(
+        own.mean(0), head.bank.means[0], atol=0.02, rtol=0
+    )
+    # a tail class (3 rows): every row anchors equally often, so the mean
+    # is the mean of the calibrated means (1 - s) x + s sum_i w_i mu_i
+    tab = head._prepare()
+    rows = torch.arange(int(tab['offsets'][3]), int(tab['offsets'][4]))
+    anchors = head.bank.features(rows)
+    donors, weights = tab['donors'][rows], tab['weights'][rows]
+    mixed = (weights[..., None] * head.bank.means[donors]).sum(1)
+    centre = (0.5 * anchors + 0.5 * mixed).mean(0)
+    tail = head.generate(torch.full((30000,), 3), host, dev)
+    torch.testing.assert_close(tail.mean(0), centre, atol=0.02, rtol=0)
+    assert set(donors.flatten().tolist()) <= {0, 1, 2}
+
+
+def test_loss_is_cross_entropy_over_real_and_generated():
+    head = _head()
+    head.train()
+    feats, labels = _features()
+    pick = torch.arange(0, len(labels), 5)
+    x, y = feats[pick], labels[pick]
+    _set_iter(7)
+    loss = head.loss((x,), _samples(y))['loss']
+    host, dev = head._generators(x.device)
+    classes = head.plan(y, host)
+    fake = head.generate(classes, host, dev)
+    logits = head.fc(torch.cat([x.sqrt(), fake]))
+    expected = F.cross_entropy(logits, torch.cat([y, classes]))
+    assert classes.numel() > 0
+    torch.testing.assert_close(loss, expected)
+    # the same iteration draws the same features; another one does not
+    assert torch.equal(head.loss((x,), _samples(y))['loss'], loss)
+    _set_iter(8)
+    assert not torch.equal(head.loss((x,), _samples(y))['loss'], loss)
+
+
+def test_state_dict_carries_statistics_and_confidence():
+    head = _head()
+    head.update_confidence(torch.rand(C))
+    head.update_confidence(torch.rand(C))
+    state = head.state_dict()
+    assert 'bank.rows' in state and 'confidence' in state
+    fresh = AFGHead(
+        num_classes=C, in_channels=D, tail_threshold=10, num_donors=2
+    )
+    assert not fresh.statistics_ready
+    fresh.load_state_dict(state)
+    assert fresh.statistics_ready
+    assert torch.equal(fresh.confidence, head.confidence)
+    feats, labels = _features()
+    fresh.train()
+    head.train()
+    _set_iter(3)
+    a = head.loss((feats[:10],), _samples(labels[:10]))['loss']
+    b = fresh.loss((feats[:10],), _samples(labels[:10]))['loss']
+    assert torch.equal(a, b)
+
+
+def test_confidence_update_rule():
+    head = _head(confidence_step=0.3, init_confidence=0.6)
+    head.update_confidence(torch.tensor([0.5, 0.5, 0.5, 0.5]), iteration=10)
+    assert torch.equal(head.confidence, torch.full((C,), 0.6))  # recorded
+    assert int(head.last_update_iter) == 10
+    nan = float('nan')
+    head.update_confidence(torch.tensor([0.9, 0.1, 0.9, nan]))
+    # classes 0, 1 are head classes (>= 10 images): never moved; class 2
+    # improved: + 0.3; class 3 had no validation sample: unchanged
+    torch.testing.assert_close(
+        head.confidence, torch.tensor([0.6, 0.6, 0.9, 0.6])
+    )
+    head.update_confidence(torch.tensor([0.9, 0.1, 1.0, 0.2]))
+    # class 2 is clipped at s_max = 1; class 3 fell (0.2 < 0.5): - 0.3
+    torch.testing.assert_close(
+        head.confidence, torch.tensor([0.6, 0.6, 1.0, 0.3])
+    )
+    assert torch.equal(head.prev_class_acc, torch.tensor([0.9, 0.1, 1.0, 0.2]))
+
+
+def test_clear_errors():
+    with pytest.raises(RuntimeError, match='AFGHook'):
+        AFGHead(num_classes=C, in_channels=D).generate(torch.tensor([0]))
+    head = AFGHead(num_classes=C, in_channels=D)
+    with pytest.raises(ValueError, match='non-negative'):
+        head.add_statistics(-torch.ones(2, D), torch.tensor([0, 1]))
+    # a one-image tail class whose only larger class cannot make k = 3
+    with pytest.raises(ValueError, match='donors'):
+        _head(counts=[5, 1], num_donors=3)
+    # a one-image class that is not a tail class has no covariance
+    with pytest.raises(ValueError, match='tail_threshold'):
+        _head(counts=[5, 1], tail_threshold=1)
+    for bad in (
+        dict(generation='oversample'),
+        dict(donor_weighting='nearest'),
+        dict(init_confidence=1.5),
+        dict(tukey_lambda='half'),
+        dict(tail_threshold=-3),
+    ):
+        with pytest.raises((ValueError, TypeError)):
+            AFGHead(num_classes=C, in_channels=D, **bad)
+
+
+def test_registered_and_drop_in():
+    head = MODELS.build(dict(type='AFGHead', num_classes=3, in_channels=5))
+    assert isinstance(head, LinearClsHead)
+    assert head.tukey_lambda == 0.5 and head.tail_threshold == 100
+    assert head.num_donors == 3 and head.alpha == 0.0
+    assert torch.all(head.confidence == 0.6)
+
+
+def test_lws_head_scales_frozen_classifier():
+    head = MODELS.build(dict(type='LWSHead', num_classes=C, in_channels=D))
+    assert isinstance(head, LWSHead)
+    trainable = [n for n, p in head.named_parameters() if p.requires_grad]
+    assert trainable == ['scales']
+    with torch.no_grad():
+        head.scales.copy_(torch.tensor([1.0, 2.0, 0.5, 3.0]))
+    feats, labels = _features()
+    expected = head.fc(feats) * head.scales
+    torch.testing.assert_close(head((feats,)), expected)
+    loss = head.loss((feats,), _samples(labels))['loss']
+    torch.testing.assert_close(loss, F.cross_entropy(expected, labels))
+    loss.backward()
+    assert head.scales.grad is not None and head.fc.weight.grad is None

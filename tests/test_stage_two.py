@@ -1,0 +1,375 @@
+"""Stage two end to end: two stages, resume, feature cache, DDP statistics.
+
+Everything runs on a tiny in-memory long-tailed set of 8x8 images (four
+classes of 40, 20, 8 and 3 images) with a ResNet-8 trunk.
+"""
+
+import copy
+import os
+import os.path as osp
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+from mmpretrain.datasets import BaseDataset
+from mmpretrain.registry import DATASETS, HOOKS
+
+from glag_mm.apis import (
+    add_class_counts_hook,
+    resolve_stage_one_checkpoint,
+    run_stages,
+)
+from glag_mm.engine.feature_cache import find_random_transforms
+from glag_mm.models import heads  # noqa: F401
+
+COUNTS = [40, 20, 8, 3]
+VAL_COUNTS = [6, 6, 6, 6]
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@DATASETS.register_module(name='TinyLTBlobs', force=True)
+class TinyLTBlobs(BaseDataset):
+    """Class prototypes plus noise, as HxWx3 uint8 arrays in memory."""
+
+    def __init__(self, counts, seed=0, size=8, noise=60.0, **kwargs):
+        self.counts, self.seed = list(counts), seed
+        self.size, self.noise = size, noise
+        classes = [f'c{i}' for i in range(len(self.counts))]
+        super().__init__(ann_file='', metainfo=dict(classes=classes), **kwargs)
+
+    def load_data_list(self):
+        protos = np.random.default_rng(1234).uniform(
+            0, 255, (len(self.counts), self.size, self.size, 3)
+        )
+        rng = np.random.default_rng(self.seed)
+        data = []
+        for c, n in enumerate(self.counts):
+            for _ in range(n):
+                img = protos[c] + rng.normal(0, self.noise, protos[c].shape)
+                img = np.clip(img, 0, 255).astype(np.uint8)
+                data.append(dict(img=img, gt_label=c))
+        return data
+
+
+CRASH = {'epoch': None}
+
+
+@HOOKS.register_module(name='CrashAtEpochHook', force=True)
+class CrashAtEpochHook(Hook):
+    """Interrupts training at the start of epoch ``CRASH['epoch']``."""
+
+    def before_train_epoch(self, runner):
+        if CRASH['epoch'] is not None and runner.epoch == CRASH['epoch']:
+            raise KeyboardInterrupt(f'simulated crash at epoch {runner.epoch}')
+
+
+@HOOKS.register_module(name='CountTrunkCallsHook', force=True)
+class CountTrunkCallsHook(Hook):
+    """Counts the images that went through the backbone."""
+
+    priority = 'VERY_HIGH'
+    images = 0
+
+    def before_run(self, runner):
+        def count(module, args, output):
+            CountTrunkCallsHook.images += args[0].shape[0]
+
+        runner.model.backbone.register_forward_hook(count)
+
+
+PIPELINE = [dict(type='PackInputs')]
+PREPROCESSOR = dict(
+    type='ClsDataPreprocessor',
+    mean=[127.5] * 3,
+    std=[127.5] * 3,
+    num_classes=4,
+)
+
+
+def _loader(counts, seed, shuffle, pipeline=PIPELINE, batch_size=16):
+    return dict(
+        batch_size=batch_size,
+        num_workers=0,
+        dataset=dict(
+            type='TinyLTBlobs', counts=counts, seed=seed, pipeline=pipeline
+        ),
+        sampler=dict(type='DefaultSampler', shuffle=shuffle),
+    )
+
+
+def _backbone(**kwargs):
+    return dict(
+        type='CifarResNet', depth=8, stage_channels=(4, 8, 16), **kwargs
+    )
+
+
+def _common(epochs, lr):
+    return dict(
+        default_scope='mmpretrain',
+        custom_imports=dict(imports=['glag_mm'], allow_failed_imports=False),
+        val_dataloader=_loader(VAL_COUNTS, 7, False),
+        val_evaluator=dict(
+            type='LongTailAccuracy', many_threshold=30, few_threshold=10
+        ),
+        val_cfg=dict(),
+        train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=1),
+        optim_wrapper=dict(
+            optimizer=dict(type='SGD', lr=lr, momentum=0.9, weight_decay=5e-4)
+        ),
+        param_scheduler=dict(
+            type='CosineAnnealingLR', by_epoch=True, T_max=epochs
+        ),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=1),
+            logger=dict(type='LoggerHook', interval=50),
+        ),
+        randomness=dict(seed=0),
+        log_level='WARNING',
+    )
+
+
+def stage_one_cfg():
+    cfg = _common(epochs=3, lr=0.1)
+    cfg.update(
+        model=dict(
+            type='ImageClassifier',
+            data_preprocessor=PREPROCESSOR,
+            backbone=_backbone(),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=4, in_channels=16),
+        ),
+        train_dataloader=_loader(COUNTS, 0, True),
+    )
+    return cfg
+
+
+def stage_two_cfg(head='AFGHead', hooks=True, cache=False, count=False):
+    """GLAG's stage two: the cRT config plus the head and hook lines."""
+    cfg = _common(epochs=4, lr=0.05)
+    frozen = dict(
+        frozen_stages=3,
+        norm_eval=True,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='{stage_one_checkpoint}',
+            prefix='backbone.',
+        ),
+    )
+    head_cfg = dict(type='LinearClsHead', num_classes=4, in_channels=16)
+    if head == 'AFGHead':
+        head_cfg.update(type='AFGHead', tail_threshold=10, num_donors=2)
+    cfg.update(
+        model=dict(
+            type='ImageClassifier',
+            data_preprocessor=PREPROCESSOR,
+            backbone=_backbone(**frozen),
+            neck=dict(type='GlobalAveragePooling'),
+            head=head_cfg,
+        ),
+        train_dataloader=_loader(COUNTS, 0, True),
+        custom_hooks=[dict(type='CrashAtEpochHook')],
+    )
+    if hooks:
+        cfg['custom_hooks'] += [
+            dict(type='AFGHook', progress=False),
+            dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}'),
+        ]
+    if cache:
+        cfg['custom_hooks'].append(
+            dict(type='FeatureCacheHook', progress=False)
+        )
+    if count:
+        cfg['custom_hooks'].append(dict(type='CountTrunkCallsHook'))
+    return cfg
+
+
+def _write(path, cfg):
+    Config(cfg).dump(str(path))
+    return str(path)
+
+
+def _state(ckpt_path):
+    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    return ckpt['state_dict']
+
+
+@pytest.fixture(scope='module')
+def two_stage(tmp_path_factory):
+    """Both stages through the two-stage driver, uninterrupted."""
+    root = tmp_path_factory.mktemp('glag')
+    s1 = _write(root / 'stage1.py', stage_one_cfg())
+    s2 = _write(root / 'stage2.py', stage_two_cfg())
+    top = _write(
+        root / 'top.py',
+        dict(
+            stages=[
+                dict(name='stage1', config=osp.basename(s1)),
+                dict(
+                    name='stage2', config=osp.basename(s2), init_from='stage1'
+                ),
+            ]
+        ),
+    )
+    ckpts = run_stages(top, work_dir=str(root / 'full'))
+    return dict(root=root, top=top, ckpts=ckpts)
+
+
+@pytest.mark.slow
+def test_two_stages_end_to_end(two_stage):
+    state = _state(two_stage['ckpts']['stage2'])
+    stage_one = _state(two_stage['ckpts']['stage1'])
+    # the trunk stayed the stage-one trunk; the head was trained
+    for key, value in stage_one.items():
+        if key.startswith('backbone.') and value.is_floating_point():
+            assert torch.equal(value, state[key]), key
+    assert not torch.equal(
+        state['head.fc.weight'], stage_one['head.fc.weight']
+    )
+    # statistics and confidence are in the checkpoint
+    assert state['head.bank.counts'].tolist() == COUNTS
+    # epoch 4's checkpoint is saved before its validation: 3 updates seen
+    assert state['head.num_confidence_updates'].item() == 3
+    conf = state['head.confidence']
+    print('confidence', conf, state['head.prev_class_acc'])
+    assert torch.all(conf[:2] == 0.6)  # head classes never move
+    assert torch.all((conf >= 0) & (conf <= 1))
+
+
+@pytest.mark.slow
+def test_resume_mid_stage_two_reproduces_run(two_stage):
+    work_dir = str(two_stage['root'] / 'resumed')
+    opts = dict(stage_one_checkpoint=two_stage['ckpts']['stage1'])
+    CRASH['epoch'] = 2
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_stages(
+                two_stage['top'],
+                work_dir=work_dir,
+                stage='stage2',
+                cfg_options=opts,
+            )
+    finally:
+        CRASH['epoch'] = None
+    assert osp.isfile(osp.join(work_dir, 'stage2', 'epoch_2.pth'))
+    ckpts = run_stages(
+        two_stage['top'],
+        work_dir=work_dir,
+        stage='stage2',
+        resume='auto',
+        cfg_options=opts,
+    )
+    resumed = _state(ckpts['stage2'])
+    full = _state(two_stage['ckpts']['stage2'])
+    for key in ('confidence', 'prev_class_acc', 'num_confidence_updates'):
+        assert torch.equal(resumed[f'head.{key}'], full[f'head.{key}']), key
+    for key in ('fc.weight', 'fc.bias', 'bank.rows', 'bank.means'):
+        torch.testing.assert_close(
+            resumed[f'head.{key}'], full[f'head.{key}'], rtol=0, atol=1e-6
+        )
+
+
+def _run_stage_two(work_dir, stage_one_ckpt, **kwargs):
+    cfg = Config(stage_two_cfg(**kwargs))
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = osp.basename(str(work_dir))
+    add_class_counts_hook(cfg)
+    resolve_stage_one_checkpoint(cfg, stage_one_ckpt)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+@pytest.mark.slow
+def test_feature_cache_matches_uncached_run(two_stage, tmp_path):
+    ckpt = two_stage['ckpts']['stage1']
+    CountTrunkCallsHook.images = 0
+    plain = _run_stage_two(tmp_path / 'plain', ckpt, count=True)
+    # statistics pass, 4 epochs, 4 validations
+    assert CountTrunkCallsHook.images == 5 * sum(COUNTS) + 4 * sum(VAL_COUNTS)
+    CountTrunkCallsHook.images = 0
+    cached = _run_stage_two(tmp_path / 'cached', ckpt, cache=True, count=True)
+    # one pass over each set; the statistics reuse the training cache
+    assert CountTrunkCallsHook.images == sum(COUNTS) + sum(VAL_COUNTS)
+    a, b = plain.model.head, cached.model.head
+    torch.testing.assert_close(a.bank.means, b.bank.means, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.fc.weight, b.fc.weight, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(a.fc.bias, b.fc.bias, atol=1e-5, rtol=1e-4)
+    assert torch.equal(a.confidence, b.confidence)
+    # the trunk is restored after training, checkpoints keep it
+    assert 'extract_feat' not in vars(cached.model)
+    state = _state(osp.join(str(tmp_path / 'cached'), 'epoch_4.pth'))
+    assert any(k.startswith('backbone.') for k in state)
+
+
+def test_feature_cache_refuses_random_pipeline():
+    dataset = DATASETS.build(
+        dict(
+            type='TinyLTBlobs',
+            counts=[2, 2],
+            pipeline=[dict(type='RandomFlip', prob=0.5), *PIPELINE],
+        )
+    )
+    assert find_random_transforms(dataset) == ['RandomFlip']
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, stage_one_ckpt, work_dir):
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        MASTER_ADDR='127.0.0.1',
+        MASTER_PORT=str(port),
+        OMP_NUM_THREADS='1',
+    )
+    torch.set_num_threads(1)
+    import glag_mm  # noqa: F401
+
+    cfg = Config(stage_two_cfg())
+    cfg.train_cfg.max_epochs = 1
+    cfg.launcher = 'pytorch'
+    cfg.work_dir = work_dir
+    add_class_counts_hook(cfg)
+    resolve_stage_one_checkpoint(cfg, stage_one_ckpt)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    bank = runner.model.module.head.bank
+    torch.save(
+        {k: v.cpu() for k, v in bank.state_dict().items()},
+        osp.join(work_dir, f'bank_rank{rank}.pth'),
+    )
+
+
+@pytest.mark.slow
+def test_statistics_on_two_ranks_equal_single_process(two_stage, tmp_path):
+    ckpt = two_stage['ckpts']['stage1']
+    work_dir = str(tmp_path / 'ddp')
+    os.makedirs(work_dir)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), ckpt, work_dir), nprocs=2)
+    single = _run_stage_two(tmp_path / 'single', ckpt).model.head.bank
+    for rank in range(2):
+        state = torch.load(osp.join(work_dir, f'bank_rank{rank}.pth'))
+        for key, value in single.state_dict().items():
+            torch.testing.assert_close(
+                state[key], value.cpu(), atol=1e-3, rtol=0, msg=key
+            )
+
+
+def test_configs_differ_by_head_and_hook_lines():
+    crt = copy.deepcopy(stage_two_cfg(head='LinearClsHead', hooks=False))
+    glag = stage_two_cfg()
+    changed = {k for k in glag if glag[k] != crt.get(k)}
+    assert changed == {'model', 'custom_hooks'}
+    assert {
+        k for k in glag['model'] if glag['model'][k] != crt['model'][k]
+    } == {'head'}
