@@ -1,0 +1,61 @@
+"""The library behind tools/run_experiments.py and tools/make_report.py.
+
+Experiment specs (:mod:`.spec`), the per-run metrics files and results
+tables (:mod:`.records`), the runner that trains and tests what is not done
+(:mod:`.runner`) and the report plots (:mod:`.plots`). Not imported by
+``import glag_mm``; the tools import it explicitly.
+"""
+
+from .records import (
+    COLUMNS,
+    RunSummary,
+    load_records,
+    mean_std,
+    metrics_path,
+    read_json,
+    summarise,
+    write_json,
+    write_tables,
+)
+from .runner import (
+    Context,
+    ExperimentError,
+    Job,
+    describe_plan,
+    plan_jobs,
+    run_experiment,
+    run_job,
+)
+from .spec import (
+    ExperimentSpec,
+    RunSpec,
+    SpecError,
+    format_cfg_options,
+    load_spec,
+    spec_from_dict,
+)
+
+__all__ = [
+    'COLUMNS',
+    'Context',
+    'ExperimentError',
+    'ExperimentSpec',
+    'Job',
+    'RunSpec',
+    'RunSummary',
+    'SpecError',
+    'describe_plan',
+    'format_cfg_options',
+    'load_records',
+    'load_spec',
+    'mean_std',
+    'metrics_path',
+    'plan_jobs',
+    'read_json',
+    'run_experiment',
+    'run_job',
+    'spec_from_dict',
+    'summarise',
+    'write_json',
+    'write_tables',
+]

@@ -1,0 +1,534 @@
+"""tools/run_experiments.py, tools/make_report.py and glag_mm.experiments.
+
+The end-to-end test trains a stage-one run and a cRT-style stage-two run
+on it (CifarResNet-8, 10 + 3 epochs of 122 images) on a tiny long-tailed
+set in mmpretrain's Fashion-MNIST idx format (written with the helper of
+tests/test_tools.py; a class is the image's brightness, which a pooled CNN
+learns in a few steps), then checks the metrics files against a direct
+evaluation of the checkpoints.
+"""
+
+import csv
+import importlib.util
+import json
+import os
+import os.path as osp
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmpretrain.registry import DATASETS, MODELS
+from test_tools import write_idx
+
+from glag_mm.experiments import (
+    Context,
+    SpecError,
+    format_cfg_options,
+    load_records,
+    load_spec,
+    plan_jobs,
+    run_experiment,
+    spec_from_dict,
+    write_json,
+    write_tables,
+)
+from glag_mm.experiments import runner as runner_module
+from glag_mm.experiments.plots import confidence_history
+
+REPO = Path(__file__).resolve().parents[1]
+COUNTS = [30, 24, 18, 14, 10, 8, 6, 5, 4, 3]  # many > 15, few < 6
+TEST_PER_CLASS = 3
+
+
+def write_tiny_set(root: Path) -> str:
+    """Long-tailed train set (COUNTS), 3 test images per class."""
+    rng = np.random.default_rng(0)
+
+    def make(counts):
+        labels = np.repeat(np.arange(len(counts)), counts)
+        noise = rng.integers(-12, 13, (len(labels), 28, 28))
+        images = 20 + 24 * labels[:, None, None] + noise
+        return images.clip(0, 255), labels
+
+    write_idx(root, 'train', *make(COUNTS))
+    write_idx(root, 'test', *make([TEST_PER_CLASS] * len(COUNTS)))
+    return str(root)
+
+
+def load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / 'tools' / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+STAGE1 = """
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['glag_mm'], allow_failed_imports=False)
+data_root = {data_root!r}
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='CifarResNet', depth=8, in_channels=1,
+                  stage_channels=(4, 8, 16)),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=10, in_channels=16,
+              loss=dict(type='CrossEntropyLoss'), topk=(1,)))
+data_preprocessor = dict(
+    num_classes=10, mean=[127.5], std=[127.5], to_rgb=False)
+pipeline = [dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=16, num_workers=0,
+    dataset=dict(type='FashionMNIST', data_root=data_root, split='train',
+                 download=False, pipeline=pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True))
+test_dataloader = dict(
+    batch_size=16, num_workers=0,
+    dataset=dict(type='FashionMNIST', data_root=data_root, split='test',
+                 test_mode=True, download=False, pipeline=pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+test_evaluator = dict(type='LongTailAccuracy', many_threshold=15,
+                      few_threshold=6)
+test_cfg = dict()
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))
+train_cfg = dict(by_epoch=True, max_epochs=10)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=1),
+    logger=dict(type='LoggerHook', interval=5))
+randomness = dict(seed=0)
+"""
+
+# cRT-style: frozen trunk from '{stage_one_checkpoint}', head retrained.
+STAGE2 = """
+_base_ = ['./stage1.py']
+model = dict(
+    backbone=dict(
+        frozen_stages=3,
+        init_cfg=dict(type='Pretrained', checkpoint='{stage_one_checkpoint}',
+                      prefix='backbone')))
+train_cfg = dict(max_epochs=3)
+"""
+
+SPEC = """
+title = 'tiny'
+seeds = [0]
+runs = [
+    dict(name='ce', label='CE', group='stage one', config={stage1!r},
+         epochs=10),
+    dict(name='crt', label='CE + cRT', group='stage two', config={stage2!r},
+         stage_one_from='ce', baseline='ce',
+         cfg_options={{'optim_wrapper.optimizer.lr': 0.02}}),
+]
+compare = [('ce', 'crt')]
+"""
+
+
+@pytest.fixture(scope='module')
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp('experiments')
+    data_root = write_tiny_set(root / 'fashion')
+    (root / 'stage1.py').write_text(STAGE1.format(data_root=data_root))
+    (root / 'stage2.py').write_text(STAGE2)
+    (root / 'tiny.py').write_text(
+        SPEC.format(
+            stage1=str(root / 'stage1.py'), stage2=str(root / 'stage2.py')
+        )
+    )
+    return root
+
+
+def context(root: Path) -> Context:
+    return Context(
+        root=str(REPO),
+        results_dir=str(root / 'results' / 'tiny'),
+        work_root=str(root / 'work_dirs' / 'tiny'),
+    )
+
+
+def direct_evaluation(config: str, checkpoint: str):
+    """Per-class test accuracy of a checkpoint, computed here by hand."""
+    cfg = Config.fromfile(config)
+    model = MODELS.build(
+        dict(
+            cfg.model,
+            data_preprocessor=dict(
+                type='ClsDataPreprocessor', **cfg.data_preprocessor
+            ),
+        )
+    )
+    state = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    model.load_state_dict(state['state_dict'])
+    model.eval()
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    batch = pseudo_collate([dataset[i] for i in range(len(dataset))])
+    with torch.no_grad():
+        samples = model.test_step(batch)
+    pred = np.array([int(s.pred_label) for s in samples])
+    gt = np.array([int(s.gt_label) for s in samples])
+    per_class = np.array(
+        [100.0 * np.mean(pred[gt == c] == c) for c in range(len(COUNTS))]
+    )
+    return per_class, 100.0 * np.mean(pred == gt)
+
+
+# ------------------------------------------------------------------ spec
+def test_spec_validation():
+    ok = dict(runs=[dict(name='a', config='a.py')])
+    spec = spec_from_dict(ok, 'x')
+    assert spec.runs[0].seeds == [0] and spec.runs[0].label == 'a'
+    bad = [
+        (dict(runs=[dict(name='a b', config='a.py')]), 'run name'),
+        (dict(runs=[dict(name='a', config='a.py', foo=1)]), 'unknown keys'),
+        (
+            dict(runs=[dict(name='a', config='a.py', stage_one_from='z')]),
+            "refers to 'z'",
+        ),
+        (
+            dict(
+                runs=[
+                    dict(name='a', config='a.py', stage_one_from='b'),
+                    dict(name='b', config='b.py', stage_one_from='a'),
+                ]
+            ),
+            'cycle',
+        ),
+        (dict(runs=[dict(name='a', config='a.py', seeds=[1, 1])]), 'repeat'),
+        (
+            dict(
+                runs=[
+                    dict(name='a', config='a.py'),
+                    dict(name='a', config='b.py'),
+                ]
+            ),
+            'repeat',
+        ),
+        (
+            dict(
+                runs=[
+                    dict(name='a', config='a.py', cfg_options={'k': {'x': 1}})
+                ]
+            ),
+            'dotted key',
+        ),
+        (
+            dict(
+                runs=[
+                    dict(
+                        name='a',
+                        config='a.py',
+                        cfg_options={'randomness.seed': 3},
+                    )
+                ]
+            ),
+            'seeds=',
+        ),
+        (dict(runs=[]), 'needs runs'),
+        (
+            dict(runs=[dict(name='a', config='a.py')], compare=[('a', 'q')]),
+            "compare names 'q'",
+        ),
+    ]
+    for data, message in bad:
+        with pytest.raises(SpecError, match=message):
+            spec_from_dict(data, 'x')
+
+
+def test_cfg_options_round_trip_through_dict_action():
+    from mmengine.config import DictAction
+
+    options = {
+        'a.b': 1,
+        'c': 0.5,
+        'd': 'x/y.py',
+        'e': [1, 2],
+        'f': True,
+        'g': None,
+        'h': (3, 4),
+    }
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args(['--cfg-options', *format_cfg_options(options)])
+    assert args.cfg_options == options
+
+
+# ----------------------------------------------------------------- table
+def fake_record(run, seed, top1, many, medium, few, seconds=60.0):
+    return dict(
+        spec='fake',
+        run=run,
+        seed=seed,
+        top1=top1,
+        many=many,
+        medium=medium,
+        few=few,
+        per_class_accuracy=[many, medium, few],
+        class_counts=[200, 50, 5],
+        many_threshold=100,
+        few_threshold=20,
+        epochs=3,
+        train_seconds=seconds,
+        test_seconds=6.0,
+        work_dir='nowhere',
+    )
+
+
+def test_table_mean_std_equals_direct_computation(tmp_path):
+    spec = spec_from_dict(
+        dict(
+            title='fake',
+            runs=[
+                dict(name='ce', label='CE', config='ce.py'),
+                dict(
+                    name='glag',
+                    label='GLAG',
+                    config='glag.py',
+                    baseline='ce',
+                    seeds=[0, 1],
+                ),
+                dict(name='later', label='Later', config='later.py'),
+            ],
+        ),
+        'fake',
+    )
+    values = {
+        ('ce', 0): (50.0, 80.0, 45.0, 20.0),
+        ('glag', 0): (52.5, 70.0, 50.0, 19.0),
+        ('glag', 1): (53.5, 71.0, 52.0, 18.0),
+    }
+    for (run, seed), v in values.items():
+        write_json(
+            osp.join(tmp_path, 'runs', f'{run}_seed{seed}.json'),
+            fake_record(run, seed, *v),
+        )
+    write_tables(spec, str(tmp_path))
+    with open(tmp_path / 'table.csv') as f:
+        rows = {r['run']: r for r in csv.DictReader(f)}
+    glag = np.array([values['glag', 0], values['glag', 1]])
+    for i, col in enumerate(('top1', 'many', 'medium', 'few')):
+        assert float(rows['glag'][f'{col}_mean']) == pytest.approx(
+            glag[:, i].mean(), abs=1e-4
+        )
+        assert float(rows['glag'][f'{col}_std']) == pytest.approx(
+            glag[:, i].std(ddof=1), abs=1e-4
+        )
+        assert rows['ce'][f'{col}_std'] == ''  # n = 1
+    assert rows['glag']['n'] == '2' and rows['glag']['seeds'] == '0 1'
+    assert float(rows['glag']['wall_seconds']) == 2 * (60 + 6)
+    # GLAG is below CE on many and few: both marked, nothing else
+    assert rows['glag']['not_above_baseline'] == 'many:ce few:ce'
+    assert rows['later']['n'] == '0'  # no run dropped
+    md = (tmp_path / 'table.md').read_text()
+    top1 = glag[:, 0]
+    assert f'| GLAG | {top1.mean():.2f} \u00b1 {top1.std(ddof=1):.2f} |' in md
+    assert (
+        f'{glag[:, 1].mean():.2f} \u00b1 {glag[:, 1].std(ddof=1):.2f} '
+        '\u2020' in md
+    )
+    assert 'GLAG, many: not above CE' in md
+    assert 'GLAG, few: not above CE' in md
+    assert 'GLAG, top-1' not in md
+    assert '| Later | not run |' in md
+    total = 3 * 66 / 60
+    assert f'Total wall time of the runs above: {total:.1f} min' in md
+
+
+# ------------------------------------------------------------ end to end
+@pytest.mark.slow
+def test_runner_trains_tests_records_and_skips(project, monkeypatch):
+    spec = load_spec(str(project / 'tiny.py'))
+    ctx = context(project)
+    jobs = plan_jobs(spec, ctx)
+    assert [(j.title, j.status) for j in jobs] == [
+        ('ce seed 0', 'new'),
+        ('crt seed 0', 'new'),
+    ]
+    assert jobs[1].depends_on is jobs[0]
+    outcome = run_experiment(spec, ctx, log=lambda _: None)
+    assert not outcome['failed'], [j.error for j in outcome['failed']]
+    assert len(outcome['finished']) == 2
+
+    records = load_records(ctx.results_dir)
+    for name, config in (('ce', 'stage1.py'), ('crt', 'stage2.py')):
+        (record,) = records[name]
+        assert record['seed'] == 0 and record['class_counts'] == COUNTS
+        checkpoint = ctx.path(record['checkpoint'])
+        assert osp.isfile(checkpoint)
+        per_class, top1 = direct_evaluation(str(project / config), checkpoint)
+        np.testing.assert_allclose(
+            record['per_class_accuracy'], per_class, atol=1e-6
+        )
+        assert record['top1'] == pytest.approx(top1, abs=1e-6)
+        counts = np.array(COUNTS)
+        groups = dict(
+            many=counts > 15,
+            medium=(counts >= 6) & (counts <= 15),
+            few=counts < 6,
+        )
+        for group, mask in groups.items():
+            assert record[group] == pytest.approx(
+                per_class[mask].mean(), abs=1e-6
+            )
+        assert record['metrics']['lt/top1'] == record['top1']
+        assert record['train_seconds'] > 0 and record['test_seconds'] > 0
+        assert record['train_attempts'] == 1
+        assert len(record['git_commit'] or 'x' * 40) == 40
+    assert records['ce'][0]['epochs'] == 10
+    assert records['crt'][0]['epochs'] == 3
+    # not a degenerate model: some classes right, some wrong
+    accs = records['ce'][0]['per_class_accuracy']
+    assert 0 < records['ce'][0]['top1'] < 100 and len(set(accs)) > 1
+    assert (
+        records['crt'][0]['stage_one_checkpoint']
+        == (records['ce'][0]['checkpoint'])
+    )
+    assert records['crt'][0]['cfg_options'] == {
+        'optim_wrapper.optimizer.lr': 0.02
+    }
+    # the stage-two trunk is the stage-one trunk (frozen, loaded)
+    ce = torch.load(
+        ctx.path(records['ce'][0]['checkpoint']), weights_only=False
+    )['state_dict']
+    crt = torch.load(
+        ctx.path(records['crt'][0]['checkpoint']), weights_only=False
+    )['state_dict']
+    key = 'backbone.conv1.weight'
+    torch.testing.assert_close(ce[key], crt[key])
+    table = Path(ctx.results_dir, 'table.md').read_text()
+    assert '| CE |' in table and '| CE + cRT |' in table
+
+    # a second call finds everything done and starts no subprocess
+    before = {
+        p: os.stat(p).st_mtime_ns
+        for p in Path(ctx.results_dir, 'runs').iterdir()
+    }
+
+    def no_call(*args, **kwargs):
+        raise AssertionError('a finished run was started again')
+
+    monkeypatch.setattr(runner_module, '_call', no_call)
+    assert [j.status for j in plan_jobs(spec, ctx)] == ['done', 'done']
+    outcome = run_experiment(spec, ctx, log=lambda _: None)
+    assert outcome == dict(finished=[], failed=[], skipped=[])
+    after = {
+        p: os.stat(p).st_mtime_ns
+        for p in Path(ctx.results_dir, 'runs').iterdir()
+    }
+    assert before == after
+
+    # the CLI's dry run lists both as done
+    tool = load_tool('run_experiments.py')
+    code = tool.main(
+        [
+            str(project / 'tiny.py'),
+            '--dry-run',
+            '--results-dir',
+            ctx.results_dir,
+            '--work-root',
+            ctx.work_root,
+        ]
+    )
+    assert code == 0
+
+
+def test_epochs_stated_in_spec_must_match_config(project):
+    spec = load_spec(str(project / 'tiny.py'))
+    spec.runs[0].epochs = 30
+    with pytest.raises(SpecError, match='states epochs=30'):
+        plan_jobs(spec, context(project))
+
+
+def test_missing_config_is_reported(project, tmp_path):
+    spec = spec_from_dict(
+        dict(runs=[dict(name='a', config=str(tmp_path / 'nope.py'))]), 'm'
+    )
+    ctx = Context(
+        root=str(REPO),
+        results_dir=str(tmp_path / 'r'),
+        work_root=str(tmp_path / 'w'),
+    )
+    (job,) = plan_jobs(spec, ctx)
+    assert job.status == 'missing config'
+    with pytest.raises(SpecError, match='do not exist'):
+        run_experiment(spec, ctx, log=lambda _: None)
+    outcome = run_experiment(spec, ctx, skip_missing=True, log=lambda _: None)
+    assert [(j.title, j.error) for j in outcome['skipped']] == [
+        ('a seed 0', 'missing config')
+    ]
+
+
+# ---------------------------------------------------------------- report
+def fake_checkpoints(work_dir: Path, history):
+    work_dir.mkdir(parents=True)
+    for epoch, values in enumerate(history, 1):
+        torch.save(
+            dict(
+                state_dict={
+                    'head.confidence': torch.tensor(values),
+                    'head.fc.weight': torch.zeros(3, 2),
+                }
+            ),
+            work_dir / f'epoch_{epoch}.pth',
+        )
+
+
+def test_confidence_history_reads_epoch_checkpoints(tmp_path):
+    history = [[0.6, 0.6, 0.6], [0.6, 0.65, 0.55], [0.6, 0.7, 0.6]]
+    fake_checkpoints(tmp_path / 'stage2', history)
+    # a stage-one directory without an AFG head is passed over
+    (tmp_path / 'stage1').mkdir()
+    torch.save(
+        dict(state_dict={'head.fc.weight': torch.zeros(1)}),
+        tmp_path / 'stage1' / 'epoch_1.pth',
+    )
+    found = confidence_history(str(tmp_path))
+    assert [e for e, _ in found] == [1, 2, 3]
+    np.testing.assert_allclose(np.stack([v for _, v in found]), history)
+    assert confidence_history(str(tmp_path / 'gone')) == []
+
+
+def test_make_report_writes_tables_and_pngs(tmp_path, monkeypatch):
+    results = tmp_path / 'results'
+    spec = dict(
+        title='fake',
+        seeds=[0],
+        runs=[
+            dict(name='ce', label='CE', config='ce.py'),
+            dict(name='glag', label='GLAG', config='glag.py', baseline=['ce']),
+        ],
+        compare=[['ce', 'glag']],
+    )
+    write_json(results / 'fake' / 'spec.json', spec)
+    for run, v in (('ce', (50, 80, 45, 20)), ('glag', (52, 79, 50, 30))):
+        write_json(
+            results / 'fake' / 'runs' / f'{run}_seed0.json',
+            fake_record(run, 0, *v),
+        )
+    tool = load_tool('make_report.py')
+    # stand-in for the config check: 'glag' is an AFG run with checkpoints
+    work = tmp_path / 'work'
+    fake_checkpoints(work / 'stage2', [[0.6] * 3, [0.6, 0.55, 0.65]])
+    monkeypatch.setattr(
+        tool,
+        '_afg_head',
+        lambda run, ctx: dict(type='AFGHead') if run.name == 'glag' else None,
+    )
+    record = json.loads((results / 'fake/runs/glag_seed0.json').read_text())
+    record['work_dir'] = str(work)
+    write_json(results / 'fake/runs/glag_seed0.json', record)
+    assert tool.main(['--results-root', str(results)]) == 0
+    for name in (
+        'fake/table.md',
+        'fake/table.csv',
+        'fake/per_class_ce_vs_glag.png',
+        'fake/confidence_glag.png',
+        'plots/schedules.png',
+    ):
+        path = results / name
+        assert path.is_file() and path.stat().st_size > 200, name
+    for png in results.rglob('*.png'):
+        assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert 'not above CE' in (results / 'fake/table.md').read_text()

@@ -1,0 +1,165 @@
+"""Regenerate every results table and plot from the metrics files.
+
+    python tools/make_report.py [results/<spec> | experiments/<spec>.py ...]
+
+Without arguments: every ``results/<spec>/`` holding a ``spec.json`` (which
+tools/run_experiments.py writes). For each spec it rewrites ``table.md`` and
+``table.csv`` from ``runs/*.json``; plots the per-class test accuracy
+against the training count for each ``compare`` pair of the spec
+(``per_class_<a>_vs_<b>.png``); and, for each run whose head is AFGHead, the
+confidence scores s_c across stage-two epochs from the ``epoch_<k>.pth``
+checkpoints of its work_dir (``confidence_<run>.png``; skipped with a
+message where the work_dir or its checkpoints are gone). Always writes
+``results/plots/schedules.png`` (tau(u) and beta(u) for every shape).
+"""
+
+import argparse
+import glob
+import os.path as osp
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:  # a checkout without `pip install -e .`
+    sys.path.insert(0, REPO)
+
+from glag_mm.experiments import (  # noqa: E402
+    Context,
+    SpecError,
+    load_records,
+    load_spec,
+    read_json,
+    spec_from_dict,
+    write_tables,
+)
+from glag_mm.experiments.plots import (  # noqa: E402
+    confidence_history,
+    plot_confidence,
+    plot_per_class,
+    plot_schedules,
+)
+from glag_mm.experiments.runner import config_info  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Regenerate the results tables and plots'
+    )
+    parser.add_argument(
+        'targets',
+        nargs='*',
+        help='results/<spec> directories or experiments/<spec>.py files '
+        '(default: every results/*/spec.json)',
+    )
+    parser.add_argument(
+        '--results-root',
+        default=osp.join(REPO, 'results'),
+        help='where results/<spec> directories live (default: results/)',
+    )
+    return parser.parse_args(argv)
+
+
+def _targets(args):
+    """(spec, results_dir) for every target."""
+    targets = args.targets or sorted(
+        osp.dirname(p)
+        for p in glob.glob(osp.join(args.results_root, '*', 'spec.json'))
+    )
+    found = []
+    for target in targets:
+        if target.endswith('.py'):
+            spec = load_spec(target)
+            found.append((spec, osp.join(args.results_root, spec.name)))
+            continue
+        path = osp.join(target, 'spec.json')
+        if not osp.isfile(path):
+            raise SpecError(
+                f'{target} has no spec.json; pass the spec file '
+                '(experiments/<name>.py) or run tools/run_experiments.py'
+            )
+        data = read_json(path)
+        name = osp.basename(osp.normpath(target))
+        found.append(
+            (spec_from_dict(data, name, data.get('path', '')), target)
+        )
+    return found
+
+
+def _afg_head(run, ctx):
+    """The AFGHead config of a run, or None (other heads, missing config)."""
+    config = ctx.path(run.config)
+    if not osp.isfile(config):
+        return None
+    head = config_info(config, run.cfg_options).test_cfg.model.get('head')
+    if head and str(head.get('type', '')).endswith('AFGHead'):
+        return head
+    return None
+
+
+def report(spec, results_dir: str) -> list:
+    """Tables and plots of one spec; returns the files written."""
+    ctx = Context(root=REPO, results_dir=results_dir, work_root=REPO)
+    rows = write_tables(spec, results_dir)
+    written = [osp.join(results_dir, 'table.md')]
+    written.append(osp.join(results_dir, 'table.csv'))
+    records = load_records(results_dir)
+    labels = {row.run.name: row.run.label for row in rows}
+    for a, b in spec.compare:
+        if not records.get(a) or not records.get(b):
+            print(
+                f'{spec.name}: per-class plot {a} vs {b} skipped (a run '
+                'has no metrics file yet)'
+            )
+            continue
+        out = osp.join(results_dir, f'per_class_{a}_vs_{b}.png')
+        title = f'{spec.title}: per-class accuracy, {labels[a]} vs {labels[b]}'
+        plot_per_class(
+            [(labels[a], records[a]), (labels[b], records[b])], out, title
+        )
+        written.append(out)
+    for run in spec.runs:
+        if not records.get(run.name):
+            continue
+        head = _afg_head(run, ctx)
+        if head is None:
+            continue
+        for record in records[run.name]:
+            history = confidence_history(ctx.path(record['work_dir']))
+            if history:
+                break
+        if not history:
+            print(
+                f'{spec.name}: no epoch checkpoints with confidence scores '
+                f'for {run.name} (work_dir gone, or max_keep_ckpts removed '
+                'them); its confidence plot is left as it was'
+            )
+            continue
+        out = osp.join(results_dir, f'confidence_{run.name}.png')
+        plot_confidence(
+            history,
+            record['class_counts'],
+            out,
+            f'{spec.title}: {run.label}, seed {record["seed"]}',
+            tail_threshold=head.get('tail_threshold', 100),
+        )
+        written.append(out)
+    return written
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        targets = _targets(args)
+    except SpecError as error:
+        sys.exit(f'error: {error}')
+    written = [
+        plot_schedules(osp.join(args.results_root, 'plots', 'schedules.png'))
+    ]
+    for spec, results_dir in targets:
+        written += report(spec, results_dir)
+    for path in written:
+        print(osp.relpath(path))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
