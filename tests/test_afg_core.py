@@ -7,8 +7,16 @@ import threading
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
+from afg_gloo_worker import (
+    GLOO_COUNTS,
+    GLOO_DIM,
+    GLOO_SEED,
+    fill_bank,
+    gloo_worker,
+    make_features,
+    shard,
+)
 
 from glag_mm.core import (
     ClassFeatureBank,
@@ -34,33 +42,13 @@ from glag_mm.core import (
 
 
 def _features(counts, dim, seed=0):
-    """Non-negative features, class c shifted by c, shuffled; with indices."""
-    g = torch.Generator().manual_seed(seed)
-    xs, ys = [], []
-    for c, n in enumerate(counts):
-        scale = 0.5 + torch.rand(dim, generator=g)
-        xs.append(torch.rand(n, dim, generator=g) * scale + 0.3 * c)
-        ys.append(torch.full((n,), c))
-    x, y = torch.cat(xs).double(), torch.cat(ys)
-    perm = torch.randperm(len(y), generator=g)
-    return x[perm], y[perm], torch.arange(len(y))
+    return make_features(counts, dim, seed)
 
 
 def _bank(x, y, idx=None, dtype=torch.float64, rank=None, batch=7, nc=None):
     nc = int(y.max()) + 1 if nc is None else nc
     bank = ClassFeatureBank(nc, x.shape[1], dtype, rank=rank)
-    for a in range(0, len(y), batch):
-        part = None if idx is None else idx[a : a + batch]
-        bank.add(x[a : a + batch], y[a : a + batch], part)
-    return bank
-
-
-def _shard(num, world, rank):
-    """DistributedSampler's split: pad by repeating the head, stride."""
-    order = torch.randperm(num, generator=torch.Generator().manual_seed(3))
-    total = math.ceil(num / world) * world
-    padded = torch.cat([order, order[: total - num]])
-    return padded[rank::world]
+    return fill_bank(bank, x, y, idx, batch)
 
 
 def _dense_mixture(bank, donors, weights, alpha):
@@ -171,7 +159,7 @@ def test_bank_sharded_adds_equal_single_process(monkeypatch):
 
     def run(rank):
         try:
-            mine = _shard(len(y), world, rank)  # padded: one repeat
+            mine = shard(len(y), world, rank)  # padded: one repeat
             b = _bank(x[mine], y[mine], idx[mine], torch.float32, nc=5)
             banks[rank] = b.finalize(all_gather=make_gather(rank))
         except Exception as exc:  # pragma: no cover - surfaced below
@@ -189,25 +177,6 @@ def test_bank_sharded_adds_equal_single_process(monkeypatch):
             assert torch.equal(b.state_dict()[key], val), key
 
 
-def _gloo_worker(rank, world, port, out_dir):
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        'gloo',
-        init_method=f'tcp://127.0.0.1:{port}',
-        rank=rank,
-        world_size=world,
-    )
-    feature_bank._ROUND_BYTES = 8 * 2 * 16  # several gather rounds
-    try:
-        x, y, idx = _features([40, 9, 25, 3, 1], 8, seed=2)
-        mine = _shard(len(y), world, rank)
-        bank = _bank(x[mine], y[mine], idx[mine], torch.float16, nc=5)
-        bank.finalize()  # torch.distributed is initialised: gathers
-        torch.save(bank.state_dict(), f'{out_dir}/rank{rank}.pt')
-    finally:
-        dist.destroy_process_group()
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -217,12 +186,12 @@ def _free_port():
 def test_bank_two_gloo_ranks_equal_single_process(tmp_path):
     world = 2
     mp.spawn(
-        _gloo_worker,
+        gloo_worker,
         args=(world, _free_port(), str(tmp_path)),
         nprocs=world,
         join=True,
     )
-    x, y, idx = _features([40, 9, 25, 3, 1], 8, seed=2)
+    x, y, idx = make_features(GLOO_COUNTS, GLOO_DIM, GLOO_SEED)
     single = _bank(x, y, idx, dtype=torch.float16).finalize(all_gather=False)
     for rank in range(world):
         state = torch.load(tmp_path / f'rank{rank}.pt')

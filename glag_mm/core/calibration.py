@@ -317,27 +317,35 @@ def generate_features(
         row_support: optional output of :func:`anchor_support` (skips the
             per-batch nearest-donor search).
 
+    On a GPU, pass ``classes`` as a CPU tensor (e.g. a plan made from CPU
+    labels): the work is grouped by class on the host and only two small
+    id tensors are read back per call (one per sampler call); features
+    never leave the device.
+
     Returns:
         Tensor: (M, D) float32 features on the bank's device, in the order
         of ``classes``.
     """
     dev = bank.device
     conf = _check_confidence(confidence_per_class, bank.num_classes).to(dev)
-    classes = torch.as_tensor(classes).reshape(-1).to(dev, torch.long)
-    tail_mask = torch.as_tensor(tail_mask).to(dev, torch.bool)
+    tail_mask = torch.as_tensor(tail_mask).to('cpu', torch.bool)
     if tail_mask.shape != (bank.num_classes,):
         raise ValueError(
             f'tail_mask must have shape ({bank.num_classes},), got '
             f'{tuple(tail_mask.shape)}'
         )
-    out = torch.empty(classes.numel(), bank.dim, device=dev)
-    is_tail = tail_mask[classes]
+    # the split is made on the host (free when `classes` is a CPU tensor);
+    # the features themselves are computed on the bank's device
+    cls_host = torch.as_tensor(classes).reshape(-1).to('cpu', torch.long)
+    is_tail = tail_mask[cls_host]
     pos_tail = torch.nonzero(is_tail).flatten()
     pos_own = torch.nonzero(~is_tail).flatten()
+    out = torch.empty(cls_host.numel(), bank.dim, device=dev)
     if pos_tail.numel():
-        cls_t = classes[pos_tail]
+        cls_t = cls_host[pos_tail]
         rows = bank.anchor_rows(cls_t, generator)
         anchors = bank.features(rows)
+        cls_t = cls_t.to(dev)
         if row_support is None:
             donors = support_sets(anchors, cls_t, bank.means, bank.counts, k)
             weights = donor_weights(
@@ -345,19 +353,14 @@ def generate_features(
             )
         else:
             donors, weights = row_support[0][rows], row_support[1][rows]
-            if bool((donors < 0).any()):
-                raise ValueError(
-                    'row_support does not cover these tail rows; recompute '
-                    'it with anchor_support() and the same tail_mask'
-                )
         centres = calibrated_mean(
             anchors, donors, weights, bank.means, conf[cls_t]
         )
-        out[pos_tail] = bank.sample_mixture(
+        out[pos_tail.to(dev)] = bank.sample_mixture(
             centres, donors, weights, alpha, generator
         )
     if pos_own.numel():
-        out[pos_own] = bank.sample_class(classes[pos_own], generator)
+        out[pos_own.to(dev)] = bank.sample_class(cls_host[pos_own], generator)
     return out
 
 

@@ -524,7 +524,8 @@ class ClassFeatureBank:
         if lo < 0 or hi >= self.num_classes:
             raise ValueError(
                 f'class ids must lie in [0, {self.num_classes}), got '
-                f'[{lo}, {hi}]'
+                f'[{lo}, {hi}] (-1: a tail row without a support set; build '
+                'row_support with anchor_support() and the same tail mask)'
             )
         n = self._counts_host[classes_host]
         if bool((n >= 2).all()):
@@ -556,11 +557,16 @@ class ClassFeatureBank:
     ) -> Tensor:
         """sum over pairs p of sqrt(w_p) * noise of class c_p, into rows s_p.
 
-        One matrix product per distinct class (not per sample); the class
-        ids are read back to the host once to group the pairs.
+        One matrix product per distinct class (not per sample). The class
+        ids (with a negative-weight flag) are read back to the host once to
+        group the pairs; no feature data leaves the device.
         """
         dev = self.device
-        cls_host = classes.detach().to('cpu', torch.long)
+        flags = torch.cat([classes.detach().long(), (weights < 0).long()])
+        flags = flags.cpu()
+        cls_host, negative = flags[: classes.numel()], flags[classes.numel() :]
+        if bool(negative.any()):
+            raise ValueError('donor weights must be non-negative')
         self._check_sampleable(cls_host, role)
         order = torch.argsort(cls_host, stable=True)
         uniq, cnt = torch.unique_consecutive(
@@ -654,8 +660,6 @@ class ClassFeatureBank:
             )
         if not (isinstance(alpha, (int, float)) and alpha >= 0):
             raise ValueError(f'alpha must be a number >= 0, got {alpha!r}')
-        if bool((weights < 0).any()):
-            raise ValueError('donor weights must be non-negative')
         sample = torch.arange(num, device=self.device).repeat_interleave(k)
         noise = self._factor_noise(
             num,
@@ -686,10 +690,11 @@ class ClassFeatureBank:
         """
         self._require_finalized()
         dev = self.device
-        classes = torch.as_tensor(classes).reshape(-1).to(dev, torch.long)
+        classes = torch.as_tensor(classes).reshape(-1)
         if classes.numel() == 0:
             return torch.empty(0, dtype=torch.long, device=dev)
-        cls_host = classes.cpu()
+        cls_host = classes.to('cpu', torch.long)  # free for host input
+        classes = classes.to(dev, torch.long)
         if not bool(self._exact_host[cls_host].all()) or bool(
             (self._counts_host[cls_host] < 1).any()
         ):
