@@ -4,7 +4,6 @@ Everything runs on a tiny in-memory long-tailed set of 8x8 images (four
 classes of 40, 20, 8 and 3 images) with a ResNet-8 trunk.
 """
 
-import copy
 import os
 import os.path as osp
 import socket
@@ -17,7 +16,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmpretrain.datasets import BaseDataset
-from mmpretrain.registry import DATASETS, HOOKS
+from mmpretrain.registry import DATASETS, HOOKS, MODELS
 
 from glag_mm.apis import (
     add_class_counts_hook,
@@ -365,11 +364,60 @@ def test_statistics_on_two_ranks_equal_single_process(two_stage, tmp_path):
             )
 
 
-def test_configs_differ_by_head_and_hook_lines():
-    crt = copy.deepcopy(stage_two_cfg(head='LinearClsHead', hooks=False))
-    glag = stage_two_cfg()
-    changed = {k for k in glag if glag[k] != crt.get(k)}
-    assert changed == {'model', 'custom_hooks'}
-    assert {
-        k for k in glag['model'] if glag['model'][k] != crt['model'][k]
-    } == {'head'}
+SETUPS = [
+    *(f'r32_cifar100lt_if{f}' for f in (10, 50, 100, 200)),
+    'r32_cifar10lt_if10',
+    'r32_cifar10lt_if100',
+    'r10_imagenetlt',
+    'r50_imagenetlt',
+    'r50_inat18',
+    'r50_placeslt',
+]
+
+
+def _pipeline_types(dataset_cfg):
+    while 'pipeline' not in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset']
+    return [t['type'] for t in dataset_cfg['pipeline']]
+
+
+@pytest.mark.parametrize('setup', SETUPS)
+def test_shipped_stage_two_configs(setup):
+    load = lambda name: Config.fromfile(  # noqa: E731
+        osp.join(REPO, 'configs', name)
+    )
+    crt, lws = load(f'glag/crt_{setup}.py'), load(f'glag/lws_{setup}.py')
+    afg, top = load(f'glag/afg_{setup}.py'), load(f'glag_{setup}.py')
+    # GLAG = cRT + the head line + the hook line; LWS = cRT + its head line
+    for other in (afg, lws):
+        keys = {k for k in set(other) | set(crt) if other.get(k) != crt.get(k)}
+        assert keys <= {'model', 'custom_hooks'}
+        assert {
+            k for k in other.model if other.model[k] != crt.model.get(k)
+        } == {'head'}
+    assert afg.model.head.type == 'AFGHead'
+    assert lws.model.head.type == 'LWSHead'
+    hooks = [h['type'] for h in afg.custom_hooks]
+    assert {'AFGHook', 'GLAGDistillHook', 'FeatureCacheHook'} <= set(hooks)
+    # 40 epochs, cosine, frozen trunk from stage one, class-aware cRT
+    assert crt.train_cfg.max_epochs == 40
+    assert crt.param_scheduler.type == 'CosineAnnealingLR'
+    assert crt.param_scheduler.T_max == 40
+    assert crt.train_dataloader.sampler.type == 'ClassAwareSampler'
+    backbone = crt.model.backbone
+    assert backbone.norm_eval and backbone.frozen_stages >= 3
+    assert backbone.init_cfg.checkpoint == '{stage_one_checkpoint}'
+    assert not any(
+        'Random' in t for t in _pipeline_types(crt.train_dataloader.dataset)
+    )
+    if 'cifar' in setup:  # validation never reads the test set
+        assert crt.val_dataloader.dataset.split == 'heldout'
+        assert crt.test_dataloader.dataset.split == 'test'
+    model = MODELS.build(afg.model)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    # both stages in one command
+    assert [s['name'] for s in top.stages] == ['stage1', 'stage2']
+    assert top.stages[1]['config'] == f'glag/afg_{setup}.py'
+    assert top.stages[1]['init_from'] == 'stage1'
+    for stage in top.stages:
+        assert osp.isfile(osp.join(REPO, 'configs', stage['config']))
