@@ -29,6 +29,7 @@ from glag_mm.experiments import (  # noqa: E402
     load_spec,
     read_json,
     spec_from_dict,
+    write_json,
     write_tables,
 )
 from glag_mm.experiments.plots import (  # noqa: E402
@@ -38,6 +39,12 @@ from glag_mm.experiments.plots import (  # noqa: E402
     plot_schedules,
 )
 from glag_mm.experiments.runner import config_info  # noqa: E402
+
+
+def repo_relative(path: str) -> str:
+    """``path`` relative to the repository when inside it (for records)."""
+    rel = osp.relpath(osp.abspath(path), REPO)
+    return osp.abspath(path) if rel.startswith('..') else rel
 
 
 def parse_args(argv=None):
@@ -68,7 +75,10 @@ def _targets(args):
     for target in targets:
         if target.endswith('.py'):
             spec = load_spec(target)
-            found.append((spec, osp.join(args.results_root, spec.name)))
+            spec.path = repo_relative(target)
+            results_dir = osp.join(args.results_root, spec.name)
+            write_json(osp.join(results_dir, 'spec.json'), spec.to_dict())
+            found.append((spec, results_dir))
             continue
         path = osp.join(target, 'spec.json')
         if not osp.isfile(path):
@@ -157,7 +167,8 @@ def main(argv=None) -> int:
     for spec, results_dir in targets:
         written += report(spec, results_dir)
     for path in written:
-        print(osp.relpath(path))
+        rel = osp.relpath(path)
+        print(path if rel.startswith('..') else rel)
     return 0
 
 

@@ -16,7 +16,6 @@ See ``glag_mm/experiments`` for the spec and file formats.
 """
 
 import argparse
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -36,6 +35,12 @@ from glag_mm.experiments import (  # noqa: E402
     write_json,
     write_tables,
 )
+
+
+def repo_relative(path: str) -> str:
+    """``path`` relative to the repository when inside it (for records)."""
+    rel = osp.relpath(osp.abspath(path), REPO)
+    return osp.abspath(path) if rel.startswith('..') else rel
 
 
 def parse_args(argv=None):
@@ -83,6 +88,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def shown(path: str) -> str:
+    """A path relative to the working directory when inside it."""
+    rel = osp.relpath(path)
+    return path if rel.startswith('..') else rel
+
+
 def git_commit(paths, message: str) -> None:
     """Commit exactly these paths (waits out another process's index lock)."""
     rel = [osp.relpath(p, REPO) for p in paths if osp.exists(p)]
@@ -103,6 +114,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         spec = load_spec(args.spec)
+        spec.path = repo_relative(args.spec)
         ctx = Context(
             root=REPO,
             results_dir=args.results_dir
@@ -136,8 +148,7 @@ def main(argv=None) -> int:
     print(
         f'{spec.name}: {len(outcome["finished"])} finished, '
         f'{len(outcome["failed"])} failed, {len(outcome["skipped"])} '
-        f'skipped; table: {osp.relpath(ctx.results_dir, os.getcwd())}'
-        '/table.md'
+        f'skipped; table: {shown(osp.join(ctx.results_dir, "table.md"))}'
     )
     for job in outcome['failed'] + outcome['skipped']:
         print(f'  {job.title}: {job.error}')

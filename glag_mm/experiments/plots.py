@@ -132,7 +132,7 @@ def plot_schedules(
 ) -> str:
     """tau(u) (GraLoss) and beta(u) (KD weight) for every schedule shape."""
     u = np.linspace(0.0, 1.0, 201)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), dpi=120, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.3), dpi=120, sharey=True)
     panels = (
         (axes[0], 'tau', tau_max, 'GraLoss logit adjustment tau(u)'),
         (axes[1], 'beta', beta_max, 'KD weight beta(u) in stage two'),
@@ -145,15 +145,22 @@ def plot_schedules(
         ax.set_xlabel('progress u through the stage (iter / max_iters)')
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel('value')
-    axes[0].legend(
-        title=f'schedule (power p = {power:g})', fontsize=8, loc='lower right'
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        title=f'schedule (power p = {power:g})',
+        loc='lower center',
+        ncol=len(SCHEDULES),
+        fontsize=8,
+        title_fontsize=8,
     )
     fig.suptitle(
         'convex: v_max u^p; linear: v_max u; concave: v_max u^(1/p); '
         'constant: v_max',
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return _save(fig, out_path)
 
 
