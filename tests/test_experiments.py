@@ -441,6 +441,47 @@ def test_epochs_stated_in_spec_must_match_config(project):
         plan_jobs(spec, context(project))
 
 
+def test_statuses_and_commands_of_interrupted_runs(project, tmp_path):
+    spec = load_spec(str(project / 'tiny.py'))
+    ctx = Context(
+        root=str(REPO),
+        results_dir=str(tmp_path / 'results'),
+        work_root=str(tmp_path / 'work'),
+    )
+    ce, crt = plan_jobs(spec, ctx)
+    assert (ce.status, crt.status) == ('new', 'new')
+    cmd = runner_module.train_command(crt, ctx, 'ce.pth', resume=False)
+    assert cmd[1:] == [
+        osp.join('tools', 'train.py'),
+        str(project / 'stage2.py'),
+        '--work-dir',
+        crt.work_dir,
+        '--cfg-options',
+        'randomness.seed=0',
+        'optim_wrapper.optimizer.lr=0.02',
+        'stage_one_checkpoint=ce.pth',
+    ]
+    # a checkpoint in the work_dir: interrupted, resumed with --resume
+    os.makedirs(ce.work_dir)
+    Path(ce.work_dir, 'last_checkpoint').write_text('epoch_3.pth')
+    # train_done.json: trained, only the test is left
+    os.makedirs(crt.work_dir)
+    write_json(osp.join(crt.work_dir, 'train_done.json'), {})
+    ce, crt = plan_jobs(spec, ctx)
+    assert (ce.status, crt.status) == ('partial', 'trained')
+    assert '--resume' in runner_module.train_command(ce, ctx, None, True)
+    text = runner_module.describe_plan([ce, crt], ctx)
+    assert 'interrupted; resume training, then test' in text
+    assert 'trained; test only' in text
+    # --only crt still schedules (and shows) the stage-one run it needs
+    assert [j.title for j in plan_jobs(spec, ctx, only=['crt'])] == [
+        'ce seed 0',
+        'crt seed 0',
+    ]
+    with pytest.raises(SpecError, match="no run 'nope'"):
+        plan_jobs(spec, ctx, only=['nope'])
+
+
 def test_missing_config_is_reported(project, tmp_path):
     spec = spec_from_dict(
         dict(runs=[dict(name='a', config=str(tmp_path / 'nope.py'))]), 'm'

@@ -534,9 +534,14 @@ def _train(job: Job, ctx: Context, stage_one: Optional[str]) -> dict:
     cmd = train_command(job, ctx, stage_one, _has_checkpoint(job.work_dir))
     log = osp.join(job.work_dir, 'train.log')
     started = datetime.now(timezone.utc).isoformat(timespec='seconds')
-    code, seconds = _call(cmd, log, ctx)
-    attempts.append(dict(date=started, seconds=round(seconds, 1), code=code))
-    write_json(attempts_file, attempts)
+    start = time.perf_counter()
+    code = 'interrupted'
+    try:
+        code, _ = _call(cmd, log, ctx)
+    finally:  # an interrupted attempt's time counts too
+        seconds = round(time.perf_counter() - start, 1)
+        attempts.append(dict(date=started, seconds=seconds, code=code))
+        write_json(attempts_file, attempts)
     if code != 0:
         raise ExperimentError(
             f'{job.title}: training failed (exit {code}); see {log}'
