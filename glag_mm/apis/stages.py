@@ -26,7 +26,7 @@ import os
 import os.path as osp
 import uuid
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from mmengine.config import Config
 from mmengine.dist import barrier, is_main_process
@@ -214,6 +214,7 @@ def run_stages(
     stage: Optional[str] = None,
     resume: Optional[str] = None,
     cfg_options: Optional[dict] = None,
+    configure: Optional[Callable[[Config], None]] = None,
     **flags,
 ) -> Dict[str, str]:
     """Train the stages of a top-level config; return their checkpoints.
@@ -229,6 +230,8 @@ def run_stages(
             path applies to the first stage that runs). Finished stages are
             skipped; the others resume from their latest checkpoint.
         cfg_options: ``--cfg-options``, merged into every stage's config.
+        configure: called with each stage's freshly loaded config, before
+            the options are merged (e.g. to point datasets at a data root).
         **flags: the other arguments of :func:`prepare_train_config`
             (launcher, amp, auto_scale_lr, no_validate, pin_memory,
             persistent_workers).
@@ -261,6 +264,8 @@ def run_stages(
                 'first, or pass --cfg-options stage_one_checkpoint=PATH.'
             )
         stage_cfg = Config.fromfile(s.config)
+        if configure is not None:
+            configure(stage_cfg)
         if s.cfg_options:
             stage_cfg.merge_from_dict(s.cfg_options)
         prepare_train_config(
