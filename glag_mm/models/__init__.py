@@ -1,4 +1,3 @@
-"""glag_mm.models."""
-from . import backbones  # noqa: F401
-from . import losses  # noqa: F401
-from . import heads  # noqa: F401
+"""Registry adapters: backbones, heads and losses."""
+
+from . import backbones, heads, losses  # noqa: F401
