@@ -24,6 +24,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+import torch
 from mmengine.config import Config
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
@@ -168,6 +169,14 @@ def parse_args(argv=None):
         help='where each method trains (work_dir/<method>)',
     )
     parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch CPU threads (default 1: on a small shared machine two '
+        'threads that compete with other processes can be many times '
+        'slower than one)',
+    )
+    parser.add_argument(
         '--rows',
         nargs='+',
         help='run only these methods (names as in the table)',
@@ -178,7 +187,15 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     warnings.filterwarnings('ignore')
-    os.environ.setdefault('OMP_NUM_THREADS', '2')
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        run_demo(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_demo(args) -> None:
     data_root = osp.abspath(args.data_root)
     rows = ROWS
     if args.rows:
