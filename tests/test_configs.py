@@ -178,6 +178,7 @@ def _forward_loss(model, dataset, data_preprocessor_cfg) -> None:
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
+@pytest.mark.filterwarnings('ignore:The given NumPy array is not writable')
 @pytest.mark.parametrize('path', ALL_CONFIGS, ids=IDS)
 def test_config_builds(path, tiny_data, tmp_path, monkeypatch):
     # the tiny pickles cannot match the md5 sums mmpretrain checks
