@@ -226,7 +226,7 @@ def test_work_dir_and_resume(tmp_path):
         Config.fromfile(str(path)), config_path=str(path), resume='auto'
     )
     assert cfg.work_dir == osp.join('./work_dirs', 'my_recipe')
-    assert cfg.resume is True and cfg.load_from is None
+    assert cfg.resume is False and cfg.get('load_from') is None  # fresh
     cfg = prepare_train_config(
         Config.fromfile(str(path)), work_dir='w', resume='x/epoch_3.pth'
     )
@@ -236,6 +236,24 @@ def test_work_dir_and_resume(tmp_path):
         prepare_train_config(
             Config.fromfile(str(path)), work_dir='w', auto_scale_lr=True
         )
+
+
+def test_auto_resume_keeps_load_from_until_there_is_a_checkpoint(tmp_path):
+    path = tmp_path / 'stage_two.py'
+    path.write_text('load_from = "stage1/epoch_9.pth"\n')
+    work_dir = tmp_path / 'work'
+    cfg = prepare_train_config(
+        Config.fromfile(str(path)), work_dir=str(work_dir), resume='auto'
+    )
+    # a fresh run: start from load_from, do not "resume" from it
+    assert cfg.resume is False and cfg.load_from == 'stage1/epoch_9.pth'
+    work_dir.mkdir()
+    (work_dir / 'epoch_1.pth').write_bytes(b'')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
+    cfg = prepare_train_config(
+        Config.fromfile(str(path)), work_dir=str(work_dir), resume='auto'
+    )
+    assert cfg.resume is True and cfg.load_from is None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a CPU machine')

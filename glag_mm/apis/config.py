@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.runner import find_latest_checkpoint
 
 __all__ = [
     'ConfigError',
@@ -243,8 +244,15 @@ def prepare_train_config(
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        # mmengine resumes from the work_dir's latest checkpoint only when
+        # load_from is None, and would resume from load_from otherwise; a
+        # run with no checkpoint of its own yet starts afresh and keeps a
+        # configured load_from (e.g. stage one's weights).
+        if find_latest_checkpoint(cfg.work_dir) is not None:
+            cfg.resume = True
+            cfg.load_from = None
+        else:
+            cfg.resume = False
     elif resume is not None:
         cfg.resume = True
         cfg.load_from = resume
