@@ -1,0 +1,53 @@
+_base_ = [
+    '../_base_/models/resnet8_fmnist.py',
+    '../_base_/datasets/fashion_mnist_lt.py',
+    '../glag/_base_/stage_two_40e_bs128.py',
+    '../_base_/default_runtime.py',
+]
+
+# The demo's stage two (tools/demo.py), cRT (Kang et al. 2020): the stage-one
+# trunk of configs/demo/*_r8_fmnistlt.py, frozen (frozen_stages, norm_eval)
+# and loaded from '{stage_one_checkpoint}' (the demo passes the stage-one
+# row's final checkpoint); a re-initialised linear classifier trained on
+# class-aware batches (an epoch: 6,000 picks per class). No augmentation, so
+# the trunk's features are computed once (FeatureCacheHook) and the epochs
+# run on the cache: 10 epochs (the paper's 40 scaled down, cosine to 0).
+train_dataloader = dict(sampler=dict(type='ClassAwareSampler'))
+model = dict(
+    backbone=dict(
+        frozen_stages=3,
+        norm_eval=True,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='{stage_one_checkpoint}',
+            prefix='backbone.')))
+
+# Validation after every epoch (AFG's adaptive confidence learns from it) on
+# 100 images per class of the Fashion-MNIST *training* files that the
+# long-tailed subset left out (the largest class, kept whole, has none);
+# never the test set, which stays for the final test. mmpretrain 1.2's
+# FashionMNIST reads the test files when test_mode=True, so it is False here.
+val_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='LongTailDataset',
+        imbalance_factor=100,
+        profile='exp',
+        seed=0,
+        split='heldout',
+        heldout_per_class=100,
+        dataset=dict(
+            type='FashionMNIST',
+            data_root={{_base_.data_root}},
+            split='train',
+            test_mode=False,
+            download=False,
+            pipeline={{_base_.test_pipeline}})))
+
+train_cfg = dict(max_epochs=10, val_interval=1)
+param_scheduler = dict(T_max=10, end=10)
+default_hooks = dict(
+    logger=dict(interval=100),
+    checkpoint=dict(interval=10, save_best=None, rule=None))
+randomness = dict(seed=0)
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='FeatureCacheHook')]
