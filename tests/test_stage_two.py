@@ -354,7 +354,17 @@ def test_statistics_on_two_ranks_equal_single_process(two_stage, tmp_path):
     ckpt = two_stage['ckpts']['stage1']
     work_dir = str(tmp_path / 'ddp')
     os.makedirs(work_dir)
-    mp.spawn(_ddp_worker, args=(2, _free_port(), ckpt, work_dir), nprocs=2)
+    for attempt in range(3):  # another job may take the free port first
+        try:
+            mp.spawn(
+                _ddp_worker, args=(2, _free_port(), ckpt, work_dir), nprocs=2
+            )
+            break
+        except mp.ProcessRaisedException as err:
+            if 'address already in use' not in str(err).lower() or (
+                attempt == 2
+            ):
+                raise
     single = _run_stage_two(tmp_path / 'single', ckpt).model.head.bank
     for rank in range(2):
         state = torch.load(osp.join(work_dir, f'bank_rank{rank}.pth'))

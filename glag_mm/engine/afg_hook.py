@@ -57,7 +57,7 @@ def _set_pipeline(cfg: Any, pipeline: list) -> bool:
 
 @HOOKS.register_module()
 class AFGHook(Hook):
-    """Fill :class:`~glag_mm.models.AFGHead`'s statistics; adapt s_c.
+    """Fill :class:`~glag_mm.models.heads.AFGHead`'s statistics; adapt s_c.
 
     Args:
         pipeline: pipeline of the statistics pass; default the validation

@@ -104,10 +104,11 @@ class GLAGDistillHook(Hook):
     Before training it loads the teacher from ``checkpoint`` (its
     ``head.fc`` weight and bias) and hands the head a
     :class:`LinearTeacher`: heads with a ``distiller`` attribute
-    (:class:`~glag_mm.models.AFGHead`, :class:`~glag_mm.models.LWSHead`)
-    call it inside their ``loss()`` (which is what runs under DDP); for any
-    other head its ``loss`` is wrapped to add the term. The loss appears as
-    ``loss_kd`` in the log.
+    (:class:`~glag_mm.models.heads.AFGHead`,
+    :class:`~glag_mm.models.heads.LWSHead`) call it inside their
+    ``loss()`` (which is what runs under DDP); for any other head its
+    ``loss`` is wrapped to add the term. The loss appears as ``loss_kd``
+    in the log.
 
     It refuses, with a message that says what to change, when the
     checkpoint is missing, has no linear head of the model's shape, holds
