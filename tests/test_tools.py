@@ -5,7 +5,6 @@ The end-to-end runs use a tiny Fashion-MNIST in mmpretrain's own idx format
 built-ins only, so they test the tools and nothing else.
 """
 
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -32,7 +31,6 @@ from glag_mm.apis import (
     resolve_stage_one_checkpoint,
     run_stages,
 )
-from glag_mm.datasets import long_tail_counts
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / 'tools'
@@ -519,80 +517,3 @@ def test_cli_test_two_stage_config(two_stage_run, tmp_path):
     text = runs[-1].read_text()
     assert checkpoints['stage1'] in text
     assert '{stage_one_checkpoint}' not in text
-
-
-# ------------------------------------------------------------- the demo
-def _load_demo():
-    spec = importlib.util.spec_from_file_location('demo', TOOLS / 'demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_demo_table_and_data_root():
-    demo = _load_demo()
-    table = demo.format_table(
-        {
-            'CE': {
-                'lt/top1': 70.94,
-                'lt/many': 80.0,
-                'lt/medium': 34.25,
-                'lt/few': float('nan'),
-            },
-            'GraLoss': {'lt/top1': 78.3, 'lt/many': 82.1, 'lt/medium': 63.0},
-        }
-    )
-    assert table.splitlines() == [
-        '| method | top-1 | many | medium | few |',
-        '|---|---:|---:|---:|---:|',
-        '| CE | 70.9 | 80.0 | 34.2 | — |',
-        '| GraLoss | 78.3 | 82.1 | 63.0 | — |',
-    ]
-    cfg = {
-        'train_dataloader': {
-            'dataset': {
-                'type': 'LongTailDataset',
-                'dataset': {'type': 'FashionMNIST', 'data_root': 'a'},
-            }
-        },
-        'val': [{'type': 'FashionMNIST', 'data_root': 'a'}],
-        'other': {'type': 'CIFAR10', 'data_root': 'a'},
-    }
-    demo.set_data_root(cfg, 'b')
-    assert cfg['train_dataloader']['dataset']['dataset']['data_root'] == 'b'
-    assert cfg['val'][0]['data_root'] == 'b'
-    assert cfg['other']['data_root'] == 'a'
-    names = [row.name for row in demo.ROWS]
-    assert names[:2] == ['CE', 'GraLoss']
-    for row in demo.ROWS:  # rows start from rows listed before them
-        assert (REPO / row.config).is_file()
-        assert (
-            row.stage_one is None
-            or row.stage_one in names[: names.index(row.name)]
-        )
-
-
-@pytest.mark.slow
-def test_demo_end_to_end_on_tiny_data(tmp_path, capsys):
-    demo = _load_demo()
-    # exactly the IF-100 profile, n_max = 300 (the demo's LongTailDataset)
-    counts = long_tail_counts(10, 300, 100)
-    root = write_fashion_mnist(tmp_path / 'fm', counts, test_per_class=5)
-    demo.main(
-        [
-            '--data-root',
-            root,
-            '--work-dir',
-            str(tmp_path / 'work'),
-            '--rows',
-            'CE',
-            'GraLoss',
-        ]
-    )
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out[0] == '| method | top-1 | many | medium | few |'
-    assert [line.split(' | ')[0] for line in out[2:]] == ['| CE', '| GraLoss']
-    for line in out[2:]:
-        top1 = float(line.split(' | ')[1])
-        assert 0.0 <= top1 <= 100.0
-    assert (tmp_path / 'work' / 'graloss' / 'epoch_8.pth').is_file()
