@@ -28,6 +28,12 @@ model = dict(
         arch='efficientnet-lite0',
         pretrained=True,
         frozen=True,
+        # the stage-one model's trunk (the same ImageNet weights)
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='{stage_one_checkpoint}',
+            prefix='backbone.',
+        ),
     ),
     head=dict(in_channels=1280),
 )
