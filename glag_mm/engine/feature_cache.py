@@ -28,7 +28,6 @@ import hashlib
 import math
 import os
 import os.path as osp
-import tempfile
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -463,8 +462,8 @@ class FeatureCacheHook(Hook):
         cached = self._compute(runner, model, loader, desc)
         if rank == 0:
             os.makedirs(self.cache_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix='.tmp')
-            os.close(fd)
+            # same directory (atomic rename), this process's own name
+            tmp = f'{path}.{os.getpid()}.tmp'
             try:
                 torch.save(
                     dict(
