@@ -29,8 +29,9 @@ forward-only epoch), reported amortised over 40 epochs.
 
 Run::
 
-    OMP_NUM_THREADS=2 python benchmarks/stage_two_overhead.py
+    OMP_NUM_THREADS=1 python benchmarks/stage_two_overhead.py --threads 1
 
+(one thread is the least disturbed by other jobs on a shared machine).
 Absolute times depend on the machine and its load; compare the ratios.
 """
 

@@ -74,7 +74,7 @@ _DTYPES = {
 }
 
 
-def _number(value, name: str, low: float = None) -> float:
+def _number(value, name: str, low: Optional[float] = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f'AFGHead: {name} must be a number, got {value!r}')
     if low is not None and value < low:
