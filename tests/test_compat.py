@@ -150,8 +150,9 @@ runner = Runner(
     default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
 )
 runner.train()
-print('RANK', runner.rank, 'WORLD', runner.world_size,
-      'WRAPPER', type(runner.model).__name__)
+with open(f'{sys.argv[1]}/rank{runner.rank}.txt', 'w') as f:
+    f.write(f'WORLD {runner.world_size} '
+            f'WRAPPER {type(runner.model).__name__}')
 """
 
 
@@ -175,6 +176,7 @@ def test_torchrun_two_ranks_on_cpu(tmp_path):
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'RANK 0 WORLD 2 WRAPPER MMDistributedDataParallel' in result.stdout
-    assert 'RANK 1 WORLD 2 WRAPPER MMDistributedDataParallel' in result.stdout
+    for rank in (0, 1):
+        written = (tmp_path / 'work' / f'rank{rank}.txt').read_text()
+        assert written == 'WORLD 2 WRAPPER MMDistributedDataParallel'
     assert (tmp_path / 'work' / 'epoch_2.pth').is_file()
