@@ -85,7 +85,7 @@ for _name, _label, _config, _options, _base in _STAGE_TWO:
         )
     )
 runs[3]['note'] = (
-    'Tukey transform alone: AFGHead with generation_ratio=0, i.e. a linear '
+    'AFGHead with generation_ratio=0, i.e. a linear '
     'classifier on f ** 0.5 (train and test), nothing generated'
 )
 
