@@ -95,14 +95,20 @@ def _targets(args):
 
 
 def _afg_head(run, ctx):
-    """The AFGHead config of a run, or None (other heads, missing config)."""
+    """The AFGHead config of a run that generates features, else None.
+
+    Other heads, a missing config, and an AFGHead with generation_ratio=0
+    (the Tukey transform alone, whose s_c is never used) give None.
+    """
     config = ctx.path(run.config)
     if not osp.isfile(config):
         return None
     head = config_info(config, run.cfg_options).test_cfg.model.get('head')
-    if head and str(head.get('type', '')).endswith('AFGHead'):
-        return head
-    return None
+    if not head or not str(head.get('type', '')).endswith('AFGHead'):
+        return None
+    if head.get('generation_ratio', 1.0) == 0:
+        return None
+    return head
 
 
 def report(spec, results_dir: str) -> list:

@@ -17,6 +17,7 @@ import math
 import os
 import os.path as osp
 import re
+import textwrap
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
@@ -117,7 +118,7 @@ def plot_per_class(
     ax.set_ylabel('test accuracy of the class (%)')
     ax.set_ylim(-3, 103)
     _group_lines(ax, runs[0][1][0])
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title), fontsize=10)
     ax.legend(loc='lower right', fontsize=8)
     ax.grid(True, which='major', alpha=0.3)
     fig.tight_layout()
@@ -258,13 +259,18 @@ def plot_confidence(
     ax.set_ylabel('confidence score s_c')
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(
-        f'{title}\n{len(tail)} tail classes (n_c < {threshold:g}); the '
-        'others are not updated',
+        f'{_wrap(title)}\n{len(tail)} tail classes (n_c < {threshold:g}); '
+        'the others are not updated',
         fontsize=10,
     )
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return _save(fig, out_path)
+
+
+def _wrap(title: str, width: int = 90) -> str:
+    """Break a long title into lines that fit the figure."""
+    return '\n'.join(textwrap.wrap(title, width)) or title
 
 
 def _save(fig, out_path: str) -> str:
