@@ -18,9 +18,11 @@ test in ``tests/test_compat.py`` that fails without it:
    ``torch.cuda.set_device`` while initialising the process group and wraps
    the model in DDP with ``device_ids=[LOCAL_RANK]``; both fail on CPU. The
    patch initialises a gloo group and wraps with ``device_ids=None`` there,
-   and changes nothing where CUDA is available.
+   and changes nothing where CUDA is available. The group is destroyed at
+   interpreter exit, since a live gloo group can abort a finished rank.
 """
 
+import atexit
 import functools
 import importlib.util
 import os
@@ -112,6 +114,11 @@ def _cpu_only() -> bool:
     return not torch.cuda.is_available()
 
 
+def _destroy_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def patch_cpu_distributed() -> None:
     """Let mmengine's Runner train with torchrun on CPU (gloo, no devices)."""
     import mmengine.dist.utils as dist_utils
@@ -132,6 +139,10 @@ def patch_cpu_distributed() -> None:
             world_size=int(os.environ['WORLD_SIZE']),
             **kwargs,
         )
+        # A gloo group still alive when the interpreter exits can abort the
+        # process ('terminate called without an active exception'), which
+        # torchrun reports as a failed rank after a finished run.
+        atexit.register(_destroy_process_group)
 
     init_dist_pytorch._glag_patched = True
     dist_utils._init_dist_pytorch = init_dist_pytorch

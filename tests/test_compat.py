@@ -150,9 +150,12 @@ runner = Runner(
     default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
 )
 runner.train()
+import atexit
+atexit._run_exitfuncs()  # what the interpreter runs at exit
 with open(f'{sys.argv[1]}/rank{runner.rank}.txt', 'w') as f:
     f.write(f'WORLD {runner.world_size} '
-            f'WRAPPER {type(runner.model).__name__}')
+            f'WRAPPER {type(runner.model).__name__} '
+            f'DESTROYED {not torch.distributed.is_initialized()}')
 """
 
 
@@ -178,5 +181,7 @@ def test_torchrun_two_ranks_on_cpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):
         written = (tmp_path / 'work' / f'rank{rank}.txt').read_text()
-        assert written == 'WORLD 2 WRAPPER MMDistributedDataParallel'
+        assert written == (
+            'WORLD 2 WRAPPER MMDistributedDataParallel DESTROYED True'
+        )
     assert (tmp_path / 'work' / 'epoch_2.pth').is_file()

@@ -340,13 +340,19 @@ def _ddp_worker(rank, world, port, stage_one_ckpt, work_dir):
     cfg.work_dir = work_dir
     add_class_counts_hook(cfg)
     resolve_stage_one_checkpoint(cfg, stage_one_ckpt)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    bank = runner.model.module.head.bank
-    torch.save(
-        {k: v.cpu() for k, v in bank.state_dict().items()},
-        osp.join(work_dir, f'bank_rank{rank}.pth'),
-    )
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        bank = runner.model.module.head.bank
+        torch.save(
+            {k: v.cpu() for k, v in bank.state_dict().items()},
+            osp.join(work_dir, f'bank_rank{rank}.pth'),
+        )
+    finally:
+        # A gloo group left alive at interpreter exit can abort the process
+        # ('terminate called without an active exception').
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 @pytest.mark.slow
