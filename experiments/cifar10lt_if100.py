@@ -87,6 +87,35 @@ runs[1]['note'] = (
     'tau = 1 from the first step'
 )
 
+# GLAG's own stage-two sampling (METHOD.md stage two, item 7): instance-
+# balanced real batches, every class topped up to n_max with generated
+# features, instead of the class-aware batches plus one generated feature per
+# real one ('ratio') that the rows above share with cRT.
+_BALANCE = {
+    'model.head.generation': 'balance',
+    'train_dataloader.sampler.type': 'DefaultSampler',
+    'train_dataloader.sampler.shuffle': True,
+}
+for _s2, _s2_label, _config, _options in _STAGE_TWO[2:]:
+    runs.append(
+        dict(
+            name=f'graloss_{_s2}_balance',
+            label=f'GraLoss + {_s2_label}, top-up sampling',
+            group='Stage two on GraLoss',
+            config=_C + _config,
+            stage_one_from='graloss',
+            stage_one_seed=0,
+            seeds=[0, 1, 2],
+            cfg_options={**_options, **_BALANCE},
+            baseline=[f'graloss_{_s2}'],
+            note=(
+                "generation='balance' on instance-balanced batches "
+                '(DefaultSampler): each batch is topped up with generated '
+                'features until real + generated is uniform over classes'
+            ),
+        )
+    )
+
 compare = [
     ('ce', 'graloss_afg_kd'),
     ('ce', 'graloss'),
