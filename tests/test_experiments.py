@@ -441,6 +441,26 @@ def test_epochs_stated_in_spec_must_match_config(project):
         plan_jobs(spec, context(project))
 
 
+SHIPPED_SPECS = sorted((REPO / 'experiments').glob('*.py'))
+
+
+@pytest.mark.parametrize('path', SHIPPED_SPECS, ids=lambda p: p.stem)
+def test_shipped_specs_plan_with_their_options(path, tmp_path):
+    spec = load_spec(str(path))
+    jobs = plan_jobs(spec, context(tmp_path))  # checks the stated epochs
+    assert {j.run.name for j in jobs} == {r.name for r in spec.runs}
+    for job in jobs:
+        assert job.status != 'missing config', job.run.config
+        cfg = job.info.test_cfg
+        for key, value in job.run.cfg_options.items():
+            got = cfg
+            for part in key.split('.'):
+                got = got[part]
+            assert got == value, (job.title, key)
+        if job.run.stage_one_from is not None:
+            assert job.depends_on.run.name == job.run.stage_one_from
+
+
 def test_statuses_and_commands_of_interrupted_runs(project, tmp_path):
     spec = load_spec(str(project / 'tiny.py'))
     ctx = Context(
