@@ -18,8 +18,8 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 venv: $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check glag_mm configs tools tests benchmarks
-	$(BIN)/ruff format --check glag_mm tools tests benchmarks
+	$(BIN)/ruff check glag_mm configs tools tests benchmarks experiments setup.py
+	$(BIN)/ruff format --check glag_mm tools tests benchmarks experiments setup.py
 
 test: lint
 	$(BIN)/python -m pytest tests

@@ -1,4 +1,5 @@
 """Packaging for glag_mm, the long-tailed recognition plugin for mmpretrain."""
+
 import os.path as osp
 
 from setuptools import find_packages, setup
@@ -15,6 +16,7 @@ def _mmcv_requirement():
     """Require mmcv-lite only where no full mmcv is installed already."""
     try:
         from importlib.metadata import PackageNotFoundError, version
+
         version('mmcv')
         return []
     except PackageNotFoundError:
@@ -26,9 +28,13 @@ def _mmcv_requirement():
 setup(
     name='glag_mm',
     version=_version(),
-    description=('Long-tailed recognition for mmpretrain: Gradual Balanced '
-                 'Loss, Adaptive Feature Generator, GALA and FBL.'),
-    long_description=open('README.md').read() if osp.exists('README.md') else '',
+    description=(
+        'Long-tailed recognition for mmpretrain: Gradual Balanced '
+        'Loss, Adaptive Feature Generator, GALA and FBL.'
+    ),
+    long_description=open('README.md').read()
+    if osp.exists('README.md')
+    else '',
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
@@ -39,7 +45,8 @@ setup(
         'mmpretrain>=1.0.0,<1.3.0',
         'numpy',
         'scipy',
-    ] + _mmcv_requirement(),
+    ]
+    + _mmcv_requirement(),
     extras_require={'tests': ['pytest', 'ruff', 'matplotlib']},
     zip_safe=False,
 )

@@ -593,3 +593,7 @@ def test_make_report_writes_tables_and_pngs(tmp_path, monkeypatch):
     for png in results.rglob('*.png'):
         assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'not above CE' in (results / 'fake/table.md').read_text()
+    # results/*/ also matches the shared plots folder, which is skipped
+    every_dir = [str(p) + '/' for p in sorted(results.iterdir())]
+    assert [osp.basename(p[:-1]) for p in every_dir] == ['fake', 'plots']
+    assert tool.main(['--results-root', str(results), *every_dir]) == 0

