@@ -116,6 +116,25 @@ for _s2, _s2_label, _config, _options in _STAGE_TWO[2:]:
         )
     )
 
+# The initial confidence s_c: 0.6 in the paper's implementation details (the
+# AFGHead default), 0.4 in its ablation. s_c is how far a tail anchor's
+# calibrated mean moves towards its donors' (METHOD.md stage two, item 5).
+for _s2, _s2_label, _config, _options in _STAGE_TWO[2:]:
+    runs.append(
+        dict(
+            name=f'graloss_{_s2}_s04',
+            label=f'GraLoss + {_s2_label}, s_c from 0.4',
+            group='Stage two on GraLoss',
+            config=_C + _config,
+            stage_one_from='graloss',
+            stage_one_seed=0,
+            seeds=[0, 1, 2],
+            cfg_options={**_options, 'model.head.init_confidence': 0.4},
+            baseline=[f'graloss_{_s2}'],
+            note='AFGHead(init_confidence=0.4), the value of the ablation',
+        )
+    )
+
 compare = [
     ('ce', 'graloss_afg_kd'),
     ('ce', 'graloss'),
