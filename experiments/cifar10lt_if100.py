@@ -87,53 +87,52 @@ runs[1]['note'] = (
     'tau = 1 from the first step'
 )
 
-# GLAG's own stage-two sampling (METHOD.md stage two, item 7): instance-
-# balanced real batches, every class topped up to n_max with generated
-# features, instead of the class-aware batches plus one generated feature per
-# real one ('ratio') that the rows above share with cRT.
+# Two variants of the generator on the GraLoss trunk, each beside the row it
+# changes:
+# - GLAG's own stage-two sampling (METHOD.md stage two, item 7): instance-
+#   balanced real batches, every class topped up to n_max with generated
+#   features, instead of the class-aware batches plus one generated feature
+#   per real one ('ratio') that the rows above share with cRT;
+# - the initial confidence s_c: 0.6 in the paper's implementation details
+#   (the AFGHead default), 0.4 in its ablation. s_c is how far a tail
+#   anchor's calibrated mean moves towards its donors' (item 5).
 _BALANCE = {
     'model.head.generation': 'balance',
     'train_dataloader.sampler.type': 'DefaultSampler',
     'train_dataloader.sampler.shuffle': True,
 }
-for _s2, _s2_label, _config, _options in _STAGE_TWO[2:]:
-    runs.append(
-        dict(
-            name=f'graloss_{_s2}_balance',
-            label=f'GraLoss + {_s2_label}, top-up sampling',
-            group='Stage two on GraLoss',
-            config=_C + _config,
-            stage_one_from='graloss',
-            stage_one_seed=0,
-            seeds=[0, 1, 2],
-            cfg_options={**_options, **_BALANCE},
-            baseline=[f'graloss_{_s2}'],
-            note=(
-                "generation='balance' on instance-balanced batches "
-                '(DefaultSampler): each batch is topped up with generated '
-                'features until real + generated is uniform over classes'
-            ),
+_VARIANTS = [
+    (
+        'balance',
+        'top-up sampling',
+        _BALANCE,
+        "generation='balance' on instance-balanced batches "
+        '(DefaultSampler): each batch is topped up with generated '
+        'features until real + generated is uniform over classes',
+    ),
+    (
+        's04',
+        's_c from 0.4',
+        {'model.head.init_confidence': 0.4},
+        'AFGHead(init_confidence=0.4), the value of the ablation',
+    ),
+]
+for _suffix, _what, _extra, _note in _VARIANTS:
+    for _s2, _s2_label, _config, _options in _STAGE_TWO[2:]:
+        runs.append(
+            dict(
+                name=f'graloss_{_s2}_{_suffix}',
+                label=f'GraLoss + {_s2_label}, {_what}',
+                group='Stage two on GraLoss',
+                config=_C + _config,
+                stage_one_from='graloss',
+                stage_one_seed=0,
+                seeds=[0, 1, 2],
+                cfg_options={**_options, **_extra},
+                baseline=[f'graloss_{_s2}'],
+                note=_note,
+            )
         )
-    )
-
-# The initial confidence s_c: 0.6 in the paper's implementation details (the
-# AFGHead default), 0.4 in its ablation. s_c is how far a tail anchor's
-# calibrated mean moves towards its donors' (METHOD.md stage two, item 5).
-for _s2, _s2_label, _config, _options in _STAGE_TWO[2:]:
-    runs.append(
-        dict(
-            name=f'graloss_{_s2}_s04',
-            label=f'GraLoss + {_s2_label}, s_c from 0.4',
-            group='Stage two on GraLoss',
-            config=_C + _config,
-            stage_one_from='graloss',
-            stage_one_seed=0,
-            seeds=[0, 1, 2],
-            cfg_options={**_options, 'model.head.init_confidence': 0.4},
-            baseline=[f'graloss_{_s2}'],
-            note='AFGHead(init_confidence=0.4), the value of the ablation',
-        )
-    )
 
 compare = [
     ('ce', 'graloss_afg_kd'),

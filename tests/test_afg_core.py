@@ -2,7 +2,6 @@
 bank, calibration, generation plan and distillation (METHOD.md stage two)."""
 
 import math
-import socket
 import threading
 
 import pytest
@@ -17,6 +16,7 @@ from afg_gloo_worker import (
     make_features,
     shard,
 )
+from test_tools import free_port
 
 from glag_mm.core import (
     ClassFeatureBank,
@@ -177,17 +177,11 @@ def test_bank_sharded_adds_equal_single_process(monkeypatch):
             assert torch.equal(b.state_dict()[key], val), key
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_bank_two_gloo_ranks_equal_single_process(tmp_path):
     world = 2
     mp.spawn(
         gloo_worker,
-        args=(world, _free_port(), str(tmp_path)),
+        args=(world, free_port(), str(tmp_path)),
         nprocs=world,
         join=True,
     )

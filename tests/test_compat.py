@@ -2,7 +2,6 @@
 
 import os
 import pickle
-import socket
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+from test_tools import free_port
 
 from glag_mm import compat
 
@@ -159,12 +159,6 @@ with open(f'{sys.argv[1]}/rank{runner.rank}.txt', 'w') as f:
 """
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_torchrun_two_ranks_on_cpu(tmp_path):
     script = tmp_path / 'ddp_toy.py'
@@ -173,7 +167,7 @@ def test_torchrun_two_ranks_on_cpu(tmp_path):
     result = subprocess.run(
         [
             sys.executable, '-m', 'torch.distributed.run',
-            '--nproc_per_node=2', f'--master_port={_free_port()}',
+            '--nproc_per_node=2', f'--master_port={free_port()}',
             str(script), str(tmp_path / 'work'),
         ],
         capture_output=True, text=True, timeout=300, env=env,

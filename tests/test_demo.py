@@ -10,14 +10,12 @@ training images, and the AFG tail split on Fashion-MNIST-LT.
 
 import importlib.util
 import json
-import os
-import os.path as osp
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mmengine.config import Config
+from test_tools import write_fashion_mnist
 
 from glag_mm.core.calibration import tail_classes
 from glag_mm.datasets import long_tail_counts
@@ -51,37 +49,6 @@ def _load_demo():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-# ---------------------------------------------------------------- tiny data
-def write_idx(root, split: str, images, labels) -> None:
-    """Write images (n, h, w) uint8 and labels as mmpretrain's MNIST reads."""
-    os.makedirs(root, exist_ok=True)
-    prefix = 'train' if split == 'train' else 't10k'
-    images = np.asarray(images, dtype=np.uint8)
-    labels = np.asarray(labels, dtype=np.uint8)
-    with open(osp.join(root, f'{prefix}-images-idx3-ubyte'), 'wb') as f:
-        f.write(struct.pack('>IIII', 0x0803, *images.shape))
-        f.write(images.tobytes())
-    with open(osp.join(root, f'{prefix}-labels-idx1-ubyte'), 'wb') as f:
-        f.write(struct.pack('>II', 0x0801, len(labels)))
-        f.write(labels.tobytes())
-
-
-def write_fashion_mnist(root, train_counts, test_per_class, seed=0) -> str:
-    """A learnable 10-class 28x28 set: a bright bar whose row is the class."""
-    rng = np.random.default_rng(seed)
-
-    def make(counts):
-        labels = np.repeat(np.arange(len(counts)), counts)
-        images = rng.integers(0, 60, (len(labels), 28, 28))
-        for i, label in enumerate(labels):
-            images[i, 2 * label : 2 * label + 6, 4:24] = 250
-        return images, labels
-
-    write_idx(root, 'train', *make(train_counts))
-    write_idx(root, 'test', *make([test_per_class] * len(train_counts)))
-    return str(root)
 
 
 # ------------------------------------------------------------ the table

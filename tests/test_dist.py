@@ -7,24 +7,17 @@ ranks split the data, and that the resumed run starts at the saved epoch.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from test_tools import REPO, TOOLS, write_project
+from test_tools import REPO, TOOLS, free_port, write_project
 
 # 6 images per class x 10 classes, batch 16: 4 iterations per epoch on one
 # process, ceil(30 / 16) = 2 on each of two ranks.
 ITERS_PER_EPOCH_2_RANKS = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _dist_train(config, work_dir, *extra):
@@ -32,7 +25,7 @@ def _dist_train(config, work_dir, *extra):
         os.environ,
         OMP_NUM_THREADS='1',
         PYTHON=sys.executable,
-        PORT=str(_free_port()),
+        PORT=str(free_port()),
     )
     result = subprocess.run(
         [

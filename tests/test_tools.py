@@ -8,6 +8,7 @@ built-ins only, so they test the tools and nothing else.
 import json
 import os
 import os.path as osp
+import socket
 import struct
 import subprocess
 import sys
@@ -34,6 +35,13 @@ from glag_mm.apis import (
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / 'tools'
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- tiny data

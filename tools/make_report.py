@@ -65,12 +65,17 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _same_dir(a: str, b: str) -> bool:
+    return osp.isdir(a) and osp.isdir(b) and osp.samefile(a, b)
+
+
 def _targets(args):
     """(spec, results_dir) for every target."""
     targets = args.targets or sorted(
         osp.dirname(p)
         for p in glob.glob(osp.join(args.results_root, '*', 'spec.json'))
     )
+    shared_plots = osp.join(args.results_root, 'plots')
     found = []
     for target in targets:
         if target.endswith('.py'):
@@ -81,15 +86,9 @@ def _targets(args):
             found.append((spec, results_dir))
             continue
         path = osp.join(target, 'spec.json')
-        shared_plots = osp.join(args.results_root, 'plots')
-        if (
-            not osp.isfile(path)
-            and osp.isdir(target)
-            and osp.isdir(shared_plots)
-            and osp.samefile(target, shared_plots)
-        ):
-            continue  # our own output, which results/*/ matches too
         if not osp.isfile(path):
+            if _same_dir(target, shared_plots):
+                continue  # our own output, which results/*/ matches too
             raise SpecError(
                 f'{target} has no spec.json; pass the spec file '
                 '(experiments/<name>.py) or run tools/run_experiments.py'

@@ -567,9 +567,13 @@ class FeatureCacheHook(Hook):
             self._swap_loader(val_loop, val_set)
         self._bypass_trunk(model)
 
-    def after_train(self, runner) -> None:
+    def _undo(self) -> None:
+        """Put back the loaders and the trunk, last change first."""
         while self._restore:
             self._restore.pop()()
+
+    def after_train(self, runner) -> None:
+        self._undo()
 
     def before_test(self, runner) -> None:
         """With ``cache_test``: test on cached (or disk-loaded) features."""
@@ -588,5 +592,4 @@ class FeatureCacheHook(Hook):
         self._bypass_trunk(model)
 
     def after_test(self, runner) -> None:
-        while self._restore:
-            self._restore.pop()()
+        self._undo()
