@@ -6,7 +6,6 @@ classes of 40, 20, 8 and 3 images) with a ResNet-8 trunk.
 
 import os
 import os.path as osp
-import socket
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
+from test_tools import free_port
 
 from glag_mm.apis import (
     add_class_counts_hook,
@@ -316,12 +316,6 @@ def test_feature_cache_refuses_random_pipeline():
     assert find_random_transforms(dataset) == ['RandomFlip']
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank, world, port, stage_one_ckpt, work_dir):
     os.environ.update(
         RANK=str(rank),
@@ -353,6 +347,11 @@ def _ddp_worker(rank, world, port, stage_one_ckpt, work_dir):
         # ('terminate called without an active exception').
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+    # Even so, about one run in ten still aborted after the work was done,
+    # during interpreter teardown (faulthandler shows no Python frame; the
+    # C++ object behind it is not identified). The results are on disk by
+    # now, so leave without the teardown.
+    os._exit(0)
 
 
 @pytest.mark.slow
@@ -363,7 +362,7 @@ def test_statistics_on_two_ranks_equal_single_process(two_stage, tmp_path):
     for attempt in range(3):  # another job may take the free port first
         try:
             mp.spawn(
-                _ddp_worker, args=(2, _free_port(), ckpt, work_dir), nprocs=2
+                _ddp_worker, args=(2, free_port(), ckpt, work_dir), nprocs=2
             )
             break
         except mp.ProcessRaisedException as err:
