@@ -122,7 +122,7 @@ def test_thresholds_are_configurable(hub):
     assert groups['medium'].tolist() == [False] * 3 + [True] * 2 + [False]
 
 
-def test_empty_group_and_unevaluated_class_give_nan(hub):
+def test_empty_group_is_left_out_and_unevaluated_class_gives_nan(hub):
     # class 5 has no evaluation sample: left out of the few-shot mean
     pairs = [p for p in PAIRS if p[0] != 5]
     metrics = evaluate(
@@ -135,8 +135,20 @@ def test_empty_group_and_unevaluated_class_give_nan(hub):
         LongTailAccuracy(class_counts=COUNTS, few_threshold=0),
         samples_from_labels(PAIRS),
     )
-    assert math.isnan(metrics['lt/few'])
+    # an empty group is left out (a NaN would not be strict JSON)
+    assert list(metrics) == ['lt/top1', 'lt/many', 'lt/medium', 'lt/per_class']
     assert metrics['lt/medium'] == pytest.approx((100 + 100 / 3 + 100 + 0) / 4)
+    # a group whose classes have no evaluation sample is left out too
+    pairs = [p for p in PAIRS if p[0] not in (4, 5)]
+    metrics = evaluate(
+        LongTailAccuracy(class_counts=COUNTS, posthoc_tau=1.0),
+        samples_from_scores(
+            torch.eye(6)[[p for _, p in pairs]], [g for g, _ in pairs]
+        ),
+    )
+    assert 'lt/few' not in metrics and 'lt/few_posthoc' not in metrics
+    assert 'lt/ece_few' not in metrics and 'lt/ece_many' in metrics
+    assert math.isnan(metrics['lt/per_class'][4])
 
 
 def test_class_counts_from_message_hub_match_explicit(hub):
@@ -318,6 +330,7 @@ def _ddp_worker(rank, world_size, init_file, out_dir, logits, gt, counts):
         )
         metrics = evaluate(metric, mine, batch_size=3, size=n)
         metrics['lt/per_class'] = list(metrics['lt/per_class'])
+        metrics['lt/reliability'] = dict(metrics['lt/reliability'])
         torch.save(metrics, os.path.join(out_dir, f'rank{rank}.pt'))
     finally:
         torch.distributed.destroy_process_group()
@@ -352,7 +365,12 @@ def test_ddp_two_gloo_ranks_equal_single_process(tmp_path, hub):
         got = torch.load(tmp_path / f'rank{rank}.pt', weights_only=False)
         assert list(got) == list(single)
         for key, value in single.items():
-            assert got[key] == pytest.approx(value, nan_ok=True), key
+            if isinstance(value, dict):  # the reliability table
+                assert got[key].keys() == value.keys()
+                for name, entry in value.items():
+                    assert got[key][name] == pytest.approx(entry), name
+            else:
+                assert got[key] == pytest.approx(value, nan_ok=True), key
 
 
 # ------------------------------------------------------------- Runner --

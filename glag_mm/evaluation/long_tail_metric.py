@@ -1,23 +1,12 @@
 """Overall and many / medium / few-shot accuracy for long-tailed recognition.
 
-METHOD.md, "Evaluation conventions" [prior: Liu et al. 2019 (OLTR); Kang et
-al. 2020 (decoupling)]: classes are grouped by the number of *training*
-images n_c - many (n_c > 100), medium (20 <= n_c <= 100), few (n_c < 20) -
-and the accuracy of a group is the mean of the per-class accuracies of its
-classes. Two prediction rules can be reported beside the plain argmax:
-
-* post-hoc logit adjustment [prior: Menon et al. 2021; METHOD.md stage one,
-  item 4]: y_hat_i = argmax_j (log p_ij - tau * log pi_j), which equals
-  argmax_j (z_ij - tau * log pi_j) because log softmax(z_i) differs from
-  z_i by a constant per row;
-* GALA's transductive prediction re-balancing [prior: GALA, arXiv
-  2403.09036; METHOD.md, "Sibling losses"]: with p_i = softmax(z_i) and
-  s_j = sum_i p_ij over the whole evaluation set,
-  y_hat_i = argmax_j p_ij / s_j ** tau.
+The groups and prediction rules are in :mod:`.functional` (METHOD.md,
+"Evaluation conventions"); the calibration error in
+:mod:`.calibration_error`; the validation-selected post-hoc tau's run-time
+state in :mod:`.posthoc_tau`.
 """
 
-import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.evaluator import BaseMetric
@@ -25,107 +14,19 @@ from mmpretrain.registry import METRICS
 
 from ..core import check_class_counts, log_prior
 from ..runtime import get_train_class_counts
+from .calibration_error import ECE_BINS, calibration_results
+from .functional import (
+    POSTHOC_CRITERIA,
+    group_results,
+    posthoc_adjusted_labels,
+    posthoc_labels_over_grid,
+    rebalanced_labels,
+    shot_groups,
+)
+from .posthoc_tau import DEFAULT_TAU_GRID, ValSelectedTau, check_tau_grid
+from .summaries import PerClassAccuracy
 
-__all__ = [
-    'GROUPS',
-    'LongTailAccuracy',
-    'PerClassAccuracy',
-    'shot_groups',
-    'per_class_accuracy',
-    'group_accuracy',
-    'posthoc_adjusted_labels',
-    'rebalanced_labels',
-]
-
-GROUPS = ('many', 'medium', 'few')
-
-
-def shot_groups(
-    class_counts: Sequence[int],
-    many_threshold: float = 100,
-    few_threshold: float = 20,
-) -> Dict[str, torch.Tensor]:
-    """Boolean class masks of the many / medium / few-shot groups.
-
-    many: n_c > many_threshold; few: n_c < few_threshold; medium: the rest.
-    """
-    counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
-    many = counts > many_threshold
-    few = counts < few_threshold
-    return {'many': many, 'medium': ~(many | few), 'few': few}
-
-
-def per_class_accuracy(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int
-) -> torch.Tensor:
-    """acc_c = 100 * #(pred == target == c) / #(target == c), float64.
-
-    Classes without evaluation samples get NaN.
-    """
-    total = torch.bincount(target, minlength=num_classes).double()
-    correct = torch.bincount(
-        target[pred == target], minlength=num_classes
-    ).double()
-    acc = correct / total * 100
-    acc[total == 0] = math.nan
-    return acc
-
-
-def group_accuracy(per_class: torch.Tensor, mask: torch.Tensor) -> float:
-    """Mean of the per-class accuracies of the group's evaluated classes.
-
-    NaN when the group has no class with evaluation samples.
-    """
-    values = per_class[mask]
-    values = values[~values.isnan()]
-    return values.mean().item() if values.numel() else math.nan
-
-
-def posthoc_adjusted_labels(
-    scores: torch.Tensor, log_pi: torch.Tensor, tau: float
-) -> torch.Tensor:
-    """argmax_j (log p_ij - tau * log pi_j) for softmax scores p (N, C)."""
-    return (scores.double().log() - tau * log_pi.double()).argmax(dim=-1)
-
-
-def rebalanced_labels(scores: torch.Tensor, tau: float) -> torch.Tensor:
-    """argmax_j p_ij / s_j ** tau, s_j = sum_i p_ij over all N rows (GALA)."""
-    scores = scores.double()
-    column_sums = scores.sum(dim=0).clamp_min(torch.finfo(torch.float64).tiny)
-    return (scores / column_sums**tau).argmax(dim=-1)
-
-
-class PerClassAccuracy(list):
-    """Per-class accuracies (percent) that print as a one-line summary.
-
-    A plain ``list`` of floats for every purpose except ``str`` / ``repr``:
-    mmengine's ``RuntimeInfoHook`` stores non-scalar metrics in the message
-    hub and the log processor prints them on the validation / test log line,
-    which for ImageNet-LT would be 1,000 numbers per epoch. Pickling (the
-    broadcast to other ranks, checkpoints of the message hub) turns it into a
-    plain list, so no saved file refers to this class.
-    """
-
-    def __repr__(self) -> str:
-        values = [v for v in self if not math.isnan(v)]
-        if not values:
-            return f'<per-class accuracy of {len(self)} classes>'
-        return (
-            f'<per-class accuracy of {len(self)} classes: min '
-            f'{min(values):.2f}, mean {sum(values) / len(values):.2f}, '
-            f'max {max(values):.2f}>'
-        )
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        return (list, (list(self),))
-
-    def __copy__(self) -> 'PerClassAccuracy':
-        return PerClassAccuracy(self)
-
-    def __deepcopy__(self, memo: dict) -> 'PerClassAccuracy':
-        return PerClassAccuracy(self)
+__all__ = ['LongTailAccuracy', 'PerClassAccuracy']
 
 
 def _check_threshold(name: str, value: Any) -> float:
@@ -155,10 +56,10 @@ def _check_tau(name: str, value: Any) -> Optional[float]:
 
 
 @METRICS.register_module()
-class LongTailAccuracy(BaseMetric):
+class LongTailAccuracy(ValSelectedTau, BaseMetric):
     """Top-1 accuracy overall and per many / medium / few-shot group.
 
-    Results (with the default prefix ``'lt'``), all in percent:
+    Results (with the default prefix ``'lt'``), accuracies in percent:
 
     * ``lt/top1``: accuracy over all evaluation samples (a sample mean, as
       mmpretrain's ``Accuracy``);
@@ -166,9 +67,15 @@ class LongTailAccuracy(BaseMetric):
       per-class accuracies of its classes (the convention of the OLTR and
       decoupling code; on a class-balanced test set it equals the sample
       mean over the group). Classes absent from the evaluation set are left
-      out; a group with no evaluated class reports NaN (the key is always
-      present, e.g. CIFAR-10-LT IF 100 has no few-shot class);
-    * ``lt/top1_posthoc``, ``lt/many_posthoc``, ... with ``posthoc_tau``;
+      out; a group with no evaluated class is left out of the results (e.g.
+      CIFAR-10-LT IF 100 has no few-shot class), so that every value is a
+      finite number and the logs stay strict JSON;
+    * ``lt/ece``, ``lt/ece_many``, ... (``ece_bins``, with ``pred_score``):
+      the expected calibration error of the top-1 predictions in percent,
+      overall and over the samples whose true class is in each group
+      (:mod:`.calibration_error`);
+    * ``lt/top1_posthoc``, ``lt/many_posthoc``, ... with ``posthoc_tau``,
+      and ``lt/posthoc_tau_selected`` with ``posthoc_tau='val'``;
     * ``lt/top1_rebalanced``, ``lt/many_rebalanced``, ... with
       ``rebalance_tau``;
     * ``lt/per_class`` (``per_class=True``): the per-class accuracies of the
@@ -176,22 +83,40 @@ class LongTailAccuracy(BaseMetric):
       evaluation samples). mmengine's evaluator broadcasts the metrics, so
       hooks receive it in ``after_val_epoch(runner, metrics)`` on every rank
       (a :class:`PerClassAccuracy` on the main process, which logs as a
-      one-line summary, and a plain list elsewhere).
+      one-line summary, and a plain list elsewhere);
+    * ``lt/reliability`` (``reliability=True``, with ``pred_score``): the
+      reliability table of the plain prediction, a dict of ``count``,
+      ``confidence`` and ``accuracy`` lists over the ``ece_bins`` bins (None
+      for empty bins) and ``ece``; ``tools/plot_reliability.py`` draws it.
 
     The groups come from the training class counts, never from the
     evaluation set: ``class_counts`` if given, otherwise those published by
     ``ClassCountsHook`` (:func:`glag_mm.runtime.get_train_class_counts`),
     read when the metric is computed and, with ``posthoc_tau``, also when a
-    batch is processed: the post-hoc label is taken per sample there, so
-    that no score has to be kept for it.
+    batch is processed: post-hoc labels are taken per sample there, so that
+    no score has to be kept for them.
+
+    Post-hoc tau chosen on validation (``posthoc_tau='val'``): evaluating
+    the validation split, the metric takes the post-hoc labels for every tau
+    of ``posthoc_tau_grid`` and reports the tau with the best validation
+    accuracy (``posthoc_tau_criterion``) as ``posthoc_tau_selected``, with
+    the ``*_posthoc`` accuracies at that tau. Evaluating the test split, it
+    applies the tau last chosen on validation, read from the MessageHub,
+    and never compares taus on test labels. Which split a metric evaluates
+    is told by :class:`~glag_mm.engine.PosthocTauHook` (the validation
+    evaluator selects, the test evaluator applies), which also keeps the
+    choice in checkpoints, so ``tools/test.py`` applies it to a saved model;
+    ``select_posthoc_tau`` sets it by hand. One config line serves both
+    evaluators: ``val_evaluator = dict(type='LongTailAccuracy',
+    posthoc_tau='val')`` with ``test_evaluator = val_evaluator``.
 
     Under DDP each rank keeps only what is needed per sample - the ground
-    truth and predicted labels (and the post-hoc label) as integers; the C
-    softmax scores only when ``rebalance_tau`` is set, since re-balancing
-    needs the column sums over the whole set (N * C * 4 bytes gathered on
-    rank 0: about 0.8 GB for the 24,426 x 8,142 scores of iNaturalist 2018).
-    mmengine's ``BaseMetric`` gathers them in sampler order, drops the
-    padding and computes the metric on rank 0.
+    truth and predicted labels (and post-hoc labels, the top-1 confidence)
+    as numbers; the C softmax scores only when ``rebalance_tau`` is set,
+    since re-balancing needs the column sums over the whole set (N * C * 4
+    bytes gathered on rank 0: about 0.8 GB for the 24,426 x 8,142 scores of
+    iNaturalist 2018). mmengine's ``BaseMetric`` gathers them in sampler
+    order, drops the padding and computes the metric on rank 0.
 
     Args:
         class_counts: training images per class, in class-index order.
@@ -201,14 +126,28 @@ class LongTailAccuracy(BaseMetric):
         few_threshold: few-shot classes have fewer training images than
             this. Default 20. Must not exceed ``many_threshold``.
         posthoc_tau: tau of post-hoc logit adjustment,
-            argmax_j (log p_ij - tau * log pi_j); None (default) skips it.
+            argmax_j (log p_ij - tau * log pi_j): a number, ``'val'`` (chosen
+            on the validation split, see above) or None (default: skipped).
             It applies to the scores the model returns: if the head already
             adjusts its predictions, this adjusts them again.
+        posthoc_tau_grid: the taus compared on validation with
+            ``posthoc_tau='val'``. Default 0.0, 0.1, ..., 2.0.
+        posthoc_tau_criterion: what the validation selection maximises:
+            ``'class_mean'`` (default; the mean per-class accuracy, which is
+            top-1 on a balanced split, as the benchmarks' test sets are) or
+            ``'top1'``. Ties go to the smallest tau.
+        select_posthoc_tau: with ``posthoc_tau='val'``, True: this metric
+            evaluates the validation split and chooses tau; False: it
+            applies the chosen tau. None (default): ``PosthocTauHook``
+            decides by the loop that runs the metric.
         rebalance_tau: tau of GALA's re-balancing, argmax_j p_ij / s_j**tau
             (GALA used 1.0 on CIFAR, 1.7 ImageNet-LT, 1.5 iNaturalist, 1.4
             Places-LT); None (default) skips it. The scores must be softmax
             probabilities (mmpretrain heads' ``pred_score`` are).
+        ece_bins: bins of the expected calibration error; default 15 (Guo et
+            al. 2017); 0 skips ECE and the reliability table.
         per_class: add ``per_class`` to the results. Default True.
+        reliability: add ``reliability`` to the results. Default True.
         collect_device: 'cpu' or 'gpu', as in mmengine's ``BaseMetric``.
         prefix: metric name prefix. Default ``'lt'``.
         collect_dir: as in mmengine's ``BaseMetric``.
@@ -221,9 +160,14 @@ class LongTailAccuracy(BaseMetric):
         class_counts: Optional[Sequence[int]] = None,
         many_threshold: float = 100,
         few_threshold: float = 20,
-        posthoc_tau: Optional[float] = None,
+        posthoc_tau: Union[float, str, None] = None,
+        posthoc_tau_grid: Sequence[float] = DEFAULT_TAU_GRID,
+        posthoc_tau_criterion: str = 'class_mean',
+        select_posthoc_tau: Optional[bool] = None,
         rebalance_tau: Optional[float] = None,
+        ece_bins: int = ECE_BINS,
         per_class: bool = True,
+        reliability: bool = True,
         collect_device: str = 'cpu',
         prefix: Optional[str] = None,
         collect_dir: Optional[str] = None,
@@ -250,9 +194,38 @@ class LongTailAccuracy(BaseMetric):
                 f'exceed many_threshold ({many_threshold}), or the few- and '
                 'many-shot groups would overlap.'
             )
-        self.posthoc_tau = _check_tau('posthoc_tau', posthoc_tau)
+        self.posthoc_from_val = posthoc_tau == 'val'
+        self.posthoc_tau = (
+            None
+            if self.posthoc_from_val
+            else _check_tau('posthoc_tau', posthoc_tau)
+        )
+        self.posthoc_tau_grid = check_tau_grid(posthoc_tau_grid)
+        if posthoc_tau_criterion not in POSTHOC_CRITERIA:
+            raise ValueError(
+                'LongTailAccuracy: posthoc_tau_criterion must be one of '
+                f'{POSTHOC_CRITERIA}, got {posthoc_tau_criterion!r}'
+            )
+        self.posthoc_tau_criterion = posthoc_tau_criterion
+        if select_posthoc_tau not in (None, True, False):
+            raise TypeError(
+                'LongTailAccuracy: select_posthoc_tau must be True, False or '
+                f'None, got {select_posthoc_tau!r}'
+            )
+        self.select_posthoc_tau = select_posthoc_tau
         self.rebalance_tau = _check_tau('rebalance_tau', rebalance_tau)
+        if (
+            isinstance(ece_bins, bool)
+            or not isinstance(ece_bins, int)
+            or (ece_bins < 0)
+        ):
+            raise ValueError(
+                'LongTailAccuracy: ece_bins must be a number of bins (15 is '
+                f'usual; 0 switches ECE off), got {ece_bins!r}'
+            )
+        self.ece_bins = ece_bins
         self.per_class = bool(per_class)
+        self.reliability = bool(reliability)
         self._log_prior_cache = None
 
     def _counts(self, num_classes: Optional[int]) -> List[int]:
@@ -279,6 +252,18 @@ class LongTailAccuracy(BaseMetric):
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep the labels (and scores only if re-balancing needs them)."""
+        posthoc = self.posthoc_tau
+        grid = None
+        if self.posthoc_from_val and data_samples:
+            if self.selects_tau():
+                grid = self.posthoc_tau_grid
+            else:
+                posthoc = self.applied_tau()
+        needs_score = (
+            posthoc is not None
+            or grid is not None
+            or self.rebalance_tau is not None
+        )
         for sample in data_samples:
             gt = sample.get('gt_label')
             if gt is None or torch.as_tensor(gt).numel() != 1:
@@ -296,9 +281,6 @@ class LongTailAccuracy(BaseMetric):
             if label is None:
                 label = score.argmax()
             result = {'gt': int(gt), 'pred': int(label)}
-            needs_score = (
-                self.posthoc_tau is not None or self.rebalance_tau is not None
-            )
             if score is None:
                 if needs_score:
                     raise ValueError(
@@ -308,13 +290,18 @@ class LongTailAccuracy(BaseMetric):
             else:
                 score = score.detach().cpu().flatten()
                 result['num_classes'] = score.numel()
-                if self.posthoc_tau is not None:
+                if self.ece_bins and 0 <= result['pred'] < score.numel():
+                    result['conf'] = float(score[result['pred']])
+                if posthoc is not None:
                     log_pi = self._log_prior(score.numel())
                     result['pred_posthoc'] = int(
-                        posthoc_adjusted_labels(
-                            score, log_pi, self.posthoc_tau
-                        )
+                        posthoc_adjusted_labels(score, log_pi, posthoc)
                     )
+                if grid is not None:
+                    log_pi = self._log_prior(score.numel())
+                    result['pred_grid'] = posthoc_labels_over_grid(
+                        score, log_pi, grid
+                    ).to(torch.int32)
                 if self.rebalance_tau is not None:
                     # clone: a row of the batch's score matrix would pickle
                     # the whole batch when results are gathered.
@@ -331,23 +318,6 @@ class LongTailAccuracy(BaseMetric):
             return sizes.pop()
         classes = (self.dataset_meta or {}).get('classes')
         return len(classes) if classes else None
-
-    def _accuracies(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        groups: Dict[str, torch.Tensor],
-        suffix: str = '',
-    ) -> Tuple[Dict[str, float], torch.Tensor]:
-        per_class = per_class_accuracy(pred, target, len(groups['many']))
-        metrics = {
-            f'top1{suffix}': (pred == target).double().mean().item() * 100
-        }
-        for name in GROUPS:
-            metrics[f'{name}{suffix}'] = group_accuracy(
-                per_class, groups[name]
-            )
-        return metrics, per_class
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, Any]:
         """Compute the accuracies from the gathered per-sample results."""
@@ -366,18 +336,33 @@ class LongTailAccuracy(BaseMetric):
                 )
         groups = shot_groups(counts, self.many_threshold, self.few_threshold)
 
-        metrics, per_class = self._accuracies(pred, target, groups)
-        if self.posthoc_tau is not None:
+        metrics, per_class = group_results(pred, target, groups)
+        table = None
+        if self.ece_bins and all('conf' in r for r in results):
+            conf = torch.tensor(
+                [r['conf'] for r in results], dtype=torch.float64
+            )
+            calibration, table = calibration_results(
+                conf, pred == target, target, groups, self.ece_bins
+            )
+            metrics.update(calibration)
+        if all('pred_grid' in r for r in results):
+            metrics.update(self.select_tau(results, target, groups))
+        elif all('pred_posthoc' in r for r in results):
+            if self.posthoc_from_val:
+                metrics['posthoc_tau_selected'] = self.applied_tau()
             posthoc = torch.tensor([r['pred_posthoc'] for r in results])
             metrics.update(
-                self._accuracies(posthoc, target, groups, '_posthoc')[0]
+                group_results(posthoc, target, groups, '_posthoc')[0]
             )
         if self.rebalance_tau is not None:
             scores = torch.stack([r['score'] for r in results])
             rebalanced = rebalanced_labels(scores, self.rebalance_tau)
             metrics.update(
-                self._accuracies(rebalanced, target, groups, '_rebalanced')[0]
+                group_results(rebalanced, target, groups, '_rebalanced')[0]
             )
         if self.per_class:
             metrics['per_class'] = PerClassAccuracy(per_class.tolist())
+        if self.reliability and table is not None:
+            metrics['reliability'] = table
         return metrics

@@ -1,0 +1,173 @@
+"""Carries the validation-selected post-hoc tau to the test split."""
+
+import os
+import os.path as osp
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.runner.checkpoint import CheckpointLoader
+from mmpretrain.registry import HOOKS
+
+from ..evaluation import LongTailAccuracy
+from ..evaluation.posthoc_tau import (
+    POSTHOC_TAU_KEY,
+    get_selected_posthoc_tau,
+    set_selected_posthoc_tau,
+)
+
+__all__ = ['PosthocTauHook']
+
+
+def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
+    if loop is None or isinstance(loop, dict):
+        return []
+    evaluator = getattr(loop, 'evaluator', None)
+    return [
+        m
+        for m in getattr(evaluator, 'metrics', [])
+        if isinstance(m, LongTailAccuracy) and m.posthoc_from_val
+    ]
+
+
+@HOOKS.register_module()
+class PosthocTauHook(Hook):
+    """Choose post-hoc tau on validation, keep it, apply it on test.
+
+    For ``LongTailAccuracy(posthoc_tau='val')`` (see its docstring):
+
+    * tells the metric of ``val_evaluator`` to choose tau and the one of
+      ``test_evaluator`` to apply it (they may come from the same config
+      dict); a test metric set to choose tau by hand is refused, since it
+      would choose on test labels;
+    * after each validation publishes the chosen tau in the MessageHub on
+      every rank (``lt/posthoc_tau_selected`` is also logged);
+    * writes it into the ``meta`` of every checkpoint, with the iteration
+      of the weights it was chosen for. mmengine saves an epoch's
+      checkpoint before validating that epoch, so after the validation the
+      hook also adds the new tau to the checkpoint just saved (rank 0,
+      local files; ``update_last_checkpoint=False`` switches that off);
+    * after a checkpoint is loaded (``tools/test.py``, ``load_from``,
+      ``resume``) publishes its tau if it was chosen for those weights, so
+      testing a saved model applies the tau chosen on its validation. A
+      later training run forgets a loaded tau (the weights change) until
+      its own validation chooses one.
+
+    glag_mm's ``tools/train.py`` and ``tools/test.py`` add this hook when
+    an evaluator uses ``posthoc_tau='val'``.
+
+    Args:
+        update_last_checkpoint: add the tau to the checkpoint saved just
+            before the validation that chose it. Default True.
+    """
+
+    priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook
+
+    def __init__(self, update_last_checkpoint: bool = True) -> None:
+        self.update_last_checkpoint = bool(update_last_checkpoint)
+        self._saved_iter: Optional[int] = None
+
+    # -------------------------------------------------------- which split
+    def _tell_metrics(self, runner) -> None:
+        for metric in _val_tau_metrics(runner._test_loop):
+            if metric.select_posthoc_tau:
+                raise ValueError(
+                    "PosthocTauHook: test_evaluator's LongTailAccuracy has "
+                    'select_posthoc_tau=True, which would choose tau on the '
+                    'test labels; remove it (the hook makes the test metric '
+                    'apply the tau chosen on validation).'
+                )
+            metric.set_evaluated_split('test')
+        for metric in _val_tau_metrics(runner._val_loop):
+            metric.set_evaluated_split('val')
+
+    def before_run(self, runner) -> None:
+        self._tell_metrics(runner)
+
+    def before_val_epoch(self, runner) -> None:
+        self._tell_metrics(runner)
+
+    def before_test_epoch(self, runner) -> None:
+        self._tell_metrics(runner)
+
+    def before_train(self, runner) -> None:
+        record = get_selected_posthoc_tau()
+        if record is not None and record['iter'] != runner.iter:
+            set_selected_posthoc_tau(None)  # chosen for other weights
+
+    # ----------------------------------------------------- after validation
+    def after_val_epoch(
+        self, runner, metrics: Optional[Dict[str, float]] = None
+    ) -> None:
+        choosers = [m for m in _val_tau_metrics(runner._val_loop)]
+        choosers = [m for m in choosers if m.selects_tau()]
+        if not choosers or not metrics:
+            return
+        if len(choosers) > 1:
+            raise ValueError(
+                'PosthocTauHook: val_evaluator has several LongTailAccuracy('
+                "posthoc_tau='val') metrics; keep one."
+            )
+        prefix = choosers[0].prefix
+        key = (
+            f'{prefix}/posthoc_tau_selected'
+            if prefix
+            else ('posthoc_tau_selected')
+        )
+        if key not in metrics:
+            return
+        record = dict(tau=metrics[key], iter=runner.iter, epoch=runner.epoch)
+        set_selected_posthoc_tau(record)
+        if self.update_last_checkpoint and self._saved_iter == runner.iter:
+            self._add_to_last_checkpoint(runner)
+
+    def _add_to_last_checkpoint(self, runner) -> None:
+        if not is_main_process():
+            return
+        path = runner.message_hub.get_info('last_ckpt')
+        if not path or not osp.isfile(path):
+            runner.logger.warning(
+                f'PosthocTauHook: the last checkpoint {path!r} is not a local '
+                'file; the tau chosen after it is only in later checkpoints.'
+            )
+            return
+        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        record = get_selected_posthoc_tau()
+        if checkpoint.get('meta', {}).get('iter') != record['iter']:
+            return
+        checkpoint['meta'][POSTHOC_TAU_KEY] = record
+        tmp = f'{path}.tmp'
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+        runner.logger.info(
+            f'PosthocTauHook: post-hoc tau {record["tau"]:g} (chosen on the '
+            f'validation split) added to {osp.basename(path)}'
+        )
+
+    # ---------------------------------------------------------- checkpoints
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.setdefault('meta', {})
+        self._saved_iter = meta.get('iter')
+        record = get_selected_posthoc_tau()
+        if record is not None:
+            meta[POSTHOC_TAU_KEY] = record
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.get('meta') or {}
+        record = meta.get(POSTHOC_TAU_KEY)
+        if record is None:
+            return
+        if record.get('iter') != meta.get('iter'):
+            runner.logger.warning(
+                f'PosthocTauHook: the checkpoint holds post-hoc tau '
+                f'{record["tau"]:g} chosen at iteration {record.get("iter")}, '
+                f'not for its own weights (iteration {meta.get("iter")}); it '
+                'is not applied.'
+            )
+            return
+        set_selected_posthoc_tau(record)
+        runner.logger.info(
+            f'PosthocTauHook: post-hoc tau {record["tau"]:g} (chosen on the '
+            'validation split) loaded with the checkpoint'
+        )

@@ -1,0 +1,119 @@
+"""Expected calibration error and reliability bins of top-1 predictions.
+
+[prior: Naeini et al. 2015; Guo et al. 2017, "On Calibration of Modern
+Neural Networks", eq. (3)]: the top-1 confidences c_i = p_i,yhat_i of the
+N predictions are put in B equal-width bins I_b = (b/B, (b+1)/B] (the first
+bin also takes c = 0); with acc(I_b) the fraction of correct predictions
+and conf(I_b) the mean confidence of the bin,
+
+    ECE = sum_b |I_b| / N * |acc(I_b) - conf(I_b)|.
+
+B = 15 as in Guo et al. Values here are in percent, like the accuracies.
+"""
+
+import math
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from .summaries import ReliabilityTable
+
+__all__ = [
+    'ECE_BINS',
+    'confidence_bins',
+    'reliability_bins',
+    'expected_calibration_error',
+    'calibration_results',
+]
+
+ECE_BINS = 15
+
+
+def confidence_bins(confidence: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """Bin index of each confidence: b with b/B < c <= (b+1)/B, c=0 -> 0."""
+    edges = torch.linspace(0, 1, num_bins + 1, dtype=torch.float64)
+    inner = edges[1:-1].contiguous()
+    index = torch.searchsorted(inner, confidence.double(), right=False)
+    return index.clamp(0, num_bins - 1)
+
+
+def reliability_bins(
+    confidence: torch.Tensor,
+    correct: torch.Tensor,
+    num_bins: int = ECE_BINS,
+) -> ReliabilityTable:
+    """The reliability table of N top-1 predictions (percent).
+
+    Args:
+        confidence: (N,) top-1 probabilities in [0, 1].
+        correct: (N,) booleans, whether the top-1 prediction is right.
+        num_bins: B equal-width bins over [0, 1].
+    """
+    confidence = confidence.double().flatten()
+    correct = correct.flatten().double()
+    if confidence.numel() and (confidence.min() < 0 or confidence.max() > 1):
+        raise ValueError(
+            'reliability bins need top-1 probabilities in [0, 1], got '
+            f'[{confidence.min():.4g}, {confidence.max():.4g}]: the model '
+            'must return softmax scores as pred_score.'
+        )
+    index = confidence_bins(confidence, num_bins)
+    count = torch.bincount(index, minlength=num_bins).double()
+    conf_sum = torch.zeros(num_bins, dtype=torch.float64)
+    conf_sum.index_add_(0, index, confidence)
+    hit_sum = torch.zeros(num_bins, dtype=torch.float64)
+    hit_sum.index_add_(0, index, correct)
+    filled = count > 0
+    mean_conf = torch.where(filled, conf_sum / count.clamp_min(1), 0.0)
+    accuracy = torch.where(filled, hit_sum / count.clamp_min(1), 0.0)
+    total = count.sum()
+    gaps = (accuracy - mean_conf).abs() * count
+    ece = (gaps.sum() / total).item() * 100 if total > 0 else math.nan
+
+    def percent(values):
+        return [
+            v * 100 if f else None
+            for v, f in zip(values.tolist(), filled.tolist())
+        ]
+
+    return ReliabilityTable(
+        count=[int(c) for c in count.tolist()],
+        confidence=percent(mean_conf),
+        accuracy=percent(accuracy),
+        ece=ece,
+    )
+
+
+def expected_calibration_error(
+    confidence: torch.Tensor,
+    correct: torch.Tensor,
+    num_bins: int = ECE_BINS,
+    mask: Optional[torch.Tensor] = None,
+) -> float:
+    """ECE in percent of the predictions selected by ``mask`` (NaN if none)."""
+    if mask is not None:
+        confidence, correct = confidence[mask], correct[mask]
+    return reliability_bins(confidence, correct, num_bins)['ece']
+
+
+def calibration_results(
+    confidence: torch.Tensor,
+    correct: torch.Tensor,
+    target: torch.Tensor,
+    groups: Dict[str, torch.Tensor],
+    num_bins: int = ECE_BINS,
+) -> Tuple[Dict[str, float], ReliabilityTable]:
+    """``ece`` and ``ece_<group>`` (percent), and the overall table.
+
+    A group's ECE is taken over the samples whose *true* class is in the
+    group (as its accuracy is); groups without such samples are left out.
+    """
+    table = reliability_bins(confidence, correct, num_bins)
+    metrics = {'ece': table['ece']}
+    for name, class_mask in groups.items():
+        mask = class_mask[target]
+        if mask.any():
+            metrics[f'ece_{name}'] = expected_calibration_error(
+                confidence, correct, num_bins, mask
+            )
+    return metrics, table
