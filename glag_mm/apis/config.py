@@ -116,6 +116,28 @@ def add_class_counts_hook(cfg: Config) -> None:
     cfg.custom_hooks = hooks
 
 
+def _val_selected_tau(node: Any) -> bool:
+    if isinstance(node, (list, tuple)):
+        return any(_val_selected_tau(n) for n in node)
+    if not isinstance(node, dict):
+        return False
+    if _hook_type_name(node) == 'LongTailAccuracy':
+        return node.get('posthoc_tau') == 'val'
+    return _val_selected_tau(node.get('metrics'))
+
+
+def add_posthoc_tau_hook(cfg: Config) -> None:
+    """Append ``PosthocTauHook`` where an evaluator has posthoc_tau='val'."""
+    evaluators = [
+        cfg.get(k, None) for k in ('val_evaluator', 'test_evaluator')
+    ]
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if _val_selected_tau(evaluators) and not any(
+        _hook_type_name(h) == 'PosthocTauHook' for h in hooks
+    ):
+        cfg.custom_hooks = hooks + [dict(type='PosthocTauHook')]
+
+
 def _contains(node: Any, text: str) -> bool:
     if isinstance(node, str):
         return text in node
@@ -270,6 +292,7 @@ def prepare_train_config(
         cfg.merge_from_dict(deepcopy(cfg_options))
     _fix_persistent_workers(cfg)
     add_class_counts_hook(cfg)
+    add_posthoc_tau_hook(cfg)
     owner = config_path or cfg.filename or 'this config'
     return resolve_stage_one_checkpoint(cfg, stage_one_checkpoint, owner)
 
@@ -326,6 +349,7 @@ def prepare_test_config(
         cfg.merge_from_dict(deepcopy(cfg_options))
     _fix_persistent_workers(cfg)
     add_class_counts_hook(cfg)
+    add_posthoc_tau_hook(cfg)
     owner = config_path or cfg.filename or 'this config'
     fallback = stage_one_checkpoint or checkpoint
     return resolve_stage_one_checkpoint(cfg, fallback, owner)

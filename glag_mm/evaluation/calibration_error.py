@@ -31,8 +31,9 @@ ECE_BINS = 15
 
 def confidence_bins(confidence: torch.Tensor, num_bins: int) -> torch.Tensor:
     """Bin index of each confidence: b with b/B < c <= (b+1)/B, c=0 -> 0."""
-    edges = torch.linspace(0, 1, num_bins + 1, dtype=torch.float64)
-    inner = edges[1:-1].contiguous()
+    inner = torch.tensor(
+        [b / num_bins for b in range(1, num_bins)], dtype=torch.float64
+    )
     index = torch.searchsorted(inner, confidence.double(), right=False)
     return index.clamp(0, num_bins - 1)
 
