@@ -194,6 +194,11 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 f'exceed many_threshold ({many_threshold}), or the few- and '
                 'many-shot groups would overlap.'
             )
+        if isinstance(posthoc_tau, str) and posthoc_tau != 'val':
+            raise TypeError(
+                "LongTailAccuracy: posthoc_tau must be a number, 'val' (chosen "
+                f'on the validation split) or None, got {posthoc_tau!r}'
+            )
         self.posthoc_from_val = posthoc_tau == 'val'
         self.posthoc_tau = (
             None
