@@ -331,6 +331,16 @@ def _ddp_worker(rank, world_size, init_file, out_dir, logits, gt, counts):
         metrics = evaluate(metric, mine, batch_size=3, size=n)
         metrics['lt/per_class'] = list(metrics['lt/per_class'])
         metrics['lt/reliability'] = dict(metrics['lt/reliability'])
+        # tau chosen over a grid: per-sample grid labels gathered as well
+        chooser = LongTailAccuracy(
+            class_counts=counts,
+            posthoc_tau='val',
+            select_posthoc_tau=True,
+            per_class=False,
+            reliability=False,
+            prefix='sel',
+        )
+        metrics.update(evaluate(chooser, mine, batch_size=3, size=n))
         torch.save(metrics, os.path.join(out_dir, f'rank{rank}.pt'))
     finally:
         torch.distributed.destroy_process_group()
@@ -361,6 +371,16 @@ def test_ddp_two_gloo_ranks_equal_single_process(tmp_path, hub):
         ),
         samples_from_scores(scores, gt),
     )
+    chooser = LongTailAccuracy(
+        class_counts=COUNTS,
+        posthoc_tau='val',
+        select_posthoc_tau=True,
+        per_class=False,
+        reliability=False,
+        prefix='sel',
+    )
+    single.update(evaluate(chooser, samples_from_scores(scores, gt)))
+    assert 0 < single['sel/posthoc_tau_selected'] <= 2.0
     for rank in (0, 1):
         got = torch.load(tmp_path / f'rank{rank}.pt', weights_only=False)
         assert list(got) == list(single)
