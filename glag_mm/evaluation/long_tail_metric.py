@@ -196,8 +196,9 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
             )
         if isinstance(posthoc_tau, str) and posthoc_tau != 'val':
             raise TypeError(
-                "LongTailAccuracy: posthoc_tau must be a number, 'val' (chosen "
-                f'on the validation split) or None, got {posthoc_tau!r}'
+                "LongTailAccuracy: posthoc_tau must be a number, 'val' "
+                '(chosen on the validation split) or None, got '
+                f'{posthoc_tau!r}'
             )
         self.posthoc_from_val = posthoc_tau == 'val'
         self.posthoc_tau = (
