@@ -12,6 +12,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
+from test_tools import run_tool, write_project
 
 from glag_mm.apis import prepare_test_config, prepare_train_config
 from glag_mm.engine import PosthocTauHook
@@ -402,3 +403,50 @@ def test_hook_refuses_choosing_on_test_labels():
     FakeRunner._val_loop, FakeRunner._test_loop = Loop(), None
     PosthocTauHook().before_val_epoch(FakeRunner())
     assert applier.selects_tau() is True
+
+
+@pytest.mark.slow
+def test_tools_train_then_test_apply_the_validation_tau(tmp_path):
+    """tools/train.py and tools/test.py add the hook; the test run applies
+    the tau of the final validation; the reliability table plots."""
+    files = write_project(tmp_path, epochs=2)
+    with open(files['stage1'], 'a') as f:
+        f.write(
+            "val_evaluator = dict(type='LongTailAccuracy', posthoc_tau='val')"
+            '\ntest_evaluator = val_evaluator\n'
+        )
+    work = tmp_path / 'work'
+    done = run_tool('tools/train.py', files['stage1'], '--work-dir', work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (scalars,) = work.glob('*/vis_data/scalars.json')
+    records = [_strict(line) for line in scalars.read_text().splitlines()]
+    val = [r for r in records if 'lt/posthoc_tau_selected' in r]
+    assert len(val) == 2
+    # 6 training images per class: every class is few-shot; the empty
+    # many / medium groups are left out of the log, not written as NaN
+    assert all('lt/many' not in r and 'lt/medium' not in r for r in records)
+    assert all('lt/few' in r and 'lt/ece_few' in r for r in val)
+
+    out = tmp_path / 'metrics.json'
+    tested = run_tool(
+        'tools/test.py',
+        files['stage1'],
+        work / 'epoch_2.pth',
+        '--work-dir',
+        tmp_path / 'test',
+        '--out',
+        out,
+        '--out-item',
+        'metrics',
+    )
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    metrics = _strict(out.read_text())
+    assert (
+        metrics['lt/posthoc_tau_selected']
+        == val[-1]['lt/posthoc_tau_selected']
+    )
+    assert sum(metrics['lt/reliability']['count']) == 30  # 3 per class
+    png = tmp_path / 'reliability.png'
+    plotted = run_tool('tools/plot_reliability.py', out, '--out', png)
+    assert plotted.returncode == 0, plotted.stderr[-3000:]
+    assert png.read_bytes()[:4] == b'\x89PNG'
