@@ -270,6 +270,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
             or grid is not None
             or self.rebalance_tau is not None
         )
+        log_pi = None
         for sample in data_samples:
             gt = sample.get('gt_label')
             if gt is None or torch.as_tensor(gt).numel() != 1:
@@ -298,13 +299,13 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 result['num_classes'] = score.numel()
                 if self.ece_bins and 0 <= result['pred'] < score.numel():
                     result['conf'] = float(score[result['pred']])
+                if log_pi is None and (posthoc is not None or grid):
+                    log_pi = self._log_prior(score.numel())  # once a batch
                 if posthoc is not None:
-                    log_pi = self._log_prior(score.numel())
                     result['pred_posthoc'] = int(
                         posthoc_adjusted_labels(score, log_pi, posthoc)
                     )
                 if grid is not None:
-                    log_pi = self._log_prior(score.numel())
                     result['pred_grid'] = posthoc_labels_over_grid(
                         score, log_pi, grid
                     ).to(torch.int32)
