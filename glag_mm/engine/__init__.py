@@ -4,6 +4,7 @@ from .afg_hook import AFGHook
 from .class_counts_hook import ClassCountsHook, count_dataset_labels
 from .distill_hook import GLAGDistillHook, LinearTeacher
 from .feature_cache import FeatureCacheHook, FeatureTensorDataset
+from .nonfinite_hook import NonFiniteCheckHook, NonFiniteError
 
 __all__ = ['ClassCountsHook', 'count_dataset_labels']
 __all__ += [
@@ -12,4 +13,6 @@ __all__ += [
     'LinearTeacher',
     'FeatureCacheHook',
     'FeatureTensorDataset',
+    'NonFiniteCheckHook',
+    'NonFiniteError',
 ]
