@@ -91,8 +91,11 @@ def _read_mmpretrain_base(tmp_path, import_glag):
         from mmengine.config import Config
         cfg = Config.fromfile({str(cfg_file)!r})
         print('BACKBONE', cfg.model.backbone.type, cfg.model.backbone.depth)
-        {'print(glag_mm.compat.APPLIED.get("patch_package_lookup"))'
-          if import_glag else ''}
+        {
+        'print(glag_mm.compat.APPLIED.get("patch_package_lookup"))'
+        if import_glag
+        else ''
+    }
         """)
     return subprocess.run(
         [sys.executable, '-c', script],
