@@ -86,16 +86,13 @@ sys.modules.pop('pkg_resources', None)
 def _read_mmpretrain_base(tmp_path, import_glag):
     cfg_file = tmp_path / 'cfg.py'
     cfg_file.write_text("_base_ = ['mmpretrain::_base_/models/resnet18.py']\n")
+    applied = 'print(glag_mm.compat.APPLIED.get("patch_package_lookup"))'
     script = _BLOCK_PKG_RESOURCES + textwrap.dedent(f"""
         {'import glag_mm' if import_glag else ''}
         from mmengine.config import Config
         cfg = Config.fromfile({str(cfg_file)!r})
         print('BACKBONE', cfg.model.backbone.type, cfg.model.backbone.depth)
-        {
-        'print(glag_mm.compat.APPLIED.get("patch_package_lookup"))'
-        if import_glag
-        else ''
-    }
+        {applied if import_glag else ''}
         """)
     return subprocess.run(
         [sys.executable, '-c', script],
