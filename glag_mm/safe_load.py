@@ -168,7 +168,9 @@ def _refused_type(message: str) -> str:
     for pattern in _REFUSED:
         found = pattern.search(message)
         if found:
-            return found.group(1).strip()
+            kind = found.group(1).strip()
+            # torch drops the module of builtins (exec, eval, open...)
+            return kind if '.' in kind.split('(')[0] else f'builtins.{kind}'
     paragraphs = [p.strip() for p in message.split('\n\n') if p.strip()]
     return paragraphs[1] if len(paragraphs) > 1 else message.strip()
 
