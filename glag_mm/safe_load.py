@@ -118,13 +118,14 @@ def trusted() -> bool:
     )
 
 
-def check_readable(filename: str) -> None:
+def check_readable(filename: str, crc: bool = False) -> None:
     """Raise :class:`UnreadableCheckpointError` unless the file is intact.
 
-    Reads the file's zip directory and checks every member's CRC (no
-    unpickling): a truncated or partly overwritten checkpoint fails here.
-    Legacy (pre zip) ``torch.save`` files are only checked for a pickle
-    header.
+    Reads the file's zip directory (no unpickling): a truncated, empty or
+    foreign file fails here. With ``crc`` every member's CRC is checked too
+    (one read of the whole file), which also catches a partly overwritten
+    checkpoint. Legacy (pre zip) ``torch.save`` files are only checked for
+    a pickle header.
     """
     size = osp.getsize(filename)
     if size == 0:
@@ -132,7 +133,7 @@ def check_readable(filename: str) -> None:
     if zipfile.is_zipfile(filename):
         try:
             with zipfile.ZipFile(filename) as archive:
-                bad = archive.testzip()
+                bad = archive.testzip() if crc else None
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             raise _unreadable(filename, str(error)) from error
         if bad is not None:
@@ -273,7 +274,7 @@ def latest_readable_checkpoint(work_dir: str) -> Optional[str]:
         if not osp.isfile(path):
             continue
         try:
-            check_readable(path)
+            check_readable(path, crc=True)
         except UnreadableCheckpointError as error:
             skipped.append(path)
             warnings.warn(f'{error} Automatic resume skips it.', stacklevel=2)

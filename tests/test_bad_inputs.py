@@ -18,7 +18,11 @@ from mmpretrain.registry import HOOKS
 from glag_mm.apis import ConfigError, prepare_train_config
 from glag_mm.datasets import LongTailDataset
 from glag_mm.engine import NonFiniteError
-from glag_mm.safe_load import UnreadableCheckpointError, load_checkpoint_file
+from glag_mm.safe_load import (
+    UnreadableCheckpointError,
+    check_readable,
+    load_checkpoint_file,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -202,3 +206,17 @@ def test_empty_heldout_split_named(tmp_path):
     )
     assert len(kept) == 4 and kept.metainfo['class_counts'] == [2, 2]
     assert os.listdir(tmp_path) == []
+
+
+def test_overwritten_bytes_found_before_resuming(project, tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    data = bytearray((project['work'] / 'epoch_1.pth').read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # zeros over tensor data
+    path.write_bytes(bytes(data))
+    check_readable(str(path))  # the zip directory is intact
+    with pytest.raises(UnreadableCheckpointError) as error:
+        check_readable(str(path), crc=True)
+    assert str(error.value).startswith(
+        f'checkpoint {str(path)!r} is unreadable'
+    )
