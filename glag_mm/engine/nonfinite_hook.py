@@ -61,11 +61,8 @@ class NonFiniteCheckHook(Hook):
 
     # -- registration --------------------------------------------------------
     def before_train(self, runner) -> None:
-        model = (
-            runner.model.module
-            if is_model_wrapper(runner.model)
-            else (runner.model)
-        )
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
         trunk = getattr(model, 'neck', None)
         trunk_name = 'neck'
         if trunk is None:
@@ -143,9 +140,8 @@ class NonFiniteCheckHook(Hook):
                 f'non-finite value (NaN or Inf) in the {place} at training '
                 f'iteration {runner.iter + 1} ({where}); '
                 'training stopped before this iteration could write a '
-                'checkpoint. Look for fp16 overflow (train in fp32, or use '
-                "optim_wrapper=dict(type='AmpOptimWrapper', "
-                "loss_scale='dynamic')), a learning rate that is too high "
+                'checkpoint. Look for fp16 overflow (train without --amp / '
+                'AmpOptimWrapper), a learning rate that is too high '
                 '(optim_wrapper.optimizer.lr), NaN / Inf in the input data, '
                 'or NaN weights in the checkpoint the model was loaded from.'
             )
