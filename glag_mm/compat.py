@@ -1,68 +1,116 @@
 """Workarounds for the pinned OpenMMLab stack, all in one place.
 
-Each fix is applied once, when :mod:`glag_mm` is imported, and each has a
-test in ``tests/test_compat.py`` that fails without it:
+Each patch is applied when :mod:`glag_mm` is imported, only where the
+installed versions need it (checked, not assumed), and logs one line to the
+``glag_mm.compat`` logger saying why; :data:`APPLIED` records them. Each has
+a test in ``tests/test_compat.py`` that fails without it:
 
-1. :func:`patch_checkpoint_loading` - mmengine 0.10.7 calls ``torch.load``
-   without ``weights_only``; torch >= 2.6 defaults it to ``True`` and refuses
-   the message-hub objects mmengine stores in its checkpoints, so ``resume``,
-   ``load_from``, ``init_cfg=dict(type='Pretrained')`` and ``tools/test.py``
-   fail with ``UnpicklingError``.
+1. :func:`patch_checkpoint_loading` - mmengine's local checkpoint loader
+   (0.10.7: ``mmengine/runner/checkpoint.py``) calls ``torch.load`` without
+   ``weights_only``. On torch >= 2.6 that refuses the message-hub objects
+   mmengine stores in its own checkpoints (``resume``, ``load_from``,
+   ``init_cfg=dict(type='Pretrained')`` and ``tools/test.py`` fail with
+   ``UnpicklingError``); on older torch it unpickles anything. Applied when
+   that loader does not pass ``weights_only=True``: the local scheme is
+   re-registered with :func:`load_from_local`, which loads through
+   :func:`glag_mm.safe_load.load_checkpoint_file` (``weights_only=True``
+   with an allow-list; full unpickling only on an explicit opt-in).
 2. :func:`patch_package_lookup` - ``_base_ = 'mmpretrain::...'`` resolves the
-   package through ``pkg_resources``, which setuptools >= 82 removed. The
-   replacement answers from :mod:`importlib.metadata` / :mod:`importlib.util`.
-   It is in effect wherever glag_mm is imported before the config is read
-   (our ``tools/``); ``custom_imports`` inside a config runs too late, which
-   is why the requirements also pin ``setuptools<82``.
-3. :func:`patch_cpu_distributed` - on a machine without CUDA, mmengine calls
-   ``torch.cuda.set_device`` while initialising the process group and wraps
-   the model in DDP with ``device_ids=[LOCAL_RANK]``; both fail on CPU. The
-   patch initialises a gloo group and wraps with ``device_ids=None`` there,
-   and changes nothing where CUDA is available. The group is destroyed at
-   interpreter exit, since a live gloo group can abort a finished rank.
+   package through ``pkg_resources``, which setuptools >= 82 removed.
+   Applied when ``pkg_resources`` cannot be imported: the replacement
+   answers from :mod:`importlib.metadata` / :mod:`importlib.util`. It is in
+   effect wherever glag_mm is imported before the config is read (our
+   ``tools/``); ``custom_imports`` inside a config runs too late, which is
+   why the requirements also pin ``setuptools<82``.
+
+Distributed training on CPU needs no patch: the tools start the gloo group
+and configure the DDP wrapper themselves (:mod:`glag_mm.apis.launch`).
 """
 
-import atexit
-import functools
 import importlib.util
-import os
+import inspect
+import logging
 import os.path as osp
 import warnings
+from typing import Callable, Dict, Optional
 
 import torch
 
+from .safe_load import load_checkpoint_file
+
 __all__ = [
+    'APPLIED',
     'apply_all',
     'patch_checkpoint_loading',
     'patch_package_lookup',
-    'patch_cpu_distributed',
     'load_from_local',
 ]
 
 warnings.filterwarnings('ignore', message='.*MultiScaleDeformableAttention.*')
 
+logger = logging.getLogger(__name__)
+
+#: patch name -> the reason it was applied in this process
+APPLIED: Dict[str, str] = {}
+
+
+def _applied(name: str, reason: str) -> None:
+    APPLIED[name] = reason
+    logger.info('%s applied: %s', name, reason)
+
 
 def load_from_local(filename: str, map_location=None):
-    """Load a local checkpoint written by mmengine (trusted: our own files).
+    """mmengine's local scheme, loading through the allow-list.
 
     mmengine names its log line after this function, so the name stays.
     """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(
-            f'checkpoint {filename!r} does not exist; check the path given '
-            'to load_from / resume / init_cfg or the stage-one work_dir.'
-        )
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    return load_checkpoint_file(filename, map_location=map_location)
 
 
-def patch_checkpoint_loading() -> None:
-    """Make mmengine's local checkpoint scheme load full mmengine files."""
+def loader_needs_replacing(loader: Optional[Callable]) -> bool:
+    """Whether a local checkpoint loader lacks ``weights_only=True``."""
+    if loader is None or loader is load_from_local:
+        return loader is None
+    try:
+        source = inspect.getsource(loader)
+    except (OSError, TypeError):  # no source: assume the unsafe default
+        return True
+    return 'weights_only=True' not in source.replace(' ', '')
+
+
+def patch_checkpoint_loading() -> bool:
+    """Load local checkpoints with ``weights_only=True`` and an allow-list.
+
+    Returns:
+        Whether the patch was applied now.
+    """
+    import mmengine
     from mmengine.runner.checkpoint import CheckpointLoader
 
+    current = CheckpointLoader._schemes.get('')
+    if not loader_needs_replacing(current):
+        return False
+    effect = (
+        'refuses the message-hub objects in its own checkpoints'
+        if _torch_version() >= (2, 6)
+        else 'unpickles any code a checkpoint carries'
+    )
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local, force=True
     )
+    _applied(
+        'patch_checkpoint_loading',
+        f'mmengine {mmengine.__version__} loads local checkpoints with '
+        f'torch.load without weights_only=True, which on torch '
+        f'{torch.__version__} {effect}; local checkpoints now load with '
+        'weights_only=True and glag_mm.safe_load.SAFE_GLOBALS',
+    )
+    return True
+
+
+def _torch_version():
+    parts = torch.__version__.split('+')[0].split('.')[:2]
+    return tuple(int(p) if p.isdigit() else 0 for p in parts)
 
 
 def _installed_path(package: str) -> str:
@@ -96,83 +144,51 @@ def _is_installed(package: str) -> bool:
         return False
 
 
-def patch_package_lookup() -> None:
+def pkg_resources_missing() -> bool:
+    """Whether ``import pkg_resources`` would fail (setuptools >= 82)."""
+    try:
+        return importlib.util.find_spec('pkg_resources') is None
+    except (ImportError, ValueError):
+        return True
+
+
+def patch_package_lookup() -> bool:
     """Resolve ``pkg::`` base configs without ``pkg_resources``.
 
-    Applied whether or not ``pkg_resources`` is importable, so that behaviour
-    is the same everywhere and its deprecation warning never shows.
+    Returns:
+        Whether the patch was applied now (only where ``pkg_resources`` is
+        missing).
     """
     import mmengine.config.config as config_module
     import mmengine.utils.package_utils as package_utils
 
+    if not pkg_resources_missing():
+        # setuptools 81 warns on every lookup that pkg_resources will go
+        warnings.filterwarnings(
+            'ignore', message='pkg_resources is deprecated as an API'
+        )
+        return False
+    if package_utils.get_installed_path is _installed_path:
+        return False
     for module in (package_utils, config_module):
         module.get_installed_path = _installed_path
         module.is_installed = _is_installed
+    try:
+        from importlib.metadata import version
 
-
-def _cpu_only() -> bool:
-    return not torch.cuda.is_available()
-
-
-def _destroy_process_group() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
-def patch_cpu_distributed() -> None:
-    """Let mmengine's Runner train with torchrun on CPU (gloo, no devices)."""
-    import mmengine.dist.utils as dist_utils
-    from mmengine.model import is_model_wrapper
-    from mmengine.runner import Runner
-
-    if getattr(dist_utils._init_dist_pytorch, '_glag_patched', False):
-        return
-    original_init = dist_utils._init_dist_pytorch
-
-    @functools.wraps(original_init)
-    def init_dist_pytorch(backend='nccl', init_backend='torch', **kwargs):
-        if not _cpu_only():
-            return original_init(backend, init_backend=init_backend, **kwargs)
-        torch.distributed.init_process_group(
-            backend='gloo',
-            rank=int(os.environ['RANK']),
-            world_size=int(os.environ['WORLD_SIZE']),
-            **kwargs,
-        )
-        # A gloo group still alive when the interpreter exits can abort the
-        # process ('terminate called without an active exception'), which
-        # torchrun reports as a failed rank after a finished run.
-        atexit.register(_destroy_process_group)
-
-    init_dist_pytorch._glag_patched = True
-    dist_utils._init_dist_pytorch = init_dist_pytorch
-
-    original_wrap = Runner.wrap_model
-
-    @functools.wraps(original_wrap)
-    def wrap_model(self, model_wrapper_cfg, model):
-        if self.distributed and _cpu_only() and not is_model_wrapper(model):
-            model_wrapper_cfg = dict(model_wrapper_cfg or {})
-            if model_wrapper_cfg.get('type', 'MMDistributedDataParallel') in (
-                'MMDistributedDataParallel',
-                'DistributedDataParallel',
-            ):
-                model_wrapper_cfg.setdefault(
-                    'type', 'MMDistributedDataParallel'
-                )
-                model_wrapper_cfg['device_ids'] = None
-                model_wrapper_cfg.setdefault('broadcast_buffers', False)
-                model_wrapper_cfg.setdefault(
-                    'find_unused_parameters',
-                    self.cfg.get('find_unused_parameters', False),
-                )
-        return original_wrap(self, model_wrapper_cfg, model)
-
-    Runner.wrap_model = wrap_model
+        setuptools = f'setuptools {version("setuptools")}'
+    except Exception:  # PackageNotFoundError: no setuptools at all
+        setuptools = 'no setuptools'
+    _applied(
+        'patch_package_lookup',
+        f'pkg_resources is missing ({setuptools}), '
+        "which mmengine needs for '<package>::' base configs; they are "
+        'resolved with importlib.metadata instead',
+    )
+    return True
 
 
 def apply_all() -> None:
-    """Apply every workaround (idempotent)."""
+    """Apply every workaround the installed versions need (idempotent)."""
     patch_checkpoint_loading()
     patch_package_lookup()
-    patch_cpu_distributed()

@@ -54,6 +54,24 @@ def test_missing_checkpoint_says_what_to_check(tmp_path):
         _load_checkpoint(str(tmp_path / 'missing.pth'))
 
 
+def test_checkpoint_patch_only_where_the_loader_lacks_weights_only():
+    import mmengine
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+
+    # mmengine's own loader (0.10.7) calls torch.load without weights_only
+    assert compat.loader_needs_replacing(mmengine_checkpoint.load_from_local)
+
+    def already_safe(filename, map_location=None):
+        return torch.load(filename, map_location, weights_only=True)
+
+    assert not compat.loader_needs_replacing(already_safe)
+    assert not compat.loader_needs_replacing(compat.load_from_local)
+    reason = compat.APPLIED['patch_checkpoint_loading']
+    assert f'mmengine {mmengine.__version__}' in reason
+    assert f'torch {torch.__version__}' in reason
+    assert 'weights_only=True' in reason
+
+
 _BLOCK_PKG_RESOURCES = """
 import sys
 class _Blocker:
@@ -68,11 +86,13 @@ sys.modules.pop('pkg_resources', None)
 def _read_mmpretrain_base(tmp_path, import_glag):
     cfg_file = tmp_path / 'cfg.py'
     cfg_file.write_text("_base_ = ['mmpretrain::_base_/models/resnet18.py']\n")
+    applied = 'print(glag_mm.compat.APPLIED.get("patch_package_lookup"))'
     script = _BLOCK_PKG_RESOURCES + textwrap.dedent(f"""
         {'import glag_mm' if import_glag else ''}
         from mmengine.config import Config
         cfg = Config.fromfile({str(cfg_file)!r})
         print('BACKBONE', cfg.model.backbone.type, cfg.model.backbone.depth)
+        {applied if import_glag else ''}
         """)
     return subprocess.run(
         [sys.executable, '-c', script],
@@ -91,27 +111,53 @@ def test_mmpretrain_base_configs_without_pkg_resources(tmp_path):
     fixed = _read_mmpretrain_base(tmp_path, import_glag=True)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert 'BACKBONE ResNet 18' in fixed.stdout
+    assert '\npkg_resources is missing (setuptools' in fixed.stdout
 
 
-def test_original_dist_init_needs_cuda(monkeypatch):
-    """The breakage: mmengine selects a CUDA device before init."""
+@pytest.mark.skipif(
+    compat.pkg_resources_missing(), reason='needs pkg_resources installed'
+)
+def test_package_lookup_left_alone_where_pkg_resources_exists():
+    import mmengine.utils.package_utils as package_utils
+
+    assert 'patch_package_lookup' not in compat.APPLIED
+    assert package_utils.get_installed_path is not compat._installed_path
+    assert not compat.patch_package_lookup()
+
+
+def test_mmengine_dist_init_needs_cuda_the_tools_do_not(monkeypatch):
+    """The breakage: mmengine selects a CUDA device before init; the tools
+    start the gloo group themselves (no mmengine patch)."""
     if torch.cuda.is_available():
         pytest.skip('the CPU-only path is what is tested here')
     import mmengine.dist.utils as dist_utils
 
-    original = dist_utils._init_dist_pytorch.__wrapped__
-    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1').items():
+    from glag_mm.apis.launch import init_cpu_process_group
+
+    env = dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1')
+    env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises((RuntimeError, AssertionError)):
-        original(backend='gloo')
+        dist_utils._init_dist_pytorch(backend='gloo')
     assert not torch.distributed.is_initialized()
+    assert not init_cpu_process_group('none')
+    try:
+        assert init_cpu_process_group('pytorch')
+        assert torch.distributed.get_backend() == 'gloo'
+        assert torch.distributed.get_world_size() == 1
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 _DDP_SCRIPT = """
 import sys
 import torch
 from torch import nn
-import glag_mm  # noqa: F401 (applies the CPU fix)
+import glag_mm  # noqa: F401
+from glag_mm.apis.launch import (
+    init_cpu_process_group, run_and_exit, set_cpu_model_wrapper)
+from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
@@ -138,24 +184,32 @@ class Data(torch.utils.data.Dataset):
         return dict(inputs=torch.randn(4, generator=g), labels=i % 2)
 
 
-runner = Runner(
-    model=Toy(),
-    work_dir=sys.argv[1],
-    train_dataloader=dict(
-        dataset=Data(), sampler=dict(type='DefaultSampler', shuffle=True),
-        batch_size=4, num_workers=0),
-    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-    train_cfg=dict(by_epoch=True, max_epochs=2),
-    launcher='pytorch',
-    default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
-)
-runner.train()
-import atexit
-atexit._run_exitfuncs()  # what the interpreter runs at exit
-with open(f'{sys.argv[1]}/rank{runner.rank}.txt', 'w') as f:
-    f.write(f'WORLD {runner.world_size} '
-            f'WRAPPER {type(runner.model).__name__} '
-            f'DESTROYED {not torch.distributed.is_initialized()}')
+def main(argv):
+    init_cpu_process_group('pytorch')
+    cfg = Config(dict(launcher='pytorch'))
+    set_cpu_model_wrapper(cfg)
+    runner = Runner(
+        model=Toy(),
+        work_dir=sys.argv[1],
+        train_dataloader=dict(
+            dataset=Data(), sampler=dict(type='DefaultSampler', shuffle=True),
+            batch_size=4, num_workers=0),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        launcher='pytorch',
+        cfg=dict(model_wrapper_cfg=cfg.model_wrapper_cfg),
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
+    )
+    runner.train()
+    with open(f'{sys.argv[1]}/rank{runner.rank}.txt', 'w') as f:
+        f.write(f'WORLD {runner.world_size} '
+                f'WRAPPER {type(runner.model).__name__} '
+                f'DEVICES {runner.model.device_ids}')
+    print('RANK DONE', runner.rank, flush=True)
+
+
+run_and_exit(main)
+print('NOT REACHED')
 """
 
 
@@ -176,6 +230,8 @@ def test_torchrun_two_ranks_on_cpu(tmp_path):
     for rank in (0, 1):
         written = (tmp_path / 'work' / f'rank{rank}.txt').read_text()
         assert written == (
-            'WORLD 2 WRAPPER MMDistributedDataParallel DESTROYED True'
+            'WORLD 2 WRAPPER MMDistributedDataParallel DEVICES None'
         )
+    assert result.stdout.count('RANK DONE') == 2
+    assert 'NOT REACHED' not in result.stdout  # left by os._exit
     assert (tmp_path / 'work' / 'epoch_2.pth').is_file()

@@ -327,6 +327,10 @@ def _ddp_worker(rank, world, port, stage_one_ckpt, work_dir):
     )
     torch.set_num_threads(1)
     import glag_mm  # noqa: F401
+    from glag_mm.apis.launch import (
+        init_cpu_process_group,
+        set_cpu_model_wrapper,
+    )
 
     cfg = Config(stage_two_cfg())
     cfg.train_cfg.max_epochs = 1
@@ -334,6 +338,8 @@ def _ddp_worker(rank, world, port, stage_one_ckpt, work_dir):
     cfg.work_dir = work_dir
     add_class_counts_hook(cfg)
     resolve_stage_one_checkpoint(cfg, stage_one_ckpt)
+    init_cpu_process_group(cfg.launcher)  # on CPU: gloo, no devices
+    set_cpu_model_wrapper(cfg)
     try:
         runner = Runner.from_cfg(cfg)
         runner.train()

@@ -212,9 +212,10 @@ def test_class_counts_hook_added_once(tmp_path):
     assert [h['type'] for h in cfg.custom_hooks] == [
         'EMAHook',
         'ClassCountsHook',
+        'NonFiniteCheckHook',
     ]
     add_class_counts_hook(cfg)  # idempotent
-    assert len(cfg.custom_hooks) == 2
+    assert len(cfg.custom_hooks) == 3
     cfg = _config(
         "custom_hooks = [dict(type='mmpretrain.ClassCountsHook',"
         ' class_counts=[3, 1])]\n',
@@ -254,7 +255,7 @@ def test_auto_resume_keeps_load_from_until_there_is_a_checkpoint(tmp_path):
     # a fresh run: start from load_from, do not "resume" from it
     assert cfg.resume is False and cfg.load_from == 'stage1/epoch_9.pth'
     work_dir.mkdir()
-    (work_dir / 'epoch_1.pth').write_bytes(b'')
+    torch.save({'state_dict': {}}, work_dir / 'epoch_1.pth')
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
     cfg = prepare_train_config(
         Config.fromfile(str(path)), work_dir=str(work_dir), resume='auto'

@@ -29,6 +29,7 @@ from glag_mm.apis import (
     select_stage,
     stage_work_dir,
 )
+from glag_mm.apis.launch import init_cpu_process_group, run_and_exit
 
 
 def parse_args(argv=None):
@@ -147,6 +148,8 @@ def main(argv=None) -> None:
         )
     except ConfigError as error:
         sys.exit(f'error: {error}')
+    # on CPU, the gloo group mmengine cannot start (it selects a CUDA device)
+    init_cpu_process_group(args.launcher, cfg)
     runner = build_runner(cfg)
     if args.out and args.out_item in ('pred', None):
         runner.test_evaluator.metrics.append(
@@ -158,4 +161,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_and_exit(main)

@@ -24,6 +24,7 @@ from glag_mm.apis import (
     run_stages,
     train_config,
 )
+from glag_mm.apis.launch import init_cpu_process_group, run_and_exit
 
 
 def parse_args(argv=None):
@@ -92,6 +93,8 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
+    # on CPU, the gloo group mmengine cannot start (it selects a CUDA device)
+    init_cpu_process_group(args.launcher, cfg)
     flags = dict(
         launcher=args.launcher,
         amp=args.amp,
@@ -131,4 +134,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_and_exit(main)

@@ -11,7 +11,12 @@ plus what glag_mm needs on top:
 * ``--amp`` is refused on a machine without CUDA, with a clear message;
 * :class:`~glag_mm.engine.ClassCountsHook` is added to ``custom_hooks`` when
   the config lacks it, so the losses and metrics find the training class
-  counts;
+  counts, and so is :class:`~glag_mm.engine.NonFiniteCheckHook` to training
+  configs (a NaN or Inf stops training before a checkpoint keeps it);
+* ``--resume`` without a path skips an unreadable latest checkpoint (with a
+  warning) for the newest readable one;
+* on a CPU machine, distributed runs get a DDP wrapper without devices
+  (:func:`~glag_mm.apis.launch.set_cpu_model_wrapper`);
 * every string ``'{stage_one_checkpoint}'`` anywhere in the config is
   replaced by the stage-one checkpoint (``cfg.stage_one_checkpoint``), see
   :func:`resolve_stage_one_checkpoint`.
@@ -28,6 +33,9 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import find_latest_checkpoint
 
+from ..safe_load import CheckpointError, latest_readable_checkpoint
+from .launch import set_cpu_model_wrapper
+
 __all__ = [
     'ConfigError',
     'STAGE_ONE_PLACEHOLDER',
@@ -36,6 +44,7 @@ __all__ = [
     'prepare_test_config',
     'set_dataloader_defaults',
     'add_class_counts_hook',
+    'add_default_hook',
     'uses_stage_one_checkpoint',
     'resolve_stage_one_checkpoint',
     'default_work_dir',
@@ -108,12 +117,24 @@ def _hook_type_name(hook: Any) -> str:
     return name.split('.')[-1]
 
 
+def add_default_hook(cfg: Config, kind: str) -> None:
+    """Append ``dict(type=kind)`` to ``custom_hooks`` unless it has one."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(_hook_type_name(h) == kind for h in hooks):
+        hooks.append(dict(type=kind))
+    cfg.custom_hooks = hooks
+
+
 def add_class_counts_hook(cfg: Config) -> None:
     """Append ``dict(type='ClassCountsHook')`` unless the config has one."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(_hook_type_name(h) == 'ClassCountsHook' for h in hooks):
-        hooks.append(dict(type='ClassCountsHook'))
-    cfg.custom_hooks = hooks
+    add_default_hook(cfg, 'ClassCountsHook')
+
+
+def _latest_readable(work_dir: str) -> Optional[str]:
+    try:
+        return latest_readable_checkpoint(work_dir)
+    except CheckpointError as error:
+        raise ConfigError(str(error)) from error
 
 
 def _val_selected_tau(node: Any) -> bool:
@@ -269,10 +290,14 @@ def prepare_train_config(
         # mmengine resumes from the work_dir's latest checkpoint only when
         # load_from is None, and would resume from load_from otherwise; a
         # run with no checkpoint of its own yet starts afresh and keeps a
-        # configured load_from (e.g. stage one's weights).
-        if find_latest_checkpoint(cfg.work_dir) is not None:
+        # configured load_from (e.g. stage one's weights). An unreadable
+        # latest checkpoint is skipped for the newest readable one.
+        latest = _latest_readable(cfg.work_dir)
+        if latest is not None:
             cfg.resume = True
-            cfg.load_from = None
+            # None: mmengine resumes from work_dir/last_checkpoint itself
+            recorded = find_latest_checkpoint(cfg.work_dir)
+            cfg.load_from = None if latest == recorded else latest
         else:
             cfg.resume = False
     elif resume is not None:
@@ -293,6 +318,8 @@ def prepare_train_config(
     _fix_persistent_workers(cfg)
     add_class_counts_hook(cfg)
     add_posthoc_tau_hook(cfg)
+    add_default_hook(cfg, 'NonFiniteCheckHook')
+    set_cpu_model_wrapper(cfg)
     owner = config_path or cfg.filename or 'this config'
     return resolve_stage_one_checkpoint(cfg, stage_one_checkpoint, owner)
 
@@ -350,6 +377,7 @@ def prepare_test_config(
     _fix_persistent_workers(cfg)
     add_class_counts_hook(cfg)
     add_posthoc_tau_hook(cfg)
+    set_cpu_model_wrapper(cfg)
     owner = config_path or cfg.filename or 'this config'
     fallback = stage_one_checkpoint or checkpoint
     return resolve_stage_one_checkpoint(cfg, fallback, owner)

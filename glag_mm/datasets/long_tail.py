@@ -318,6 +318,8 @@ class LongTailDataset:
                 order = order[:count]
             kept.append(members[order])
         indices = np.sort(np.concatenate(kept))
+        if self.split == 'heldout' and not len(indices):
+            raise ValueError(self._empty_heldout_message(available, counts))
         self._labels = labels[indices]
         if self._owns_dataset and isinstance(
             self.dataset, MMEngineBaseDataset
@@ -339,6 +341,16 @@ class LongTailDataset:
             f', {num_classes} classes, max {max(counts)}, '
             f'min {min(counts)})',
             logger='current',
+        )
+
+    def _empty_heldout_message(self, available, counts) -> str:
+        cause = f'imbalance_factor={self.imbalance_factor:g}, max_count='
+        return (
+            "LongTailDataset(split='heldout') is empty: the training subset "
+            f'({cause}{self.max_count}) keeps every image of every class '
+            f'({int(available.min())}..{int(available.max())} per class), so '
+            'none is left to hold out. Set max_count below the class sizes, '
+            'raise imbalance_factor, or validate on another split.'
         )
 
     @force_full_init

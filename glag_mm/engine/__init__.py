@@ -4,6 +4,7 @@ from .afg_hook import AFGHook
 from .class_counts_hook import ClassCountsHook, count_dataset_labels
 from .distill_hook import GLAGDistillHook, LinearTeacher
 from .feature_cache import FeatureCacheHook, FeatureTensorDataset
+from .nonfinite_hook import NonFiniteCheckHook, NonFiniteError
 from .posthoc_tau_hook import PosthocTauHook
 
 __all__ = ['ClassCountsHook', 'count_dataset_labels']
@@ -14,4 +15,6 @@ __all__ += [
     'FeatureCacheHook',
     'FeatureTensorDataset',
     'PosthocTauHook',
+    'NonFiniteCheckHook',
+    'NonFiniteError',
 ]

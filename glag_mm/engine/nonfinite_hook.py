@@ -1,0 +1,157 @@
+"""Stop training at the first NaN or Inf, before a checkpoint keeps it.
+
+fp16 overflow, a learning rate that diverges, or a bad image turn the
+features, then the logits and the loss into NaN; an optimiser step then
+makes every weight NaN, and mmengine goes on writing checkpoints of them.
+:class:`NonFiniteCheckHook` checks, in every training iteration,
+
+* the trunk's features (the output of the neck, or of the backbone when the
+  model has no neck; with cached stage-two features the trunk is not run
+  and the next check covers them),
+* the features entering the head's classifier (``head.fc`` input: after
+  the head's own transforms, generated features included),
+* the logits (``head.fc`` output),
+* every loss term the model returns,
+
+and raises :class:`NonFiniteError` naming the iteration and the first of
+these places that held a non-finite value. The check runs in
+``after_train_iter`` with the highest priority, so the iteration's
+``CheckpointHook`` never runs. The per-iteration cost is one
+``isfinite().all()`` per checked tensor and one host sync for all of them.
+
+The tools add the hook to every training config (see
+:func:`glag_mm.apis.prepare_train_config`); other configs add
+``dict(type='NonFiniteCheckHook')`` to ``custom_hooks``.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmpretrain.registry import HOOKS
+
+__all__ = ['NonFiniteCheckHook', 'NonFiniteError']
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN or Inf in training; the message names the iteration and place."""
+
+
+def _tensors(value) -> List[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value] if value.is_floating_point() else []
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+@HOOKS.register_module()
+class NonFiniteCheckHook(Hook):
+    """Raise on non-finite features, logits or losses during training."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self) -> None:
+        self._checks: List[Tuple[str, torch.Tensor]] = []
+        self._active = False
+        self._handles = []
+
+    # -- registration --------------------------------------------------------
+    def before_train(self, runner) -> None:
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        trunk = getattr(model, 'neck', None)
+        trunk_name = 'neck'
+        if trunk is None:
+            trunk, trunk_name = getattr(model, 'backbone', None), 'backbone'
+        if isinstance(trunk, torch.nn.Module):
+            place = f'trunk features ({trunk_name} output)'
+            self._handles.append(
+                trunk.register_forward_hook(self._output_check(place))
+            )
+        fc = getattr(getattr(model, 'head', None), 'fc', None)
+        if isinstance(fc, torch.nn.Module):
+            self._handles.append(
+                fc.register_forward_pre_hook(
+                    self._input_check(
+                        'features entering the head (head.fc input)'
+                    )
+                )
+            )
+            self._handles.append(
+                fc.register_forward_hook(
+                    self._output_check('head logits (head.fc output)')
+                )
+            )
+
+    def after_train(self, runner) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _record(self, place: str, value) -> None:
+        if not self._active:
+            return
+        for tensor in _tensors(value):
+            self._checks.append((place, torch.isfinite(tensor.detach()).all()))
+
+    def _output_check(self, place: str):
+        def hook(module, args, output):
+            self._record(place, output)
+
+        return hook
+
+    def _input_check(self, place: str):
+        def hook(module, args):
+            self._record(place, args)
+
+        return hook
+
+    # -- per iteration -------------------------------------------------------
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None):
+        self._checks = []
+        self._active = True
+
+    def after_train_iter(
+        self, runner, batch_idx: int, data_batch=None, outputs=None
+    ) -> None:
+        self._active = False
+        for name, value in (outputs or {}).items():
+            kind = 'loss' if 'loss' in name else 'model output'
+            if isinstance(value, (int, float)):
+                value = torch.tensor(float(value))
+            for tensor in _tensors(value):
+                self._checks.append(
+                    (f'{kind} {name!r}', torch.isfinite(tensor.detach()).all())
+                )
+        place = self._first_bad()
+        self._checks = []
+        if place is not None:
+            loop = runner.train_loop
+            batches = (
+                len(loop.dataloader) if hasattr(loop, 'dataloader') else 0
+            )
+            where = f'epoch {runner.epoch + 1}, batch {batch_idx + 1}'
+            where += f'/{batches}' if batches else ''
+            raise NonFiniteError(
+                f'non-finite value (NaN or Inf) in the {place} at training '
+                f'iteration {runner.iter + 1} ({where}); '
+                'training stopped before this iteration could write a '
+                'checkpoint. Look for fp16 overflow (train without --amp / '
+                'AmpOptimWrapper), a learning rate that is too high '
+                '(optim_wrapper.optimizer.lr), NaN / Inf in the input data, '
+                'or NaN weights in the checkpoint the model was loaded from.'
+            )
+
+    def _first_bad(self) -> Optional[str]:
+        if not self._checks:
+            return None
+        device = self._checks[0][1].device
+        flags = torch.stack([f.to(device) for _, f in self._checks]).cpu()
+        if bool(flags.all()):  # one host sync for every check
+            return None
+        first = int((~flags).nonzero()[0])
+        return self._checks[first][0]
