@@ -21,6 +21,8 @@ __all__ = ['PosthocTauHook']
 
 
 def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
+    """The posthoc_tau='val' metrics of a built loop (runner._val_loop /
+    _test_loop: the public properties would build a loop not yet built)."""
     if loop is None or isinstance(loop, dict):
         return []
     evaluator = getattr(loop, 'evaluator', None)
@@ -100,8 +102,9 @@ class PosthocTauHook(Hook):
     def after_val_epoch(
         self, runner, metrics: Optional[Dict[str, float]] = None
     ) -> None:
-        choosers = [m for m in _val_tau_metrics(runner._val_loop)]
-        choosers = [m for m in choosers if m.selects_tau()]
+        choosers = [
+            m for m in _val_tau_metrics(runner._val_loop) if m.selects_tau()
+        ]
         if not choosers or not metrics:
             return
         if len(choosers) > 1:
@@ -110,11 +113,8 @@ class PosthocTauHook(Hook):
                 "posthoc_tau='val') metrics; keep one."
             )
         prefix = choosers[0].prefix
-        key = (
-            f'{prefix}/posthoc_tau_selected'
-            if prefix
-            else ('posthoc_tau_selected')
-        )
+        key = 'posthoc_tau_selected'
+        key = f'{prefix}/{key}' if prefix else key
         if key not in metrics:
             return
         record = dict(tau=metrics[key], iter=runner.iter, epoch=runner.epoch)
