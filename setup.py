@@ -37,7 +37,12 @@ setup(
     else '',
     long_description_content_type='text/markdown',
     license='Apache-2.0',
-    python_requires='>=3.8',
+    python_requires='>=3.11',
+    classifiers=[
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: 3.12',
+        'Programming Language :: Python :: 3.13',
+    ],
     packages=find_packages(include=['glag_mm', 'glag_mm.*']),
     install_requires=[
         'torch>=1.13',
@@ -47,6 +52,14 @@ setup(
         'scipy',
     ]
     + _mmcv_requirement(),
-    extras_require={'tests': ['pytest', 'ruff', 'matplotlib']},
+    extras_require={
+        'tests': ['pytest', 'ruff', 'matplotlib'],
+        # tools/export.py --format onnx (export and its check)
+        'export': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        # mmengine's TensorboardVisBackend
+        'tensorboard': ['tensorboard'],
+        # `mim train glag_mm CONFIG`, `mim test glag_mm ...`
+        'mim': ['openmim'],
+    },
     zip_safe=False,
 )
