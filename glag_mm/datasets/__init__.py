@@ -1,5 +1,6 @@
 """glag_mm.datasets: long-tailed subsets, LT split readers, samplers."""
 
+from .heldout import PerClassSplit, heldout_counts
 from .long_tail import PROFILES, LongTailDataset, long_tail_counts
 from .lt_lists import (
     ImageNetLT,
@@ -19,6 +20,8 @@ __all__ = [
     'PlacesLT',
     'INaturalist2018',
     'ClassAwareSampler',
+    'PerClassSplit',
+    'heldout_counts',
     'dataset_labels',
     'dataset_num_classes',
 ]
