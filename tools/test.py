@@ -29,6 +29,7 @@ from glag_mm.apis import (
     select_stage,
     stage_work_dir,
 )
+from glag_mm.apis.rehearsal import set_threads
 
 
 def parse_args(argv=None):
@@ -86,6 +87,9 @@ def parse_args(argv=None):
         'if set, else flip averaging',
     )
     parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads'
+    )
+    parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
@@ -125,6 +129,7 @@ def load_config(args):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    set_threads(args.threads)
     if args.out is None and args.out_item is not None:
         sys.exit('error: --out-item needs --out FILE.')
     try:

@@ -13,3 +13,7 @@ __all__ += [
     'FeatureCacheHook',
     'FeatureTensorDataset',
 ]
+
+from .smoke_hook import SmokeTestHook  # noqa: E402
+
+__all__ += ['SmokeTestHook']
