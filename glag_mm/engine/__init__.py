@@ -17,3 +17,8 @@ __all__ += [
 from .smoke_hook import SmokeTestHook  # noqa: E402
 
 __all__ += ['SmokeTestHook']
+
+from . import runner_defaults  # noqa: E402
+
+# Runners built by mmpretrain's own tools get ClassCountsHook when needed.
+runner_defaults.install()
