@@ -69,6 +69,7 @@ def test_mmpretrain_train_py_runs_graloss_config(tmp_path):
 def test_default_hook_only_where_counts_are_read(tmp_path):
     write_fashion_mnist(tmp_path / 'fashion', [4] * 10)
     base = REPO / 'configs' / 'demo' / 'graloss_r8_fmnistlt.py'
+    names = []
 
     def hooks(**options):
         cfg = Config.fromfile(str(base))
@@ -83,6 +84,8 @@ def test_default_hook_only_where_counts_are_read(tmp_path):
         )
         for key, value in options.items():  # replace, not merge
             cfg[key] = value
+        cfg.experiment_name = f'hooks_{len(names)}'
+        names.append(cfg.experiment_name)
         runner = Runner.from_cfg(cfg)
         return [h for h in runner._hooks if isinstance(h, ClassCountsHook)]
 
@@ -119,6 +122,7 @@ def test_uncountable_dataset_fails_before_loading(tmp_path):
 
     cfg = Config.fromfile(str(REPO / 'configs/demo/graloss_r8_fmnistlt.py'))
     cfg.merge_from_dict({'work_dir': str(tmp_path / 'w'), 'custom_hooks': []})
+    cfg.experiment_name = 'uncountable'
     cfg.train_dataloader.dataset = dict(type='_NoLabels')
     runner = Runner.from_cfg(cfg)
     with pytest.raises(TypeError, match="class_counts'\\] nor get_gt_label"):

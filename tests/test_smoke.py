@@ -18,6 +18,7 @@ from test_configs import write_cifar
 
 from glag_mm.apis import read_stage_done
 from glag_mm.apis.rehearsal import (
+    set_threads,
     smoke_config,
     split_stage_options,
 )
@@ -25,9 +26,9 @@ from glag_mm.apis.rehearsal import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _train_tool():
+def _train_tool(name='train.py'):
     spec = importlib.util.spec_from_file_location(
-        'glag_train_tool', REPO / 'tools' / 'train.py'
+        f'glag_tool_{name[:-3]}', REPO / 'tools' / name
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -82,6 +83,7 @@ def test_smoke_two_stage_config(tmp_path, monkeypatch):
     write_cifar(tmp_path / 'data' / 'cifar10', 10)  # 200 ... 20 per class
     monkeypatch.chdir(tmp_path)
     threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # --threads 1 must change it
     config = REPO / 'configs' / 'glag_r32_cifar10lt_if100.py'
     try:
         _train_tool().main(
@@ -130,3 +132,21 @@ def test_smoke_two_stage_config(tmp_path, monkeypatch):
     assert dumped['stage2'].stage_one_checkpoint == stage_one
     scalars = next((work_dir / 'stage2').glob('*/vis_data/scalars.json'))
     assert json.loads(scalars.read_text().splitlines()[0])
+
+
+def test_threads_option():
+    for tool, extra in (('train.py', []), ('test.py', ['ckpt.pth'])):
+        args = _train_tool(tool).parse_args(
+            ['cfg.py', *extra, '--threads', '3']
+        )
+        assert args.threads == 3
+    threads = torch.get_num_threads()
+    try:
+        set_threads(3)
+        assert torch.get_num_threads() == 3
+        set_threads(None)  # unchanged
+        assert torch.get_num_threads() == 3
+        with pytest.raises(ValueError, match='--threads must be >= 1'):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(threads)
