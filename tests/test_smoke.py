@@ -15,6 +15,7 @@ import torch
 from mmengine.config import Config
 from mmpretrain.datasets import CIFAR10
 from test_configs import write_cifar
+from test_tools import write_fashion_mnist
 
 from glag_mm.apis import read_stage_done
 from glag_mm.apis.rehearsal import (
@@ -61,7 +62,7 @@ def test_smoke_config_shrinks_a_stage():
     assert train.type == 'SmokeSubset' and train.per_class and train.num == 64
     assert train.dataset.type == 'LongTailDataset'
     assert cfg.val_dataloader.dataset.type == 'SmokeSubset'
-    assert not cfg.val_dataloader.dataset.per_class
+    assert cfg.val_dataloader.dataset.min_per_class == 1
     assert (cfg.train_cfg.max_epochs, cfg.train_cfg.val_interval) == (1, 1)
     assert cfg.default_hooks.checkpoint.interval == 1
     assert cfg.custom_hooks[-1] == dict(type='SmokeTestHook')
@@ -150,3 +151,28 @@ def test_threads_option():
             set_threads(0)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_smoke_subset_keeps_every_class(tmp_path):
+    import numpy as np
+    from mmpretrain.datasets import FashionMNIST
+
+    from glag_mm.datasets import SmokeSubset
+
+    counts = [100, 60, 40, 20, 10, 5, 3, 2, 1, 1]
+    root = write_fashion_mnist(tmp_path / 'fashion', counts)
+    full = FashionMNIST(data_root=root, download=False, pipeline=[])
+    subset = SmokeSubset(full, num=50, per_class=True, min_per_class=2)
+    # min(n_c, max(2, ceil(50 / 242 * n_c)))
+    expected = [21, 13, 9, 5, 3, 2, 2, 2, 1, 1]
+    assert subset.metainfo['class_counts'] == expected
+    labels = full.get_gt_labels()
+    kept = [int(subset._indices[i]) for i in range(len(subset))]
+    first = sorted(
+        i
+        for c, k in enumerate(expected)
+        for i in np.flatnonzero(labels == c)[:k]
+    )
+    assert kept == first  # the first images of each class
+    head = SmokeSubset(full, num=7)
+    assert len(head) == 7 and head.get_gt_labels().tolist() == [0] * 7

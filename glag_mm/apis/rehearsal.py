@@ -4,8 +4,8 @@
   trains one epoch (an iteration-based loop: ``SMOKE_ITERS`` iterations) on
   a :class:`~glag_mm.datasets.SmokeSubset` of about ``SMOKE_IMAGES`` of its
   real training images (every class present, the long tail's shape kept),
-  validates and tests (:class:`~glag_mm.engine.SmokeTestHook`) on the
-  first ``SMOKE_IMAGES`` samples of its real validation and test sets,
+  validates and tests (:class:`~glag_mm.engine.SmokeTestHook`) on about
+  ``SMOKE_IMAGES`` of its real validation and test images (every class),
   computes stage two's statistics and feature cache on that subset,
   saves a checkpoint and hands it to the next stage, all in a separate
   work_dir (``<work_dir>_smoke``).
@@ -56,7 +56,8 @@ def smoke_config(
             type='SmokeSubset',
             dataset=loader['dataset'],
             num=images,
-            per_class=field == 'train_dataloader',
+            per_class=True,
+            min_per_class=2 if field == 'train_dataloader' else 1,
         )
     train_cfg = cfg.get('train_cfg', None)
     hooks = cfg.get('default_hooks', None) or {}

@@ -1,11 +1,11 @@
 """The first few samples of a dataset, for a rehearsal (``--smoke``) run.
 
-``per_class=True`` (training sets) keeps, for class c with n_c images, the
-first ``min(n_c, max(min_per_class, ceil(f * n_c)))`` of them in the
-dataset's order, f = ``num / N``: about ``num`` images with every class
-present and the long tail's shape kept, so class counts, the class-aware
-sampler and stage two's statistics see what they expect. Otherwise
-(validation and test sets) the first ``num`` samples are kept.
+``per_class=True`` keeps, for class c with n_c images, the first
+``min(n_c, max(min_per_class, ceil(f * n_c)))`` of them in the dataset's
+order, f = ``num / N``: about ``num`` images with every class present and
+the long tail's shape kept, so class counts, the class-aware sampler, stage
+two's statistics and per-class metrics see what they expect. Otherwise, or
+for a dataset without labels, the first ``num`` samples are kept.
 """
 
 import copy
@@ -29,8 +29,8 @@ class SmokeSubset:
     Args:
         dataset: a config dict or an instance.
         num: about how many samples to keep (at least 1).
-        per_class: keep a share of every class (training) rather than the
-            first ``num`` samples.
+        per_class: keep a share of every class rather than the first
+            ``num`` samples.
         min_per_class: images kept per class at least, where it has them.
     """
 
