@@ -89,9 +89,10 @@ def _from_cfg(original):
             names = [s.get('name') for s in cfg['stages']]
             raise ValueError(
                 f'this is a glag_mm multi-stage config (stages {names}); '
-                "mmpretrain's tools train one config. Run it with glag_mm's "
-                'tools/train.py (python tools/train.py CONFIG), or train one '
-                "stage's config (the 'config' of an entry of stages) here."
+                "mmpretrain's tools take one config. Run it with glag_mm's "
+                'tools/train.py (python tools/train.py CONFIG; tools/test.py '
+                "to test), or give this tool one stage's config (the "
+                "'config' of an entry of stages)."
             )
         return original.__func__(cls, cfg)
 
