@@ -1,6 +1,8 @@
 # glag_mm: `make demo` runs the main job, `make test` runs the tests.
 # Both create the virtual environment from nothing on first use.
-PYTHON ?= python3.11
+# The first of python3.11, python3.12, python3.13 on PATH (or PYTHON=...).
+PYTHONS := python3.11 python3.12 python3.13
+PYTHON ?= $(firstword $(foreach p,$(PYTHONS),$(shell command -v $(p) 2>/dev/null)))
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.glag_mm-installed
@@ -10,6 +12,8 @@ export PYTHONWARNINGS ?= ignore::UserWarning:mmcv
 .PHONY: venv test lint demo clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "error: no $(PYTHONS) on PATH; install one of them or run make PYTHON=/path/to/python3.X" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12), (3, 13)))' || { echo "error: $(PYTHON) is not Python 3.11, 3.12 or 3.13; run make PYTHON=/path/to/python3.X" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .

@@ -1,6 +1,9 @@
 """Packaging for glag_mm, the long-tailed recognition plugin for mmpretrain."""
 
+import os
 import os.path as osp
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
@@ -25,6 +28,38 @@ def _mmcv_requirement():
         return []
 
 
+def add_mim_extension():
+    """Put tools/ and configs/ in glag_mm/.mim, as mmpretrain does.
+
+    ``mim train glag_mm CONFIG`` / ``mim test glag_mm ...`` look for the
+    package's scripts and configs in ``<package>/.mim``. A wheel or sdist
+    build copies them there; an editable install links them.
+    """
+    if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
+        mode = 'symlink'
+    elif any(c in sys.argv for c in ('sdist', 'bdist_wheel', 'build')):
+        mode = 'copy'
+    else:
+        return
+    root = osp.dirname(osp.abspath(__file__))
+    mim_root = osp.join(root, 'glag_mm', '.mim')
+    os.makedirs(mim_root, exist_ok=True)
+    for name in ('tools', 'configs'):
+        src, dst = osp.join(root, name), osp.join(mim_root, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim_root), dst)
+        else:
+            shutil.copytree(
+                src, dst, ignore=shutil.ignore_patterns('__pycache__', '*.pyc')
+            )
+
+
+add_mim_extension()
+
 setup(
     name='glag_mm',
     version=_version(),
@@ -37,8 +72,14 @@ setup(
     else '',
     long_description_content_type='text/markdown',
     license='Apache-2.0',
-    python_requires='>=3.8',
+    python_requires='>=3.11',
+    classifiers=[
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: 3.12',
+        'Programming Language :: Python :: 3.13',
+    ],
     packages=find_packages(include=['glag_mm', 'glag_mm.*']),
+    include_package_data=True,  # glag_mm/.mim, see MANIFEST.in
     install_requires=[
         'torch>=1.13',
         'mmengine>=0.8.0,<1.0.0',
@@ -47,6 +88,14 @@ setup(
         'scipy',
     ]
     + _mmcv_requirement(),
-    extras_require={'tests': ['pytest', 'ruff', 'matplotlib']},
+    extras_require={
+        'tests': ['pytest', 'ruff', 'matplotlib'],
+        # tools/export.py --format onnx (export and its check)
+        'export': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        # mmengine's TensorboardVisBackend
+        'tensorboard': ['tensorboard'],
+        # `mim train glag_mm CONFIG`, `mim test glag_mm ...`
+        'mim': ['openmim'],
+    },
     zip_safe=False,
 )

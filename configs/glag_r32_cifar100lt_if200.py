@@ -5,6 +5,7 @@
 # Generator + distillation, 40 epochs, cosine) on the frozen stage-one trunk,
 # each in its own work_dir (work_dirs/glag_r32_cifar100lt_if200/stage1,
 # stage2).
+custom_imports = dict(imports=['glag_mm'], allow_failed_imports=False)
 stages = [
     dict(name='stage1', config='graloss/graloss_r32_cifar100lt_if200.py'),
     dict(

@@ -4,6 +4,7 @@
 # stage one with the Gradual Balanced Loss, then stage two (Adaptive Feature
 # Generator + distillation, 40 epochs, cosine) on the frozen stage-one trunk,
 # each in its own work_dir (work_dirs/glag_r32_cifar10lt_if10/stage1, stage2).
+custom_imports = dict(imports=['glag_mm'], allow_failed_imports=False)
 stages = [
     dict(name='stage1', config='graloss/graloss_r32_cifar10lt_if10.py'),
     dict(

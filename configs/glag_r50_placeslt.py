@@ -7,6 +7,7 @@
 # config uses ResNet-152; cfg_options swap the depth and its ImageNet
 # initialisation).
 
+custom_imports = dict(imports=['glag_mm'], allow_failed_imports=False)
 stages = [
     dict(
         name='stage1',

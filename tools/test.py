@@ -30,6 +30,7 @@ from glag_mm.apis import (
     stage_work_dir,
 )
 from glag_mm.apis.launch import init_cpu_process_group, run_and_exit
+from glag_mm.apis.rehearsal import set_threads
 
 
 def parse_args(argv=None):
@@ -87,6 +88,9 @@ def parse_args(argv=None):
         'if set, else flip averaging',
     )
     parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads'
+    )
+    parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
@@ -126,6 +130,7 @@ def load_config(args):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    set_threads(args.threads)
     if args.out is None and args.out_item is not None:
         sys.exit('error: --out-item needs --out FILE.')
     try:

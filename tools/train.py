@@ -7,7 +7,9 @@ top-level config with ``stages = [dict(name=..., config=..., init_from=...)]``
 trains each stage with its own Runner in ``work_dir/<name>``, handing a stage
 with ``init_from`` the last checkpoint of that stage as
 ``stage_one_checkpoint``; ``--stage NAME`` runs one stage, ``--resume`` skips
-finished stages and resumes the interrupted one.
+finished stages and resumes the interrupted one. ``--cfg-options
+stage2.KEY=VALUE`` sets KEY in the stage named stage2 only; ``--smoke``
+rehearses every stage on a few images in ``<work_dir>_smoke``.
 """
 
 import argparse
@@ -25,6 +27,7 @@ from glag_mm.apis import (
     train_config,
 )
 from glag_mm.apis.launch import init_cpu_process_group, run_and_exit
+from glag_mm.apis.rehearsal import apply_train_options, set_threads
 
 
 def parse_args(argv=None):
@@ -77,6 +80,15 @@ def parse_args(argv=None):
         'train_dataloader.batch_size=64 or stage_one_checkpoint=PATH',
     )
     parser.add_argument(
+        '--smoke',
+        action='store_true',
+        help='rehearsal: every stage runs a few iterations on the first '
+        'images of its real datasets, in <work_dir>_smoke',
+    )
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads'
+    )
+    parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
@@ -92,9 +104,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    set_threads(args.threads)
     cfg = Config.fromfile(args.config)
     # on CPU, the gloo group mmengine cannot start (it selects a CUDA device)
     init_cpu_process_group(args.launcher, cfg)
+    # per-stage options (stage2.model.head.alpha=0.1) and --smoke
+    cfg_options, work_dir, configure = apply_train_options(
+        cfg, args.config, args.cfg_options, args.work_dir, args.smoke
+    )
     flags = dict(
         launcher=args.launcher,
         amp=args.amp,
@@ -108,10 +125,11 @@ def main(argv=None) -> None:
             run_stages(
                 args.config,
                 cfg,
-                work_dir=args.work_dir,
+                work_dir=work_dir,
                 stage=args.stage,
                 resume=args.resume,
-                cfg_options=args.cfg_options,
+                cfg_options=cfg_options,
+                configure=configure,
                 **flags,
             )
             return
@@ -120,12 +138,14 @@ def main(argv=None) -> None:
                 f'--stage {args.stage} needs a two-stage config (one with '
                 f'stages = [...]); {args.config} has no stages.'
             )
+        if configure is not None:
+            configure(cfg)
         prepare_train_config(
             cfg,
             config_path=args.config,
-            work_dir=args.work_dir,
+            work_dir=work_dir,
             resume=args.resume,
-            cfg_options=args.cfg_options,
+            cfg_options=cfg_options,
             **flags,
         )
     except ConfigError as error:

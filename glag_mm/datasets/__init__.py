@@ -1,5 +1,6 @@
 """glag_mm.datasets: long-tailed subsets, LT split readers, samplers."""
 
+from .heldout import PerClassSplit, heldout_counts
 from .long_tail import PROFILES, LongTailDataset, long_tail_counts
 from .lt_lists import (
     ImageNetLT,
@@ -8,6 +9,7 @@ from .lt_lists import (
     PlacesLT,
 )
 from .samplers import ClassAwareSampler
+from .smoke import SmokeSubset
 from .utils import dataset_labels, dataset_num_classes
 
 __all__ = [
@@ -19,6 +21,9 @@ __all__ = [
     'PlacesLT',
     'INaturalist2018',
     'ClassAwareSampler',
+    'PerClassSplit',
+    'SmokeSubset',
+    'heldout_counts',
     'dataset_labels',
     'dataset_num_classes',
 ]

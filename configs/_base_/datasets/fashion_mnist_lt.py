@@ -14,6 +14,7 @@ test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=128,
     num_workers=0,
+    persistent_workers=False,  # no worker processes to keep
     dataset=dict(
         type='LongTailDataset',
         imbalance_factor=100,
@@ -30,6 +31,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=500,
     num_workers=0,
+    persistent_workers=False,  # no worker processes to keep
     dataset=dict(
         type='FashionMNIST',
         data_root=data_root,

@@ -13,6 +13,7 @@ val_dataloader = dict(
     _delete_=True,
     batch_size=500,
     num_workers=0,
+    persistent_workers=False,  # no worker processes to keep
     dataset=dict(
         type='LongTailDataset',
         imbalance_factor=100,

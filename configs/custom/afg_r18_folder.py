@@ -1,0 +1,40 @@
+_base_ = [
+    'mmpretrain::_base_/models/resnet18.py',
+    './_base_/folder_lt.py',
+    '../glag/_base_/stage_two_40e_bs128.py',
+    '../_base_/default_runtime.py',
+]
+
+# GLAG's stage two on your own folder tree: the frozen stage-one trunk
+# ('{stage_one_checkpoint}', filled in by tools/train.py), a re-initialised
+# AFGHead on class-aware batches with one generated feature per real one, the
+# statistics pass and adaptive confidence (AFGHook, validated on the
+# held-out part of the training tree) and distillation from the stage-one
+# model. No augmentation on the frozen trunk, so features are computed once.
+# Tail classes: fewer than a fifth of n_max images (a fraction, as your
+# dataset's scale is unknown; METHOD.md's default is the count 100).
+train_dataloader = dict(
+    dataset=dict(dataset=dict(pipeline={{_base_.test_pipeline}})),
+    sampler=dict(type='ClassAwareSampler'))
+model = dict(
+    backbone=dict(
+        frozen_stages=4,
+        norm_eval=True,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='{stage_one_checkpoint}',
+            prefix='backbone.')),
+    head=dict(
+        type='AFGHead',
+        num_classes={{_base_.num_classes}},
+        generation='ratio',
+        tail_threshold=0.2,
+        topk=(1, )))
+randomness = dict(seed=0)
+
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='FeatureCacheHook'),
+    dict(type='AFGHook'),
+    dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}'),
+]

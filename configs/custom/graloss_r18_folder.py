@@ -1,0 +1,17 @@
+_base_ = [
+    'mmpretrain::_base_/models/resnet18.py',
+    './_base_/folder_lt.py',
+    './_base_/stage_one_90e.py',
+    '../_base_/default_runtime.py',
+]
+
+# Stage one on your own long-tailed folder tree (set data_root and
+# num_classes in configs/custom/_base_/folder_lt.py): ResNet-18 from scratch
+# with the Gradual Balanced Loss, 90 epochs. For the CE baseline, the loss
+# line is dict(type='CrossEntropyLoss', loss_weight=1.0).
+model = dict(
+    head=dict(
+        num_classes={{_base_.num_classes}},
+        loss=dict(type='GradualBalancedLoss', loss_weight=1.0),
+        topk=(1, )))
+randomness = dict(seed=0)

@@ -1,0 +1,239 @@
+"""A seeded per-class held-out split of any classification dataset.
+
+For data that is already long-tailed (a folder tree read with mmpretrain's
+``CustomDataset``, a list file), validation must come out of the training
+images, class by class, or the rare classes have nothing to validate on
+(AFG's adaptive confidence reads per-class validation accuracy). Class c
+with n_c images holds out
+
+    h_c = min(max(floor(fraction * n_c), min_per_class), max_per_class,
+              n_c - min_train_per_class)
+
+images (``max_per_class`` optional; never below 0): the first h_c of a
+permutation of the class's images seeded with ``(seed, c)``. ``split='train'``
+is the other n_c - h_c images, so the two splits of one seed are disjoint
+and together are the whole dataset, in every process and every run [ours].
+"""
+
+import copy
+import math
+from typing import List, Optional, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset as MMEngineBaseDataset
+from mmengine.dataset import force_full_init
+from mmengine.logging import print_log
+from mmpretrain.registry import DATASETS
+
+from .utils import dataset_labels, dataset_num_classes
+
+__all__ = ['PerClassSplit', 'heldout_counts']
+
+SPLITS = ('train', 'heldout')
+
+
+def heldout_counts(
+    counts,
+    fraction: float,
+    min_per_class: int = 1,
+    max_per_class: Optional[int] = None,
+    min_train_per_class: int = 1,
+) -> List[int]:
+    """h_c for each class count n_c (module docstring)."""
+    held = []
+    for n in counts:
+        h = max(math.floor(fraction * int(n)), min_per_class)
+        if max_per_class is not None:
+            h = min(h, max_per_class)
+        held.append(max(min(h, int(n) - min_train_per_class), 0))
+    return held
+
+
+def _check_int(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < low:
+        raise ValueError(
+            f'PerClassSplit: {name} must be an integer >= {low}, got {value!r}'
+        )
+    return int(value)
+
+
+@DATASETS.register_module()
+class PerClassSplit:
+    """The training or the held-out part of a per-class split.
+
+    Use the same arguments (but ``split``) for the training and the
+    validation dataloader::
+
+        split = dict(type='PerClassSplit', fraction=0.1, min_per_class=2,
+                     seed=0, dataset=dict(type='CustomDataset', ...))
+        train_dataloader = dict(dataset=dict(split, split='train'))
+        val_dataloader = dict(dataset=dict(split, split='heldout'))
+
+    ``metainfo`` is the wrapped dataset's plus ``class_counts`` (the images
+    of this split per class, class-index order; what the class-count hook
+    publishes for a training split) and ``heldout_counts``; the held-out
+    split also carries ``train_class_counts``.
+
+    Args:
+        dataset: a config dict (built with mmpretrain's DATASETS) or an
+            instance; single-label.
+        split: ``'train'`` or ``'heldout'``.
+        fraction: share of each class held out, in [0, 1).
+        min_per_class: held-out images per class at least (where the class
+            can spare them, see ``min_train_per_class``).
+        max_per_class: held-out images per class at most (None: no cap).
+        min_train_per_class: images per class always left for training.
+        seed: non-negative integer; the split depends only on it.
+        lazy_init: defer reading labels to :meth:`full_init`.
+    """
+
+    def __init__(
+        self,
+        dataset: Union[dict, MMEngineBaseDataset],
+        split: str = 'train',
+        fraction: float = 0.1,
+        min_per_class: int = 1,
+        max_per_class: Optional[int] = None,
+        min_train_per_class: int = 1,
+        seed: int = 0,
+        lazy_init: bool = False,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(
+                f'PerClassSplit: unknown split {split!r}; choose one of '
+                f'{SPLITS} (the same arguments otherwise, for training and '
+                'validation).'
+            )
+        if not 0 <= fraction < 1:
+            raise ValueError(
+                f'PerClassSplit: fraction must be in [0, 1), got {fraction!r}'
+                ' (e.g. 0.1 holds out a tenth of every class).'
+            )
+        self.split = split
+        self.fraction = float(fraction)
+        self.min_per_class = _check_int(min_per_class, 'min_per_class', 0)
+        self.max_per_class = (
+            None
+            if max_per_class is None
+            else _check_int(max_per_class, 'max_per_class', 0)
+        )
+        self.min_train_per_class = _check_int(
+            min_train_per_class, 'min_train_per_class', 0
+        )
+        self.seed = _check_int(seed, 'seed', 0)
+        if isinstance(dataset, dict):
+            self.dataset = DATASETS.build(dataset)
+            self._owns_dataset = True
+        else:
+            self.dataset = dataset
+            self._owns_dataset = False
+        self._metainfo = dict(
+            copy.deepcopy(getattr(self.dataset, 'metainfo', None) or {})
+        )
+        self._indices = np.zeros(0, dtype=np.int64)
+        self._labels = np.zeros(0, dtype=np.int64)
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict:
+        return copy.deepcopy(self._metainfo)
+
+    def full_init(self) -> None:
+        """Read the wrapped labels and choose this split's images (once)."""
+        if self._fully_initialized:
+            return
+        if hasattr(self.dataset, 'full_init'):
+            self.dataset.full_init()
+        labels = dataset_labels(self.dataset)
+        num_classes = dataset_num_classes(self.dataset, labels)
+        available = np.bincount(labels, minlength=num_classes)
+        held = heldout_counts(
+            available,
+            self.fraction,
+            self.min_per_class,
+            self.max_per_class,
+            self.min_train_per_class,
+        )
+        by_class = np.argsort(labels, kind='stable')
+        starts = np.concatenate([[0], np.cumsum(available)])
+        chosen = []
+        for cls in range(num_classes):
+            members = by_class[starts[cls] : starts[cls + 1]]
+            order = np.random.default_rng([self.seed, cls]).permutation(
+                len(members)
+            )
+            part = (
+                order[: held[cls]]
+                if self.split == 'heldout'
+                else (order[held[cls] :])
+            )
+            chosen.append(members[part])
+        indices = np.sort(np.concatenate(chosen)).astype(np.int64)
+        self._labels = labels[indices]
+        wanted = self.min_per_class
+        if self.max_per_class is not None:
+            wanted = min(wanted, self.max_per_class)
+        short = [c for c in range(num_classes) if held[c] < wanted]
+        if short:
+            print_log(
+                f'PerClassSplit: {len(short)} class(es) hold out fewer than '
+                f'min_per_class={self.min_per_class} images to keep '
+                f'min_train_per_class={self.min_train_per_class} for '
+                f'training (e.g. class {short[0]}: {int(available[short[0]])}'
+                f' images, {held[short[0]]} held out).',
+                logger='current',
+                level=30,
+            )
+        if self._owns_dataset and isinstance(
+            self.dataset, MMEngineBaseDataset
+        ):
+            self.dataset.get_subset_(indices.tolist())
+            indices = np.arange(len(indices), dtype=np.int64)
+        self._indices = indices
+        train = [int(a - h) for a, h in zip(available, held)]
+        self._metainfo['heldout_counts'] = [int(h) for h in held]
+        self._metainfo['class_counts'] = (
+            train if self.split == 'train' else [int(h) for h in held]
+        )
+        if self.split == 'heldout':
+            self._metainfo['train_class_counts'] = train
+        self._fully_initialized = True
+        print_log(
+            f'PerClassSplit ({self.split}): {len(indices)} of {len(labels)} '
+            f'images (fraction {self.fraction:g}, seed {self.seed}, '
+            f'{num_classes} classes, {sum(held)} held out)',
+            logger='current',
+        )
+
+    @force_full_init
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    @force_full_init
+    def get_ori_index(self, idx: int) -> int:
+        """Index in the wrapped dataset of sample ``idx`` of this split."""
+        return int(self._indices[idx])
+
+    def __getitem__(self, idx: int) -> dict:
+        return self.dataset[self.get_ori_index(idx)]
+
+    def get_data_info(self, idx: int) -> dict:
+        return self.dataset.get_data_info(self.get_ori_index(idx))
+
+    @force_full_init
+    def get_gt_labels(self) -> np.ndarray:
+        return self._labels.copy()
+
+    @force_full_init
+    def get_cat_ids(self, idx: int) -> List[int]:
+        return [int(self._labels[idx])]
+
+    def __repr__(self) -> str:
+        size = len(self._indices) if self._fully_initialized else '?'
+        return (
+            f'PerClassSplit({type(self.dataset).__name__}, '
+            f'split={self.split!r}, fraction={self.fraction:g}, '
+            f'seed={self.seed}: {size} images)'
+        )

@@ -1,0 +1,108 @@
+"""What a Runner built by another tool needs from glag_mm, added on import.
+
+mmpretrain's ``tools/train.py`` / ``tools/test.py`` (and ``mim train``)
+build the Runner straight from a config. For the one-line swap to stay one
+line (``custom_imports`` plus the loss) under those tools, importing
+glag_mm wraps two Runner methods:
+
+* ``Runner.register_hooks``: when the model holds a glag_mm module that
+  reads the training class counts (``init_class_counts``: GraLoss, FBL,
+  ...), an ``AFGHead``, or an evaluator uses a glag_mm metric, and no
+  :class:`ClassCountsHook` is configured, one is added. It counts the
+  training set in ``before_run``, so a dataset whose labels cannot be
+  counted fails there, before any batch is loaded, with a message saying
+  what to add (``get_gt_labels()``, ``metainfo['class_counts']`` or the
+  loss's ``class_counts``);
+* ``Runner.from_cfg``: a two-stage config (``stages = [...]``, no
+  ``model``) is refused with a message that names glag_mm's
+  ``tools/train.py`` instead of ``KeyError: 'model'``.
+
+Runners built by glag_mm's tools already carry the hook; nothing changes
+for them. :func:`install` is idempotent.
+"""
+
+import functools
+
+from mmengine.runner import Runner
+from mmpretrain.registry import METRICS
+
+from .class_counts_hook import ClassCountsHook
+
+__all__ = ['install', 'needs_class_counts']
+
+_MARK = '_glag_mm_wrapped'
+
+
+def _is_glag_mm(obj) -> bool:
+    return type(obj).__module__.split('.')[0] == 'glag_mm'
+
+
+def _metric_types(evaluator) -> list:
+    if evaluator is None:
+        return []
+    if isinstance(evaluator, dict):
+        metrics = evaluator.get('metrics', evaluator)
+    else:
+        metrics = evaluator
+    metrics = metrics if isinstance(metrics, (list, tuple)) else [metrics]
+    return [m.get('type') for m in metrics if isinstance(m, dict)]
+
+
+def needs_class_counts(runner) -> bool:
+    """Whether a glag_mm model part or metric of the runner reads counts."""
+    for module in runner.model.modules():
+        if _is_glag_mm(module) and (
+            callable(getattr(module, 'init_class_counts', None))
+            or type(module).__name__ == 'AFGHead'
+        ):
+            return True
+    cfg = getattr(runner, 'cfg', None) or {}
+    for key in ('val_evaluator', 'test_evaluator'):
+        for kind in _metric_types(cfg.get(key, None)):
+            cls = METRICS.get(kind) if isinstance(kind, str) else kind
+            if cls is not None and cls.__module__.startswith('glag_mm.'):
+                return True
+    return False
+
+
+def _register_hooks(original):
+    @functools.wraps(original)
+    def register_hooks(self, default_hooks=None, custom_hooks=None):
+        original(self, default_hooks, custom_hooks)
+        if any(isinstance(h, ClassCountsHook) for h in self._hooks):
+            return
+        if needs_class_counts(self):
+            self.register_hook(ClassCountsHook())
+            self.logger.info(
+                'glag_mm: added ClassCountsHook (the model reads the '
+                'training class counts)'
+            )
+
+    setattr(register_hooks, _MARK, True)
+    return register_hooks
+
+
+def _from_cfg(original):
+    @functools.wraps(original)
+    def from_cfg(cls, cfg):
+        if cfg.get('stages', None) is not None and 'model' not in cfg:
+            names = [s.get('name') for s in cfg['stages']]
+            raise ValueError(
+                f'this is a glag_mm multi-stage config (stages {names}); '
+                "mmpretrain's tools take one config. Run it with glag_mm's "
+                'tools/train.py (python tools/train.py CONFIG; tools/test.py '
+                "to test), or give this tool one stage's config (the "
+                "'config' of an entry of stages)."
+            )
+        return original.__func__(cls, cfg)
+
+    setattr(from_cfg, _MARK, True)
+    return classmethod(from_cfg)
+
+
+def install() -> None:
+    """Wrap ``Runner.register_hooks`` and ``Runner.from_cfg`` once."""
+    if not getattr(Runner.register_hooks, _MARK, False):
+        Runner.register_hooks = _register_hooks(Runner.register_hooks)
+    if not getattr(Runner.from_cfg, _MARK, False):
+        Runner.from_cfg = _from_cfg(Runner.__dict__['from_cfg'])
