@@ -1,4 +1,4 @@
-"""tools/run_experiments.py, tools/make_report.py and glag_mm.experiments.
+"""tools/run_experiments.py, tools/make_report.py and experiments.lib.
 
 The end-to-end test trains a stage-one run and a cRT-style stage-two run
 on it (CifarResNet-8, 10 + 3 epochs of 122 images) on a tiny long-tailed
@@ -23,7 +23,7 @@ from mmengine.dataset import pseudo_collate
 from mmpretrain.registry import DATASETS, MODELS
 from test_tools import write_idx
 
-from glag_mm.experiments import (
+from experiments.lib import (
     Context,
     SpecError,
     format_cfg_options,
@@ -35,8 +35,8 @@ from glag_mm.experiments import (
     write_json,
     write_tables,
 )
-from glag_mm.experiments import runner as runner_module
-from glag_mm.experiments.plots import confidence_history
+from experiments.lib import runner as runner_module
+from experiments.lib.plots import confidence_history
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = [30, 24, 18, 14, 10, 8, 6, 5, 4, 3]  # many > 15, few < 6
