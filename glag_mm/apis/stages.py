@@ -223,11 +223,11 @@ def _run_stages(
     config_path: str,
     cfg: Optional[Config],
     *,
-    work_dir: Optional[str],
-    stage: Optional[str],
-    resume: Optional[str],
-    cfg_options: Optional[dict],
-    configure: Optional[Callable[[Config], None]],
+    work_dir: Optional[str] = None,
+    stage: Optional[str] = None,
+    resume: Optional[str] = None,
+    cfg_options: Optional[dict] = None,
+    configure: Optional[Callable[[Config], None]] = None,
     **flags,
 ) -> Tuple[Dict[str, str], Optional[Runner]]:
     """:func:`run_stages`, also returning the Runner of the last stage run."""
@@ -299,13 +299,10 @@ def run_config(
     config_path: str,
     cfg: Optional[Config] = None,
     *,
-    work_dir: Optional[str] = None,
     stage: Optional[str] = None,
-    resume: Optional[str] = None,
-    cfg_options: Optional[dict] = None,
     configure: Optional[Callable[[Config], None]] = None,
     name: Optional[str] = None,
-    **flags,
+    **options,
 ) -> FinishedRun:
     """Train any config; return its last stage's checkpoint and Runner.
 
@@ -314,18 +311,13 @@ def run_config(
     mmpretrain's ``tools/train.py`` would, ``configure`` applied first, and
     ``stage_done.json`` is written there when it finishes. ``name`` seeds
     the experiment name of a plain config (see :func:`train_config`).
+    ``options``: ``work_dir``, ``resume``, ``cfg_options`` and the flags of
+    :func:`prepare_train_config`.
     """
     cfg = Config.fromfile(config_path) if cfg is None else cfg
     if is_multi_stage(cfg):
         checkpoints, runner = _run_stages(
-            config_path,
-            cfg,
-            work_dir=work_dir,
-            stage=stage,
-            resume=resume,
-            cfg_options=cfg_options,
-            configure=configure,
-            **flags,
+            config_path, cfg, stage=stage, configure=configure, **options
         )
         names = [s.name for s in load_stages(cfg, config_path)]
         last = stage if stage is not None else names[-1]
@@ -337,14 +329,7 @@ def run_config(
         )
     if configure is not None:
         configure(cfg)
-    prepare_train_config(
-        cfg,
-        config_path=config_path,
-        work_dir=work_dir,
-        resume=resume,
-        cfg_options=cfg_options,
-        **flags,
-    )
+    prepare_train_config(cfg, config_path=config_path, **options)
     clear_stage_done(cfg.work_dir)
     runner = train_config(cfg, name=name)
     done = write_stage_done('', config_path, runner)
