@@ -207,7 +207,11 @@ def test_errors_say_what_to_change():
     logits, target, _ = make_batch()
     with pytest.raises(ValueError, match=r'3 class counts given \(class_c'):
         GradualBalancedLoss(C, class_counts=[5, 3, 2])
-    with pytest.raises(ValueError, match='num_classes must be a positive'):
+    with pytest.raises(
+        ValueError,
+        match=r"GradualBalancedLoss: num_classes \(the head's\) must be an "
+        'integer >= 1, got 0',
+    ):
         GradualBalancedLoss(0)
     with pytest.raises(ValueError, match=r'logits of shape \(7, 5\) but '):
         GradualBalancedLoss(4, class_counts=[1, 2, 3, 4])(logits, target)

@@ -9,6 +9,7 @@ from torch import nn
 
 from glag_mm.core import (
     check_class_counts,
+    check_integer,
     check_number,
     check_schedule,
     schedule_value,
@@ -225,3 +226,13 @@ def test_check_number_refuses_with_name_range_and_value(
 def test_check_number_returns_a_float():
     assert check_number('x', 2, above=0, at_most=2) == 2.0
     assert isinstance(check_number('x', 2), float)
+
+
+def test_check_integer():
+    assert check_integer('k', 3, at_least=1) == 3
+    for value in (0, 2.0, True, '3'):
+        with pytest.raises(ValueError) as error:
+            check_integer('k', value, at_least=1, owner='O')
+        assert str(error.value) == (
+            f'O: k must be an integer >= 1, got {value!r}'
+        )

@@ -5,9 +5,19 @@ name, the range it must lie in and the value that was given.
 """
 
 import math
+import numbers
 from typing import Any, Optional
 
-__all__ = ['check_number']
+__all__ = ['check_number', 'check_integer']
+
+
+def _refuse(name, value, kind, bounds, owner):
+    prefix = f'{owner}: ' if owner else ''
+    rule = ' and '.join(bounds)
+    return ValueError(
+        f'{prefix}{name} must be {kind}{" " + rule if rule else ""}, '
+        f'got {value!r}'
+    )
 
 
 def check_number(
@@ -50,10 +60,29 @@ def check_number(
         and (at_most is None or value <= at_most)
     )
     if not ok:
-        prefix = f'{owner}: ' if owner else ''
-        rule = ' and '.join(bounds)
-        raise ValueError(
-            f'{prefix}{name} must be a finite number'
-            f'{" " + rule if rule else ""}, got {value!r}'
-        )
+        raise _refuse(name, value, 'a finite number', bounds, owner)
     return float(value)
+
+
+def check_integer(
+    name: str,
+    value: Any,
+    *,
+    at_least: Optional[int] = None,
+    owner: str = '',
+) -> int:
+    """Return ``int(value)`` for an integer (not ``bool``) >= ``at_least``.
+
+    Raises:
+        ValueError: e.g. ``"GALALoss: num_classes must be an integer >= 1,
+            got 0"``.
+    """
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Integral)
+        and (at_least is None or value >= at_least)
+    )
+    if not ok:
+        bounds = [] if at_least is None else [f'>= {at_least}']
+        raise _refuse(name, value, 'an integer', bounds, owner)
+    return int(value)

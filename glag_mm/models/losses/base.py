@@ -5,7 +5,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from ...core.checks import check_number
+from ...core.checks import check_integer, check_number
 from ...core.logit_adjustment import REDUCTIONS
 
 __all__ = ['AdjustedCrossEntropyBase']
@@ -31,21 +31,14 @@ class AdjustedCrossEntropyBase(nn.Module):
     ) -> None:
         super().__init__()
         owner = type(self).__name__
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, int)
-            or num_classes <= 0
-        ):
-            raise ValueError(
-                f"{owner}: num_classes must be a positive integer (the head's "
-                f'num_classes), got {num_classes!r}'
-            )
+        self.num_classes = check_integer(
+            "num_classes (the head's)", num_classes, at_least=1, owner=owner
+        )
         if reduction not in REDUCTIONS:
             raise ValueError(
                 f'{owner}: reduction must be one of {REDUCTIONS}, got '
                 f'{reduction!r}'
             )
-        self.num_classes = num_classes
         self.loss_weight = check_number(
             'loss_weight', loss_weight, owner=owner
         )
