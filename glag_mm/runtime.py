@@ -3,18 +3,26 @@
 mmengine's default ``RuntimeInfoHook`` records ``iter`` and ``max_iters`` in
 the current MessageHub, so losses and heads can follow the progress of the
 stage without a hook of their own. Training class counts are published under
-:data:`CLASS_COUNTS_KEY` by :class:`glag_mm.engine.ClassCountsHook`.
+:data:`CLASS_COUNTS_KEY` by :class:`glag_mm.engine.ClassCountsHook`; every
+module that needs them gets them from :func:`resolve_class_counts`.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
+import numpy as np
 from mmengine.logging import MessageHub
+
+from .core.class_counts import check_class_counts, count_labels
 
 __all__ = [
     'CLASS_COUNTS_KEY',
     'training_progress',
     'get_train_class_counts',
     'set_train_class_counts',
+    'missing_class_counts_error',
+    'describe_dataset',
+    'count_dataset_labels',
+    'resolve_class_counts',
 ]
 
 CLASS_COUNTS_KEY = 'glag_train_class_counts'
@@ -44,3 +52,95 @@ def set_train_class_counts(counts) -> None:
     MessageHub.get_current_instance().update_info(
         CLASS_COUNTS_KEY, [int(c) for c in counts]
     )
+
+
+def missing_class_counts_error(owner: str) -> ValueError:
+    """The one error of a module that needs class counts and has none."""
+    return ValueError(
+        f'{owner}: no training class counts. Pass class_counts=[...] (one '
+        'count per class index), or add '
+        "custom_hooks=[dict(type='ClassCountsHook')] to the config so they "
+        'are counted from the training dataset (glag_mm tools/train.py adds '
+        'it automatically).'
+    )
+
+
+def describe_dataset(dataset) -> str:
+    """``Type('ann_file or data_root')``, wrapped datasets named inside."""
+    parts = []
+    while dataset is not None and len(parts) < 4:
+        where = getattr(dataset, 'ann_file', '') or getattr(
+            dataset, 'data_root', ''
+        )
+        name = type(dataset).__name__
+        parts.append(f'{name}({where!r})' if where else name)
+        dataset = getattr(dataset, 'dataset', None)
+    return ' wrapping '.join(parts)
+
+
+def count_dataset_labels(dataset, num_classes: Optional[int] = None):
+    """Per-class image counts of a (possibly wrapped) mmpretrain dataset.
+
+    Every label is checked to lie in [0, C), C = ``num_classes`` (the
+    head's) or else ``len(metainfo['classes'])`` when known; the first
+    sample outside it is reported with the dataset. ``metainfo
+    ['class_counts']`` wins where a dataset provides it (the long-tail
+    wrapper and split readers do); otherwise the labels are counted.
+    """
+    metainfo = getattr(dataset, 'metainfo', {}) or {}
+    given = metainfo.get('class_counts')
+    if not hasattr(dataset, 'get_gt_labels'):
+        if given is not None:
+            return [int(c) for c in given]
+        raise TypeError(
+            f'cannot count the labels of {type(dataset).__name__}: it has '
+            "neither metainfo['class_counts'] nor get_gt_labels(); pass "
+            'class_counts explicitly.'
+        )
+    classes = metainfo.get('classes')
+    if num_classes is None and classes:
+        num_classes = len(classes)
+    labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
+    counts = count_labels(labels, num_classes, describe_dataset(dataset))
+    return counts if given is None else [int(c) for c in given]
+
+
+def resolve_class_counts(
+    class_counts: Optional[Sequence[int]] = None,
+    num_classes: Optional[int] = None,
+    *,
+    dataset=None,
+    owner: str,
+) -> List[int]:
+    """The training class counts ``owner`` works with, validated.
+
+    In order: ``class_counts`` given explicitly (a config's
+    ``class_counts=[...]``); else counted from ``dataset`` (the training
+    set; its labels are checked against [0, num_classes) even where counts
+    are given); else those :class:`~glag_mm.engine.ClassCountsHook`
+    published for the running stage. Never val or test (METHOD.md stage
+    one item 3).
+
+    Raises:
+        ValueError: no counts from any source (:func:`
+            missing_class_counts_error`); a label out of range; a count
+            list whose length is not ``num_classes`` (the message says
+            where the counts came from); a class without images.
+    """
+    counted = None
+    if dataset is not None:
+        counted = count_dataset_labels(dataset, num_classes)
+    if class_counts is not None:
+        counts, source = class_counts, 'given (class_counts=[...])'
+    elif counted is not None:
+        counts = counted
+        source = (
+            f'counted from the training dataset {describe_dataset(dataset)}'
+        )
+    else:
+        counts = get_train_class_counts()
+        source = 'counted from the training dataset (ClassCountsHook)'
+    if counts is None:
+        raise missing_class_counts_error(owner)
+    checked = check_class_counts(counts, num_classes, owner, source)
+    return [int(c) for c in checked.tolist()]

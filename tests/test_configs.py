@@ -9,7 +9,7 @@ A dataset type this file does not know fails with a message saying where to
 teach it.
 """
 
-import difflib
+import ast
 import os
 import pickle
 from pathlib import Path
@@ -234,32 +234,83 @@ def test_config_builds(path, tiny_data, tmp_path, monkeypatch):
         _forward_loss(model, dataset, cfg.get('data_preprocessor'))
 
 
-def _twins(folder_a: str, prefix_a: str, folder_b: str, prefix_b: str):
-    for a in sorted((CONFIGS / folder_a).glob(f'{prefix_a}*.py')):
-        yield a, CONFIGS / folder_b / a.name.replace(prefix_a, prefix_b, 1)
+def _flatten(node, prefix=''):
+    """{'a.b.c': leaf} of a nested config dict."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f'{prefix}{key}.'))
+        return out
+    return {prefix[:-1]: node}
 
 
-def test_ce_and_graloss_configs_differ_by_one_line():
-    pairs = [
-        *_twins('ce', 'ce_', 'graloss', 'graloss_'),
-        *_twins('demo', 'ce_', 'demo', 'graloss_'),
+def _ce_twin(path: Path) -> Path:
+    """configs/ce/ce_<stem>.py of configs/<method>/<method>_<stem>.py."""
+    method = path.parent.name
+    if method == 'demo':
+        return path.with_name('ce_' + path.name.split('_', 1)[1])
+    return CONFIGS / 'ce' / ('ce_' + path.name.split('_', 1)[1])
+
+
+METHOD_TWINS = sorted(
+    [
+        *(CONFIGS / 'graloss').glob('graloss_*.py'),
+        *(CONFIGS / 'gala').glob('gala_*.py'),
+        *(CONFIGS / 'fbl').glob('fbl_*.py'),
+        *(CONFIGS / 'demo').glob('graloss_*.py'),
+        *(CONFIGS / 'demo').glob('gala_*.py'),
+        *(CONFIGS / 'demo').glob('fbl_*.py'),
     ]
-    assert len(pairs) >= 13
-    for ce, graloss in pairs:
-        assert graloss.is_file(), f'{ce.name} has no GraLoss twin'
-        diff = [
-            line
-            for line in difflib.ndiff(
-                ce.read_text().splitlines(), graloss.read_text().splitlines()
-            )
-            if line[:2] in ('- ', '+ ')
-        ]
-        assert len(diff) == 2, (ce.name, diff)
-        assert (
-            diff[0].replace('CrossEntropyLoss', 'GradualBalancedLoss')[2:]
-            == diff[1][2:]
+)
+
+
+@pytest.mark.parametrize(
+    'path', METHOD_TWINS, ids=lambda p: str(p.relative_to(CONFIGS))
+)
+def test_method_configs_inherit_their_ce_twin_and_change_one_line(path):
+    """A GraLoss / GALA / FBL config is its CE twin plus one statement, and
+    the two effective configs differ only in the classification head."""
+    twin = _ce_twin(path)
+    assert twin.is_file(), f'{path.name} has no CE twin {twin}'
+    tree = ast.parse(path.read_text())
+    statements = [
+        node
+        for node in tree.body
+        if not (
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
         )
-        assert 'GradualBalancedLoss' in diff[1]
+    ]
+    assert len(statements) == 2, [ast.unparse(n) for n in statements]
+    base, change = statements
+    assert ast.unparse(base.targets[0]) == '_base_'
+    (parent,) = ast.literal_eval(base.value)
+    assert (path.parent / parent).resolve() == twin.resolve()
+    assert ast.unparse(change).startswith('model = dict(head=dict(')
+    ours = _flatten(Config.fromfile(str(path)).to_dict())
+    theirs = _flatten(Config.fromfile(str(twin)).to_dict())
+    changed = {
+        key
+        for key in set(ours) | set(theirs)
+        if key not in ('filename',) and ours.get(key) != theirs.get(key)
+    }
+    assert changed and all(k.startswith('model.head.') for k in changed), (
+        changed
+    )
+    loss = Config.fromfile(str(path)).model.head.get('loss', {})
+    if loss.get('type') == 'GradualBalancedLoss':
+        assert changed == {
+            'model.head.loss.type',
+            'model.head.loss.num_classes',
+        }
+        assert loss.num_classes == ours['model.head.num_classes']
+
+
+def test_every_ce_config_has_a_graloss_twin():
+    twins = sorted((CONFIGS / 'ce').glob('ce_*.py'))
+    assert len(twins) >= 12
+    for ce in twins:
+        graloss = CONFIGS / 'graloss' / ce.name.replace('ce_', 'graloss_', 1)
+        assert graloss.is_file(), f'{ce.name} has no GraLoss twin'
 
 
 RECIPES = {

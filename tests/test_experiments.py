@@ -1,4 +1,4 @@
-"""tools/run_experiments.py, tools/make_report.py and glag_mm.experiments.
+"""tools/run_experiments.py, tools/make_report.py and experiments.lib.
 
 The end-to-end test trains a stage-one run and a cRT-style stage-two run
 on it (CifarResNet-8, 10 + 3 epochs of 122 images) on a tiny long-tailed
@@ -23,7 +23,7 @@ from mmengine.dataset import pseudo_collate
 from mmpretrain.registry import DATASETS, MODELS
 from test_tools import write_idx
 
-from glag_mm.experiments import (
+from experiments.lib import (
     Context,
     SpecError,
     format_cfg_options,
@@ -35,8 +35,9 @@ from glag_mm.experiments import (
     write_json,
     write_tables,
 )
-from glag_mm.experiments import runner as runner_module
-from glag_mm.experiments.plots import confidence_history
+from experiments.lib import runner as runner_module
+from experiments.lib.plots import confidence_history
+from glag_mm.apis import read_stage_done
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = [30, 24, 18, 14, 10, 8, 6, 5, 4, 3]  # many > 15, few < 6
@@ -357,6 +358,9 @@ def test_runner_trains_tests_records_and_skips(project, monkeypatch):
         assert record['seed'] == 0 and record['class_counts'] == COUNTS
         checkpoint = ctx.path(record['checkpoint'])
         assert osp.isfile(checkpoint)
+        # tools/train.py left the stage-finished marker naming it
+        done = read_stage_done(ctx.path(record['work_dir']))
+        assert ctx.path(done['checkpoint']) == checkpoint
         per_class, top1 = direct_evaluation(str(project / config), checkpoint)
         np.testing.assert_allclose(
             record['per_class_accuracy'], per_class, atol=1e-6

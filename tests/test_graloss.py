@@ -68,7 +68,7 @@ def test_tau_zero_equals_mmpretrain_cross_entropy(soft, options):
     if kwargs.pop('weight', False):
         kwargs['weight'] = weight
     ours = GradualBalancedLoss(
-        schedule='constant', tau_max=0.0, class_counts=COUNTS, loss_weight=2
+        C, schedule='constant', tau_max=0.0, class_counts=COUNTS, loss_weight=2
     )
     ref = CrossEntropyLoss(use_soft=soft, loss_weight=2)
     v1, g1 = value_and_grad(ours, logits, target, **kwargs)
@@ -81,7 +81,7 @@ def test_tau_zero_equals_mmpretrain_cross_entropy(soft, options):
 def test_rising_schedules_start_as_cross_entropy(schedule):
     fresh_hub(iteration=0, max_iters=10)
     logits, target, _ = make_batch()
-    loss = GradualBalancedLoss(schedule=schedule, class_counts=COUNTS)
+    loss = GradualBalancedLoss(C, schedule=schedule, class_counts=COUNTS)
     assert loss(logits, target) == CrossEntropyLoss()(logits, target)
     assert loss.current_tau == 0.0
 
@@ -92,7 +92,7 @@ def test_constant_schedule_equals_the_formula(soft):
     tau = 0.7
     logits, target, _ = make_batch(soft=soft)
     loss = GradualBalancedLoss(
-        schedule='constant', tau_max=tau, class_counts=COUNTS
+        C, schedule='constant', tau_max=tau, class_counts=COUNTS
     )
     value, grad = value_and_grad(
         loss, logits, target, reduction_override='none'
@@ -115,7 +115,7 @@ def test_tau_one_equals_balanced_softmax():
     fresh_hub()
     logits, target, _ = make_batch()
     loss = GradualBalancedLoss(
-        schedule='constant', tau_max=1.0, class_counts=COUNTS
+        C, schedule='constant', tau_max=1.0, class_counts=COUNTS
     )
     # Balanced Softmax: softmax over z + log n (not log pi).
     balanced = F.cross_entropy(
@@ -139,7 +139,7 @@ def test_tau_one_equals_balanced_softmax():
 )
 def test_schedule_values_at_0_half_1(schedule, expected):
     logits, target, _ = make_batch()
-    loss = GradualBalancedLoss(schedule=schedule, class_counts=COUNTS)
+    loss = GradualBalancedLoss(C, schedule=schedule, class_counts=COUNTS)
     prior = torch.tensor(COUNTS).float() / sum(COUNTS)
     for it, tau in zip(range(3), expected):
         # max_iters = 3: iterations 0, 1, 2 are u = 0, 0.5, 1.
@@ -158,7 +158,9 @@ def test_schedule_values_at_0_half_1(schedule, expected):
 def test_eval_mode_uses_current_schedule_value_and_does_not_log():
     hub = fresh_hub(iteration=1, max_iters=3)
     logits, target, _ = make_batch()
-    loss = GradualBalancedLoss(schedule='linear', class_counts=COUNTS).eval()
+    loss = GradualBalancedLoss(
+        C, schedule='linear', class_counts=COUNTS
+    ).eval()
     value = loss(logits, target)
     assert loss.current_tau == 0.5
     assert 'train/tau' not in hub.log_scalars
@@ -168,7 +170,7 @@ def test_eval_mode_uses_current_schedule_value_and_does_not_log():
 def test_soft_one_hot_equals_hard_labels():
     fresh_hub(iteration=2, max_iters=4)
     logits, target, _ = make_batch()
-    loss = GradualBalancedLoss(class_counts=COUNTS)
+    loss = GradualBalancedLoss(C, class_counts=COUNTS)
     torch.testing.assert_close(
         loss(logits, target), loss(logits, F.one_hot(target, C).float())
     )
@@ -180,7 +182,7 @@ def test_lazy_counts_from_runtime_and_checkpoint_round_trip():
     fresh_hub()
     set_train_class_counts(COUNTS)
     logits, target, _ = make_batch()
-    lazy = GradualBalancedLoss(schedule='constant')
+    lazy = GradualBalancedLoss(C, schedule='constant')
     assert not lazy.has_class_counts
     value = lazy(logits, target)
     prior = torch.tensor(COUNTS).float() / sum(COUNTS)
@@ -189,7 +191,7 @@ def test_lazy_counts_from_runtime_and_checkpoint_round_trip():
     state = lazy.state_dict()
     assert 'log_prior' in state
     fresh_hub()  # no counts published in this hub
-    restored = GradualBalancedLoss(schedule='constant')
+    restored = GradualBalancedLoss(C, schedule='constant')
     restored.load_state_dict(state)
     torch.testing.assert_close(restored(logits, target), value)
 
@@ -197,27 +199,35 @@ def test_lazy_counts_from_runtime_and_checkpoint_round_trip():
 def test_errors_say_what_to_change():
     fresh_hub()
     with pytest.raises(ValueError, match='unknown schedule'):
-        GradualBalancedLoss(schedule='cosine')
+        GradualBalancedLoss(C, schedule='cosine')
     with pytest.raises(ValueError, match='tau_max must be'):
-        GradualBalancedLoss(tau_max=-0.5)
+        GradualBalancedLoss(C, tau_max=-0.5)
     with pytest.raises(ValueError, match='zero training images'):
-        GradualBalancedLoss(class_counts=[5, 0, 2])
+        GradualBalancedLoss(C, class_counts=[5, 0, 2, 1, 1])
     logits, target, _ = make_batch()
-    with pytest.raises(ValueError, match='num_classes=5'):
-        GradualBalancedLoss(class_counts=[5, 3, 2])(logits, target)
+    with pytest.raises(ValueError, match=r'3 class counts given \(class_c'):
+        GradualBalancedLoss(C, class_counts=[5, 3, 2])
+    with pytest.raises(
+        ValueError,
+        match=r"GradualBalancedLoss: num_classes \(the head's\) must be an "
+        'integer >= 1, got 0',
+    ):
+        GradualBalancedLoss(0)
+    with pytest.raises(ValueError, match=r'logits of shape \(7, 5\) but '):
+        GradualBalancedLoss(4, class_counts=[1, 2, 3, 4])(logits, target)
     with pytest.raises(ValueError, match='ClassCountsHook'):
-        GradualBalancedLoss()(logits, target)
+        GradualBalancedLoss(C)(logits, target)
 
     from glag_mm.runtime import set_train_class_counts
 
     set_train_class_counts([4, 3, 2])
-    with pytest.raises(ValueError, match='num_classes=5'):
-        GradualBalancedLoss()(logits, target)
+    with pytest.raises(ValueError, match='counted from the training dataset'):
+        GradualBalancedLoss(C)(logits, target)
     set_train_class_counts([4, 3, 2, 0, 1])
     with pytest.raises(ValueError, match=r'class\(es\) \[3\]'):
-        GradualBalancedLoss()(logits, target)
+        GradualBalancedLoss(C)(logits, target)
     with pytest.raises(ValueError, match='reduction_override'):
-        GradualBalancedLoss(class_counts=COUNTS)(
+        GradualBalancedLoss(C, class_counts=COUNTS)(
             logits, target, reduction_override='max'
         )
 
@@ -253,6 +263,13 @@ class TinyLT(BaseDataset):
         ]
 
 
+@DATASETS.register_module(name='GraLossTestLabelTooLarge', force=True)
+class LabelTooLarge(TinyLT):
+    """Labels 0..4 for a 4-class head: sample 14 is the first label 4."""
+
+    COUNTS = (8, 4, 2, 0, 2)
+
+
 @HOOKS.register_module(name='GraLossTestTauRecorder', force=True)
 class TauRecorder(Hook):
     taus = []
@@ -265,36 +282,25 @@ class TauRecorder(Hook):
         )
 
 
-@pytest.mark.slow
-def test_tau_under_a_real_runner(tmp_path):
-    TauRecorder.taus = []
-    max_iters, tau_max = 7, 1.5
-    runner = Runner(
+def tiny_runner(tmp_path, loss, dataset='GraLossTestTinyLT') -> Runner:
+    """A 7-iteration Runner on a tiny 4-class dataset."""
+    return Runner(
         model=dict(
             type='ImageClassifier',
             backbone=dict(type='GraLossTestTinyNet'),
             neck=dict(type='GlobalAveragePooling'),
             head=dict(
-                type='LinearClsHead',
-                num_classes=4,
-                in_channels=8,
-                loss=dict(
-                    type='GradualBalancedLoss',
-                    schedule='convex',
-                    tau_max=tau_max,
-                ),
+                type='LinearClsHead', num_classes=4, in_channels=8, loss=loss
             ),
         ),
         work_dir=str(tmp_path),
         train_dataloader=dict(
-            dataset=dict(
-                type='GraLossTestTinyLT', pipeline=[dict(type='PackInputs')]
-            ),
+            dataset=dict(type=dataset, pipeline=[dict(type='PackInputs')]),
             sampler=dict(type='InfiniteSampler', shuffle=True),
             batch_size=4,
             num_workers=0,
         ),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        train_cfg=dict(by_epoch=False, max_iters=7),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         custom_hooks=[
             dict(type='ClassCountsHook'),
@@ -306,6 +312,19 @@ def test_tau_under_a_real_runner(tmp_path):
         default_scope='mmpretrain',
         experiment_name=f'graloss-runner-{uuid.uuid4().hex}',
     )
+
+
+@pytest.mark.slow
+def test_tau_under_a_real_runner(tmp_path):
+    TauRecorder.taus = []
+    max_iters, tau_max = 7, 1.5
+    loss = dict(
+        type='GradualBalancedLoss',
+        num_classes=4,
+        schedule='convex',
+        tau_max=tau_max,
+    )
+    runner = tiny_runner(tmp_path, loss)
     runner.train()
 
     iters = [i for i, _ in TauRecorder.taus]
@@ -337,7 +356,7 @@ def test_init_class_counts_sizes_the_buffer_before_an_ema_copy():
     from mmengine.model import ExponentialMovingAverage
 
     fresh_hub()
-    head = nn.Sequential(nn.Linear(3, C), GradualBalancedLoss())
+    head = nn.Sequential(nn.Linear(3, C), GradualBalancedLoss(C))
     head[1].init_class_counts(COUNTS)
     ema = ExponentialMovingAverage(head, momentum=0.5)
     logits, target, _ = make_batch()
@@ -346,3 +365,28 @@ def test_init_class_counts_sizes_the_buffer_before_an_ema_copy():
     torch.testing.assert_close(ema.module[1].log_prior, head[1].log_prior)
     head[1].init_class_counts([1] * C)  # known counts are kept
     torch.testing.assert_close(ema.module[1].log_prior, head[1].log_prior)
+
+
+@pytest.mark.parametrize(
+    'loss',
+    [
+        dict(type='GradualBalancedLoss', num_classes=4),
+        dict(type='CrossEntropyLoss'),
+    ],
+    ids=['GradualBalancedLoss', 'CrossEntropyLoss'],
+)
+def test_label_out_of_range_is_reported_before_training(tmp_path, loss):
+    """A label equal to num_classes names the dataset and the first sample
+    with it before the first iteration, under GraLoss and under plain CE."""
+    TauRecorder.taus = []
+    runner = tiny_runner(tmp_path, loss, dataset='GraLossTestLabelTooLarge')
+    with pytest.raises(ValueError) as error:
+        runner.train()
+    message = str(error.value)
+    assert message.startswith(
+        'LabelTooLarge: sample 14 has label 4, outside [0, 4)'
+    )
+    assert '(2 such sample(s))' in message
+    assert 'class counts given' not in message
+    assert TauRecorder.taus == []  # no iteration ran
+    assert not list(tmp_path.rglob('*.pth'))

@@ -260,3 +260,13 @@ def test_lazy_init_and_indices(tmp_path):
     first = LongTailListDataset(ann_file=str(lst), num_classes=3, indices=4)
     assert first.metainfo['class_counts'] == [2, 1, 1]
     assert first.get_gt_labels().tolist() == [0, 1, 2, 0]
+
+
+def test_places365_names_in_label_order():
+    from glag_mm.datasets.categories import PLACES365_CATEGORIES as names
+
+    assert len(names) == len(set(names)) == 365
+    assert names[:3] == ('airfield', 'airplane_cabin', 'airport_terminal')
+    assert names[8] == 'apartment_building/outdoor'
+    assert names[-1] == 'zen_garden'
+    assert all(n == n.strip() and n for n in names)

@@ -7,10 +7,17 @@ import torch
 from mmengine.logging import MessageHub
 from torch import nn
 
-from glag_mm.core import check_class_counts, check_schedule, schedule_value
+from glag_mm.core import (
+    check_class_counts,
+    check_integer,
+    check_number,
+    check_schedule,
+    schedule_value,
+)
 from glag_mm.engine import ClassCountsHook, count_dataset_labels
 from glag_mm.runtime import (
     get_train_class_counts,
+    resolve_class_counts,
     set_train_class_counts,
     training_progress,
 )
@@ -123,10 +130,109 @@ def test_hook_sizes_count_buffers_before_other_hooks(hub):
     """Modules with init_class_counts get the counts in before_run."""
     from glag_mm.models.losses import GradualBalancedLoss
 
-    loss = GradualBalancedLoss()
+    loss = GradualBalancedLoss(3)
     runner = _runner(_Labels([0, 1, 1, 2, 2, 2]))
     runner.model = nn.Sequential(nn.Linear(2, 3), loss)
     ClassCountsHook().before_run(runner)
     assert loss.log_prior.tolist() == pytest.approx(
         torch.log(torch.tensor([1 / 6, 2 / 6, 3 / 6])).tolist()
     )
+
+
+class _Annotated(_Labels):
+    """A dataset named by its annotation file, as mmengine's are."""
+
+    ann_file = 'meta/train.txt'
+
+
+def _model_with_head(num_classes):
+    model = nn.Sequential()
+    model.head = SimpleNamespace(num_classes=num_classes)
+    return model
+
+
+@pytest.mark.parametrize(
+    'labels, index, value',
+    [([0, 1, -1, 2, -1], 2, -1), ([0, 1, 2, 3, 3], 3, 3)],
+)
+def test_hook_reports_out_of_range_labels_before_training(
+    hub, labels, index, value
+):
+    """A label outside [0, num_classes) names the dataset and the sample,
+    under any loss (the hook runs before the first iteration)."""
+    runner = _runner(_Annotated(labels))
+    runner.model = _model_with_head(3)
+    with pytest.raises(ValueError) as error:
+        ClassCountsHook().before_run(runner)
+    message = str(error.value)
+    assert f"_Annotated('meta/train.txt'): sample {index} has label " in (
+        message
+    )
+    assert f'{value}, outside [0, 3) (2 such sample(s))' in message
+    assert "head's num_classes" in message
+    assert get_train_class_counts() is None  # nothing was published
+
+
+def test_resolve_class_counts_says_where_the_counts_came_from(hub):
+    with pytest.raises(ValueError, match='no training class counts'):
+        resolve_class_counts(None, 3, owner='X')
+    with pytest.raises(
+        ValueError,
+        match=r'X: 2 class counts given \(class_counts=\[\.\.\.\]\)',
+    ):
+        resolve_class_counts([4, 1], 3, owner='X')
+    set_train_class_counts([4, 1])
+    with pytest.raises(
+        ValueError,
+        match=r'X: 2 class counts counted from the training dataset '
+        r'\(ClassCountsHook\) but the head has num_classes=3',
+    ):
+        resolve_class_counts(None, 3, owner='X')
+    assert resolve_class_counts(None, 2, owner='X') == [4, 1]
+    # explicit counts win over the dataset, whose labels are still checked
+    dataset = _Labels([0, 1, 1])
+    assert resolve_class_counts([5, 6], 2, dataset=dataset, owner='X') == [
+        5,
+        6,
+    ]
+    assert resolve_class_counts(None, 2, dataset=dataset, owner='X') == [1, 2]
+    with pytest.raises(ValueError, match='sample 1 has label 1, outside'):
+        resolve_class_counts([5], 1, dataset=dataset, owner='X')
+
+
+@pytest.mark.parametrize(
+    'kwargs, value, message',
+    [
+        ({}, float('nan'), 'x must be a finite number, got nan'),
+        ({}, True, 'x must be a finite number, got True'),
+        ({}, '1', "x must be a finite number, got '1'"),
+        (dict(above=0), 0, 'x must be a finite number > 0, got 0'),
+        (
+            dict(above=0, at_most=1, owner='L'),
+            1.5,
+            'L: x must be a finite number > 0 and <= 1, got 1.5',
+        ),
+        (dict(at_least=1), 0.5, 'x must be a finite number >= 1, got 0.5'),
+    ],
+)
+def test_check_number_refuses_with_name_range_and_value(
+    kwargs, value, message
+):
+    with pytest.raises(ValueError) as error:
+        check_number('x', value, **kwargs)
+    assert str(error.value) == message
+
+
+def test_check_number_returns_a_float():
+    assert check_number('x', 2, above=0, at_most=2) == 2.0
+    assert isinstance(check_number('x', 2), float)
+
+
+def test_check_integer():
+    assert check_integer('k', 3, at_least=1) == 3
+    for value in (0, 2.0, True, '3'):
+        with pytest.raises(ValueError) as error:
+            check_integer('k', value, at_least=1, owner='O')
+        assert str(error.value) == (
+            f'O: k must be an integer >= 1, got {value!r}'
+        )

@@ -31,15 +31,7 @@ import torch
 from mmengine.config import Config
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
-from glag_mm.apis import (
-    build_runner,
-    final_checkpoint,
-    is_multi_stage,
-    load_stages,
-    prepare_train_config,
-    run_stages,
-    train_config,
-)
+from glag_mm.apis import run_config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 METRIC_KEYS = ('lt/top1', 'lt/many', 'lt/medium', 'lt/few')
@@ -120,12 +112,6 @@ def _configure(cfg: Config, data_root: str) -> None:
             hook['progress'] = False
 
 
-def _load(path: str, data_root: str) -> Config:
-    cfg = Config.fromfile(path)
-    _configure(cfg, data_root)
-    return cfg
-
-
 def run_row(
     row: Row, data_root: str, work_dir: str, stage_one: Optional[str]
 ) -> Dict:
@@ -133,35 +119,14 @@ def run_row(
     path = osp.join(REPO, row.config)
     row_dir = osp.join(work_dir, _slug(row.name))
     options = {} if stage_one is None else {'stage_one_checkpoint': stage_one}
-    top = Config.fromfile(path)
-    if is_multi_stage(top):
-        checkpoints = run_stages(
-            path,
-            top,
-            work_dir=row_dir,
-            cfg_options=options,
-            configure=lambda c: _configure(c, data_root),
-        )
-        last = load_stages(top, path)[-1]
-        cfg = _load(last.config, data_root)
-        cfg.merge_from_dict(last.cfg_options)
-        prepare_train_config(
-            cfg,
-            config_path=last.config,
-            work_dir=osp.join(row_dir, last.name),
-            cfg_options=options,
-            stage_one_checkpoint=checkpoints.get(last.init_from),
-        )
-        cfg.load_from = checkpoints[last.name]
-        runner = build_runner(cfg)
-        checkpoint = checkpoints[last.name]
-    else:
-        cfg = _load(path, data_root)
-        prepare_train_config(
-            cfg, config_path=path, work_dir=row_dir, cfg_options=options
-        )
-        runner = train_config(cfg, name=_slug(row.name))
-        checkpoint = final_checkpoint(runner)
+    finished = run_config(
+        path,
+        work_dir=row_dir,
+        cfg_options=options,
+        configure=lambda cfg: _configure(cfg, data_root),
+        name=_slug(row.name),
+    )
+    runner, checkpoint = finished.runner, finished.checkpoint
     metrics = runner.test()
     return dict(metrics=metrics, checkpoint=checkpoint)
 

@@ -22,7 +22,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:  # a checkout without `pip install -e .`
     sys.path.insert(0, REPO)
 
-from glag_mm.experiments import (  # noqa: E402
+from experiments.lib import (  # noqa: E402
     Context,
     SpecError,
     load_records,
@@ -32,13 +32,13 @@ from glag_mm.experiments import (  # noqa: E402
     write_json,
     write_tables,
 )
-from glag_mm.experiments.plots import (  # noqa: E402
+from experiments.lib.plots import (  # noqa: E402
     confidence_history,
     plot_confidence,
     plot_per_class,
     plot_schedules,
 )
-from glag_mm.experiments.runner import config_info  # noqa: E402
+from experiments.lib.runner import config_info  # noqa: E402
 
 
 def repo_relative(path: str) -> str:

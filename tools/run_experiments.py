@@ -12,7 +12,7 @@ checkpoint with tools/test.py on the test split, and writes
 ``results/<spec>/table.md`` and ``table.csv``. An interrupted sweep resumes:
 finished runs are skipped, an interrupted training resumes from its last
 checkpoint. ``--dry-run`` prints the plan and the commands.
-See ``glag_mm/experiments`` for the spec and file formats.
+See ``experiments/lib`` for the spec and file formats.
 """
 
 import argparse
@@ -25,7 +25,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:  # a checkout without `pip install -e .`
     sys.path.insert(0, REPO)
 
-from glag_mm.experiments import (  # noqa: E402
+from experiments.lib import (  # noqa: E402
     Context,
     SpecError,
     describe_plan,

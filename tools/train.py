@@ -19,13 +19,7 @@ import sys
 from mmengine.config import Config, DictAction
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
-from glag_mm.apis import (
-    ConfigError,
-    is_multi_stage,
-    prepare_train_config,
-    run_stages,
-    train_config,
-)
+from glag_mm.apis import ConfigError, run_config
 from glag_mm.apis.launch import init_cpu_process_group, run_and_exit
 from glag_mm.apis.rehearsal import apply_train_options, set_threads
 
@@ -121,36 +115,18 @@ def main(argv=None) -> None:
         persistent_workers=not args.no_persistent_workers,
     )
     try:
-        if is_multi_stage(cfg):
-            run_stages(
-                args.config,
-                cfg,
-                work_dir=work_dir,
-                stage=args.stage,
-                resume=args.resume,
-                cfg_options=cfg_options,
-                configure=configure,
-                **flags,
-            )
-            return
-        if args.stage is not None:
-            raise ConfigError(
-                f'--stage {args.stage} needs a two-stage config (one with '
-                f'stages = [...]); {args.config} has no stages.'
-            )
-        if configure is not None:
-            configure(cfg)
-        prepare_train_config(
+        run_config(
+            args.config,
             cfg,
-            config_path=args.config,
             work_dir=work_dir,
+            stage=args.stage,
+            configure=configure,
             resume=args.resume,
             cfg_options=cfg_options,
             **flags,
         )
     except ConfigError as error:
         sys.exit(f'error: {error}')
-    train_config(cfg)
 
 
 if __name__ == '__main__':

@@ -1,22 +1,7 @@
-_base_ = ['./crt_r32_cifar10lt_if10.py']
+_base_ = ['./afg_r32_cifar10lt_if100.py']
 
-# GLAG stage two, ResNet-32 on CIFAR-10-LT, imbalance factor 10: the cRT config
-# plus the head line (Adaptive Feature Generator) and the hook line (statistics
-# pass, adaptive confidence, distillation from the stage-one model). Generation
-# mode 'ratio': cRT's class-aware sampler is kept, so real batches are already
-# class-balanced and each real feature brings one generated feature of its
-# class (METHOD.md stage two item 7). GLAG's own setting, instance-balanced
-# real batches with every class topped up to n_max, is generation='balance'
-# with train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True).
-# Every other AFGHead / GLAGDistillHook option is at its METHOD.md default.
-# CIFAR-10-LT has few classes below the many-shot threshold (100), so the tail
-# is every class below a fifth of n_max (1,000 images) [ours].
-
-model = dict(head=dict(type='AFGHead', tail_threshold=0.2, generation='ratio'))
-
-custom_hooks = [
-    dict(type='ClassCountsHook'),
-    dict(type='FeatureCacheHook'),
-    dict(type='AFGHook'),
-    dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}'),
-]
+# GLAG stage two, ResNet-32 on CIFAR-10-LT, imbalance factor 10: the IF 100
+# config with the imbalance factor of the training set and of its held-out
+# validation images changed.
+train_dataloader = dict(dataset=dict(imbalance_factor=10))
+val_dataloader = dict(dataset=dict(imbalance_factor=10))

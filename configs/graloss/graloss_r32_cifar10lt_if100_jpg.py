@@ -1,15 +1,4 @@
-_base_ = [
-    '../_base_/models/resnet32_cifar.py',
-    '../_base_/datasets/cifar10lt_jpg_bs128.py',
-    '../_base_/schedules/cifar_lt_200e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['../ce/ce_r32_cifar10lt_if100_jpg.py']
 
-# ResNet-32 on CIFAR-10-LT (JPEG folder copy), imbalance factor 100: 200
-# epochs, batch 128, lr 0.1.
-train_dataloader = dict(dataset=dict(imbalance_factor=100))
-model = dict(
-    head=dict(
-        num_classes=10,
-        loss=dict(type='GradualBalancedLoss', loss_weight=1.0),
-    ))
+# GraLoss (GLAG stage one): the CE config with the loss line changed.
+model = dict(head=dict(loss=dict(type='GradualBalancedLoss', num_classes=10)))

@@ -1,15 +1,4 @@
-_base_ = [
-    'mmpretrain::_base_/models/resnet50.py',
-    '../_base_/datasets/imagenetlt_bs512.py',
-    '../_base_/schedules/imagenetlt_200e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['../ce/ce_r50_imagenetlt.py']
 
-# ResNet-50 on ImageNet-LT from scratch: 200 epochs, batch 512 (8 x 64), lr
-# 0.2.
-model = dict(
-    head=dict(
-        num_classes=1000,
-        loss=dict(type='GradualBalancedLoss', loss_weight=1.0),
-        topk=(1, 5),
-    ))
+# GraLoss (GLAG stage one): the CE config with the loss line changed.
+model = dict(head=dict(loss=dict(type='GradualBalancedLoss', num_classes=1000)))

@@ -15,14 +15,20 @@ from .config import (
     set_dataloader_defaults,
     uses_stage_one_checkpoint,
 )
-from .stages import (
+from .finished import (
     STAGE_DONE_FILE,
+    final_checkpoint,
+    read_stage_done,
+    recorded_checkpoint,
+)
+from .stages import (
+    FinishedRun,
     Stage,
     build_runner,
-    final_checkpoint,
+    finished_checkpoint,
     is_multi_stage,
     load_stages,
-    read_stage_done,
+    run_config,
     run_stages,
     select_stage,
     stage_work_dir,
@@ -32,6 +38,7 @@ from .stages import (
 __all__ = [
     'ConfigError',
     'DATALOADER_FIELDS',
+    'FinishedRun',
     'STAGE_ONE_PLACEHOLDER',
     'STAGE_DONE_FILE',
     'Stage',
@@ -39,12 +46,15 @@ __all__ = [
     'build_runner',
     'default_work_dir',
     'final_checkpoint',
+    'finished_checkpoint',
     'is_multi_stage',
     'load_stages',
     'prepare_test_config',
     'prepare_train_config',
     'read_stage_done',
+    'recorded_checkpoint',
     'resolve_stage_one_checkpoint',
+    'run_config',
     'run_stages',
     'select_stage',
     'set_dataloader_defaults',

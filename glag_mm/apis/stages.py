@@ -19,37 +19,47 @@ with ``init_from`` gets that stage's last checkpoint as
 stages are skipped and the interrupted one resumes from its latest
 checkpoint. A stage entry may carry ``cfg_options=dict(...)``, merged into
 its config before the command line's.
+
+:func:`run_config` is the one entry point of the tools (``tools/train.py``,
+the demo, the experiment runner through ``tools/train.py``): a top-level
+config goes through :func:`run_stages`, a plain config trains in its
+work_dir as mmpretrain's tool would, and both leave ``stage_done.json``
+where they finish. :func:`finished_checkpoint` reads the final checkpoint
+of a finished run back from its work_dir; :func:`final_checkpoint` is the
+one rule for what that checkpoint is.
 """
 
-import json
-import os
 import os.path as osp
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
-from mmengine.dist import barrier, is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from .config import ConfigError, default_work_dir, prepare_train_config
+from .finished import (
+    STAGE_DONE_FILE,
+    clear_stage_done,
+    read_stage_done,
+    recorded_checkpoint,
+    write_stage_done,
+)
 
 __all__ = [
-    'STAGE_DONE_FILE',
     'Stage',
     'is_multi_stage',
     'load_stages',
     'select_stage',
     'stage_work_dir',
-    'read_stage_done',
     'build_runner',
-    'final_checkpoint',
     'train_config',
     'run_stages',
+    'run_config',
+    'FinishedRun',
+    'finished_checkpoint',
 ]
-
-STAGE_DONE_FILE = 'stage_done.json'
 
 
 @dataclass
@@ -138,16 +148,8 @@ def select_stage(stages: List[Stage], name: str) -> Stage:
 
 
 def stage_work_dir(work_dir: str, stage: Stage) -> str:
-    return osp.join(work_dir, stage.name)
-
-
-def read_stage_done(stage_dir: str) -> Optional[dict]:
-    """The marker of a finished stage, or None if it has not finished."""
-    path = osp.join(stage_dir, STAGE_DONE_FILE)
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    """``work_dir/<name>``; the work_dir itself for a plain config."""
+    return osp.join(work_dir, stage.name) if stage.name else work_dir
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -155,22 +157,6 @@ def build_runner(cfg: Config) -> Runner:
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
-
-
-def final_checkpoint(runner: Runner) -> str:
-    """Path of the last checkpoint the run saved (saved now if none was)."""
-    path = runner.message_hub.get_info('last_ckpt')
-    if path is None:
-        record = osp.join(runner.work_dir, 'last_checkpoint')
-        if osp.isfile(record):
-            with open(record) as f:
-                path = f.read().strip() or None
-    if path is None:
-        filename = 'final.pth'
-        runner.save_checkpoint(runner.work_dir, filename)
-        barrier()
-        path = osp.join(runner.work_dir, filename)
-    return path
 
 
 def train_config(cfg: Config, name: Optional[str] = None) -> Runner:
@@ -186,24 +172,6 @@ def train_config(cfg: Config, name: Optional[str] = None) -> Runner:
     runner = build_runner(cfg)
     runner.train()
     return runner
-
-
-def _write_stage_done(stage: Stage, runner: Runner) -> dict:
-    record = dict(
-        stage=stage.name,
-        config=stage.config,
-        checkpoint=final_checkpoint(runner),
-        best_checkpoint=runner.message_hub.get_info('best_ckpt'),
-        epoch=runner.epoch,
-        iter=runner.iter,
-    )
-    if is_main_process():
-        path = osp.join(runner.work_dir, STAGE_DONE_FILE)
-        with open(path + '.tmp', 'w') as f:
-            json.dump(record, f, indent=2)
-        os.replace(path + '.tmp', path)
-    barrier()
-    return record
 
 
 def run_stages(
@@ -239,12 +207,37 @@ def run_stages(
     Returns:
         stage name -> last checkpoint, for every stage that is finished.
     """
+    return _run_stages(
+        config_path,
+        cfg,
+        work_dir=work_dir,
+        stage=stage,
+        resume=resume,
+        cfg_options=cfg_options,
+        configure=configure,
+        **flags,
+    )[0]
+
+
+def _run_stages(
+    config_path: str,
+    cfg: Optional[Config],
+    *,
+    work_dir: Optional[str] = None,
+    stage: Optional[str] = None,
+    resume: Optional[str] = None,
+    cfg_options: Optional[dict] = None,
+    configure: Optional[Callable[[Config], None]] = None,
+    **flags,
+) -> Tuple[Dict[str, str], Optional[Runner]]:
+    """:func:`run_stages`, also returning the Runner of the last stage run."""
     cfg = Config.fromfile(config_path) if cfg is None else cfg
     stages = load_stages(cfg, config_path)
     work_dir = work_dir or cfg.get('work_dir', None)
     work_dir = work_dir or default_work_dir(config_path)
     selected = stages if stage is None else [select_stage(stages, stage)]
     checkpoints: Dict[str, str] = {}
+    last: Optional[Runner] = None
     for s in stages:
         done = read_stage_done(stage_work_dir(work_dir, s))
         if done is not None:
@@ -279,11 +272,83 @@ def run_stages(
         )
         if resume not in (None, 'auto'):
             resume = 'auto'
-        if is_main_process() and osp.isfile(
-            osp.join(stage_dir, STAGE_DONE_FILE)
-        ):
-            os.remove(osp.join(stage_dir, STAGE_DONE_FILE))
-        runner = train_config(stage_cfg, name=s.name)
-        checkpoints[s.name] = _write_stage_done(s, runner)['checkpoint']
-        del runner
-    return checkpoints
+        clear_stage_done(stage_dir)
+        last = None  # the previous stage's Runner is freed before this one
+        last = train_config(stage_cfg, name=s.name)
+        checkpoints[s.name] = write_stage_done(s.name, s.config, last)[
+            'checkpoint'
+        ]
+    return checkpoints, last
+
+
+@dataclass
+class FinishedRun:
+    """What :func:`run_config` returns.
+
+    Args:
+        checkpoint: the final checkpoint of the last stage.
+        runner: the Runner that trained it (None where ``resume`` found
+            every stage finished and nothing ran).
+    """
+
+    checkpoint: str
+    runner: Optional[Runner]
+
+
+def run_config(
+    config_path: str,
+    cfg: Optional[Config] = None,
+    *,
+    stage: Optional[str] = None,
+    configure: Optional[Callable[[Config], None]] = None,
+    name: Optional[str] = None,
+    **options,
+) -> FinishedRun:
+    """Train any config; return its last stage's checkpoint and Runner.
+
+    A top-level config (``stages = [...]``) runs through :func:`run_stages`
+    (same arguments). A plain config trains in its work_dir exactly as
+    mmpretrain's ``tools/train.py`` would, ``configure`` applied first, and
+    ``stage_done.json`` is written there when it finishes. ``name`` seeds
+    the experiment name of a plain config (see :func:`train_config`).
+    ``options``: ``work_dir``, ``resume``, ``cfg_options`` and the flags of
+    :func:`prepare_train_config`.
+    """
+    cfg = Config.fromfile(config_path) if cfg is None else cfg
+    if is_multi_stage(cfg):
+        checkpoints, runner = _run_stages(
+            config_path, cfg, stage=stage, configure=configure, **options
+        )
+        names = [s.name for s in load_stages(cfg, config_path)]
+        last = stage if stage is not None else names[-1]
+        return FinishedRun(checkpoints[last], runner)
+    if stage is not None:
+        raise ConfigError(
+            f'--stage {stage} needs a two-stage config (one with '
+            f'stages = [...]); {config_path} has no stages.'
+        )
+    if configure is not None:
+        configure(cfg)
+    prepare_train_config(cfg, config_path=config_path, **options)
+    clear_stage_done(cfg.work_dir)
+    runner = train_config(cfg, name=name)
+    done = write_stage_done('', config_path, runner)
+    return FinishedRun(done['checkpoint'], runner)
+
+
+def finished_checkpoint(work_dir: str, config_path: str) -> Optional[str]:
+    """The final checkpoint a finished :func:`run_config` left, or None.
+
+    Read from the ``stage_done.json`` of the config's last stage (of the
+    work_dir itself for a plain config); a work_dir trained before that
+    marker existed falls back to mmengine's ``last_checkpoint`` record.
+    """
+    cfg = Config.fromfile(config_path)
+    stage_dir = work_dir
+    if is_multi_stage(cfg):
+        last = load_stages(cfg, config_path)[-1]
+        stage_dir = stage_work_dir(work_dir, last)
+    done = read_stage_done(stage_dir)
+    if done is not None:
+        return done['checkpoint']
+    return None if is_multi_stage(cfg) else recorded_checkpoint(stage_dir)

@@ -14,6 +14,7 @@ from .calibration import (
     support_sets,
     tail_classes,
 )
+from .checks import check_integer, check_number
 from .class_counts import check_class_counts, log_prior
 from .distill import distillation_loss
 from .fbl import (
@@ -43,6 +44,8 @@ __all__ = [
     'SCHEDULES',
     'check_schedule',
     'schedule_value',
+    'check_number',
+    'check_integer',
     'check_class_counts',
     'log_prior',
     'adjust_logits',

@@ -1,16 +1,18 @@
 """Class counts and the class prior pi_c = n_c / N (METHOD.md, notation)."""
 
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
+import numpy as np
 import torch
 
-__all__ = ['check_class_counts', 'log_prior']
+__all__ = ['check_class_counts', 'count_labels', 'log_prior']
 
 
 def check_class_counts(
     class_counts: Sequence[int],
     num_classes: Optional[int] = None,
     owner: str = 'class_counts',
+    source: str = 'given',
 ) -> torch.Tensor:
     """Validate per-class training counts and return them as a tensor.
 
@@ -18,6 +20,8 @@ def check_class_counts(
         class_counts: n_c for c = 0..C-1, in class-index order.
         num_classes: C expected by the model head, if known.
         owner: what the counts are for, named in error messages.
+        source: where the counts came from, for the messages (``'given'``,
+            ``'counted from the training dataset'``).
 
     Raises:
         ValueError: wrong length, a negative or non-integer count, or a class
@@ -31,9 +35,10 @@ def check_class_counts(
         )
     if num_classes is not None and counts.numel() != num_classes:
         raise ValueError(
-            f'{owner}: {counts.numel()} class counts given but the head has '
-            f'num_classes={num_classes}; make them agree (the counts come '
-            'from the training dataset, one per class index).'
+            f'{owner}: {counts.numel()} class counts {source} but the head '
+            f'has num_classes={num_classes}; make them agree (one count per '
+            "class index: the head's num_classes, the dataset's classes and "
+            'any class_counts=[...] must name the same classes).'
         )
     if torch.any(counts != counts.round()) or torch.any(counts < 0):
         raise ValueError(
@@ -47,6 +52,39 @@ def check_class_counts(
             'split / imbalance settings).'
         )
     return counts
+
+
+def count_labels(
+    labels: Sequence[int],
+    num_classes: Optional[int] = None,
+    source: str = 'labels',
+) -> List[int]:
+    """n_c for c = 0..C-1 from one class index per sample.
+
+    Args:
+        labels: the class index of every sample, in sample order.
+        num_classes: C; counts are padded to it, and a label outside
+            [0, C) is an error. None: C = max label + 1.
+        source: the dataset the labels belong to, named in the message.
+
+    Raises:
+        ValueError: a label outside [0, num_classes) (or negative), naming
+            ``source``, the first offending sample index and its label.
+    """
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    bad = labels < 0
+    if num_classes is not None:
+        bad |= labels >= num_classes
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        allowed = f'[0, {num_classes})' if num_classes is not None else '>= 0'
+        raise ValueError(
+            f'{source}: sample {index} has label {int(labels[index])}, '
+            f'outside {allowed} ({int(bad.sum())} such sample(s)); labels '
+            "must be class indices 0..C-1: fix the dataset's annotations, "
+            "or set the head's num_classes to the number of classes."
+        )
+    return np.bincount(labels, minlength=num_classes or 0).tolist()
 
 
 def log_prior(

@@ -13,8 +13,9 @@ curves and finds convex best [paper]:
 u in [0, 1] is the progress through the current stage.
 """
 
-import math
 from typing import Tuple
+
+from .checks import check_number
 
 __all__ = ['SCHEDULES', 'check_schedule', 'schedule_value']
 
@@ -29,16 +30,8 @@ def check_schedule(
         raise ValueError(
             f'unknown schedule {schedule!r}; choose one of {SCHEDULES}'
         )
-    if (
-        not isinstance(value_max, (int, float))
-        or not math.isfinite(value_max)
-        or value_max < 0
-    ):
-        raise ValueError(
-            f'{name} must be a finite number >= 0, got {value_max!r}'
-        )
-    if not isinstance(power, (int, float)) or not power > 0:
-        raise ValueError(f'power must be > 0, got {power!r}')
+    check_number(name, value_max, at_least=0)
+    check_number('power', power, above=0)
 
 
 def schedule_value(

@@ -23,6 +23,7 @@ from mmengine.dataset import force_full_init
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
+from ..core import check_number
 from .utils import dataset_labels, dataset_num_classes
 
 __all__ = ['PROFILES', 'long_tail_counts', 'LongTailDataset']
@@ -32,15 +33,7 @@ SPLITS = ('train', 'heldout')
 
 
 def _check_imbalance_factor(imbalance_factor: float) -> float:
-    if (
-        isinstance(imbalance_factor, bool)
-        or not isinstance(imbalance_factor, (int, float))
-        or not math.isfinite(imbalance_factor)
-    ):
-        raise ValueError(
-            'imbalance_factor must be a finite number >= 1 '
-            f'(n_max / n_min), got {imbalance_factor!r}'
-        )
+    check_number('imbalance_factor (n_max / n_min)', imbalance_factor)
     if imbalance_factor < 1:
         raise ValueError(
             f'imbalance_factor must be >= 1 (n_max / n_min), got '

@@ -2,36 +2,18 @@
 
 from typing import List, Optional
 
-import numpy as np
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmpretrain.registry import DATASETS, HOOKS
 
 from ..core import check_class_counts
-from ..runtime import set_train_class_counts
+from ..runtime import (
+    count_dataset_labels,
+    resolve_class_counts,
+    set_train_class_counts,
+)
 
 __all__ = ['ClassCountsHook', 'count_dataset_labels']
-
-
-def count_dataset_labels(dataset) -> List[int]:
-    """Per-class image counts of a (possibly wrapped) mmpretrain dataset.
-
-    ``metainfo['class_counts']`` wins where a dataset provides it (the
-    long-tail wrapper and split readers do); otherwise the ground-truth
-    labels are counted, over ``len(metainfo['classes'])`` classes when known.
-    """
-    metainfo = getattr(dataset, 'metainfo', {}) or {}
-    if metainfo.get('class_counts') is not None:
-        return [int(c) for c in metainfo['class_counts']]
-    if not hasattr(dataset, 'get_gt_labels'):
-        raise TypeError(
-            f'cannot count the labels of {type(dataset).__name__}: it has '
-            "neither metainfo['class_counts'] nor get_gt_labels(); pass "
-            'class_counts explicitly.'
-        )
-    labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
-    classes = metainfo.get('classes')
-    minlength = len(classes) if classes else 0
-    return np.bincount(labels, minlength=minlength).tolist()
 
 
 @HOOKS.register_module()
@@ -41,7 +23,10 @@ class ClassCountsHook(Hook):
     The Gradual Balanced Loss, the feature generator and the many / medium /
     few metric read the counts of the set the stage trains on (never val or
     test, METHOD.md stage one item 3). In a test-only run the training
-    dataset is built from the config just to be counted. glag_mm's
+    dataset is built from the config just to be counted. Before training,
+    every training label is checked against [0, C), C the head's
+    ``num_classes``: the first sample outside is reported with its dataset
+    (:func:`glag_mm.runtime.resolve_class_counts`). glag_mm's
     ``tools/train.py`` and ``tools/test.py`` add this hook when a config
     lacks it.
 
@@ -62,6 +47,8 @@ class ClassCountsHook(Hook):
         loop = runner._train_loop
         if loop is not None and not isinstance(loop, dict):
             return loop.dataloader.dataset
+        if self.class_counts is not None:
+            return None  # a test-only run with explicit counts: no need
         cfg = runner.cfg.get('train_dataloader')
         if not cfg:
             return None
@@ -71,17 +58,24 @@ class ClassCountsHook(Hook):
         )
 
     def before_run(self, runner) -> None:
-        counts = self.class_counts
-        if counts is None:
-            dataset = self._training_dataset(runner)
-            if dataset is None:
-                runner.logger.warning(
-                    'ClassCountsHook: no training dataset in the config; '
-                    'class counts are not published.'
-                )
-                return
-            counts = count_dataset_labels(dataset)
-        check_class_counts(counts, owner='training dataset')
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        head = getattr(model, 'head', None)
+        num_classes = getattr(head, 'num_classes', None)
+        dataset = self._training_dataset(runner)
+        if dataset is None and self.class_counts is None:
+            runner.logger.warning(
+                'ClassCountsHook: no training dataset in the config; '
+                'class counts are not published.'
+            )
+            return
+        # labels outside [0, num_classes) are reported here, before training
+        counts = resolve_class_counts(
+            self.class_counts,
+            num_classes if isinstance(num_classes, int) else None,
+            dataset=dataset,
+            owner='ClassCountsHook',
+        )
         set_train_class_counts(counts)
         # size count-dependent buffers now, before hooks such as EMAHook
         # copy the model (VERY_HIGH priority runs first)

@@ -3,6 +3,8 @@
 # ImageNet_LT_val (20 per class), test on ImageNet_LT_test (50 per class).
 # data_root: the ImageNet folder holding train/ and val/, with the lists in
 # data_root/meta. Batch 512 = 8 GPUs x 64. Pipelines: mmpretrain's ImageNet.
+# The Places-LT and iNaturalist 2018 bases inherit this one and change the
+# dataset type, data_root and the three lists.
 _base_ = ['mmpretrain::_base_/datasets/imagenet_bs64.py']
 
 dataset_type = 'ImageNetLT'

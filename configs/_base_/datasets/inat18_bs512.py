@@ -2,32 +2,14 @@
 # class), the split lists of the long-tail literature (its val set, 24,426
 # images, is the test set). data_root: the folder holding train_val2018/,
 # with the lists in data_root/meta (the official train2018.json /
-# val2018.json also work as ann_file). Batch 512 = 8 GPUs x 64.
-# Pipelines: mmpretrain's ImageNet ones.
-_base_ = ['mmpretrain::_base_/datasets/imagenet_bs64.py']
+# val2018.json also work as ann_file). Otherwise as imagenetlt_bs512.py
+# (batch 512 = 8 GPUs x 64, mmpretrain's ImageNet pipelines).
+_base_ = ['./imagenetlt_bs512.py']
 
 dataset_type = 'INaturalist2018'
 data_root = 'data/inat2018'
+__split = dict(type=dataset_type, data_root=data_root)
 
-train_dataloader = dict(
-    batch_size=64,
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='meta/iNaturalist18_train.txt',
-        pipeline={{_base_.train_pipeline}}),
-)
-val_dataloader = dict(
-    batch_size=64,
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='meta/iNaturalist18_val.txt',
-        pipeline={{_base_.test_pipeline}}),
-)
-val_evaluator = dict(_delete_=True, type='LongTailAccuracy')
-
+train_dataloader = dict(dataset=dict(__split, ann_file='meta/iNaturalist18_train.txt'))
+val_dataloader = dict(dataset=dict(__split, ann_file='meta/iNaturalist18_val.txt'))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator

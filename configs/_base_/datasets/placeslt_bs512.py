@@ -2,40 +2,14 @@
 # (4,980 to 5 per class), the published split lists; validation on
 # Places_LT_val (20 per class), test on Places_LT_test (100 per class).
 # data_root: the Places365 folder holding the images the lists name, with
-# the lists in data_root/meta. Batch 512 = 8 GPUs x 64. Pipelines:
-# mmpretrain's ImageNet ones.
-_base_ = ['mmpretrain::_base_/datasets/imagenet_bs64.py']
+# the lists in data_root/meta. Otherwise as imagenetlt_bs512.py (batch 512 =
+# 8 GPUs x 64, mmpretrain's ImageNet pipelines).
+_base_ = ['./imagenetlt_bs512.py']
 
 dataset_type = 'PlacesLT'
 data_root = 'data/places365'
+__split = dict(type=dataset_type, data_root=data_root)
 
-train_dataloader = dict(
-    batch_size=64,
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='meta/Places_LT_train.txt',
-        pipeline={{_base_.train_pipeline}}),
-)
-val_dataloader = dict(
-    batch_size=64,
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='meta/Places_LT_val.txt',
-        pipeline={{_base_.test_pipeline}}),
-)
-val_evaluator = dict(_delete_=True, type='LongTailAccuracy')
-
-test_dataloader = dict(
-    batch_size=64,
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='meta/Places_LT_test.txt',
-        pipeline={{_base_.test_pipeline}}),
-)
-test_evaluator = val_evaluator
+train_dataloader = dict(dataset=dict(__split, ann_file='meta/Places_LT_train.txt'))
+val_dataloader = dict(dataset=dict(__split, ann_file='meta/Places_LT_val.txt'))
+test_dataloader = dict(dataset=dict(__split, ann_file='meta/Places_LT_test.txt'))

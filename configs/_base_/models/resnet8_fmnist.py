@@ -1,18 +1,8 @@
-# A small CIFAR-style ResNet for the Fashion-MNIST demo on a CPU: depth 8
-# (one basic block per stage), stages of 8/16/32 channels, grayscale input,
-# about 19k parameters.
+# A small CIFAR-style ResNet for the Fashion-MNIST demo on a CPU: the
+# ResNet-32 base at depth 8 (one basic block per stage), stages of 8/16/32
+# channels, grayscale input, 10 classes; about 19k parameters.
+_base_ = ['./resnet32_cifar.py']
+
 model = dict(
-    type='ImageClassifier',
-    backbone=dict(
-        type='CifarResNet',
-        depth=8,
-        in_channels=1,
-        stage_channels=(8, 16, 32)),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=10,
-        in_channels=32,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, ),
-    ))
+    backbone=dict(depth=8, in_channels=1, stage_channels=(8, 16, 32)),
+    head=dict(num_classes=10, in_channels=32))

@@ -11,40 +11,12 @@ data_root = 'data/cifar10'
 data_preprocessor = dict(to_rgb=True)  # as stage one: cv2 decodes to BGR
 jpg_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 
-train_dataloader = dict(
-    num_workers=1,
-    dataset=dict(
-        dataset=dict(
-            _delete_=True,
-            type='CustomDataset',
-            data_root=data_root,
-            data_prefix='train',
-            pipeline=jpg_pipeline,
-        )
-    ),
-)
-val_dataloader = dict(
-    num_workers=1,
-    dataset=dict(
-        dataset=dict(
-            _delete_=True,
-            type='CustomDataset',
-            data_root=data_root,
-            data_prefix='train',
-            pipeline=jpg_pipeline,
-        )
-    ),
-)
-test_dataloader = dict(
-    num_workers=1,
-    dataset=dict(
-        _delete_=True,
-        type='CustomDataset',
-        data_root=data_root,
-        data_prefix='test',
-        pipeline=jpg_pipeline,
-    ),
-)
+# the JPEG tree in place of the CIFAR10 pickles, under the long-tail
+# wrappers of training and held-out validation, and for the test
+__tree = dict(_delete_=True, type='CustomDataset', data_root=data_root, pipeline=jpg_pipeline)
+train_dataloader = dict(num_workers=1, dataset=dict(dataset=dict(__tree, data_prefix='train')))
+val_dataloader = dict(num_workers=1, dataset=dict(dataset=dict(__tree, data_prefix='train')))
+test_dataloader = dict(num_workers=1, dataset=dict(__tree, data_prefix='test'))
 test_evaluator = dict(type='LongTailAccuracy', rebalance_tau=1.0)
 
 train_cfg = dict(max_epochs=10, val_interval=1)

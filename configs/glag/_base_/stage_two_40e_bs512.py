@@ -1,23 +1,10 @@
 # Stage two on ImageNet-LT, Places-LT and iNaturalist 2018 (METHOD.md, the
 # paper's training recipes): only the classifier trains, for 40 "generation
-# epochs" [paper], with SGD, momentum 0.9, weight decay 5e-4 and cosine
-# annealing to 0 per iteration [paper]; lr 0.2 at batch 512 (8 x 64), no
-# warm-up [ours]. Validation after every epoch: the adaptive confidence of
-# AFG is updated from it.
-optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=5e-4))
+# epochs" [paper], with the stage-one recipe's SGD (momentum 0.9, weight decay
+# 5e-4) and cosine annealing to 0 per iteration [paper]; lr 0.2 at batch 512
+# (8 x 64), no warm-up [ours]. Validation after every epoch: the adaptive
+# confidence of AFG is updated from it.
+_base_ = ['../../_base_/schedules/imagenetlt_200e.py']
 
-param_scheduler = dict(
-    type='CosineAnnealingLR',
-    T_max=40,
-    eta_min=0.0,
-    by_epoch=True,
-    begin=0,
-    end=40,
-    convert_to_iter_based=True)
-
-train_cfg = dict(by_epoch=True, max_epochs=40, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
-
-auto_scale_lr = dict(base_batch_size=512)
+param_scheduler = dict(T_max=40, end=40)
+train_cfg = dict(max_epochs=40, val_interval=1)

@@ -1,6 +1,5 @@
 """Linear classifier head trained with the Feature-Balanced Loss (FBL)."""
 
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -9,15 +8,18 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ...core import check_class_counts, check_schedule, schedule_value
+from ...core import (
+    check_number,
+    check_schedule,
+    schedule_value,
+)
 from ...core.fbl import (
     CURRICULA,
     authors_curriculum,
     fbl_adjust_logits,
     fbl_class_strength,
 )
-from ...runtime import get_train_class_counts, training_progress
-from ..losses.gradual_balanced_loss import missing_class_counts_error
+from ...runtime import resolve_class_counts, training_progress
 
 __all__ = ['FBLHead']
 
@@ -89,12 +91,7 @@ class FBLHead(LinearClsHead):
             )
         if curriculum != 'authors':
             check_schedule(curriculum, 1.0, power)
-        if not isinstance(fbl_lambda, (int, float)) or not (
-            math.isfinite(fbl_lambda) and fbl_lambda >= 0
-        ):
-            raise ValueError(
-                f'fbl_lambda must be a finite number >= 0, got {fbl_lambda!r}'
-            )
+        check_number('fbl_lambda', fbl_lambda, at_least=0, owner='FBLHead')
         if max_epochs is not None and not (
             isinstance(max_epochs, int) and max_epochs > 10
         ):
@@ -102,20 +99,16 @@ class FBLHead(LinearClsHead):
                 'max_epochs must be None (read from the runner) or an '
                 f"integer > 10 for the authors' curriculum, got {max_epochs!r}"
             )
-        if not isinstance(eps, (int, float)) or not eps > 0:
-            raise ValueError(f'eps must be > 0, got {eps!r}')
+        check_number('eps', eps, above=0, owner='FBLHead')
         self.fbl_lambda = float(fbl_lambda)
         self.curriculum = curriculum
         self.power = float(power)
         self.max_epochs = max_epochs
         self.eps = float(eps)
         self.current_curriculum = 0.0
-        counts = torch.zeros(num_classes)
+        self.register_buffer('class_counts', torch.zeros(num_classes))
         if class_counts is not None:
-            counts = check_class_counts(
-                class_counts, num_classes, owner='FBLHead'
-            ).float()
-        self.register_buffer('class_counts', counts, persistent=True)
+            self.init_class_counts(class_counts)
 
     @property
     def has_class_counts(self) -> bool:
@@ -125,18 +118,17 @@ class FBLHead(LinearClsHead):
     def init_class_counts(self, class_counts: Sequence[int]) -> None:
         """Set the class counts unless they are already known."""
         if not self.has_class_counts:
-            counts = check_class_counts(
+            counts = resolve_class_counts(
                 class_counts, self.num_classes, owner='FBLHead'
             )
-            self.class_counts.copy_(counts.to(self.class_counts))
+            self.class_counts.copy_(torch.tensor(counts))
 
     def class_strength(self) -> torch.Tensor:
         """lambda~ (C,), reading the training counts on first use."""
         if not self.has_class_counts:
-            counts = get_train_class_counts()
-            if counts is None:
-                raise missing_class_counts_error('FBLHead')
-            self.init_class_counts(counts)
+            self.init_class_counts(
+                resolve_class_counts(None, self.num_classes, owner='FBLHead')
+            )
         return fbl_class_strength(self.class_counts.cpu()).to(
             self.class_counts.device
         )

@@ -17,6 +17,8 @@ import torch.nn as nn
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 
+from ...core import check_number
+
 __all__ = ['LWSHead']
 
 
@@ -59,10 +61,7 @@ class LWSHead(LinearClsHead):
             init_cfg=init_cfg,
             **kwargs,
         )
-        if not isinstance(init_scale, (int, float)) or not init_scale > 0:
-            raise ValueError(
-                f'LWSHead: init_scale must be a number > 0, got {init_scale!r}'
-            )
+        check_number('init_scale', init_scale, above=0, owner='LWSHead')
         for param in self.fc.parameters():
             param.requires_grad = False
         self.scales = nn.Parameter(

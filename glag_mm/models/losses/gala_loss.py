@@ -1,13 +1,12 @@
 """Gradient-Aware Logit Adjustment loss (GALA)."""
 
-import math
 from typing import Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from ...core.checks import check_number
 from ...core.gala import (
     PHI_MODES,
     all_reduce_sum,
@@ -15,17 +14,14 @@ from ...core.gala import (
     gala_increments,
     update_running_statistic,
 )
-from ...core.logit_adjustment import (
-    REDUCTIONS,
-    cross_entropy_per_sample,
-    weight_reduce,
-)
+from ...core.logit_adjustment import cross_entropy_per_sample, weight_reduce
+from .base import AdjustedCrossEntropyBase
 
 __all__ = ['GALALoss']
 
 
 @MODELS.register_module()
-class GALALoss(nn.Module):
+class GALALoss(AdjustedCrossEntropyBase):
     """Cross-entropy on gradient-aware adjusted logits.
 
     METHOD.md, "Sibling losses", GALA (Zhang et al., arXiv 2403.09036). For
@@ -84,42 +80,21 @@ class GALALoss(nn.Module):
         loss_weight: float = 1.0,
         reduction: str = 'mean',
     ) -> None:
-        super().__init__()
-        if not isinstance(num_classes, int) or num_classes <= 0:
-            raise ValueError(
-                f"num_classes must be a positive integer (the head's "
-                f'num_classes), got {num_classes!r}'
-            )
-        for name, value in (('lambda1', lambda1), ('lambda2', lambda2)):
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(
-                    f'{name} must be a finite number, got {value!r}'
-                )
+        super().__init__(num_classes, loss_weight, reduction)
+        check_number('lambda1', lambda1, owner='GALALoss')
+        check_number('lambda2', lambda2, owner='GALALoss')
         if phi_mode not in PHI_MODES:
             raise ValueError(
                 f'phi_mode must be one of {PHI_MODES}, got {phi_mode!r}'
             )
-        if momentum is not None and not (
-            isinstance(momentum, (int, float)) and 0 < momentum <= 1
-        ):
-            raise ValueError(
-                'momentum must be None (running sum) or a number in (0, 1] '
-                f'(EMA weight of each new step), got {momentum!r}'
-            )
-        if not isinstance(eps, (int, float)) or not eps > 0:
-            raise ValueError(f'eps must be > 0, got {eps!r}')
-        if reduction not in REDUCTIONS:
-            raise ValueError(
-                f'reduction must be one of {REDUCTIONS}, got {reduction!r}'
-            )
-        self.num_classes = num_classes
+        if momentum is not None:  # None: running sums
+            check_number('momentum', momentum, above=0, at_most=1)
+        check_number('eps', eps, above=0, owner='GALALoss')
         self.lambda1 = float(lambda1)
         self.lambda2 = float(lambda2)
         self.phi_mode = phi_mode
         self.momentum = None if momentum is None else float(momentum)
         self.eps = float(eps)
-        self.loss_weight = float(loss_weight)
-        self.reduction = reduction
         zeros = torch.zeros(num_classes, dtype=torch.float64)
         self.register_buffer('pos_grad', zeros.clone(), persistent=True)
         self.register_buffer('neg_grad', zeros.clone(), persistent=True)
@@ -151,44 +126,9 @@ class GALALoss(nn.Module):
         update_running_statistic(self.pos_grad, increments[:c], self.momentum)
         update_running_statistic(self.neg_grad, increments[c:], self.momentum)
 
-    def forward(
-        self,
-        cls_score: torch.Tensor,
-        label: torch.Tensor,
-        weight: Optional[torch.Tensor] = None,
-        avg_factor: Optional[float] = None,
-        reduction_override: Optional[str] = None,
-        **kwargs,
-    ) -> torch.Tensor:
-        """Loss of logits ``cls_score`` (N, C) against ``label``.
-
-        Args:
-            cls_score: logits z, (N, C).
-            label: class indices (N,) or soft targets (N, C).
-            weight: optional per-sample weights (N,) (the loss only; the
-                statistics count every sample once).
-            avg_factor: divide the summed loss by this ('mean').
-            reduction_override: 'none', 'mean' or 'sum' for this call.
-
-        Returns:
-            torch.Tensor: ``loss_weight`` times the reduced loss.
-        """
-        if kwargs:
-            raise TypeError(
-                f'GALALoss.forward got unexpected arguments {sorted(kwargs)}'
-            )
-        if reduction_override not in (None, *REDUCTIONS):
-            raise ValueError(
-                f'reduction_override must be None or one of {REDUCTIONS}, '
-                f'got {reduction_override!r}'
-            )
-        if cls_score.ndim != 2 or cls_score.shape[-1] != self.num_classes:
-            raise ValueError(
-                f'GALALoss: logits of shape {tuple(cls_score.shape)} but '
-                f"num_classes={self.num_classes}; set the loss's "
-                "num_classes to the head's"
-            )
-        reduction = reduction_override or self.reduction
+    def adjusted_loss(self, cls_score, label, weight, reduction, avg_factor):
+        """The loss on z' (the statistics count every sample once, whatever
+        its ``weight``); updates them in training mode."""
         classes = self._class_of_each_row(label, cls_score.shape[0])
         adjusted = gala_adjust_logits(
             cls_score,
@@ -202,8 +142,7 @@ class GALALoss(nn.Module):
         loss = cross_entropy_per_sample(adjusted, label)
         if self.training:
             self._update_statistics(adjusted, classes)
-        loss = weight_reduce(loss, weight, reduction, avg_factor)
-        return self.loss_weight * loss
+        return weight_reduce(loss, weight, reduction, avg_factor)
 
     def extra_repr(self) -> str:
         return (

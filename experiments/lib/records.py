@@ -35,6 +35,9 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
+import pandas as pd
+
 from .spec import ExperimentSpec, RunSpec
 
 __all__ = [
@@ -99,17 +102,13 @@ def load_records(results_dir: str) -> Dict[str, List[dict]]:
 
 def mean_std(values: Sequence[Optional[float]]):
     """(mean, sample std, n) over the finite values; std None for n < 2."""
-    xs = [
-        float(v) for v in values if v is not None and math.isfinite(float(v))
-    ]
+    xs = pd.Series([np.nan if v is None else v for v in values], dtype=float)
+    xs = xs[np.isfinite(xs)]
     n = len(xs)
     if n == 0:
         return None, None, 0
-    mean = sum(xs) / n
-    if n < 2:
-        return mean, None, n
-    var = sum((x - mean) ** 2 for x in xs) / (n - 1)
-    return mean, math.sqrt(var), n
+    std = float(xs.std(ddof=1)) if n > 1 else None
+    return float(xs.mean()), std, n
 
 
 @dataclass

@@ -196,10 +196,12 @@ def _check_epochs(run: RunSpec, info: ConfigInfo) -> None:
 
 
 def _has_checkpoint(work_dir: str) -> bool:
+    from glag_mm.apis import STAGE_DONE_FILE
+
     return bool(
         glob.glob(osp.join(work_dir, 'last_checkpoint'))
         or glob.glob(osp.join(work_dir, '*', 'last_checkpoint'))
-        or glob.glob(osp.join(work_dir, '*', 'stage_done.json'))
+        or glob.glob(osp.join(work_dir, '*', STAGE_DONE_FILE))
     )
 
 
@@ -354,20 +356,18 @@ def _call(cmd: List[str], log: str, ctx: Context) -> Tuple[int, float]:
 
 
 def final_checkpoint(job: Job, ctx: Context) -> str:
-    """The last checkpoint the training left (root-relative if inside)."""
-    if job.info.last_stage is not None:
-        done = osp.join(job.work_dir, job.info.last_stage, 'stage_done.json')
-        if not osp.isfile(done):
-            raise ExperimentError(f'{job.title}: no {done} after training')
-        return ctx.rel(read_json(done)['checkpoint'])
-    record = osp.join(job.work_dir, 'last_checkpoint')
-    if not osp.isfile(record):
+    """The final checkpoint the training left (root-relative if inside)."""
+    from glag_mm.apis import finished_checkpoint
+
+    with _cwd(ctx.root):
+        path = finished_checkpoint(job.work_dir, job.run.config)
+    if path is None:
         raise ExperimentError(
-            f'{job.title}: training left no checkpoint ({record} is missing;'
-            ' does the config have a CheckpointHook?)'
+            f'{job.title}: training left no final checkpoint in '
+            f'{job.work_dir} (no stage_done.json there or in its last '
+            'stage)'
         )
-    with open(record) as f:
-        return ctx.rel(f.read().strip())
+    return ctx.rel(path)
 
 
 # --------------------------------------------------------------- records

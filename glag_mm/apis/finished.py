@@ -1,0 +1,86 @@
+"""What a finished training leaves: ``stage_done.json`` and its checkpoint.
+
+The one place of two rules the tools share:
+
+* :func:`final_checkpoint`: a run's final checkpoint is the last one it
+  saved (mmengine's ``last_ckpt``, else the work_dir's ``last_checkpoint``
+  record); a run that saved none gets ``final.pth`` saved now.
+* the stage-finished marker ``stage_done.json`` in the work_dir of a stage
+  (or of a plain config): written by :func:`write_stage_done` after
+  ``runner.train()`` returns, removed by :func:`clear_stage_done` before a
+  run starts, read by :func:`read_stage_done`.
+"""
+
+import json
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.dist import barrier, is_main_process
+from mmengine.runner import Runner
+
+__all__ = [
+    'STAGE_DONE_FILE',
+    'final_checkpoint',
+    'recorded_checkpoint',
+    'read_stage_done',
+    'write_stage_done',
+    'clear_stage_done',
+]
+
+STAGE_DONE_FILE = 'stage_done.json'
+
+
+def recorded_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint mmengine's ``last_checkpoint`` record names, or None."""
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        return None
+    with open(record) as f:
+        return f.read().strip() or None
+
+
+def final_checkpoint(runner: Runner) -> str:
+    """Path of the last checkpoint the run saved (saved now if none was)."""
+    path = runner.message_hub.get_info('last_ckpt')
+    if path is None:
+        path = recorded_checkpoint(runner.work_dir)
+    if path is None:
+        filename = 'final.pth'
+        runner.save_checkpoint(runner.work_dir, filename)
+        barrier()
+        path = osp.join(runner.work_dir, filename)
+    return path
+
+
+def read_stage_done(stage_dir: str) -> Optional[dict]:
+    """The marker of a finished stage, or None if it has not finished."""
+    path = osp.join(stage_dir, STAGE_DONE_FILE)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def clear_stage_done(stage_dir: str) -> None:
+    path = osp.join(stage_dir, STAGE_DONE_FILE)
+    if is_main_process() and osp.isfile(path):
+        os.remove(path)
+
+
+def write_stage_done(name: str, config: str, runner: Runner) -> dict:
+    record = dict(
+        stage=name,
+        config=config,
+        checkpoint=final_checkpoint(runner),
+        best_checkpoint=runner.message_hub.get_info('best_ckpt'),
+        epoch=runner.epoch,
+        iter=runner.iter,
+    )
+    if is_main_process():
+        path = osp.join(runner.work_dir, STAGE_DONE_FILE)
+        with open(path + '.tmp', 'w') as f:
+            json.dump(record, f, indent=2)
+        os.replace(path + '.tmp', path)
+    barrier()
+    return record

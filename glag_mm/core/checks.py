@@ -1,0 +1,88 @@
+"""Argument checks shared by every constructor of the plugin.
+
+One helper, so that every numeric setting is refused the same way: with its
+name, the range it must lie in and the value that was given.
+"""
+
+import math
+import numbers
+from typing import Any, Optional
+
+__all__ = ['check_number', 'check_integer']
+
+
+def _refuse(name, value, kind, bounds, owner):
+    prefix = f'{owner}: ' if owner else ''
+    rule = ' and '.join(bounds)
+    return ValueError(
+        f'{prefix}{name} must be {kind}{" " + rule if rule else ""}, '
+        f'got {value!r}'
+    )
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    above: Optional[float] = None,
+    at_least: Optional[float] = None,
+    at_most: Optional[float] = None,
+    owner: str = '',
+) -> float:
+    """Return ``float(value)`` if it is a finite number in range, else raise.
+
+    Args:
+        name: the setting, as the user types it (``'eps'``, ``'tau_max'``).
+        value: what was given. ``bool`` is refused although it is an
+            ``int``; so are NaN and infinities.
+        above: exclusive lower bound, if any.
+        at_least: inclusive lower bound, if any.
+        at_most: inclusive upper bound, if any.
+        owner: the class the setting belongs to, prefixed to the message.
+
+    Raises:
+        ValueError: e.g. ``"GALALoss: eps must be a finite number > 0, got
+            0"``.
+    """
+    bounds = []
+    if above is not None:
+        bounds.append(f'> {above:g}')
+    if at_least is not None:
+        bounds.append(f'>= {at_least:g}')
+    if at_most is not None:
+        bounds.append(f'<= {at_most:g}')
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (above is None or value > above)
+        and (at_least is None or value >= at_least)
+        and (at_most is None or value <= at_most)
+    )
+    if not ok:
+        raise _refuse(name, value, 'a finite number', bounds, owner)
+    return float(value)
+
+
+def check_integer(
+    name: str,
+    value: Any,
+    *,
+    at_least: Optional[int] = None,
+    owner: str = '',
+) -> int:
+    """Return ``int(value)`` for an integer (not ``bool``) >= ``at_least``.
+
+    Raises:
+        ValueError: e.g. ``"GALALoss: num_classes must be an integer >= 1,
+            got 0"``.
+    """
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Integral)
+        and (at_least is None or value >= at_least)
+    )
+    if not ok:
+        bounds = [] if at_least is None else [f'>= {at_least}']
+        raise _refuse(name, value, 'an integer', bounds, owner)
+    return int(value)
