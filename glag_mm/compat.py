@@ -69,8 +69,10 @@ def load_from_local(filename: str, map_location=None):
 
 def loader_needs_replacing(loader: Optional[Callable]) -> bool:
     """Whether a local checkpoint loader lacks ``weights_only=True``."""
-    if loader is None or loader is load_from_local:
-        return loader is None
+    if loader is load_from_local:
+        return False
+    if loader is None:
+        return True
     try:
         source = inspect.getsource(loader)
     except (OSError, TypeError):  # no source: assume the unsafe default
