@@ -1,0 +1,436 @@
+"""Choose a config's settings on the validation split, then test once.
+
+    python tools/select_settings.py CONFIG [--spec SPEC.py]
+        [--grid KEY=V1,V2 ...] [--cfg-options stage_one_checkpoint=PATH ...]
+        [--criterion lt/top1] [--search grid|coordinate] [--max-runs N]
+        [--work-dir DIR] [--dry-run]
+
+Each point of the grid trains CONFIG with ``tools/train.py`` in a
+subprocess (``DIR/points/<k>``, its config in ``config.py`` there); the
+score of a point is the criterion (default ``lt/top1``; ``class_mean`` is
+``lt/class_mean``; any scalar the validation logs) at its final validation.
+The best point wins (ties: the first in grid order) and only its final
+checkpoint is tested, once, with ``tools/test.py``. ``DIR/selection.json``
+and ``selection.md`` record the grid, every point's validation scores, the
+chosen setting, its test metrics and the budget (runs, wall time); there is
+no test number of any other point, since no other point is ever tested.
+
+A grid axis is a config key with its values, or a name whose values are
+dicts of key -> value changed together (e.g. epochs with the scheduler's
+``T_max`` / ``end``). A list in a key is indexed by position or by the
+``type`` of its entry: ``custom_hooks.GLAGDistillHook.temperature``.
+``--search grid`` trains the product of the axes; ``coordinate`` starts
+from every axis's first value and goes through the axes in order, keeping
+each axis at its best value (1 + sum(k_i - 1) runs). More runs than
+``--max-runs`` are refused before anything trains. A FeatureCacheHook
+without ``cache_dir`` gets ``DIR/feature_cache``, so the frozen trunk runs
+once for all points. A config whose validation set is its test set is
+refused. A spec file (``experiments/selection/*.py``) may set ``grid``,
+``cfg_options``, ``criterion``, ``search`` and ``max_runs``; the command
+line wins. A point with a ``point.json`` from an earlier call is reused.
+"""
+
+import argparse
+import itertools
+import json
+import math
+import os
+import os.path as osp
+import runpy
+import subprocess
+import sys
+import time
+from copy import deepcopy
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:  # a checkout without `pip install -e .`
+    sys.path.insert(0, REPO)
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+import glag_mm  # noqa: E402, F401  (applies the compat fixes)
+from glag_mm.apis import (  # noqa: E402
+    ConfigError,
+    is_multi_stage,
+    resolve_stage_one_checkpoint,
+)
+
+ALIASES = {'top1': 'lt/top1', 'class_mean': 'lt/class_mean'}
+SPEC_KEYS = ('grid', 'cfg_options', 'criterion', 'search', 'max_runs')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('config', help='a single-stage (e.g. stage-two) config')
+    p.add_argument('--spec', help='Python file: grid, cfg_options, ...')
+    p.add_argument('--grid', nargs='+', action=DictAction, metavar='K=V,V')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    p.add_argument('--criterion', help='validation metric (lt/top1)')
+    p.add_argument('--search', choices=['grid', 'coordinate'])
+    p.add_argument('--max-runs', type=int, help='training runs at most')
+    p.add_argument('--work-dir', help='default ./work_dirs/select_<config>')
+    p.add_argument('--dry-run', action='store_true', help='only the plan')
+    return p.parse_args(argv)
+
+
+def load_settings(args) -> dict:
+    """Spec file values, overridden by the command line's."""
+    spec = {k: None for k in SPEC_KEYS}
+    if args.spec:
+        values = runpy.run_path(args.spec)
+        spec.update({k: values[k] for k in SPEC_KEYS if k in values})
+    grid = list(dict(spec['grid'] or {}).items())
+    for key, values in (args.grid or {}).items():
+        grid = [(k, v) for k, v in grid if k != key] + [(key, values)]
+    axes = [
+        (k, list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in grid
+    ]
+    if not axes or any(not values for _, values in axes):
+        raise ConfigError('give a grid: --grid KEY=V1,V2 or --spec FILE')
+    options = dict(spec['cfg_options'] or {}, **(args.cfg_options or {}))
+    criterion = args.criterion or spec['criterion'] or 'lt/top1'
+    return dict(
+        axes=axes,
+        cfg_options=options,
+        criterion=ALIASES.get(criterion, criterion),
+        search=args.search or spec['search'] or 'grid',
+        max_runs=args.max_runs or spec['max_runs'],
+    )
+
+
+def resolve_key(cfg, key: str) -> str:
+    """``a.HookType.b`` -> ``a.<index>.b`` (list entries named by type)."""
+    node, parts = (cfg.to_dict() if isinstance(cfg, Config) else cfg), []
+    for part in key.split('.'):
+        if isinstance(node, (list, tuple)) and not part.isdigit():
+            found = [i for i, e in enumerate(node) if _type(e) == part]
+            if len(found) != 1:
+                names = [_type(e) for e in node]
+                raise ConfigError(
+                    f'{key}: the list holds {names}, so {part!r} names '
+                    f'{len(found)} entries; use an index or one type.'
+                )
+            part = str(found[0])
+        parts.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, (list, tuple)) and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            node = None
+    return '.'.join(parts)
+
+
+def _type(entry) -> str:
+    kind = entry.get('type', '') if isinstance(entry, dict) else ''
+    return str(getattr(kind, '__name__', kind)).split('.')[-1]
+
+
+def point_options(axes, choice) -> dict:
+    """The config options of one point (choice: a value index per axis)."""
+    options = {}
+    for (name, values), index in zip(axes, choice):
+        value = values[index]
+        options.update(value if isinstance(value, dict) else {name: value})
+    return options
+
+
+def sources(dataset, outer=()) -> list:
+    """What a dataset config reads: per leaf dataset, its files (its
+    ``ann_file`` and ``data_prefix``; without ``ann_file``, its type,
+    ``split`` and ``test_mode``) and the ``split`` of each wrapper."""
+    if not isinstance(dataset, dict):
+        return []
+    inner = dataset.get('dataset') or dataset.get('datasets')
+    if inner is not None:
+        inner = inner if isinstance(inner, (list, tuple)) else [inner]
+        outer = (*outer, dataset.get('split'))
+        return [s for d in inner for s in sources(d, outer)]
+    root = osp.abspath(str(dataset.get('data_root', '')))
+    prefix = str(dataset.get('data_prefix', ''))
+    if dataset.get('ann_file'):
+        ann = osp.normpath(osp.join(root, str(dataset['ann_file'])))
+        return [(outer, 'ann_file', ann, prefix)]
+    split = (dataset.get('split'), bool(dataset.get('test_mode')))
+    return [(outer, _type(dataset), root, prefix, split)]
+
+
+def check_config(cfg, path: str) -> None:
+    """Refuse configs that would choose on the test split (or cannot)."""
+    if is_multi_stage(cfg):
+        raise ConfigError(
+            f'{path} names stages; pass the stage-two config with '
+            '--cfg-options stage_one_checkpoint=PATH.'
+        )
+    val = cfg.get('val_dataloader') or {}
+    if not val.get('dataset') or cfg.get('val_cfg') is None:
+        raise ConfigError(
+            f'{path} has no validation (val_dataloader / val_cfg): add a '
+            "held-out split, e.g. LongTailDataset(split='heldout')."
+        )
+    test = (cfg.get('test_dataloader') or {}).get('dataset')
+    shared = set(sources(val['dataset'])) & set(sources(test))
+    if shared:
+        raise ConfigError(
+            f'{path}: val_dataloader reads the test split ({sorted(shared)});'
+            ' choosing settings on it would tune on test. Point '
+            'val_dataloader at a held-out split (e.g. '
+            "LongTailDataset(split='heldout') or the benchmark's val list)."
+        )
+
+
+def final_validation(work_dir: str, criterion: str) -> dict:
+    """The scalars of the last validation in the run's newest json log."""
+    logs = sorted(
+        osp.join(work_dir, d, 'vis_data', 'scalars.json')
+        for d in os.listdir(work_dir)
+        if osp.isfile(osp.join(work_dir, d, 'vis_data', 'scalars.json'))
+    )
+    entries = []
+    if logs:
+        with open(logs[-1]) as f:
+            entries = [json.loads(line) for line in f if line.strip()]
+    vals = [e for e in entries if criterion in e and 'iter' not in e]
+    if not vals:
+        raise ConfigError(
+            f'no validation with {criterion!r} in {work_dir} (its '
+            'scalars.json): check the criterion against the val_evaluator '
+            'and that the visualizer has a LocalVisBackend.'
+        )
+    drop = ('data_time', 'time')
+    return {k: v for k, v in vals[-1].items() if k not in drop}
+
+
+class Selection:
+    """Trains points on demand, remembers their scores and the budget."""
+
+    def __init__(self, cfg, args, settings):
+        self.cfg, self.settings = cfg, settings
+        self.work_dir = osp.abspath(
+            args.work_dir
+            or osp.join(
+                'work_dirs',
+                'select_' + osp.splitext(osp.basename(args.config))[0],
+            )
+        )
+        self.points, self.runs, self.seconds = {}, 0, 0.0
+
+    def config_of(self, options: dict) -> Config:
+        cfg = deepcopy(self.cfg)
+        merged = dict(self.settings['cfg_options'], **options)
+        for key, value in merged.items():
+            cfg.merge_from_dict({resolve_key(cfg, key): value})
+        hooks = cfg.get('custom_hooks') or []
+        for hook in hooks:
+            if _type(hook) == 'FeatureCacheHook' and not hook.get('cache_dir'):
+                hook['cache_dir'] = osp.join(self.work_dir, 'feature_cache')
+        resolve_stage_one_checkpoint(deepcopy(cfg), owner=self.cfg.filename)
+        return cfg
+
+    def call(self, tool: str, argv, log: str) -> float:
+        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        env['PYTHONPATH'] = os.pathsep.join(
+            [REPO] + [p for p in [env.get('PYTHONPATH')] if p]
+        )
+        cmd = [sys.executable, osp.join(REPO, 'tools', tool), *argv]
+        start = time.perf_counter()
+        with open(log, 'a') as f:
+            f.write('$ ' + ' '.join(cmd) + '\n')
+            f.flush()
+            code = subprocess.run(cmd, env=env, stdout=f, stderr=f).returncode
+        if code != 0:
+            raise ConfigError(f'{tool} failed (exit {code}); see {log}')
+        return time.perf_counter() - start
+
+    def score(self, choice) -> float:
+        key = tuple(choice)
+        if key not in self.points:
+            self.points[key] = self.train(len(self.points), choice)
+        return self.points[key]['val'][self.settings['criterion']]
+
+    def train(self, index: int, choice) -> dict:
+        options = point_options(self.settings['axes'], choice)
+        point_dir = osp.join(self.work_dir, 'points', f'{index:03d}')
+        record_file = osp.join(point_dir, 'point.json')
+        if osp.isfile(record_file):
+            with open(record_file) as f:
+                record = json.load(f)
+            if record['options'] == json.loads(json.dumps(options)):
+                return record
+        max_runs = self.settings['max_runs']
+        if max_runs is not None and self.runs >= max_runs:
+            raise ConfigError(f'--max-runs {max_runs} spent')
+        os.makedirs(point_dir, exist_ok=True)
+        config = osp.join(point_dir, 'config.py')
+        self.config_of(options).dump(config)
+        seconds = self.call(
+            'train.py',
+            [config, '--work-dir', point_dir],
+            osp.join(point_dir, 'train.log'),
+        )
+        self.runs, self.seconds = self.runs + 1, self.seconds + seconds
+        with open(osp.join(point_dir, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+        record = dict(
+            index=index,
+            choice=list(choice),
+            options=options,
+            val=final_validation(point_dir, self.settings['criterion']),
+            checkpoint=checkpoint,
+            config=config,
+            train_seconds=round(seconds, 3),
+        )
+        _write(record_file, record)
+        return record
+
+
+def search(selection: Selection):
+    """The chosen point: the best validation score, the first on ties."""
+    axes = selection.settings['axes']
+    if selection.settings['search'] == 'grid':
+        best = None
+        for choice in itertools.product(*[range(len(v)) for _, v in axes]):
+            score = selection.score(choice)  # trains in grid order
+            if best is None or score > selection.score(best):
+                best = choice
+        return best
+    current = [0] * len(axes)
+    selection.score(current)
+    for a, (_, values) in enumerate(axes):
+        best = current
+        for i in range(1, len(values)):
+            candidate = current[:a] + [i] + current[a + 1 :]
+            if selection.score(candidate) > selection.score(best):
+                best = candidate
+        current = best
+    return tuple(current)
+
+
+def planned_runs(settings) -> int:
+    sizes = [len(values) for _, values in settings['axes']]
+    if settings['search'] == 'grid':
+        return math.prod(sizes)
+    return 1 + sum(k - 1 for k in sizes)
+
+
+def _write(path: str, record: dict) -> None:
+    with open(path + '.tmp', 'w') as f:
+        json.dump(record, f, indent=2)
+    os.replace(path + '.tmp', path)
+
+
+def write_markdown(path: str, record: dict) -> None:
+    crit = record['criterion']
+    lines = [
+        f'# Settings of {record["config"]} chosen on validation',
+        '',
+        f'Search: {record["search"]}, criterion: validation `{crit}`; '
+        f'{record["budget"]["training_runs"]} training runs '
+        f'(budget {record["budget"]["max_runs"]}), 1 test run, '
+        f'{record["budget"]["wall_seconds"] / 60:.1f} min in all.',
+        '',
+        '| point | setting | validation ' + crit + ' |',
+        '|---|---|---|',
+    ]
+    for p in record['points']:
+        mark = ' (chosen)' if p['index'] == record['chosen']['index'] else ''
+        lines.append(
+            f'| {p["index"]}{mark} | {json.dumps(p["options"])} | '
+            f'{p["val"][crit]:.2f} |'
+        )
+    test = record['test']['metrics']
+    lines += [
+        '',
+        'Test split, chosen point only: '
+        + ', '.join(
+            f'{k} {v:.2f}' for k, v in test.items() if isinstance(v, float)
+        ),
+    ]
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        settings = load_settings(args)
+        cfg = Config.fromfile(args.config)
+        check_config(cfg, args.config)
+        selection = Selection(cfg, args, settings)
+        runs = planned_runs(settings)
+        if settings['max_runs'] is not None and runs > settings['max_runs']:
+            raise ConfigError(
+                f'the {settings["search"]} search needs {runs} training runs,'
+                f' over --max-runs {settings["max_runs"]}: shrink the grid, '
+                'raise --max-runs or use --search coordinate.'
+            )
+        for name, values in settings['axes']:  # every value applies
+            for value in values:
+                selection.config_of(point_options([(name, [value])], [0]))
+        print(f'{settings["search"]} search: {runs} training runs planned')
+        if args.dry_run:
+            for name, values in settings['axes']:
+                print(f'  {name}: {values}')
+            return 0
+        chosen = search(selection)
+        best = selection.points[tuple(chosen)]
+        test_dir = osp.join(selection.work_dir, 'test')
+        os.makedirs(test_dir, exist_ok=True)
+        out = osp.join(test_dir, 'test_metrics.json')
+        test_seconds = selection.call(
+            'test.py',
+            [
+                best['config'],
+                best['checkpoint'],
+                '--work-dir',
+                test_dir,
+                '--out',
+                out,
+                '--out-item',
+                'metrics',
+            ],
+            osp.join(test_dir, 'test.log'),
+        )
+    except ConfigError as error:
+        sys.exit(f'error: {error}')
+    with open(out) as f:
+        metrics = json.load(f)
+    record = dict(
+        config=args.config,
+        criterion=settings['criterion'],
+        search=settings['search'],
+        grid=[dict(axis=n, values=v) for n, v in settings['axes']],
+        cfg_options=settings['cfg_options'],
+        points=sorted(selection.points.values(), key=lambda p: p['index']),
+        chosen=dict(
+            index=best['index'],
+            options=best['options'],
+            val=best['val'][settings['criterion']],
+        ),
+        test=dict(
+            checkpoint=best['checkpoint'],
+            metrics={
+                k: v for k, v in metrics.items() if not isinstance(v, dict)
+            },
+        ),
+        budget=dict(
+            max_runs=settings['max_runs'],
+            training_runs=selection.runs,
+            points=len(selection.points),
+            train_seconds=round(selection.seconds, 3),
+            test_seconds=round(test_seconds, 3),
+            wall_seconds=round(time.perf_counter() - start, 3),
+        ),
+    )
+    _write(osp.join(selection.work_dir, 'selection.json'), record)
+    write_markdown(osp.join(selection.work_dir, 'selection.md'), record)
+    print(
+        f'chosen point {best["index"]}: {best["options"]}; '
+        f'record: {osp.join(selection.work_dir, "selection.json")}'
+    )
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
