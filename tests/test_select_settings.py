@@ -10,11 +10,22 @@ test number of the other point.
 
 import importlib.util
 import json
+import os.path as osp
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mmengine.config import Config
 from test_tools import run_tool, write_idx
+
+from glag_mm.apis import ConfigError
+from glag_mm.apis.selection import (
+    check_heldout_validation,
+    planned_runs,
+    point_options,
+    resolve_key,
+    search,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -224,7 +235,7 @@ def test_refuses_validation_on_the_test_split(tmp_path):
     assert 'val_dataloader reads the test split' in message
     assert "split='heldout'" in message
     # the same files named through ann_file are refused as well
-    cfg = tool.Config(
+    cfg = Config(
         dict(
             val_dataloader=dict(
                 dataset=dict(
@@ -244,13 +255,13 @@ def test_refuses_validation_on_the_test_split(tmp_path):
             val_cfg=dict(),
         )
     )
-    with pytest.raises(tool.ConfigError, match='reads the test split'):
-        tool.check_config(cfg, 'cfg.py')
+    with pytest.raises(ConfigError, match='reads the test split'):
+        check_heldout_validation(cfg, 'cfg.py')
     cfg.val_dataloader.dataset.ann_file = 'meta/val.txt'
-    tool.check_config(cfg, 'cfg.py')  # a separate val list is fine
+    check_heldout_validation(cfg, 'cfg.py')  # a separate val list is fine
     cfg.val_cfg = None
-    with pytest.raises(tool.ConfigError, match='has no validation'):
-        tool.check_config(cfg, 'cfg.py')
+    with pytest.raises(ConfigError, match='has no validation'):
+        check_heldout_validation(cfg, 'cfg.py')
 
 
 def test_budget_and_options_are_checked_before_training(tmp_path):
@@ -275,14 +286,14 @@ def test_budget_and_options_are_checked_before_training(tmp_path):
 
 
 def test_hook_keys_resolve_by_type():
-    cfg = tool.Config(
+    cfg = Config(
         dict(custom_hooks=[dict(type='A'), dict(type='mmpretrain.B', t=1)])
     )
-    assert tool.resolve_key(cfg, 'custom_hooks.B.t') == 'custom_hooks.1.t'
-    assert tool.resolve_key(cfg, 'custom_hooks.0.t') == 'custom_hooks.0.t'
-    assert tool.resolve_key(cfg, 'model.head.lr') == 'model.head.lr'
+    assert resolve_key(cfg, 'custom_hooks.B.t') == 'custom_hooks.1.t'
+    assert resolve_key(cfg, 'custom_hooks.0.t') == 'custom_hooks.0.t'
+    assert resolve_key(cfg, 'model.head.lr') == 'model.head.lr'
     axes = [('lr', [0.1, 0.2]), ('epochs', [dict(e=5, t=5), dict(e=9, t=9)])]
-    assert tool.point_options(axes, (1, 0)) == dict(lr=0.2, e=5, t=5)
+    assert point_options(axes, (1, 0)) == dict(lr=0.2, e=5, t=5)
 
 
 class FakeSelection:
@@ -305,12 +316,54 @@ def test_search_order_ties_and_coordinate_steps():
     table.update({(2, 0): 60, (2, 1): 40})
     grid = FakeSelection(axes, 'grid', table)
     # (0, 1) and (1, 1) tie at 70: the first in grid order wins
-    assert tool.search(grid) == (0, 1)
+    assert search(grid) == (0, 1)
     assert grid.order == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
     coordinate = FakeSelection(axes, 'coordinate', table)
     # axis a from (0, 0): (1, 0) = 60 beats 50, (2, 0) ties: keep (1, 0);
     # then axis b: (1, 1) = 70 beats 60
-    assert tool.search(coordinate) == (1, 1)
+    assert search(coordinate) == (1, 1)
     assert coordinate.order == [(0, 0), (1, 0), (2, 0), (1, 1)]
-    assert tool.planned_runs(dict(axes=axes, search='coordinate')) == 4
-    assert tool.planned_runs(dict(axes=axes, search='grid')) == 6
+    assert planned_runs(dict(axes=axes, search='coordinate')) == 4
+    assert planned_runs(dict(axes=axes, search='grid')) == 6
+
+
+FASHION = REPO / 'configs' / 'experiments' / 'fashionmnistlt_if100'
+SHIPPED = [
+    ('afg_kd_r8.py', 'glag_stage_two.py', 11),
+    ('crt_r8.py', 'crt.py', 9),
+    ('lws_r8.py', 'lws.py', 9),
+]
+
+
+@pytest.mark.parametrize('config,spec,runs', SHIPPED)
+def test_shipped_selection_specs_apply_to_their_configs(
+    config, spec, runs, tmp_path, capsys
+):
+    checkpoint = tmp_path / 'stage_one.pth'
+    checkpoint.write_bytes(b'')  # only its existence is checked here
+    spec = REPO / 'experiments' / 'selection' / spec
+    argv = [str(FASHION / config), '--spec', str(spec), '--cfg-options']
+    argv += [f'stage_one_checkpoint={checkpoint}', '--work-dir']
+    assert tool.main(argv + [str(tmp_path / 'w'), '--dry-run']) == 0
+    assert f'{runs} training runs planned' in capsys.readouterr().out
+    settings = tool.load_settings(
+        str(spec), cfg_options=dict(stage_one_checkpoint=str(checkpoint))
+    )
+    assert planned_runs(settings) == runs <= settings['max_runs'] == 12
+    # every value reaches the config the point trains
+    cfg = Config.fromfile(str(FASHION / config))
+    args = tool.parse_args([str(FASHION / config), '--work-dir', 'w'])
+    selection = tool.Selection(cfg, args, settings)
+    for name, values in settings['axes']:
+        for value in values:
+            options = point_options([(name, [value])], [0])
+            point = selection.config_of(options)
+            for key, expected in options.items():
+                node = point
+                for part in resolve_key(point, key).split('.'):
+                    node = node[int(part) if part.isdigit() else part]
+                assert node == expected, key
+            hooks = {h['type']: h for h in point.custom_hooks}
+            assert hooks['FeatureCacheHook']['cache_dir'] == osp.join(
+                selection.work_dir, 'feature_cache'
+            )

@@ -5,38 +5,35 @@
         [--criterion lt/top1] [--search grid|coordinate] [--max-runs N]
         [--work-dir DIR] [--dry-run]
 
-Each point of the grid trains CONFIG with ``tools/train.py`` in a
-subprocess (``DIR/points/<k>``, its config in ``config.py`` there); the
-score of a point is the criterion (default ``lt/top1``; ``class_mean`` is
-``lt/class_mean``; any scalar the validation logs) at its final validation.
-The best point wins (ties: the first in grid order) and only its final
+Each point of the grid trains CONFIG (a single-stage config, e.g. stage two
+with ``stage_one_checkpoint``) with ``tools/train.py`` in a subprocess, in
+``DIR/points/<k>`` (its full config in ``config.py`` there). A point's
+score is the criterion at its final validation (default ``lt/top1``;
+``class_mean`` is ``lt/class_mean``; any scalar the validation logs). The
+best point wins (ties: the first in grid order) and only its final
 checkpoint is tested, once, with ``tools/test.py``. ``DIR/selection.json``
 and ``selection.md`` record the grid, every point's validation scores, the
-chosen setting, its test metrics and the budget (runs, wall time); there is
-no test number of any other point, since no other point is ever tested.
+chosen setting, its test metrics and the budget (runs, wall time); no other
+point is ever tested, so the record holds no test number of any other.
 
 A grid axis is a config key with its values, or a name whose values are
-dicts of key -> value changed together (e.g. epochs with the scheduler's
-``T_max`` / ``end``). A list in a key is indexed by position or by the
-``type`` of its entry: ``custom_hooks.GLAGDistillHook.temperature``.
-``--search grid`` trains the product of the axes; ``coordinate`` starts
-from every axis's first value and goes through the axes in order, keeping
-each axis at its best value (1 + sum(k_i - 1) runs). More runs than
-``--max-runs`` are refused before anything trains. A FeatureCacheHook
-without ``cache_dir`` gets ``DIR/feature_cache``, so the frozen trunk runs
-once for all points. A config whose validation set is its test set is
-refused. A spec file (``experiments/selection/*.py``) may set ``grid``,
-``cfg_options``, ``criterion``, ``search`` and ``max_runs``; the command
-line wins. A point with a ``point.json`` from an earlier call is reused.
+dicts of options changed together; a key names a list entry by position or
+by ``type``: ``custom_hooks.GLAGDistillHook.temperature``. ``--search
+grid`` trains the product of the axes; ``coordinate`` goes through the axes
+in order, keeping each at its best value (1 + sum(k_i - 1) runs). A search
+needing more than ``--max-runs`` runs is refused before anything trains,
+and so is a config whose validation set is its test set. A FeatureCacheHook
+without ``cache_dir`` gets ``DIR/feature_cache``: the frozen trunk runs once
+for all points. A spec file (``experiments/selection/*.py``) may set
+``grid``, ``cfg_options``, ``criterion``, ``search`` and ``max_runs``; the
+command line wins. A point with a ``point.json`` of the same options from
+an earlier call is reused, not retrained.
 """
 
 import argparse
-import itertools
 import json
-import math
 import os
 import os.path as osp
-import runpy
 import subprocess
 import sys
 import time
@@ -49,14 +46,17 @@ if REPO not in sys.path:  # a checkout without `pip install -e .`
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import glag_mm  # noqa: E402, F401  (applies the compat fixes)
-from glag_mm.apis import (  # noqa: E402
-    ConfigError,
-    is_multi_stage,
-    resolve_stage_one_checkpoint,
+from glag_mm.apis import ConfigError, resolve_stage_one_checkpoint  # noqa: E402
+from glag_mm.apis.selection import (  # noqa: E402
+    check_heldout_validation,
+    final_validation,
+    hook_type,
+    load_settings,
+    planned_runs,
+    point_options,
+    resolve_key,
+    search,
 )
-
-ALIASES = {'top1': 'lt/top1', 'class_mean': 'lt/class_mean'}
-SPEC_KEYS = ('grid', 'cfg_options', 'criterion', 'search', 'max_runs')
 
 
 def parse_args(argv=None):
@@ -71,134 +71,6 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', help='default ./work_dirs/select_<config>')
     p.add_argument('--dry-run', action='store_true', help='only the plan')
     return p.parse_args(argv)
-
-
-def load_settings(args) -> dict:
-    """Spec file values, overridden by the command line's."""
-    spec = {k: None for k in SPEC_KEYS}
-    if args.spec:
-        values = runpy.run_path(args.spec)
-        spec.update({k: values[k] for k in SPEC_KEYS if k in values})
-    grid = list(dict(spec['grid'] or {}).items())
-    for key, values in (args.grid or {}).items():
-        grid = [(k, v) for k, v in grid if k != key] + [(key, values)]
-    axes = [
-        (k, list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in grid
-    ]
-    if not axes or any(not values for _, values in axes):
-        raise ConfigError('give a grid: --grid KEY=V1,V2 or --spec FILE')
-    options = dict(spec['cfg_options'] or {}, **(args.cfg_options or {}))
-    criterion = args.criterion or spec['criterion'] or 'lt/top1'
-    return dict(
-        axes=axes,
-        cfg_options=options,
-        criterion=ALIASES.get(criterion, criterion),
-        search=args.search or spec['search'] or 'grid',
-        max_runs=args.max_runs or spec['max_runs'],
-    )
-
-
-def resolve_key(cfg, key: str) -> str:
-    """``a.HookType.b`` -> ``a.<index>.b`` (list entries named by type)."""
-    node, parts = (cfg.to_dict() if isinstance(cfg, Config) else cfg), []
-    for part in key.split('.'):
-        if isinstance(node, (list, tuple)) and not part.isdigit():
-            found = [i for i, e in enumerate(node) if _type(e) == part]
-            if len(found) != 1:
-                names = [_type(e) for e in node]
-                raise ConfigError(
-                    f'{key}: the list holds {names}, so {part!r} names '
-                    f'{len(found)} entries; use an index or one type.'
-                )
-            part = str(found[0])
-        parts.append(part)
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, (list, tuple)) and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            node = None
-    return '.'.join(parts)
-
-
-def _type(entry) -> str:
-    kind = entry.get('type', '') if isinstance(entry, dict) else ''
-    return str(getattr(kind, '__name__', kind)).split('.')[-1]
-
-
-def point_options(axes, choice) -> dict:
-    """The config options of one point (choice: a value index per axis)."""
-    options = {}
-    for (name, values), index in zip(axes, choice):
-        value = values[index]
-        options.update(value if isinstance(value, dict) else {name: value})
-    return options
-
-
-def sources(dataset, outer=()) -> list:
-    """What a dataset config reads: per leaf dataset, its files (its
-    ``ann_file`` and ``data_prefix``; without ``ann_file``, its type,
-    ``split`` and ``test_mode``) and the ``split`` of each wrapper."""
-    if not isinstance(dataset, dict):
-        return []
-    inner = dataset.get('dataset') or dataset.get('datasets')
-    if inner is not None:
-        inner = inner if isinstance(inner, (list, tuple)) else [inner]
-        outer = (*outer, dataset.get('split'))
-        return [s for d in inner for s in sources(d, outer)]
-    root = osp.abspath(str(dataset.get('data_root', '')))
-    prefix = str(dataset.get('data_prefix', ''))
-    if dataset.get('ann_file'):
-        ann = osp.normpath(osp.join(root, str(dataset['ann_file'])))
-        return [(outer, 'ann_file', ann, prefix)]
-    split = (dataset.get('split'), bool(dataset.get('test_mode')))
-    return [(outer, _type(dataset), root, prefix, split)]
-
-
-def check_config(cfg, path: str) -> None:
-    """Refuse configs that would choose on the test split (or cannot)."""
-    if is_multi_stage(cfg):
-        raise ConfigError(
-            f'{path} names stages; pass the stage-two config with '
-            '--cfg-options stage_one_checkpoint=PATH.'
-        )
-    val = cfg.get('val_dataloader') or {}
-    if not val.get('dataset') or cfg.get('val_cfg') is None:
-        raise ConfigError(
-            f'{path} has no validation (val_dataloader / val_cfg): add a '
-            "held-out split, e.g. LongTailDataset(split='heldout')."
-        )
-    test = (cfg.get('test_dataloader') or {}).get('dataset')
-    shared = set(sources(val['dataset'])) & set(sources(test))
-    if shared:
-        raise ConfigError(
-            f'{path}: val_dataloader reads the test split ({sorted(shared)});'
-            ' choosing settings on it would tune on test. Point '
-            'val_dataloader at a held-out split (e.g. '
-            "LongTailDataset(split='heldout') or the benchmark's val list)."
-        )
-
-
-def final_validation(work_dir: str, criterion: str) -> dict:
-    """The scalars of the last validation in the run's newest json log."""
-    logs = sorted(
-        osp.join(work_dir, d, 'vis_data', 'scalars.json')
-        for d in os.listdir(work_dir)
-        if osp.isfile(osp.join(work_dir, d, 'vis_data', 'scalars.json'))
-    )
-    entries = []
-    if logs:
-        with open(logs[-1]) as f:
-            entries = [json.loads(line) for line in f if line.strip()]
-    vals = [e for e in entries if criterion in e and 'iter' not in e]
-    if not vals:
-        raise ConfigError(
-            f'no validation with {criterion!r} in {work_dir} (its '
-            'scalars.json): check the criterion against the val_evaluator '
-            'and that the visualizer has a LocalVisBackend.'
-        )
-    drop = ('data_time', 'time')
-    return {k: v for k, v in vals[-1].items() if k not in drop}
 
 
 class Selection:
@@ -222,7 +94,9 @@ class Selection:
             cfg.merge_from_dict({resolve_key(cfg, key): value})
         hooks = cfg.get('custom_hooks') or []
         for hook in hooks:
-            if _type(hook) == 'FeatureCacheHook' and not hook.get('cache_dir'):
+            if hook_type(hook) == 'FeatureCacheHook' and not hook.get(
+                'cache_dir'
+            ):
                 hook['cache_dir'] = osp.join(self.work_dir, 'feature_cache')
         resolve_stage_one_checkpoint(deepcopy(cfg), owner=self.cfg.filename)
         return cfg
@@ -284,35 +158,6 @@ class Selection:
         return record
 
 
-def search(selection: Selection):
-    """The chosen point: the best validation score, the first on ties."""
-    axes = selection.settings['axes']
-    if selection.settings['search'] == 'grid':
-        best = None
-        for choice in itertools.product(*[range(len(v)) for _, v in axes]):
-            score = selection.score(choice)  # trains in grid order
-            if best is None or score > selection.score(best):
-                best = choice
-        return best
-    current = [0] * len(axes)
-    selection.score(current)
-    for a, (_, values) in enumerate(axes):
-        best = current
-        for i in range(1, len(values)):
-            candidate = current[:a] + [i] + current[a + 1 :]
-            if selection.score(candidate) > selection.score(best):
-                best = candidate
-        current = best
-    return tuple(current)
-
-
-def planned_runs(settings) -> int:
-    sizes = [len(values) for _, values in settings['axes']]
-    if settings['search'] == 'grid':
-        return math.prod(sizes)
-    return 1 + sum(k - 1 for k in sizes)
-
-
 def _write(path: str, record: dict) -> None:
     with open(path + '.tmp', 'w') as f:
         json.dump(record, f, indent=2)
@@ -354,9 +199,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
     try:
-        settings = load_settings(args)
+        settings = load_settings(
+            args.spec,
+            args.grid,
+            args.cfg_options,
+            args.criterion,
+            args.search,
+            args.max_runs,
+        )
         cfg = Config.fromfile(args.config)
-        check_config(cfg, args.config)
+        check_heldout_validation(cfg, args.config)
         selection = Selection(cfg, args, settings)
         runs = planned_runs(settings)
         if settings['max_runs'] is not None and runs > settings['max_runs']:
