@@ -190,10 +190,15 @@ def test_chooses_on_validation_and_tests_the_chosen_point_once(stage_one):
     # the trunk ran once for both points: one cache file per loader
     assert len(list((work / 'feature_cache').glob('*.pth'))) == 2
     budget = record['budget']
-    assert budget['training_runs'] == 2 and budget['max_runs'] == 2
-    assert budget['wall_seconds'] >= (
-        budget['train_seconds'] + budget['test_seconds']
+    assert budget['training_runs'] == budget['trained_in_this_call'] == 2
+    assert budget['max_runs'] == 2
+    assert budget['train_seconds'] == pytest.approx(
+        frozen['train_seconds'] + trained['train_seconds'], abs=0.01
     )
+    assert budget['total_seconds'] == pytest.approx(
+        budget['train_seconds'] + budget['test_seconds'], abs=0.01
+    )
+    assert budget['wall_seconds_of_this_call'] >= budget['total_seconds']
     assert (
         'Test split, chosen point only: lt/top1'
         in (work / 'selection.md').read_text()
@@ -221,7 +226,11 @@ def test_second_call_reuses_the_trained_points(stage_one, monkeypatch):
     ]) == 0  # fmt: skip
     after = json.loads((work / 'selection.json').read_text())
     assert calls == ['test.py']
-    assert after['budget']['training_runs'] == 0
+    assert after['budget']['trained_in_this_call'] == 0
+    assert after['budget']['training_runs'] == 2  # trained in the first
+    assert (
+        after['budget']['train_seconds'] == before['budget']['train_seconds']
+    )
     assert after['points'] == before['points']
     assert after['chosen'] == before['chosen']
 

@@ -158,6 +158,20 @@ class Selection:
         return record
 
 
+def budget(selection: Selection, test_seconds: float, wall: float) -> dict:
+    """Runs and seconds of the whole selection (earlier calls included)."""
+    train = sum(p['train_seconds'] for p in selection.points.values())
+    return dict(
+        max_runs=selection.settings['max_runs'],
+        training_runs=len(selection.points),
+        trained_in_this_call=selection.runs,
+        train_seconds=round(train, 3),
+        test_seconds=round(test_seconds, 3),
+        total_seconds=round(train + test_seconds, 3),
+        wall_seconds_of_this_call=round(wall, 3),
+    )
+
+
 def _write(path: str, record: dict) -> None:
     with open(path + '.tmp', 'w') as f:
         json.dump(record, f, indent=2)
@@ -171,8 +185,8 @@ def write_markdown(path: str, record: dict) -> None:
         '',
         f'Search: {record["search"]}, criterion: validation `{crit}`; '
         f'{record["budget"]["training_runs"]} training runs '
-        f'(budget {record["budget"]["max_runs"]}), 1 test run, '
-        f'{record["budget"]["wall_seconds"] / 60:.1f} min in all.',
+        f'(limit: {record["budget"]["max_runs"] or "none"}), 1 test run, '
+        f'{record["budget"]["total_seconds"] / 60:.1f} min in all.',
         '',
         '| point | setting | validation ' + crit + ' |',
         '|---|---|---|',
@@ -248,13 +262,14 @@ def main(argv=None) -> int:
         sys.exit(f'error: {error}')
     with open(out) as f:
         metrics = json.load(f)
+    points = sorted(selection.points.values(), key=lambda p: p['index'])
     record = dict(
         config=args.config,
         criterion=settings['criterion'],
         search=settings['search'],
         grid=[dict(axis=n, values=v) for n, v in settings['axes']],
         cfg_options=settings['cfg_options'],
-        points=sorted(selection.points.values(), key=lambda p: p['index']),
+        points=points,
         chosen=dict(
             index=best['index'],
             options=best['options'],
@@ -266,14 +281,7 @@ def main(argv=None) -> int:
                 k: v for k, v in metrics.items() if not isinstance(v, dict)
             },
         ),
-        budget=dict(
-            max_runs=settings['max_runs'],
-            training_runs=selection.runs,
-            points=len(selection.points),
-            train_seconds=round(selection.seconds, 3),
-            test_seconds=round(test_seconds, 3),
-            wall_seconds=round(time.perf_counter() - start, 3),
-        ),
+        budget=budget(selection, test_seconds, time.perf_counter() - start),
     )
     _write(osp.join(selection.work_dir, 'selection.json'), record)
     write_markdown(osp.join(selection.work_dir, 'selection.md'), record)
