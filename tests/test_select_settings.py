@@ -205,6 +205,7 @@ def test_chooses_on_validation_and_tests_the_chosen_point_once(stage_one):
     )
 
 
+@pytest.mark.slow
 def test_second_call_reuses_the_trained_points(stage_one, monkeypatch):
     work = stage_one['root'] / 'selection'
     if not (work / 'selection.json').is_file():
