@@ -269,6 +269,23 @@ def test_refuses_validation_on_the_test_split(tmp_path):
         check_heldout_validation(cfg, 'cfg.py')
     cfg.val_dataloader.dataset.ann_file = 'meta/val.txt'
     check_heldout_validation(cfg, 'cfg.py')  # a separate val list is fine
+    # file sets chosen by split / test_mode: any pick of the test files
+    test = dict(type='FashionMNIST', data_root='d', split='test')
+    cfg.test_dataloader.dataset = dict(test, test_mode=True)
+    for val in (
+        dict(
+            type='FashionMNIST', data_root='d', split='train', test_mode=True
+        ),
+        dict(type='LongTailDataset', split='heldout', dataset=test),
+    ):
+        cfg.val_dataloader.dataset = val
+        with pytest.raises(ConfigError, match='reads the test split'):
+            check_heldout_validation(cfg, 'cfg.py')
+    train = dict(type='FashionMNIST', data_root='d', split='train')
+    cfg.val_dataloader.dataset = dict(
+        type='LongTailDataset', split='heldout', dataset=train
+    )
+    check_heldout_validation(cfg, 'cfg.py')  # held-out training images
     cfg.val_cfg = None
     with pytest.raises(ConfigError, match='has no validation'):
         check_heldout_validation(cfg, 'cfg.py')

@@ -131,29 +131,32 @@ def point_options(axes: Axes, choice: Sequence[int]) -> Dict[str, Any]:
     return options
 
 
-def dataset_sources(dataset: Any, outer: tuple = ()) -> List[tuple]:
-    """What a dataset config reads, one tuple per leaf dataset.
+def dataset_sources(dataset: Any) -> List[tuple]:
+    """The files a dataset config reads, one tuple per leaf dataset.
 
-    A leaf with an ``ann_file`` is its (absolute) ``ann_file`` and
-    ``data_prefix``; one without (CIFAR, Fashion-MNIST, which pick their
-    files by ``split`` / ``test_mode``) is its type, ``data_root``,
-    ``split`` and ``test_mode``. Each carries the ``split`` of the wrappers
-    above it (``LongTailDataset(split='heldout')``).
+    Wrappers (``dataset=`` / ``datasets=``, e.g. ``LongTailDataset``) are
+    looked through: a subset of the test files still reads them. A leaf
+    with an ``ann_file`` is its absolute ``ann_file`` and ``data_prefix``;
+    one without (CIFAR, MNIST, Fashion-MNIST, which pick their files by
+    ``split`` or ``test_mode``) is its type, ``data_root``, ``data_prefix``
+    and ``'test'`` where ``split='test'`` or ``test_mode=True`` (either
+    selects the test files in one of those families), else its ``split``.
     """
     if not isinstance(dataset, dict):
         return []
     inner = dataset.get('dataset') or dataset.get('datasets')
     if inner is not None:
         inner = inner if isinstance(inner, (list, tuple)) else [inner]
-        outer = (*outer, dataset.get('split'))
-        return [s for d in inner for s in dataset_sources(d, outer)]
+        return [s for d in inner for s in dataset_sources(d)]
     root = osp.abspath(str(dataset.get('data_root', '')))
     prefix = str(dataset.get('data_prefix', ''))
     if dataset.get('ann_file'):
         ann = osp.normpath(osp.join(root, str(dataset['ann_file'])))
-        return [(outer, 'ann_file', ann, prefix)]
-    split = (dataset.get('split'), bool(dataset.get('test_mode')))
-    return [(outer, hook_type(dataset), root, prefix, split)]
+        return [('ann_file', ann, prefix)]
+    split = dataset.get('split')
+    if split == 'test' or dataset.get('test_mode'):
+        split = 'test'
+    return [(hook_type(dataset), root, prefix, split)]
 
 
 def check_heldout_validation(cfg: Config, path: str) -> None:
