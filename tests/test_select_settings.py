@@ -354,11 +354,19 @@ def test_search_order_ties_and_coordinate_steps():
     assert planned_runs(dict(axes=axes, search='grid')) == 6
 
 
-FASHION = REPO / 'configs' / 'experiments' / 'fashionmnistlt_if100'
+EXPERIMENTS = REPO / 'configs' / 'experiments'
 SHIPPED = [
-    ('afg_kd_r8.py', 'glag_stage_two.py', 11),
-    ('crt_r8.py', 'crt.py', 9),
-    ('lws_r8.py', 'lws.py', 9),
+    (f'{folder}/{config}', spec, runs)
+    for folder, suffix in (
+        ('fashionmnistlt_if100', 'r8'),
+        ('cifar10lt_if100', 'r32_10e'),
+        ('cifar10lt_if100_lite0', 'lite0_10e'),
+    )
+    for config, spec, runs in (
+        (f'afg_kd_{suffix}.py', 'glag_stage_two.py', 11),
+        (f'crt_{suffix}.py', 'crt.py', 9),
+        (f'lws_{suffix}.py', 'lws.py', 9),
+    )
 ]
 
 
@@ -369,7 +377,7 @@ def test_shipped_selection_specs_apply_to_their_configs(
     checkpoint = tmp_path / 'stage_one.pth'
     checkpoint.write_bytes(b'')  # only its existence is checked here
     spec = REPO / 'experiments' / 'selection' / spec
-    argv = [str(FASHION / config), '--spec', str(spec), '--cfg-options']
+    argv = [str(EXPERIMENTS / config), '--spec', str(spec), '--cfg-options']
     argv += [f'stage_one_checkpoint={checkpoint}', '--work-dir']
     assert tool.main(argv + [str(tmp_path / 'w'), '--dry-run']) == 0
     assert f'{runs} training runs planned' in capsys.readouterr().out
@@ -378,9 +386,11 @@ def test_shipped_selection_specs_apply_to_their_configs(
     )
     assert planned_runs(settings) == runs <= settings['max_runs'] == 12
     # every value reaches the config the point trains
-    cfg = Config.fromfile(str(FASHION / config))
-    args = tool.parse_args([str(FASHION / config), '--work-dir', 'w'])
+    cfg = Config.fromfile(str(EXPERIMENTS / config))
+    args = tool.parse_args([str(EXPERIMENTS / config), '--work-dir', 'w'])
     selection = tool.Selection(cfg, args, settings)
+    own = {h['type']: h for h in cfg.custom_hooks}['FeatureCacheHook']
+    own = own.get('cache_dir')
     for name, values in settings['axes']:
         for value in values:
             options = point_options([(name, [value])], [0])
@@ -390,7 +400,8 @@ def test_shipped_selection_specs_apply_to_their_configs(
                 for part in resolve_key(point, key).split('.'):
                     node = node[int(part) if part.isdigit() else part]
                 assert node == expected, key
+            # a cache_dir of the config's own is kept (lite0 has one)
             hooks = {h['type']: h for h in point.custom_hooks}
-            assert hooks['FeatureCacheHook']['cache_dir'] == osp.join(
-                selection.work_dir, 'feature_cache'
+            assert hooks['FeatureCacheHook']['cache_dir'] == (
+                own or osp.join(selection.work_dir, 'feature_cache')
             )
