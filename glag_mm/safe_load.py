@@ -16,7 +16,9 @@ LWSHead) and best-checkpoint runs, optimizer and scheduler state included:
   as the builtin;
 * numpy arrays, scalars and dtypes (``_reconstruct``, ``scalar``,
   ``ndarray``, ``dtype`` and the dtype classes), under numpy 1 and 2 names;
-* ``builtins.list``.
+* ``builtins.list`` and ``builtins.dict`` (the per-class accuracies and
+  the reliability table of ``LongTailAccuracy``, which the message hub keeps
+  from the last validation, pickle as a plain list and dict).
 
 Anything else (a ``__reduce__`` payload, a foreign class) is refused with
 :class:`UnsafeCheckpointError`, naming the type and the opt-in: the
@@ -105,6 +107,7 @@ SAFE_GLOBALS: List[Any] = [
     HistoryBuffer,
     (_history_statistic, 'builtins.getattr'),
     list,
+    dict,
     *_numpy_globals(),
 ]
 

@@ -95,12 +95,17 @@ def test_groups_on_hand_built_case(hub):
     )
     assert list(metrics) == [
         'lt/top1',
+        'lt/class_mean',
         'lt/many',
         'lt/medium',
         'lt/few',
         'lt/per_class',
     ]
     assert metrics['lt/top1'] == pytest.approx(100 * 8 / 14)
+    # the mean of the six class accuracies, not the sample mean 8 / 14
+    assert metrics['lt/class_mean'] == pytest.approx(
+        (75 + 50 + 100 + 100 / 3 + 100 + 0) / 6
+    )
     # mean of per-class accuracies, not of samples (sample mean: 4/6)
     assert metrics['lt/many'] == pytest.approx((75 + 50) / 2)
     assert metrics['lt/medium'] == pytest.approx((100 + 100 / 3) / 2)
@@ -130,13 +135,23 @@ def test_empty_group_is_left_out_and_unevaluated_class_gives_nan(hub):
     )
     assert metrics['lt/few'] == pytest.approx(100.0)
     assert math.isnan(metrics['lt/per_class'][5])
+    # the class mean is over the five evaluated classes
+    assert metrics['lt/class_mean'] == pytest.approx(
+        (75 + 50 + 100 + 100 / 3 + 100) / 5
+    )
     # no class has fewer than 0 training images: the few group is empty
     metrics = evaluate(
         LongTailAccuracy(class_counts=COUNTS, few_threshold=0),
         samples_from_labels(PAIRS),
     )
     # an empty group is left out (a NaN would not be strict JSON)
-    assert list(metrics) == ['lt/top1', 'lt/many', 'lt/medium', 'lt/per_class']
+    assert list(metrics) == [
+        'lt/top1',
+        'lt/class_mean',
+        'lt/many',
+        'lt/medium',
+        'lt/per_class',
+    ]
     assert metrics['lt/medium'] == pytest.approx((100 + 100 / 3 + 100 + 0) / 4)
     # a group whose classes have no evaluation sample is left out too
     pairs = [p for p in PAIRS if p[0] not in (4, 5)]

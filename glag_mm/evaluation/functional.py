@@ -86,13 +86,18 @@ def group_results(
     groups: Dict[str, torch.Tensor],
     suffix: str = '',
 ) -> Tuple[Dict[str, float], torch.Tensor]:
-    """``top1``, ``many``, ``medium``, ``few`` (+ suffix) and per-class acc.
+    """``top1``, ``class_mean``, ``many``, ``medium``, ``few`` (+ suffix).
 
-    top-1 is the sample mean; a group is the mean of its evaluated classes'
+    top-1 is the sample mean; ``class_mean`` the mean of the per-class
+    accuracies over the classes with evaluation samples (top-1 on a
+    class-balanced split); a group is the mean of its evaluated classes'
     accuracies and is left out when it has none (no NaN in the results).
+    Also returns the per-class accuracies.
     """
     per_class = per_class_accuracy(pred, target, len(groups['many']))
     metrics = {f'top1{suffix}': (pred == target).double().mean().item() * 100}
+    everything = torch.ones_like(groups['many'])
+    metrics[f'class_mean{suffix}'] = group_accuracy(per_class, everything)
     for name in GROUPS:
         value = group_accuracy(per_class, groups[name])
         if not math.isnan(value):

@@ -70,6 +70,9 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
       out; a group with no evaluated class is left out of the results (e.g.
       CIFAR-10-LT IF 100 has no few-shot class), so that every value is a
       finite number and the logs stay strict JSON;
+    * ``lt/class_mean``: the mean of the per-class accuracies over the
+      classes with evaluation samples (equal to ``lt/top1`` on a
+      class-balanced split; a selection criterion on a long-tailed one);
     * ``lt/ece``, ``lt/ece_many``, ... (``ece_bins``, with ``pred_score``):
       the expected calibration error of the top-1 predictions in percent,
       overall and over the samples whose true class is in each group
