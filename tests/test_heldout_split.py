@@ -153,7 +153,9 @@ def test_two_stage_run_on_the_held_out_split(tmp_path):
     custom = REPO / 'configs' / 'custom'
     (tmp_path / 'stage1.py').write_text(
         STAGE.format(
-            base=str(custom / 'graloss_r18_folder.py'), root=root, head=''
+            base=str(custom / 'graloss_r18_folder.py'),
+            root=root,
+            head=', loss=dict(num_classes=5)',
         )
     )
     (tmp_path / 'stage2.py').write_text(

@@ -12,6 +12,9 @@ _base_ = [
 model = dict(
     head=dict(
         num_classes={{_base_.num_classes}},
-        loss=dict(type='GradualBalancedLoss', loss_weight=1.0),
+        loss=dict(
+            type='GradualBalancedLoss',
+            num_classes={{_base_.num_classes}},
+            loss_weight=1.0),
         topk=(1, )))
 randomness = dict(seed=0)
