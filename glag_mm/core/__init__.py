@@ -3,18 +3,17 @@
 from .calibration import (
     GENERATION_MODES,
     WEIGHTINGS,
-    anchor_support,
     calibrated_mean,
-    calibrated_sample,
+    check_generation_setup,
     donor_candidates,
     donor_weights,
-    generate_features,
     generation_plan,
     num_donors,
     support_sets,
     tail_classes,
 )
 from .class_counts import check_class_counts, log_prior
+from .class_statistics import ClassStatistics
 from .distill import distillation_loss
 from .fbl import (
     CURRICULA,
@@ -22,7 +21,6 @@ from .fbl import (
     fbl_adjust_logits,
     fbl_class_strength,
 )
-from .feature_bank import AllGather, ClassFeatureBank
 from .gala import (
     PHI_MODES,
     all_reduce_sum,
@@ -30,6 +28,7 @@ from .gala import (
     gala_increments,
     update_running_statistic,
 )
+from .generator import anchor_positions, generate_features, seeded_generators
 from .logit_adjustment import (
     adjust_logits,
     cross_entropy_per_sample,
@@ -37,6 +36,7 @@ from .logit_adjustment import (
     weight_reduce,
 )
 from .schedules import SCHEDULES, check_schedule, schedule_value
+from .statistics_builder import AllGather, StatisticsBuilder
 from .tukey import check_tukey_lambda, tukey_transform
 
 __all__ = [
@@ -60,7 +60,8 @@ __all__ = [
     'fbl_class_strength',
     'tukey_transform',
     'check_tukey_lambda',
-    'ClassFeatureBank',
+    'StatisticsBuilder',
+    'ClassStatistics',
     'AllGather',
     'tail_classes',
     'donor_candidates',
@@ -68,10 +69,11 @@ __all__ = [
     'support_sets',
     'donor_weights',
     'calibrated_mean',
-    'calibrated_sample',
-    'anchor_support',
-    'generate_features',
+    'check_generation_setup',
     'generation_plan',
+    'generate_features',
+    'anchor_positions',
+    'seeded_generators',
     'WEIGHTINGS',
     'GENERATION_MODES',
     'distillation_loss',

@@ -20,6 +20,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
 from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
@@ -88,13 +89,15 @@ class LinearTeacher:
     ) -> Dict[str, Tensor]:
         teacher = self.logits(raw)
         mask = self.head_classes[labels.to(raw.device)]
+        beta = self.beta()
+        MessageHub.get_current_instance().update_scalar('train/kd_beta', beta)
         kd = distillation_loss(
             student_logits.float(),
             teacher,
             temperature=self.temperature,
             mask=mask,
         )
-        return {'loss_kd': kd * self.beta()}
+        return {'loss_kd': kd * beta}
 
 
 @HOOKS.register_module()

@@ -26,7 +26,6 @@ and ``cache_test`` lets ``tools/test.py`` run on cached test features too.
 
 import hashlib
 import math
-import os
 import os.path as osp
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -43,6 +42,8 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 from torch.utils.data import BatchSampler, DataLoader, Dataset
+
+from .shared_file import write_once_per_node
 
 __all__ = [
     'FeatureCacheHook',
@@ -348,16 +349,18 @@ class FeatureCacheHook(Hook):
         dtype: storage dtype of the cache (default: the trunk's, float32;
             ``'float16'`` halves the memory at a small loss of precision).
         progress: draw a progress bar on rank 0.
-        cache_dir: a directory to keep the features on disk (default None:
-            in memory only). Each loader's features go to
+        cache_dir: the directory of the feature files (default None:
+            ``<work_dir>/feature_cache``). Each loader's features go to
             ``<cache_dir>/<key>.pth``, ``key`` from
-            :func:`feature_cache_key`; a run that finds the file loads it
-            instead of running the trunk (bit-identical to computing it:
-            the file holds the very tensors). Rank 0 writes through a
-            temporary file and an atomic rename, so concurrent runs never
-            read a partial file. Stale files are never used (the key
-            changes) but never deleted either: remove the directory to
-            free the space.
+            :func:`feature_cache_key`, and every rank memory-maps that file,
+            so the ranks of a machine share one copy in memory. A run that
+            finds the file loads it instead of running the trunk
+            (bit-identical to computing it: the file holds the very
+            tensors); point several runs at one ``cache_dir`` to share one
+            pass. Local rank 0 of each machine writes through a temporary
+            file and an atomic rename, so concurrent runs never read a
+            partial file. Stale files are never used (the key changes) but
+            never deleted either: remove the directory to free the space.
         cache_test: also run ``tools/test.py`` (``Runner.test``) on cached
             test-set features (worth it with ``cache_dir``, when several
             runs test on the same frozen trunk); the test pipeline must be
@@ -440,45 +443,34 @@ class FeatureCacheHook(Hook):
 
     # caching --------------------------------------------------------------
     def _cache(self, runner, model, loader, desc) -> FeatureTensorDataset:
-        if self.cache_dir is None:
-            return self._compute(runner, model, loader, desc)
         dataset = loader.dataset
+        cache_dir = self.cache_dir
+        if cache_dir is None:
+            cache_dir = osp.join(runner.work_dir, 'feature_cache')
         key = feature_cache_key(model, dataset, self.dtype)
-        path = osp.join(self.cache_dir, f'{key}.pth')
-        rank, _ = get_dist_info()
+        path = osp.join(cache_dir, f'{key}.pth')
         found = [osp.isfile(path)]  # rank 0 decides for every rank
         broadcast_object_list(found)
-        if found[0]:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-            runner.logger.info(
-                f'FeatureCacheHook: loaded {desc} features '
-                f'{tuple(state["features"].shape)} from {path}'
-            )
-            return FeatureTensorDataset(
-                state['features'],
-                state['labels'],
-                getattr(dataset, 'metainfo', None),
-            )
-        cached = self._compute(runner, model, loader, desc)
-        if rank == 0:
-            os.makedirs(self.cache_dir, exist_ok=True)
-            # same directory (atomic rename), this process's own name
-            tmp = f'{path}.{os.getpid()}.tmp'
-            try:
-                torch.save(
-                    dict(
-                        features=cached.features,
-                        labels=cached.labels,
-                        key=key,
-                    ),
-                    tmp,
-                )
-                os.replace(tmp, path)
-            finally:
-                if osp.exists(tmp):
-                    os.remove(tmp)
-            runner.logger.info(f'FeatureCacheHook: saved {desc} to {path}')
-        return cached
+        if not found[0]:
+            cached = self._compute(runner, model, loader, desc)
+            state = dict(features=cached.features, labels=cached.labels)
+            if write_once_per_node(
+                path, lambda tmp: torch.save(dict(state, key=key), tmp)
+            ):
+                runner.logger.info(f'FeatureCacheHook: saved {desc} to {path}')
+            del cached, state  # every rank maps the one file instead
+        state = torch.load(
+            path, map_location='cpu', weights_only=True, mmap=True
+        )
+        runner.logger.info(
+            f'FeatureCacheHook: {desc} features '
+            f'{tuple(state["features"].shape)} mapped from {path}'
+        )
+        return FeatureTensorDataset(
+            state['features'],
+            state['labels'],
+            getattr(dataset, 'metainfo', None),
+        )
 
     def _compute(self, runner, model, loader, desc) -> FeatureTensorDataset:
         dataset = loader.dataset
