@@ -125,7 +125,10 @@ def test_head_draws_exactly_what_the_generator_draws():
     assert set(classes.tolist()) >= {2, 3}  # tail classes are generated
     logits = head.fc(torch.cat([x.sqrt(), fake]))
     expected = F.cross_entropy(logits, torch.cat([y, fake_labels]))
-    assert torch.equal(loss, expected)
+    # equal up to the reduction's rounding; another draw moves it by far more
+    torch.testing.assert_close(loss, expected, rtol=0, atol=1e-6)
+    _set_iter(12)
+    assert abs(float(head.loss((x,), _samples(y))['loss'] - loss)) > 1e-4
 
 
 def test_loss_is_cross_entropy_over_real_and_generated():
@@ -155,6 +158,27 @@ def test_loss_is_cross_entropy_over_real_and_generated():
     _set_iter(7)
     soft_loss = head.loss((x,), soft)['loss']
     torch.testing.assert_close(soft_loss, expected)
+
+
+def test_capped_generation_is_weighted_to_the_uncapped_loss():
+    head = _head(max_generated=3)
+    head.train()
+    feats, labels = _features()
+    x, y = feats[:8], labels[:8]
+    _set_iter(4)
+    loss = head.loss((x,), _samples(y))['loss']
+    gens = head.generators(x.device)
+    classes, planned = head.plan(y, gens[0], return_total=True)
+    assert classes.numel() == 3 and planned > 3
+    fake, fake_labels = head.generate(classes, gens)
+    per = F.cross_entropy(
+        head.fc(torch.cat([x.sqrt(), fake])),
+        torch.cat([y, fake_labels]),
+        reduction='none',
+    )
+    # (sum_real l + (G / g) sum_kept l) / (B + G)
+    expected = (per[:8].sum() + planned / 3 * per[8:].sum()) / (8 + planned)
+    torch.testing.assert_close(loss, expected)
 
 
 def test_state_dict_holds_confidence_not_statistics():

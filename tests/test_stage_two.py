@@ -26,6 +26,7 @@ from glag_mm.apis import (
 )
 from glag_mm.core import ClassStatistics
 from glag_mm.engine.feature_cache import find_random_transforms
+from glag_mm.experiments.plots import confidence_history
 from glag_mm.models import heads  # noqa: F401
 
 COUNTS = [40, 20, 8, 3]
@@ -290,6 +291,10 @@ def test_two_stages_end_to_end(two_stage):
     betas = [r['afg/beta'] for r in records]
     assert betas == sorted(betas) and betas[-1] > 0  # convex, rising
     assert any('kd_beta' in r for r in _scalars(work_dir))
+    # make_report's confidence plot reads them, the last update included
+    history = confidence_history(osp.dirname(work_dir))
+    assert [k for k, _ in history] == [1, 2, 3, 4]
+    assert history[-1][1][2:].tolist() == pytest.approx(conf[2:].tolist())
 
 
 @pytest.mark.slow

@@ -8,11 +8,11 @@ and a covariance factor F_c with
 
 never a D x D matrix. Which classes are exact and which approximated [ours]:
 
-* n_c <= ``exact_rows`` (default 100): F_c is the class's centred rows
+* n_c <= ``exact_rows`` (default 32): F_c is the class's centred rows
   X_c - mu_c (n_c x D), s_c = 1 / (n_c - 1), rho_c = 0: the unbiased
   covariance exactly, and A^T z sqrt(s_c), z ~ N(0, I), an exact draw;
 * n_c > ``exact_rows``: the rank-r probabilistic-PCA approximation
-  (r = min(``rank``, n_c - 1), default 64): the top-r eigenpairs
+  (r = min(``rank``, n_c - 1), default 32): the top-r eigenpairs
   (lam_j, v_j) of the class's covariance, rho_c = the mean of the other
   D - r eigenvalues (so the trace is kept), F_c = diag(sqrt(lam_j - rho_c))
   V_r^T, s_c = 1. It equals V_r diag(lam) V_r^T + rho_c (I - V_r V_r^T):
@@ -120,6 +120,11 @@ class ClassStatistics:
         self.settings = dict(settings or {})
         self.device = means.device
         self._has_residual = bool((self.residual > 0).any())
+        self._sizes = self.factor_size.tolist()
+        self._factors = [  # one view per class: no slicing per draw
+            rows[a : a + n]
+            for a, n in zip(self.factor_start.tolist(), self._sizes)
+        ]
 
     @property
     def num_classes(self) -> int:
@@ -145,8 +150,8 @@ class ClassStatistics:
         tail_mask: Tensor,
         num_donors: int = 3,
         weighting: str = 'count_distance',
-        exact_rows: int = 100,
-        rank: int = 64,
+        exact_rows: int = 32,
+        rank: int = 32,
     ) -> 'ClassStatistics':
         """Bound each class's factor; keep anchors and support sets.
 
@@ -293,15 +298,20 @@ class ClassStatistics:
         cls_s, samp_s = classes[order], samples[order]
         coef = (weights[order] * self.factor_scale[cls_s]).sqrt()
         uniq, cnt = torch.unique_consecutive(cls_s, return_counts=True)
+        uniq, cnt = uniq.tolist(), cnt.tolist()
+        sizes = [self._sizes[c] for c in uniq]
+        # one draw for every pair's z, each scaled by its sqrt(w s_c)
+        pair_sizes = torch.tensor(sizes).repeat_interleave(torch.tensor(cnt))
+        z_all = torch.randn(
+            int(pair_sizes.sum()), generator=generator, device=dev
+        )
+        z_all.mul_(coef.repeat_interleave(pair_sizes).to(dev))
         buf = torch.empty(classes.numel(), self.dim, device=dev)
-        coef_dev = coef.to(dev)
-        start = 0
-        for c, m in zip(uniq.tolist(), cnt.tolist()):
-            a, size = int(self.factor_start[c]), int(self.factor_size[c])
-            z = torch.randn(m, size, generator=generator, device=dev)
-            z.mul_(coef_dev[start : start + m, None])
-            torch.mm(z, self.rows[a : a + size], out=buf[start : start + m])
-            start += m
+        start = offset = 0
+        for c, m, size in zip(uniq, cnt, sizes):
+            z = z_all[offset : offset + m * size].view(m, size)
+            torch.mm(z, self._factors[c], out=buf[start : start + m])
+            start, offset = start + m, offset + m * size
         out.index_add_(0, samp_s.to(dev), buf)
         var = torch.zeros(num) if extra_var is None else extra_var.clone()
         if self._has_residual:

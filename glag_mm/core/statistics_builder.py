@@ -180,8 +180,8 @@ class StatisticsBuilder:
         tail_mask: Union[Tensor, Callable[[Tensor], Tensor], None] = None,
         num_donors: int = 3,
         weighting: str = 'count_distance',
-        exact_rows: int = 100,
-        rank: int = 64,
+        exact_rows: int = 32,
+        rank: int = 32,
         all_gather: Union[AllGather, None, bool] = None,
     ) -> ClassStatistics:
         """Gather, order, centre; return the finished statistics.

@@ -108,11 +108,16 @@ class AFGHead(LinearClsHead):
         generation: ``'balance'`` or ``'ratio'`` (module docstring).
         generation_ratio: generated features per real one in ``'ratio'``.
         n_max: per-class target of ``'balance'`` (default max n_c).
-        max_generated: cap on generated features per batch (None: no cap).
+        max_generated: cap on generated features per batch (None: no cap)
+            [ours]. Above it a uniform subset of the plan is drawn and
+            weighted so that the loss equals the uncapped one in
+            expectation (real rows (B + g) / (B + G), generated rows
+            (G / g) (B + g) / (B + G) for g kept of G planned).
         exact_rows: classes with at most this many images keep their exact
             covariance; larger ones a rank-``factor_rank`` factor plus an
             isotropic residual (:mod:`glag_mm.core.class_statistics`).
-        factor_rank: r of that factor (default 64 [ours]).
+        factor_rank: r of that factor (default 32 [ours]; with
+            ``exact_rows`` = 32 a draw reads at most 32 rows per class).
         seed: base seed of the generation draws.
         **kwargs: ``loss``, ``topk``, ``cal_acc``, ``init_cfg`` as for
             ``LinearClsHead``.
@@ -147,8 +152,8 @@ class AFGHead(LinearClsHead):
         generation_ratio: float = 1.0,
         n_max: Optional[int] = None,
         max_generated: Optional[int] = None,
-        exact_rows: int = 100,
-        factor_rank: int = 64,
+        exact_rows: int = 32,
+        factor_rank: int = 32,
         seed: int = 0,
         **kwargs,
     ) -> None:
@@ -272,8 +277,11 @@ class AFGHead(LinearClsHead):
         it = int(MessageHub.get_current_instance().get_info('iter', 0) or 0)
         return seeded_generators(self.seed, it, get_rank(), device)
 
-    def plan(self, labels: Tensor, generator=None) -> Tensor:
-        """Host class ids to generate for a real batch (sorted by class)."""
+    def plan(self, labels: Tensor, generator=None, return_total=False):
+        """Host class ids to generate for a real batch (sorted by class).
+
+        With ``return_total`` also the number planned before the cap.
+        """
         stats = self._require_statistics()
         if self.generation == 'ratio':
             labels = labels.cpu()  # the only read-back, 'ratio' mode only
@@ -290,9 +298,11 @@ class AFGHead(LinearClsHead):
         if self.max_generated is not None and (
             classes.numel() > self.max_generated
         ):
-            keep = torch.randperm(classes.numel(), generator=generator)
+            total = classes.numel()
+            keep = torch.randperm(total, generator=generator)
             classes = torch.sort(classes[keep[: self.max_generated]]).values
-        return classes
+            return (classes, total) if return_total else classes
+        return (classes, classes.numel()) if return_total else classes
 
     def generate(self, classes: Tensor, generators) -> Tuple[Tensor, Tensor]:
         """(features, labels) drawn by the generator for host class ids."""
@@ -319,7 +329,13 @@ class AFGHead(LinearClsHead):
         if self.training:
             labels = torch.cat([s.gt_label for s in data_samples])
             gens = self.generators(real.device)
-            classes = self.plan(labels, gens[0])
+            classes, planned = self.plan(labels, gens[0], return_total=True)
+            if planned > classes.numel():
+                num, kept = real.shape[0], classes.numel()
+                scale = (num + kept) / (num + planned)
+                weight = torch.full((num + kept,), scale, device=real.device)
+                weight[num:] *= planned / max(kept, 1)
+                kwargs = dict(kwargs, weight=weight)
             if classes.numel():
                 fake, fake_labels = self.generate(classes, gens)
                 inputs = torch.cat([real, fake.to(real)])
