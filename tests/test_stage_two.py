@@ -395,7 +395,13 @@ def test_resume_mid_stage_two_reproduces_run(two_stage):
 
 
 def _run_stage_two(work_dir, stage_one_ckpt, **kwargs):
-    cfg = Config(stage_two_cfg(**kwargs))
+    return _run_stage_two_cfg(
+        work_dir, stage_one_ckpt, stage_two_cfg(**kwargs)
+    )
+
+
+def _run_stage_two_cfg(work_dir, stage_one_ckpt, cfg):
+    cfg = Config(cfg)
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = osp.basename(str(work_dir))
     add_class_counts_hook(cfg)
@@ -427,6 +433,25 @@ def test_feature_cache_matches_uncached_run(two_stage, tmp_path):
     assert 'extract_feat' not in vars(cached.model)
     state = _state(osp.join(str(tmp_path / 'cached'), 'epoch_4.pth'))
     assert any(k.startswith('backbone.') for k in state)
+
+
+@pytest.mark.slow
+def test_settings_checked_before_any_pass(two_stage, tmp_path):
+    ckpt = two_stage['ckpts']['stage1']
+    cfg = stage_two_cfg(cache=True, count=True)
+    cfg['model']['head'].update(num_donors=3)  # class 2 has 2 larger ones
+    CountTrunkCallsHook.images = 0
+    with pytest.raises(ValueError, match='class 2 .*fewer than k=3 donors'):
+        _run_stage_two_cfg(tmp_path / 'donors', ckpt, cfg)
+    assert CountTrunkCallsHook.images == 0  # no trunk pass was made
+    # a tail threshold at or below every class count: a warning, no error
+    cfg = stage_two_cfg(cache=True)
+    cfg['model']['head'].update(tail_threshold=3)
+    cfg['train_cfg']['max_epochs'] = 1
+    runner = _run_stage_two_cfg(tmp_path / 'notail', ckpt, cfg)
+    assert not runner.model.head.statistics.tail.any()
+    with open(runner.logger.log_file) as f:
+        assert 'no tail class: tail_threshold=3' in f.read()
 
 
 def test_feature_cache_refuses_random_pipeline():

@@ -2,9 +2,10 @@
 
 Loop events drive the Adaptive Feature Generator (METHOD.md stage two):
 
-* before training, checks that need only the class counts and the settings
+* before the run, checks that need only the class counts and the settings
   (donor counts, thresholds, generation plan) run first, so a setting that
-  cannot work fails in seconds; then the class statistics are loaded from
+  cannot work fails in seconds, before any pass over the data;
+* before training, the class statistics are loaded from
   their file in the work_dir, or built by one streaming pass and written
   there (:mod:`glag_mm.engine.afg_statistics`);
 * after each validation (never a test), the per-class accuracy of the
@@ -29,6 +30,7 @@ import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+from mmengine.runner.base_loop import BaseLoop
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 
@@ -230,9 +232,13 @@ class AFGHook(Hook):
     # ------------------------------------------------------------------
     # hook events
     # ------------------------------------------------------------------
+    def before_run(self, runner) -> None:
+        # before every other pass (the feature cache's, the statistics')
+        if isinstance(runner._train_loop, BaseLoop):
+            self._early_checks(runner, self._head(runner))
+
     def before_train(self, runner) -> None:
         head = self._head(runner)
-        self._early_checks(runner, head)
         if not head.statistics_ready:
             stats, self.statistics_path = load_or_build(
                 runner,

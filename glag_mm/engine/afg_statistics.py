@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, Iterator, Optional, Tuple
 
 import torch
-from mmengine.dist import get_dist_info
+from mmengine.dist import broadcast_object_list, get_dist_info
 from mmengine.registry import FUNCTIONS
 from mmpretrain.registry import DATASETS
 from torch import Tensor
@@ -195,7 +195,9 @@ def load_or_build(
     pipeline = statistics_pipeline(runner, pipeline)
     key = statistics_key(runner, head, pipeline)
     path = osp.join(runner.work_dir, STATISTICS_DIR, f'{key}.pth')
-    if osp.isfile(path):
+    found = [osp.isfile(path)]  # rank 0 decides for every rank
+    broadcast_object_list(found)
+    if found[0]:
         stats = ClassStatistics.load(path, device=head.fc.weight.device)
         runner.logger.info(f'AFGHook: class statistics loaded from {path}')
         return stats, path
