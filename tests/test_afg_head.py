@@ -234,6 +234,27 @@ def test_confidence_update_rule():
     assert torch.equal(head.prev_class_acc, torch.tensor([0.9, 0.1, 1.0, 0.2]))
 
 
+def test_confidence_against_the_stage_one_reference():
+    head = _head(confidence_step=0.1, confidence_reference='stage_one')
+    with pytest.raises(RuntimeError, match='stage_one_checkpoint'):
+        head.update_confidence(torch.full((C,), 0.5))
+    head.reference_acc.copy_(torch.tensor([0.5, 0.5, 0.5, 0.5]))
+    # already the first update moves: class 2 is above its stage-one
+    # accuracy and rises, class 3 below and falls; head classes never move
+    head.update_confidence(torch.tensor([0.9, 0.1, 0.7, 0.3]))
+    torch.testing.assert_close(
+        head.confidence, torch.tensor([0.6, 0.6, 0.7, 0.5])
+    )
+    # class 3 improved on the last validation (0.3 -> 0.4) but is still
+    # below the reference, so it falls again ('previous' would raise it)
+    head.update_confidence(torch.tensor([0.9, 0.1, 0.6, 0.4]))
+    torch.testing.assert_close(
+        head.confidence, torch.tensor([0.6, 0.6, 0.8, 0.4])
+    )
+    assert 'reference_acc' in head.state_dict()
+    assert 'reference_acc' not in _head().state_dict()
+
+
 def test_clear_errors():
     with pytest.raises(RuntimeError, match='AFGHook'):
         AFGHead(num_classes=C, in_channels=D).generate(torch.tensor([0]), 0)
@@ -257,6 +278,7 @@ def test_clear_errors():
         dict(init_confidence=1.5),
         dict(tukey_lambda='half'),
         dict(tail_threshold=-3),
+        dict(confidence_reference='best'),
     ):
         with pytest.raises((ValueError, TypeError)):
             AFGHead(num_classes=C, in_channels=D, **bad)

@@ -360,6 +360,8 @@ def test_resume_mid_stage_two_reproduces_run(two_stage):
             CRASH[point] = None
         stage_dir = osp.join(work_dir, 'stage2')
         assert osp.isfile(osp.join(stage_dir, 'epoch_2.pth'))
+        if point == 'epoch':  # a missing statistics file is rebuilt
+            os.remove(_stats_file(osp.join(stage_dir, 'epoch_2.pth')))
         ckpts = run_stages(
             two_stage['top'],
             work_dir=work_dir,
@@ -452,6 +454,35 @@ def test_settings_checked_before_any_pass(two_stage, tmp_path):
     assert not runner.model.head.statistics.tail.any()
     with open(runner.logger.log_file) as f:
         assert 'no tail class: tail_threshold=3' in f.read()
+
+
+@pytest.mark.slow
+def test_stage_one_reference_is_its_validation_accuracy(two_stage, tmp_path):
+    from mmpretrain.apis import get_model
+
+    ckpt = two_stage['ckpts']['stage1']
+    cfg = stage_two_cfg(cache=True)
+    cfg['model']['head'].update(confidence_reference='stage_one')
+    for hook in cfg['custom_hooks']:
+        if hook['type'] == 'AFGHook':
+            hook.update(stage_one_checkpoint='{stage_one_checkpoint}')
+    cfg['train_cfg']['max_epochs'] = 1
+    head = _run_stage_two_cfg(tmp_path / 'ref', ckpt, cfg).model.head
+    # the stage-one model itself, on the validation images
+    model = get_model(str(two_stage['root'] / 'stage1.py'), pretrained=ckpt)
+    images = TinyLTBlobs(VAL_COUNTS, seed=7, pipeline=[]).load_data_list()
+    inputs = torch.stack(
+        [torch.from_numpy(d['img']).permute(2, 0, 1) for d in images]
+    )
+    labels = torch.tensor([d['gt_label'] for d in images])
+    with torch.no_grad():
+        data = model.eval().data_preprocessor(dict(inputs=inputs), False)
+        pred = model(data['inputs'], mode='tensor').argmax(1)
+    expected = torch.stack(
+        [(pred[labels == c] == c).float().mean() for c in range(4)]
+    )
+    torch.testing.assert_close(head.reference_acc, expected)
+    assert int(head.num_confidence_updates) == 1
 
 
 def test_feature_cache_refuses_random_pipeline():

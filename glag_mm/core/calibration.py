@@ -343,14 +343,15 @@ def adaptive_confidence(
 
     METHOD.md stage two item 6, for tail classes only (all classes when
     ``tail`` is None). A NaN accuracy (a class without validation samples)
-    leaves that class's score and record unchanged.
+    or reference leaves that class's score unchanged, a NaN accuracy its
+    record too.
 
     Returns:
         (confidence, prev_acc): the new scores and accuracy record.
     """
-    seen = torch.isfinite(acc)
+    seen = torch.isfinite(acc) & torch.isfinite(prev_acc)
     diff = torch.where(seen, acc - prev_acc, 0.0)
     moved = (confidence + step * torch.sign(diff)).clamp(*bounds)
     if tail is not None:
         moved = torch.where(tail.to(moved.device), moved, confidence)
-    return moved, torch.where(seen, acc, prev_acc)
+    return moved, torch.where(torch.isfinite(acc), acc, prev_acc)

@@ -27,7 +27,7 @@ import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.dist import get_rank
+from mmengine.dist import all_reduce, get_rank
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmengine.runner.base_loop import BaseLoop
@@ -59,6 +59,11 @@ class AFGHook(Hook):
         revalidate_on_resume: on resume, replay the validation that followed
             the checkpoint when its update is missing (module docstring).
         progress: draw a progress bar on rank 0.
+        stage_one_checkpoint: the stage-one checkpoint (in configs
+            ``'{stage_one_checkpoint}'``), whose classifier on the same
+            trunk gives the reference accuracies of an AFGHead with
+            ``confidence_reference='stage_one'`` (computed once on the
+            validation split, kept in the head's checkpoints).
     """
 
     priority = 'NORMAL'
@@ -72,6 +77,7 @@ class AFGHook(Hook):
         metric_key: str = 'lt/per_class',
         revalidate_on_resume: bool = True,
         progress: bool = True,
+        stage_one_checkpoint: Optional[str] = None,
     ) -> None:
         if pipeline is not None and not isinstance(pipeline, (list, tuple)):
             raise TypeError('AFGHook: pipeline must be a list of transforms')
@@ -88,6 +94,7 @@ class AFGHook(Hook):
         self.metric_key = metric_key
         self.revalidate_on_resume = revalidate_on_resume
         self.progress = progress
+        self.stage_one_checkpoint = stage_one_checkpoint
         self.statistics_path: Optional[str] = None
         self._saved_at_iter: Optional[int] = None
 
@@ -212,6 +219,52 @@ class AFGHook(Hook):
         torch.save(ckpt, tmp)
         os.replace(tmp, path)
 
+    @torch.no_grad()
+    def _stage_one_accuracy(self, runner, head):
+        """Per-class accuracy of the stage-one classifier on validation."""
+        path = self.stage_one_checkpoint
+        if not path or '{' in path or runner._val_loop is None:
+            raise ValueError(
+                "AFGHook: confidence_reference='stage_one' compares with the "
+                'stage-one model on the validation split; validate, and '
+                "pass AFGHook(stage_one_checkpoint='{stage_one_checkpoint}') "
+                '(filled in by tools/train.py)'
+            )
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        state = ckpt.get('state_dict', ckpt)
+        state = {k.replace('module.', '', 1): v for k, v in state.items()}
+        device = head.fc.weight.device
+        weight = state['head.fc.weight'].float().to(device)
+        bias = state.get('head.fc.bias')
+        bias = None if bias is None else bias.float().to(device)
+        model = unwrap(runner.model)
+        was_training = model.training
+        model.eval()
+        correct = torch.zeros(head.num_classes, device=device)
+        total = torch.zeros(head.num_classes, device=device)
+        for batch in runner.val_loop.dataloader:
+            data = model.data_preprocessor(batch, False)
+            feats = model.extract_feat(data['inputs'])
+            feats = feats[-1] if isinstance(feats, (tuple, list)) else feats
+            labels = torch.cat([s.gt_label for s in data['data_samples']])
+            labels = labels.to(device)
+            pred = torch.nn.functional.linear(feats.float(), weight, bias)
+            total.index_add_(
+                0, labels, torch.ones_like(labels, dtype=torch.float)
+            )
+            correct.index_add_(0, labels, (pred.argmax(1) == labels).float())
+        model.train(was_training)
+        all_reduce(correct)
+        all_reduce(total)
+        runner.logger.info(
+            f'AFGHook: stage-one validation accuracy '
+            f'{float(correct.sum() / total.sum().clamp(min=1)):.4f}, the '
+            'reference of the confidence updates'
+        )
+        return torch.where(
+            total > 0, correct / total.clamp(min=1), float('nan')
+        )
+
     @staticmethod
     def _val_due_at_checkpoint(runner) -> bool:
         loop = runner.train_loop
@@ -250,6 +303,9 @@ class AFGHook(Hook):
             )
             head.set_statistics(stats)
         self._check_counts(head)
+        reference = getattr(head, 'reference_acc', None)
+        if reference is not None and not bool(torch.isfinite(reference).any()):
+            reference.copy_(self._stage_one_accuracy(runner, head))
         if get_train_class_counts() is None:  # the checks on these counts
             for message in check_generation_setup(
                 head.class_counts,

@@ -39,37 +39,13 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ...core.calibration import (
-    GENERATION_MODES,
-    WEIGHTINGS,
-    adaptive_confidence,
-    generation_plan,
-    tail_classes,
-)
+from ...core.calibration import adaptive_confidence, generation_plan
 from ...core.class_statistics import ClassStatistics
 from ...core.generator import generate_features, seeded_generators
-from ...core.tukey import check_tukey_lambda, tukey_transform
+from ...core.tukey import tukey_transform
+from .afg_settings import check_afg_settings
 
 __all__ = ['AFGHead']
-
-
-def _number(value, name: str, low: Optional[float] = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'AFGHead: {name} must be a number, got {value!r}')
-    if low is not None and value < low:
-        raise ValueError(f'AFGHead: {name} must be >= {low}, got {value!r}')
-    return float(value)
-
-
-def _count(value, name: str, allow_none: bool = False) -> Optional[int]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        extra = 'None or ' if allow_none else ''
-        raise ValueError(
-            f'AFGHead: {name} must be {extra}an int >= 1, got {value!r}'
-        )
-    return value
 
 
 class _Generated:
@@ -105,6 +81,11 @@ class AFGHead(LinearClsHead):
         init_confidence: initial s_c (default 0.6 [paper]).
         confidence_step: eta of the update (default 0.05 [ours]).
         confidence_range: (s_min, s_max) (default (0, 1) [ours]).
+        confidence_reference: what acc_c is compared with [ours]:
+            ``'previous'`` (default), the last validation's acc_c;
+            ``'stage_one'``, the stage-one model's accuracy of class c on
+            the same validation split, computed once by
+            :class:`~glag_mm.engine.AFGHook` (buffer ``reference_acc``).
         generation: ``'balance'`` or ``'ratio'`` (module docstring).
         generation_ratio: generated features per real one in ``'ratio'``.
         n_max: per-class target of ``'balance'`` (default max n_c).
@@ -148,6 +129,7 @@ class AFGHead(LinearClsHead):
         init_confidence: float = 0.6,
         confidence_step: float = 0.05,
         confidence_range: Tuple[float, float] = (0.0, 1.0),
+        confidence_reference: str = 'previous',
         generation: str = 'balance',
         generation_ratio: float = 1.0,
         n_max: Optional[int] = None,
@@ -160,54 +142,36 @@ class AFGHead(LinearClsHead):
         super().__init__(
             num_classes=num_classes, in_channels=in_channels, **kwargs
         )
-        self.tukey_lambda = check_tukey_lambda(tukey_lambda)
-        self.tukey_eps = _number(tukey_eps, 'tukey_eps', 0.0)
-        tail_classes(torch.ones(1), tail_threshold)  # validates the value
-        self.tail_threshold = tail_threshold
-        self.num_donors = _count(num_donors, 'num_donors')
-        if donor_weighting not in WEIGHTINGS:
-            raise ValueError(
-                f'AFGHead: donor_weighting must be one of {WEIGHTINGS}, got '
-                f'{donor_weighting!r}'
-            )
-        self.donor_weighting = donor_weighting
-        self.alpha = _number(alpha, 'alpha', 0.0)
-        low, high = (_number(v, 'confidence_range') for v in confidence_range)
-        init = _number(init_confidence, 'init_confidence')
-        if not low <= init <= high:
-            raise ValueError(
-                'AFGHead: need s_min <= init_confidence <= s_max, got '
-                f'{init} and confidence_range={confidence_range}'
-            )
-        self.confidence_range = (low, high)
-        self.confidence_step = _number(confidence_step, 'confidence_step', 0)
-        if generation not in GENERATION_MODES:
-            raise ValueError(
-                f'AFGHead: generation must be one of {GENERATION_MODES} '
-                "('balance' with instance-balanced real batches, 'ratio' "
-                f'with a class-aware sampler), got {generation!r}'
-            )
-        self.generation = generation
-        self.generation_ratio = _number(
-            generation_ratio, 'generation_ratio', 0
+        settings = check_afg_settings(
+            tukey_lambda=tukey_lambda,
+            tukey_eps=tukey_eps,
+            tail_threshold=tail_threshold,
+            num_donors=num_donors,
+            donor_weighting=donor_weighting,
+            alpha=alpha,
+            init_confidence=init_confidence,
+            confidence_step=confidence_step,
+            confidence_range=confidence_range,
+            confidence_reference=confidence_reference,
+            generation=generation,
+            generation_ratio=generation_ratio,
+            n_max=n_max,
+            max_generated=max_generated,
+            exact_rows=exact_rows,
+            factor_rank=factor_rank,
+            seed=seed,
         )
-        self.n_max = _count(n_max, 'n_max', allow_none=True)
-        if max_generated is not None and (
-            not isinstance(max_generated, int) or max_generated < 0
-        ):
-            raise ValueError(
-                'AFGHead: max_generated must be None or an int >= 0, got '
-                f'{max_generated!r}'
-            )
-        self.max_generated = max_generated
-        self.exact_rows = _count(exact_rows, 'exact_rows')
-        self.factor_rank = _count(factor_rank, 'factor_rank')
-        self.seed = int(seed)
+        init = settings.pop('init_confidence')
+        for key, value in settings.items():
+            setattr(self, key, value)
 
         self.register_buffer('confidence', torch.full((num_classes,), init))
         self.register_buffer('prev_class_acc', torch.zeros(num_classes))
         self.register_buffer('num_confidence_updates', torch.tensor(0))
         self.register_buffer('last_update_iter', torch.tensor(-1))
+        if confidence_reference == 'stage_one':
+            nan = torch.full((num_classes,), float('nan'))
+            self.register_buffer('reference_acc', nan)
         self.statistics: Optional[ClassStatistics] = None
         self.distiller = None
 
@@ -385,15 +349,26 @@ class AFGHead(LinearClsHead):
                 f'AFGHead: per-class accuracy has shape {tuple(acc.shape)}, '
                 f'expected ({self.num_classes},)'
             )
-        first = int(self.num_confidence_updates) == 0
-        conf, prev = adaptive_confidence(
+        step, reference = self.confidence_step, self.prev_class_acc
+        if self.confidence_reference == 'stage_one':
+            reference = self.reference_acc
+            if not bool(torch.isfinite(reference).any()):
+                raise RuntimeError(
+                    "AFGHead: confidence_reference='stage_one' needs the "
+                    'stage-one accuracies; give AFGHook stage_one_checkpoint='
+                    "'{stage_one_checkpoint}'"
+                )
+        elif int(self.num_confidence_updates) == 0:
+            step = 0.0  # nothing to compare the first validation with
+        conf, _ = adaptive_confidence(
             self.confidence,
-            self.prev_class_acc,
+            reference,
             acc.to(self.confidence.device),
             self.tail_mask(),
-            0.0 if first else self.confidence_step,
+            step,
             self.confidence_range,
         )
+        prev = torch.where(torch.isfinite(acc), acc, self.prev_class_acc)
         self.confidence.copy_(conf)
         self.prev_class_acc.copy_(prev)
         self.num_confidence_updates += 1
