@@ -1,5 +1,6 @@
 """The method as pure PyTorch (no OpenMMLab imports)."""
 
+from .all_gather import AllGather
 from .calibration import (
     GENERATION_MODES,
     WEIGHTINGS,
@@ -36,7 +37,7 @@ from .logit_adjustment import (
     weight_reduce,
 )
 from .schedules import SCHEDULES, check_schedule, schedule_value
-from .statistics_builder import AllGather, StatisticsBuilder
+from .statistics_builder import StatisticsBuilder
 from .tukey import check_tukey_lambda, tukey_transform
 
 __all__ = [

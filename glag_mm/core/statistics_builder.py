@@ -1,48 +1,27 @@
 """The streaming statistics pass of stage two (METHOD.md stage two item 3).
 
 :class:`StatisticsBuilder` collects the (Tukey-transformed) training
-features of one pass, on every rank its own share, and
-:meth:`StatisticsBuilder.finalize` gathers them across ranks, orders them by
-(label, dataset index) so the result does not depend on the sharding, drops
-the repeats DistributedSampler pads with, and computes the class means and
-centred rows. It hands those to
-:meth:`~glag_mm.core.class_statistics.ClassStatistics.from_centred_rows`,
-which bounds each class's covariance factor and returns the finished,
-read-only statistics; the builder's buffers are freed as it goes.
+features of one pass, each rank its own share; :meth:`~StatisticsBuilder.
+finalize` gathers them, orders them by (label, dataset index) so the result
+does not depend on the sharding, drops DistributedSampler's padded repeats,
+centres them, and returns :class:`~glag_mm.core.ClassStatistics` (bounded
+covariance factors, read-only), freeing its buffers as it goes.
 """
 
 from typing import Callable, List, Optional, Union
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
+from .all_gather import AllGather, resolve_all_gather
 from .class_statistics import ClassStatistics
 
 __all__ = ['StatisticsBuilder', 'AllGather']
-
-#: ``all_gather(tensor) -> [tensor from rank 0, rank 1, ...]``; every rank
-#: passes a tensor of the same shape and dtype (``mmengine.dist.all_gather``
-#: has this contract).
-AllGather = Callable[[Tensor], List[Tensor]]
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _BLOCK_BYTES = 64 * 2**20  # storage grows in blocks of at most this size
 _ROUND_BYTES = 16 * 2**20  # rows sent per rank in one all_gather round
 _WORK_BYTES = 16 * 2**20  # temporaries of the mean / centring passes
-
-
-def _torch_all_gather(tensor: Tensor) -> List[Tensor]:
-    """All-gather through ``torch.distributed`` (gloo on CPU, NCCL on GPU)."""
-    world = dist.get_world_size()
-    if dist.get_backend() == 'nccl':
-        device = torch.device('cuda', torch.cuda.current_device())
-    else:
-        device = torch.device('cpu')
-    send = tensor.to(device).contiguous()
-    out = [torch.empty_like(send) for _ in range(world)]
-    dist.all_gather(out, send)
-    return [t.to(tensor.device) for t in out]
 
 
 class StatisticsBuilder:
@@ -55,7 +34,6 @@ class StatisticsBuilder:
             (float32 default; float16 halves the pass's memory at ~1e-3
             relative precision of the statistics).
         device: where rows and statistics live (default CPU).
-
     """
 
     def __init__(
@@ -201,7 +179,7 @@ class StatisticsBuilder:
         """
         if self.finalized:
             raise RuntimeError('finalize() was already called')
-        gather = self._resolve_gather(all_gather)
+        gather = resolve_all_gather(all_gather)
         dev = self.device
         meta = torch.cat(
             [m[:fill] for m, fill in zip(self._block_meta, self._block_fill)]
@@ -250,24 +228,6 @@ class StatisticsBuilder:
             exact_rows=exact_rows,
             rank=rank,
         )
-
-    def _resolve_gather(self, all_gather) -> Optional[AllGather]:
-        if all_gather is False:
-            return None
-        if all_gather is None or all_gather is True:
-            if (
-                dist.is_available()
-                and dist.is_initialized()
-                and dist.get_world_size() > 1
-            ):
-                return _torch_all_gather
-            return None
-        if not callable(all_gather):
-            raise TypeError(
-                'all_gather must be a callable tensor -> list of tensors '
-                f'(one per rank), None or False; got {all_gather!r}'
-            )
-        return all_gather
 
     def _gather_meta(self, gather, labels, idx, has_idx):
         dev = self.device

@@ -7,10 +7,8 @@
 * :func:`confidence_history` / :func:`plot_confidence`: the adaptive
   confidence s_c of AFGHead after each update, read from the scalars
   AFGHook logs (``scalars.json``; older runs: the ``epoch_<k>.pth``
-  checkpoints, buffer ``head.confidence``).
-  mmengine saves ``epoch_k.pth`` after the k-th training epoch and before
-  its validation, so checkpoint k holds s_c after the updates of
-  validations 1 .. k-1.
+  checkpoints, buffer ``head.confidence``; in those, saved before the
+  epoch's validation, checkpoint k holds s_c after validations 1 .. k-1).
 """
 
 import glob
