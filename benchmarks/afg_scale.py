@@ -1,303 +1,250 @@
-"""Scale benchmark of the Adaptive Feature Generator's core (stage two).
+"""Scale benchmark of stage two's statistics and generator.
 
-Synthetic non-negative features with the real per-class training counts of
-ImageNet-LT (1,000 classes, 115,846 images) and iNaturalist 2018 (8,142
-classes, 437,513 images), read from ``../shared/data/lt-splits`` next to the
-repository (an exponential profile with the same C, N, n_max and n_min is
-used when the files are absent, and the table says so). For each scale it
-measures, each against a baseline timed in the same process:
+Class counts are the real training counts of ImageNet-LT (1,000 classes,
+115,846 images) and iNaturalist 2018 (8,142 classes, 437,513 images), read
+from ``../shared/data/lt-splits`` next to the repository (an exponential
+profile with the same C, N, n_max and n_min when the files are absent; the
+output says which). It prints, each figure against a baseline of the same
+process:
 
-* statistics memory: the bank's tensors, against dense per-class
-  covariances (C x D x D float32) that the method must never form;
-* peak process memory (ru_maxrss), against the process before the pass;
-* statistics-pass time: Tukey transform + streaming ``add`` in batches +
-  ``finalize``, against a plain per-class mean pass over the same batches;
-* generated features per second: ``generation_plan`` on instance-balanced
-  real batches, then ``generate_features`` (calibrated tail classes from
-  precomputed support sets + own-class sampling), against ``torch.randn``
-  of the same output size. The one-off support-set precomputation
-  (``anchor_support``) is reported separately.
+* statistics memory at D = 2048 with the default bound (exact rows up to
+  32 per class, a rank-32 factor above, tail anchors kept) over dense
+  per-class covariances (C x D x D float32), which must stay <= 1/30. The
+  bytes follow from the layout; the layout is checked against statistics
+  actually built at a small D with the same counts;
+* what a stage-two checkpoint holds beyond the classifier's weights and the
+  optimizer state at ImageNet-LT scale (the confidence state and the
+  statistics file's name);
+* per-batch generation time (``generation_plan`` in 'balance' mode on a
+  real batch of B, then ``generate_features``) at 2x and 4x the features
+  of ImageNet-LT over the 1x time, timed in interleaved rounds (the tail
+  threshold is a fraction of n_max, so the same classes are tail);
+* generation throughput: the multiply-adds of its products (2 D per factor
+  row read) per second over the rate of a 1024^3 sgemm in the same process.
 
-Every scale runs in its own child process so that its peak memory is its
-own. Run::
+Run::
 
-    OMP_NUM_THREADS=1 python benchmarks/afg_scale.py --scale both
+    OMP_NUM_THREADS=1 python benchmarks/afg_scale.py --threads 1
+    OMP_NUM_THREADS=1 python benchmarks/afg_scale.py --quick --json s.json
 
-Absolute times depend on the machine and its load; compare the ratios.
+``--quick`` generates at D = 256 (a few minutes on two cores); the memory
+and checkpoint figures are at D = 2048 either way. ``--json FILE`` writes
+``generation_scaling_2x``, ``generation_scaling_4x``,
+``generation_over_sgemm`` and the memory ratios.
 """
 
 import argparse
+import io
 import json
 import math
-import resource
-import subprocess
-import sys
+import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from glag_mm.core import (
+    StatisticsBuilder,
+    generate_features,
+    generation_plan,
+    seeded_generators,
+    tail_classes,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPLITS = REPO_ROOT.parent / 'shared' / 'data' / 'lt-splits'
 SCALES = {
     # name: (split file, C, N, n_max, n_min) of the published training sets
-    'imagenet': ('ImageNet_LT.json', 1000, 115846, 1280, 5),
-    'inat': ('iNaturalist18.json', 8142, 437513, 1000, 2),
+    'ImageNet-LT': ('ImageNet_LT.json', 1000, 115846, 1280, 5),
+    'iNaturalist 2018': ('iNaturalist18.json', 8142, 437513, 1000, 2),
 }
-GiB = 2**30
-MiB = 2**20
+EXACT_ROWS, RANK, K, DIM = 32, 32, 3, 2048
 
 
-def exponential_profile(classes, total, n_max, n_min):
-    """n_i = n_max (n_min / n_max) ** ((i / (C - 1)) ** p), p fitted to N."""
-    ratio = n_min / n_max
+def class_counts(name):
+    split, classes, total, n_max, n_min = SCALES[name]
+    path = SPLITS / split
+    if path.is_file():
+        return torch.tensor(json.loads(path.read_text())), f'real ({split})'
     pos = torch.arange(classes, dtype=torch.float64) / (classes - 1)
-
-    def counts(p):
-        return (n_max * ratio ** pos.pow(p)).floor().clamp(min=n_min)
-
-    lo, hi = 0.05, 20.0  # larger p -> more images
+    lo, hi = 0.05, 20.0
     for _ in range(60):
         mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if counts(mid).sum() < total else (lo, mid)
-    return counts(math.sqrt(lo * hi)).long()
+        got = (n_max * (n_min / n_max) ** pos.pow(mid)).floor().sum()
+        lo, hi = (mid, hi) if got < total else (lo, mid)
+    counts = (n_max * (n_min / n_max) ** pos.pow(lo)).floor().long()
+    return counts.clamp(min=n_min), f'{split} absent: exponential profile'
 
 
-def class_counts(scale):
-    name, classes, total, n_max, n_min = SCALES[scale]
-    path = SPLITS / name
-    if path.is_file():
-        counts = torch.tensor(json.loads(path.read_text()))
-        return counts, f'real counts ({name})'
-    counts = exponential_profile(classes, total, n_max, n_min)
-    return counts, (
-        f'{name} not found: exponential profile with C={classes}, '
-        f'N~{total}, n_max={n_max}, n_min={n_min}'
+def build(counts, dim, tail, seed=0):
+    """Statistics of synthetic post-ReLU, Tukey-transformed features."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.rand(len(counts), dim, generator=g)
+    builder = StatisticsBuilder(len(counts), dim)
+    start = 0
+    for c, n in enumerate(counts.tolist()):
+        x = (centres[c] + 0.5 * torch.randn(n, dim, generator=g)).relu()
+        builder.add(x.sqrt(), torch.full((n,), c), torch.arange(n) + start)
+        start += n
+    return builder.finalize(
+        tail, num_donors=K, exact_rows=EXACT_ROWS, rank=RANK, all_gather=False
     )
 
 
-def peak_rss():
-    """Peak resident memory of this process in bytes (Linux: KiB units)."""
-    scale = 1 if sys.platform == 'darwin' else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+def layout_rows(counts, tail):
+    """Rows of the statistics: factors (<= max(exact, rank)) + anchors."""
+    factor = torch.where(
+        counts <= EXACT_ROWS, counts, torch.clamp(counts - 1, max=RANK)
+    )
+    anchors = torch.where(tail & (counts > EXACT_ROWS), counts, 0)
+    return int(factor.sum() + anchors.sum())
 
 
-def run_scale(args):
-    from glag_mm.core import (
-        ClassFeatureBank,
-        anchor_support,
-        generate_features,
-        generation_plan,
-        tail_classes,
-        tukey_transform,
+def memory(name):
+    counts, source = class_counts(name)
+    tail = tail_classes(counts, 100)
+    small = build(counts, RANK + 8, tail)  # the layout, at a small D
+    rows = layout_rows(counts, tail)
+    assert small.rows.shape[0] == rows, (small.rows.shape, rows)
+    tables = small.memory_bytes() - (rows + len(counts)) * (RANK + 8) * 4
+    full = (rows + len(counts)) * DIM * 4 + tables
+    dense = len(counts) * DIM * DIM * 4
+    return dict(source=source, bytes=full, dense=dense, ratio=full / dense)
+
+
+def checkpoint_extra():
+    from mmpretrain.registry import MODELS
+
+    import glag_mm  # noqa: F401
+
+    head = MODELS.build(
+        dict(type='AFGHead', num_classes=1000, in_channels=DIM)
     )
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    counts, source = class_counts(args.child)
-    num_classes, total, dim = counts.numel(), int(counts.sum()), args.dim
-    labels = torch.repeat_interleave(torch.arange(num_classes), counts)
-    order = torch.randperm(total)
-    centres = torch.randn(num_classes, dim).relu_()  # synthetic class means
-    rss_before = peak_rss()
+    def size(state):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.tell()
 
-    # statistics pass ---------------------------------------------------
-    bank = ClassFeatureBank(num_classes, dim, torch.float16)
-    sums = torch.zeros(num_classes, dim)
-    t_bank = t_base = 0.0
-    for a in range(0, total, args.batch):
-        idx = order[a : a + args.batch]
-        y = labels[idx]
-        x = (centres[y] + 0.5 * torch.randn(len(y), dim)).relu_()
-        t0 = time.perf_counter()
-        bank.add(tukey_transform(x, 0.5, check=False), y, idx)
-        t1 = time.perf_counter()
-        sums.index_add_(0, y, x)
-        t2 = time.perf_counter()
-        t_bank += t1 - t0
-        t_base += t2 - t1
-        del x
-    t0 = time.perf_counter()
-    bank.finalize(all_gather=False)
-    t1 = time.perf_counter()
-    _ = sums / counts[:, None]
-    t_base += time.perf_counter() - t1
-    t_bank += t1 - t0
-    del sums, centres
-    rss_stats = peak_rss()
+    state = head.state_dict()
+    weights = {k: v for k, v in state.items() if k.startswith('fc.')}
+    ref = 'afg_statistics/0123456789abcdef0123456789abcdef.pth'
+    return size(state) - size(weights) + len(ref)
 
-    # generation --------------------------------------------------------
-    tail = tail_classes(bank.counts, 100)
-    conf = torch.full((num_classes,), 0.6)
+
+def sgemm_rate(reps=5):
+    a, b = torch.rand(1024, 1024), torch.rand(1024, 1024)
+    a @ b
     t0 = time.perf_counter()
-    support = anchor_support(bank, tail, k=3)
-    t_support = time.perf_counter() - t0
-    gen = torch.Generator().manual_seed(1)
-    perm = labels[torch.randperm(total)]
-    made, t_gen, t_randn = 0, 0.0, 0.0
-    for b in range(args.gen_batches):
-        batch = perm[b * args.batch : (b + 1) * args.batch]
-        plan = generation_plan(bank.counts, batch, generator=gen)
+    for _ in range(reps):
+        a @ b
+    return 2 * 1024**3 * reps / (time.perf_counter() - t0)
+
+
+def rows_read(stats):
+    """Expected factor rows one draw of each class reads."""
+    out = stats.factor_size.double().clone()
+    for c in torch.nonzero(stats.tail).flatten().tolist():
+        a, m = int(stats.anchor_base[c]), int(stats.anchor_size[c])
+        donors = stats.donors[a : a + m]
+        out[c] = stats.factor_size[donors].sum(1).double().mean()
+    return out
+
+
+def generation(args):
+    counts, _ = class_counts('ImageNet-LT')
+    labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    sets = {}
+    for scale in (1, 2, 4):
+        scaled = counts * scale
+        tail = tail_classes(scaled, 100 / 1280)  # same classes at any scale
         t0 = time.perf_counter()
-        feats = generate_features(
-            bank, plan, tail, conf, k=3, generator=gen, row_support=support
+        stats = build(scaled, args.dim, tail, seed=scale)
+        print(
+            f'  {scale}x: {int(scaled.sum()):,} features, statistics '
+            f'{stats.memory_bytes() / 2**20:.0f} MiB in '
+            f'{time.perf_counter() - t0:.0f} s',
+            flush=True,
         )
-        t1 = time.perf_counter()
-        ref = torch.randn(len(plan), dim)
-        t2 = time.perf_counter()
-        assert feats.shape == ref.shape and bool(torch.isfinite(feats).all())
-        made += len(plan)
-        t_gen += t1 - t0
-        t_randn += t2 - t1
-        del feats, ref
-    return {
-        'scale': args.child,
-        'source': source,
-        'classes': num_classes,
-        'features': total,
-        'dim': dim,
-        'tail_classes': int(tail.sum()),
-        'tail_rows': int(support[0][:, 0].ge(0).sum()),
-        'bank_bytes': bank.memory_bytes(),
-        'dense_cov_bytes': num_classes * dim * dim * 4,
-        'fp32_feature_bytes': total * dim * 4,
-        'rss_before': rss_before,
-        'rss_stats': rss_stats,
-        'rss_peak': peak_rss(),
-        't_stats': t_bank,
-        't_mean_pass': t_base,
-        't_support': t_support,
-        'generated': made,
-        'gen_per_batch': made / args.gen_batches,
-        'batch': args.batch,
-        't_gen': t_gen,
-        't_randn': t_randn,
-    }
-
-
-def table(results):
-    rows = [
-        ('statistics memory', lambda r: f'{r["bank_bytes"] / MiB:,.0f} MiB'),
-        (
-            '  / dense covariances',
-            lambda r: (
-                f'{r["bank_bytes"] / r["dense_cov_bytes"]:.4f} '
-                f'(of {r["dense_cov_bytes"] / GiB:,.1f} GiB)'
-            ),
-        ),
-        (
-            '  / fp32 feature copy',
-            lambda r: (
-                f'{r["bank_bytes"] / r["fp32_feature_bytes"]:.2f} '
-                f'(of {r["fp32_feature_bytes"] / GiB:.2f} GiB)'
-            ),
-        ),
-        ('peak process memory', lambda r: f'{r["rss_peak"] / GiB:.2f} GiB'),
-        (
-            '  / before the pass',
-            lambda r: (
-                f'{r["rss_peak"] / r["rss_before"]:.2f} '
-                f'(of {r["rss_before"] / GiB:.2f} GiB)'
-            ),
-        ),
-        ('statistics pass', lambda r: f'{r["t_stats"]:.1f} s'),
-        (
-            '  / plain mean pass',
-            lambda r: (
-                f'{r["t_stats"] / r["t_mean_pass"]:.1f} '
-                f'(of {r["t_mean_pass"]:.1f} s)'
-            ),
-        ),
-        (
-            'support sets (once)',
-            lambda r: f'{r["t_support"]:.1f} s, {r["tail_rows"]:,} tail rows',
-        ),
-        (
-            'generated per batch',
-            lambda r: f'{r["gen_per_batch"]:,.0f} (B={r["batch"]})',
-        ),
-        (
-            'generated features/s',
-            lambda r: f'{r["generated"] / r["t_gen"]:,.0f}',
-        ),
-        (
-            '  randn / generation',
-            lambda r: (
-                f'{r["t_randn"] / r["t_gen"]:.3f} '
-                f'(randn {r["generated"] / r["t_randn"]:,.0f}/s)'
-            ),
-        ),
-    ]
-    head = ['', *(f'{r["scale"]} C={r["classes"]:,}' for r in results)]
-    body = [[name, *(fmt(r) for r in results)] for name, fmt in rows]
-    body.insert(
-        0,
-        [
-            'features x dim',
-            *(f'{r["features"]:,} x {r["dim"]}' for r in results),
-        ],
+        sets[scale] = (scaled, stats, rows_read(stats))
+    conf = torch.full((len(counts),), 0.6)
+    times = {scale: [] for scale in sets}
+    flops = {scale: [] for scale in sets}
+    g = torch.Generator().manual_seed(0)
+    for it in range(args.warmup + args.gen_batches):
+        batch = labels[torch.randint(len(labels), (args.batch,), generator=g)]
+        for scale, (scaled, stats, reads) in sets.items():
+            gens = seeded_generators(0, it, 0)
+            plan = generation_plan(scaled, batch, generator=gens[0])
+            t0 = time.perf_counter()
+            feats, _ = generate_features(stats, conf, plan, 0.0, gens)
+            elapsed = time.perf_counter() - t0
+            assert bool(torch.isfinite(feats).all())
+            if it >= args.warmup:
+                times[scale].append(elapsed)
+                flops[scale].append(2 * args.dim * float(reads[plan].sum()))
+    med = {s: statistics.median(t) for s, t in times.items()}
+    rate = sum(flops[1]) / sum(times[1])
+    return dict(
+        generation_scaling_2x=med[2] / med[1],
+        generation_scaling_4x=med[4] / med[1],
+        generation_over_sgemm=rate / sgemm_rate(),
+        per_batch_ms={s: 1000 * m for s, m in med.items()},
+        generated_per_batch=len(plan),
     )
-    widths = [
-        max(len(line[i]) for line in [head, *body]) for i in range(len(head))
-    ]
-    out = [' | '.join(c.ljust(w) for c, w in zip(head, widths))]
-    out.append('-|-'.join('-' * w for w in widths))
-    out += [
-        ' | '.join(c.ljust(w) for c, w in zip(line, widths)) for line in body
-    ]
-    return '\n'.join(out)
 
 
-def parse_args():
+def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument(
-        '--scale', choices=['imagenet', 'inat', 'both'], default='both'
+    p.add_argument('--dim', type=int, default=DIM, help='D of generation')
+    p.add_argument('--batch', type=int, default=512, help='real batch B')
+    p.add_argument('--gen-batches', type=int, default=20)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--quick', action='store_true', help='D = 256, 10 batches')
+    p.add_argument('--json', help='write the figures to this file')
+    args = p.parse_args()
+    if args.quick:
+        args.dim, args.gen_batches = 256, 10
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = {}
+    print(f'statistics memory at D = {DIM} (bound {EXACT_ROWS} / r {RANK}):')
+    for name in SCALES:
+        m = memory(name)
+        out[f'memory_over_dense_{name.split()[0].lower()}'] = m['ratio']
+        print(
+            f'  {name:<17} {m["bytes"] / 2**30:6.2f} GiB / dense '
+            f'{m["dense"] / 2**30:7.1f} GiB = 1/{1 / m["ratio"]:.0f} '
+            f'(target <= 1/30), counts {m["source"]}'
+        )
+    extra = checkpoint_extra()
+    out['checkpoint_extra_bytes'] = extra
+    print(
+        f'stage-two checkpoint beyond weights + optimizer, ImageNet-LT: '
+        f'{extra / 1024:.1f} KiB (goal < 1 MiB)'
     )
-    p.add_argument('--dim', type=int, default=2048)
-    p.add_argument('--batch', type=int, default=512, help='real batch size')
-    p.add_argument(
-        '--gen-batches', type=int, default=10, help='training batches timed'
+    print(f'generation at D = {args.dim}, B = {args.batch}, balance mode:')
+    gen = generation(args)
+    out.update(gen)
+    ms = gen['per_batch_ms']
+    print(
+        f'  {gen["generated_per_batch"]} generated per batch; per batch '
+        f'1x {ms[1]:.1f} ms, 2x {ms[2]:.1f} ms, 4x {ms[4]:.1f} ms'
     )
-    p.add_argument('--threads', type=int, default=torch.get_num_threads())
-    p.add_argument('--child', choices=list(SCALES), help=argparse.SUPPRESS)
-    return p.parse_args()
+    print(
+        f'  generation_scaling_2x {gen["generation_scaling_2x"]:.3f} '
+        f'(target <= 1.1), generation_scaling_4x '
+        f'{gen["generation_scaling_4x"]:.3f} (target <= 1.2)'
+    )
+    print(
+        f'  generation_over_sgemm {gen["generation_over_sgemm"]:.3f} '
+        '(goal >= 0.3; 2 D flops per factor row read, over a 1024^3 sgemm)'
+    )
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(out, f, indent=1)
 
 
 if __name__ == '__main__':
-    ARGS = parse_args()
-    if ARGS.child:
-        print(json.dumps(run_scale(ARGS)))
-        sys.exit(0)
-    scales = ['imagenet', 'inat'] if ARGS.scale == 'both' else [ARGS.scale]
-    results = []
-    for scale in scales:
-        cmd = [
-            sys.executable,
-            __file__,
-            '--child',
-            scale,
-            '--dim',
-            str(ARGS.dim),
-            '--batch',
-            str(ARGS.batch),
-            '--gen-batches',
-            str(ARGS.gen_batches),
-            '--threads',
-            str(ARGS.threads),
-        ]
-        print(f'running {scale} scale ...', flush=True)
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f'{scale} failed:\n{done.stderr}')
-        res = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f'  {res["source"]}', flush=True)
-        results.append(res)
-    print()
-    print(table(results))
-    print(
-        '\nratios: memory / dense per-class covariances and / a float32 '
-        'copy of all features; peak RSS / RSS before the statistics pass; '
-        'statistics pass (Tukey + add + finalize) / a plain per-class mean '
-        'pass over the same batches; randn / generation = torch.randn of '
-        'the same output size per batch, timed in the same process.'
-    )
+    main()

@@ -1,24 +1,34 @@
 """Helpers of tests/test_afg_core.py, including its 2-rank gloo worker.
 
-The spawned ranks import only this module and torch: the feature bank is
-loaded from its file (it imports nothing but torch), so each child skips
-the OpenMMLab imports of the ``glag_mm`` package and starts in a few
-seconds.
+The spawned ranks import only this module and torch: ``glag_mm/core`` (pure
+torch) is loaded as a package of its own, so each child skips the
+OpenMMLab imports of the ``glag_mm`` package and starts in a few seconds.
 """
 
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-BANK_FILE = (
-    Path(__file__).resolve().parents[1]
-    / 'glag_mm'
-    / 'core'
-    / 'feature_bank.py'
-)
+CORE_DIR = Path(__file__).resolve().parents[1] / 'glag_mm' / 'core'
+
+
+def load_core():
+    """``glag_mm/core`` as the standalone package ``afg_core``."""
+    if 'afg_core' in sys.modules:
+        return sys.modules['afg_core']
+    spec = importlib.util.spec_from_file_location(
+        'afg_core',
+        CORE_DIR / '__init__.py',
+        submodule_search_locations=[str(CORE_DIR)],
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules['afg_core'] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_features(counts, dim, seed=0):
@@ -42,22 +52,22 @@ def shard(num, world, rank):
     return padded[rank::world]
 
 
-def fill_bank(bank, x, y, idx=None, batch=7):
+def fill(builder, x, y, idx=None, batch=7):
     for a in range(0, len(y), batch):
         part = None if idx is None else idx[a : a + batch]
-        bank.add(x[a : a + batch], y[a : a + batch], part)
-    return bank
+        builder.add(x[a : a + batch], y[a : a + batch], part)
+    return builder
 
 
 GLOO_COUNTS, GLOO_DIM, GLOO_SEED = [40, 9, 25, 3, 1], 8, 2
+GLOO_TAIL = [False, True, False, True, True]
+GLOO_FINALIZE = dict(num_donors=1, exact_rows=20, rank=3)
 
 
 def gloo_worker(rank, world, port, out_dir):
-    """One rank: add its DistributedSampler shard, finalize, save state."""
-    spec = importlib.util.spec_from_file_location('afg_bank', BANK_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module._ROUND_BYTES = GLOO_DIM * 2 * 16  # several gather rounds
+    """One rank: add its DistributedSampler shard, finalize, save."""
+    core = load_core()
+    core.statistics_builder._ROUND_BYTES = GLOO_DIM * 4 * 16  # many rounds
     torch.set_num_threads(1)
     dist.init_process_group(
         'gloo',
@@ -68,9 +78,11 @@ def gloo_worker(rank, world, port, out_dir):
     try:
         x, y, idx = make_features(GLOO_COUNTS, GLOO_DIM, GLOO_SEED)
         mine = shard(len(y), world, rank)
-        bank = module.ClassFeatureBank(len(GLOO_COUNTS), GLOO_DIM)
-        fill_bank(bank, x[mine], y[mine], idx[mine])
-        bank.finalize()  # torch.distributed is initialised: gathers
-        torch.save(bank.state_dict(), f'{out_dir}/rank{rank}.pt')
+        builder = core.StatisticsBuilder(len(GLOO_COUNTS), GLOO_DIM)
+        fill(builder, x[mine], y[mine], idx[mine])
+        stats = builder.finalize(  # torch.distributed is initialised
+            torch.tensor(GLOO_TAIL), **GLOO_FINALIZE
+        )
+        stats.save(f'{out_dir}/rank{rank}.pt')
     finally:
         dist.destroy_process_group()

@@ -1,5 +1,6 @@
-"""Pure-PyTorch core of GLAG's stage two: Tukey transform, class feature
-bank, calibration, generation plan and distillation (METHOD.md stage two)."""
+"""Pure-PyTorch core of GLAG's stage two: Tukey transform, statistics
+builder, bounded class statistics, calibration, the generator, the
+generation plan and distillation (METHOD.md stage two)."""
 
 import math
 import threading
@@ -10,8 +11,10 @@ import torch.multiprocessing as mp
 from afg_gloo_worker import (
     GLOO_COUNTS,
     GLOO_DIM,
+    GLOO_FINALIZE,
     GLOO_SEED,
-    fill_bank,
+    GLOO_TAIL,
+    fill,
     gloo_worker,
     make_features,
     shard,
@@ -19,18 +22,20 @@ from afg_gloo_worker import (
 from test_tools import free_port
 
 from glag_mm.core import (
-    ClassFeatureBank,
-    anchor_support,
+    ClassStatistics,
+    StatisticsBuilder,
+    anchor_positions,
     calibrated_mean,
-    calibrated_sample,
+    check_generation_setup,
     check_tukey_lambda,
     distillation_loss,
     donor_candidates,
     donor_weights,
-    feature_bank,
     generate_features,
     generation_plan,
     num_donors,
+    seeded_generators,
+    statistics_builder,
     support_sets,
     tail_classes,
     tukey_transform,
@@ -41,19 +46,20 @@ from glag_mm.core import (
 # ----------------------------------------------------------------------
 
 
-def _features(counts, dim, seed=0):
-    return make_features(counts, dim, seed)
-
-
-def _bank(x, y, idx=None, dtype=torch.float64, rank=None, batch=7, nc=None):
+def _stats(x, y, idx=None, tail=None, nc=None, batch=7, **kw):
     nc = int(y.max()) + 1 if nc is None else nc
-    bank = ClassFeatureBank(nc, x.shape[1], dtype, rank=rank)
-    return fill_bank(bank, x, y, idx, batch)
+    builder = fill(StatisticsBuilder(nc, x.shape[1]), x, y, idx, batch)
+    tail = None if tail is None else torch.tensor(tail)
+    return builder.finalize(tail, all_gather=False, **kw)
 
 
-def _dense_mixture(bank, donors, weights, alpha):
-    cov = sum(w * bank.covariance(c) for c, w in zip(donors, weights))
-    return cov + alpha * torch.eye(bank.dim, dtype=torch.float64)
+def _sorted_rows(x, y, idx, c):
+    return x[y == c][torch.argsort(idx[y == c])]
+
+
+def _dense_mixture(stats, donors, weights, alpha):
+    cov = sum(w * stats.covariance(c) for c, w in zip(donors, weights))
+    return cov + alpha * torch.eye(stats.dim, dtype=torch.float64)
 
 
 def _assert_moments(samples, mean, cov, sigmas=5.0):
@@ -105,47 +111,35 @@ def test_check_tukey_lambda():
 
 
 # ----------------------------------------------------------------------
-# feature bank: statistics
+# statistics: builder, exact and bounded factors
 # ----------------------------------------------------------------------
 
 
-def test_bank_statistics_equal_direct_computation():
+def test_statistics_equal_direct_computation():
     counts = [12, 30, 7, 2]
-    x, y, idx = _features(counts, 5)
-    bank = _bank(x, y, idx).finalize(all_gather=False)
-    assert bank.counts.tolist() == counts
+    x, y, idx = make_features(counts, 5)
+    stats = _stats(x, y, idx)
+    assert stats.counts.tolist() == counts
+    assert stats.exact.all() and stats.rows.dtype == torch.float32
     for c in range(len(counts)):
-        rows = x[y == c][torch.argsort(idx[y == c])]
-        mean = rows.mean(0)
-        torch.testing.assert_close(bank.means[c].double(), mean)
-        torch.testing.assert_close(bank.covariance(c), torch.cov(rows.T))
-        # rows are the centred features in dataset-index order
+        rows = _sorted_rows(x, y, idx, c)
+        torch.testing.assert_close(stats.means[c].double(), rows.mean(0))
         torch.testing.assert_close(
-            bank.class_rows(c), rows - bank.means[c].double()
+            stats.covariance(c), torch.cov(rows.T), atol=1e-6, rtol=1e-5
         )
-    # float16 storage: statistics of the rounded features, tolerance 1e-3
-    half = _bank(x, y, idx, dtype=torch.float16).finalize(all_gather=False)
-    for c in range(len(counts)):
-        rows = x[y == c]
-        torch.testing.assert_close(
-            half.means[c].double(), rows.mean(0), atol=1e-3, rtol=1e-3
-        )
-        torch.testing.assert_close(
-            half.covariance(c), torch.cov(rows.T), atol=2e-3, rtol=1e-2
-        )
-    assert half.memory_bytes() < bank.memory_bytes()
 
 
-def test_bank_sharded_adds_equal_single_process(monkeypatch):
+def test_sharded_adds_equal_single_process(monkeypatch):
     # tiny storage blocks and gather rounds: exercise the multi-block paths
-    monkeypatch.setattr(feature_bank, '_BLOCK_BYTES', 4 * 4 * 6)
-    monkeypatch.setattr(feature_bank, '_ROUND_BYTES', 4 * 4 * 5)
+    monkeypatch.setattr(statistics_builder, '_BLOCK_BYTES', 4 * 4 * 6)
+    monkeypatch.setattr(statistics_builder, '_ROUND_BYTES', 4 * 4 * 5)
     counts = [9, 20, 4, 1, 15]
-    x, y, idx = _features(counts, 4, seed=1)
-    single = _bank(x, y, idx, dtype=torch.float32).finalize(all_gather=False)
+    tail = [True, False, True, True, False]
+    x, y, idx = make_features(counts, 4, seed=1)
+    single = _stats(x, y, idx, tail, exact_rows=10, rank=2, num_donors=1)
     world = 2
     slots, barrier = [None] * world, threading.Barrier(world)
-    banks, errors = [None] * world, []
+    results, errors = [None] * world, []
 
     def make_gather(rank):
         def gather(t):
@@ -160,8 +154,16 @@ def test_bank_sharded_adds_equal_single_process(monkeypatch):
     def run(rank):
         try:
             mine = shard(len(y), world, rank)  # padded: one repeat
-            b = _bank(x[mine], y[mine], idx[mine], torch.float32, nc=5)
-            banks[rank] = b.finalize(all_gather=make_gather(rank))
+            builder = fill(
+                StatisticsBuilder(5, 4), x[mine], y[mine], idx[mine]
+            )
+            results[rank] = builder.finalize(
+                torch.tensor(tail),
+                num_donors=1,
+                exact_rows=10,
+                rank=2,
+                all_gather=make_gather(rank),
+            )
         except Exception as exc:  # pragma: no cover - surfaced below
             errors.append(exc)
             barrier.abort()
@@ -172,12 +174,12 @@ def test_bank_sharded_adds_equal_single_process(monkeypatch):
     for t in threads:
         t.join()
     assert not errors, errors
-    for b in banks:
-        for key, val in single.state_dict().items():
-            assert torch.equal(b.state_dict()[key], val), key
+    for stats in results:
+        for key, val in single.tensors().items():
+            assert torch.equal(stats.tensors()[key], val), key
 
 
-def test_bank_two_gloo_ranks_equal_single_process(tmp_path):
+def test_two_gloo_ranks_equal_single_process(tmp_path):
     world = 2
     mp.spawn(
         gloo_worker,
@@ -186,134 +188,130 @@ def test_bank_two_gloo_ranks_equal_single_process(tmp_path):
         join=True,
     )
     x, y, idx = make_features(GLOO_COUNTS, GLOO_DIM, GLOO_SEED)
-    single = _bank(x, y, idx, dtype=torch.float16).finalize(all_gather=False)
+    single = _stats(x.float(), y, idx, GLOO_TAIL, **GLOO_FINALIZE)
     for rank in range(world):
-        state = torch.load(tmp_path / f'rank{rank}.pt')
-        for key, val in single.state_dict().items():
-            assert torch.equal(state[key], val), (rank, key)
+        other = ClassStatistics.load(str(tmp_path / f'rank{rank}.pt'))
+        for key, val in single.tensors().items():
+            assert torch.equal(other.tensors()[key], val), (rank, key)
 
 
-def test_bank_state_dict_round_trip_and_errors():
-    x, y, idx = _features([10, 6, 3], 4)
-    bank = _bank(x, y, idx, dtype=torch.float32).finalize(all_gather=False)
-    other = ClassFeatureBank(3, 4, torch.float32)
-    with pytest.raises(RuntimeError, match='finalize'):
-        other.sample_class(torch.tensor([0]))
-    other.load_state_dict(bank.state_dict())
-    cls = torch.tensor([0, 1, 1, 2])
-    a = bank.sample_class(cls, torch.Generator().manual_seed(5))
-    b = other.sample_class(cls, torch.Generator().manual_seed(5))
-    assert torch.equal(a, b)
-    with pytest.raises(ValueError, match='shape'):
-        ClassFeatureBank(4, 4).load_state_dict(bank.state_dict())
-    with pytest.raises(RuntimeError, match='reset'):
-        bank.add(x[:2], y[:2], idx[:2])
-    with pytest.raises(ValueError, match='every add'):
-        _bank(x[:4], y[:4], idx[:4]).add(x[4:6], y[4:6])
-    with pytest.raises(ValueError, match=r'\[0, 3\)'):
-        ClassFeatureBank(3, 4).add(x[:2], torch.tensor([0, 3]))
-
-
-# ----------------------------------------------------------------------
-# feature bank: factorised sampling against the dense formula
-# ----------------------------------------------------------------------
-
-
-def test_sample_class_matches_dense_gaussian():
-    x, y, idx = _features([15, 40, 25], 6, seed=4)
-    bank = _bank(x, y, idx, dtype=torch.float32).finalize(all_gather=False)
-    gen = torch.Generator().manual_seed(0)
-    n = 200_000
-    cls = torch.tensor([1, 2]).repeat_interleave(n // 2)
-    out = bank.sample_class(cls, gen)
-    assert out.shape == (n, 6) and out.dtype == torch.float32
-    for c in (1, 2):
-        _assert_moments(
-            out[cls == c], bank.means[c].double(), bank.covariance(c)
-        )
-
-
-def test_sample_mixture_matches_dense_formula_with_alpha():
-    x, y, idx = _features([10, 20, 30, 25], 6, seed=5)
-    bank = _bank(x, y, idx, dtype=torch.float32).finalize(all_gather=False)
-    n, alpha = 200_000, 0.1
-    half = n // 2
-    centre_a = torch.linspace(0.0, 1.0, 6)
-    centre_b = torch.linspace(2.0, -1.0, 6)
-    centres = torch.cat([centre_a.expand(half, 6), centre_b.expand(half, 6)])
-    donors = torch.cat(
-        [
-            torch.tensor([0, 1, 2]).expand(half, 3),
-            torch.tensor([3, 2, 1]).expand(half, 3),
-        ]
-    )
-    w_a, w_b = torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.1, 0.6, 0.3])
-    weights = torch.cat([w_a.expand(half, 3), w_b.expand(half, 3)])
-    gen = torch.Generator().manual_seed(1)
-    out = bank.sample_mixture(centres, donors, weights, alpha, gen)
-    _assert_moments(
-        out[:half],
-        centre_a.double(),
-        _dense_mixture(bank, [0, 1, 2], w_a.tolist(), alpha),
-    )
-    _assert_moments(
-        out[half:],
-        centre_b.double(),
-        _dense_mixture(bank, [3, 2, 1], w_b.tolist(), alpha),
-    )
-
-
-def test_rank_factor_keeps_trace_and_samples_its_covariance():
-    x, y, idx = _features([40, 30, 3], 6, seed=6)
-    exact = _bank(x, y, idx, dtype=torch.float32).finalize(all_gather=False)
-    low = _bank(x, y, idx, dtype=torch.float32, rank=2)
-    low.finalize(all_gather=False)
-    assert low.exact.tolist() == [False, False, True]
-    assert low.offsets.tolist() == [0, 2, 4, 7]  # 2 + 2 + 3 rows
+def test_bounded_factor_is_ppca_of_the_dense_covariance():
+    # classes above exact_rows keep the top-r eigenpairs plus the mean of
+    # the other eigenvalues: V diag(lam_r) V^T + rho (I - V V^T)
+    x, y, idx = make_features([40, 30, 6], 8, seed=6)
+    stats = _stats(x, y, idx, exact_rows=10, rank=3)
+    assert stats.exact.tolist() == [False, False, True]
+    assert stats.factor_size.tolist() == [3, 3, 6]
     for c in (0, 1):
-        full, approx = exact.covariance(c), low.covariance(c)
-        torch.testing.assert_close(
-            approx.trace(), full.trace(), rtol=1e-5, atol=1e-7
-        )
-        top = torch.linalg.eigvalsh(full)[-2:]
-        torch.testing.assert_close(
-            torch.linalg.eigvalsh(approx)[-2:], top, rtol=1e-5, atol=1e-7
-        )
-    torch.testing.assert_close(low.covariance(2), exact.covariance(2))
+        dense = torch.cov(_sorted_rows(x, y, idx, c).T)
+        lam, vec = torch.linalg.eigh(dense)
+        top, v = lam.flip(0)[:3], vec.flip(1)[:, :3]
+        rho = lam.flip(0)[3:].sum() / (8 - 3)
+        ppca = v @ torch.diag(top) @ v.T + rho * (torch.eye(8) - v @ v.T)
+        approx = stats.covariance(c)
+        torch.testing.assert_close(approx, ppca, atol=1e-5, rtol=1e-4)
+        # the error left is exactly the discarded spectrum's spread
+        err = torch.linalg.matrix_norm(approx - dense)
+        expected = (lam.flip(0)[3:] - rho).square().sum().sqrt()
+        torch.testing.assert_close(err, expected, atol=1e-5, rtol=1e-4)
+        assert err < 0.5 * torch.linalg.matrix_norm(dense)
+        torch.testing.assert_close(approx.trace(), dense.trace())
+    torch.testing.assert_close(
+        stats.covariance(2),
+        torch.cov(_sorted_rows(x, y, idx, 2).T),
+        atol=1e-6,
+        rtol=1e-5,
+    )
+
+
+def test_cost_per_draw_is_bounded_whatever_the_class_size():
+    counts = [30, 20, 12, 9, 5]
+    tail = [False, False, True, True, True]
+    for scale in (1, 4):
+        x, y, idx = make_features([n * scale for n in counts], 6, seed=2)
+        stats = _stats(x, y, idx, tail, exact_rows=16, rank=4, num_donors=2)
+        # rows read by one draw: one factor per donor, never n_c rows
+        assert int(stats.factor_size.max()) <= 16
+        assert stats.anchor_size.tolist() == [0, 0] + [
+            n * scale for n in counts[2:]
+        ]
+
+
+def test_exact_draws_match_dense_gaussian_and_mixture():
+    x, y, idx = make_features([10, 20, 30, 25], 6, seed=5)
+    stats = _stats(x, y, idx)
+    gen = torch.Generator().manual_seed(1)
+    n, alpha = 200_000, 0.1
+    # own class: N(0, Sigma_2)
+    own = stats.noise(
+        n, torch.arange(n), torch.full((n,), 2), torch.ones(n), None, gen
+    )
+    _assert_moments(
+        own, torch.zeros(6, dtype=torch.float64), stats.covariance(2)
+    )
+    # mixture sum_i w_i Sigma_i + alpha I
+    w = torch.tensor([0.5, 0.3, 0.2])
+    mix = stats.noise(
+        n,
+        torch.arange(n).repeat_interleave(3),
+        torch.tensor([0, 1, 3]).repeat(n),
+        w.repeat(n),
+        torch.full((n,), alpha),
+        gen,
+    )
+    cov = _dense_mixture(stats, [0, 1, 3], w.tolist(), alpha)
+    _assert_moments(mix, torch.zeros(6, dtype=torch.float64), cov)
+
+
+def test_factor_draws_match_their_covariance():
+    x, y, idx = make_features([40, 30, 3], 6, seed=6)
+    stats = _stats(x, y, idx, exact_rows=10, rank=2)
     n = 100_000
-    out = low.sample_class(
-        torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(2)
+    out = stats.noise(
+        n,
+        torch.arange(n),
+        torch.zeros(n, dtype=torch.long),
+        torch.ones(n),
+        None,
+        torch.Generator().manual_seed(2),
     )
-    _assert_moments(out, low.means[0].double(), low.covariance(0))
-    with pytest.raises(ValueError, match='rank'):
-        low.anchor_rows(torch.tensor([0]))
-
-
-def test_anchor_rows_spread_evenly():
-    x, y, idx = _features([5, 8], 3)
-    bank = _bank(x, y, idx).finalize(all_gather=False)
-    rows = bank.anchor_rows(torch.tensor([1] * 16 + [0] * 3))
-    assert torch.equal(
-        torch.bincount(rows[:16] - 5, minlength=8), torch.full((8,), 2)
+    _assert_moments(
+        out, torch.zeros(6, dtype=torch.float64), stats.covariance(0)
     )
-    assert len(set(rows[16:].tolist())) == 3 and rows[16:].max() < 5
-    feats = bank.features(rows)
-    for r, f in zip(rows.tolist(), feats):
-        c = 0 if r < 5 else 1
-        j = r - (0 if c == 0 else 5)
-        real = x[y == c][torch.argsort(idx[y == c])][j]
-        torch.testing.assert_close(f.double(), real, atol=1e-6, rtol=0)
 
 
 def test_one_image_class_cannot_be_sampled_or_donate():
-    x, y, idx = _features([6, 1, 9], 3)
-    bank = _bank(x, y, idx).finalize(all_gather=False)
-    with pytest.raises(ValueError, match='single training feature.*tail'):
-        bank.sample_class(torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match='single training feature.*donor'):
-        bank.sample_mixture(
-            torch.zeros(1, 3), torch.tensor([[1, 2]]), torch.ones(1, 2) / 2
-        )
+    x, y, idx = make_features([6, 1, 9], 3)
+    stats = _stats(x, y, idx)
+    with pytest.raises(ValueError, match='class 1 has 1 training.*tail'):
+        generate_features(stats, torch.full((3,), 0.6), torch.tensor([0, 1]))
+
+
+def test_file_round_trip_loads_tensors_only(tmp_path):
+    x, y, idx = make_features([30, 12, 5, 3], 4)
+    stats = _stats(
+        x,
+        y,
+        idx,
+        [False, False, True, True],
+        exact_rows=8,
+        rank=2,
+        num_donors=2,
+    )
+    path = str(tmp_path / 'stats.pth')
+    stats.save(path, key='abc')
+    # plain tensors, ints and strings: loads with weights_only=True
+    raw = torch.load(path, weights_only=True)
+    assert raw['info'] == {'key': 'abc'}
+    loaded = ClassStatistics.load(path)
+    assert loaded.info == {'key': 'abc'}
+    for key, val in stats.tensors().items():
+        assert torch.equal(loaded.tensors()[key], val), key
+    classes = torch.tensor([0, 1, 2, 2, 3])
+    conf = torch.full((4,), 0.6)
+    a = generate_features(stats, conf, classes, 0.1, seeded_generators(0, 5))
+    b = generate_features(loaded, conf, classes, 0.1, seeded_generators(0, 5))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
 # ----------------------------------------------------------------------
@@ -393,78 +391,74 @@ def test_calibration_reduces_to_free_lunch():
     )
 
 
-def test_calibrated_sample_moments():
-    x, y, idx = _features([30, 25, 40, 4], 6, seed=9)
-    bank = _bank(x, y, idx, dtype=torch.float32).finalize(all_gather=False)
-    anchor = bank.features(bank.anchor_rows(torch.tensor([3])))
-    n, alpha = 100_000, 0.1
-    conf = torch.tensor([0.0, 0.0, 0.0, 0.6])
-    out = calibrated_sample(
-        bank,
-        anchor.expand(n, 6),
-        torch.full((n,), 3),
-        conf,
-        k=3,
-        alpha=alpha,
-        generator=torch.Generator().manual_seed(3),
+def test_generator_draws_calibrated_and_own_distributions():
+    counts = [40, 30, 25, 6, 3]
+    tail = [False, False, False, True, True]
+    x, y, idx = make_features(counts, 5, seed=10)
+    stats = _stats(x, y, idx, tail, num_donors=2, exact_rows=20, rank=3)
+    conf = torch.tensor([0.0, 0.0, 0.0, 0.5, 0.7])
+    n = 60_000
+    # tail class 4 (3 anchors): every anchor equally often, so the mean is
+    # the mean of the calibrated means (1 - s) x + s sum_i w_i mu_i
+    feats, labels = generate_features(
+        stats, conf, torch.full((n,), 4), 0.0, seeded_generators(0, 1)
     )
-    donors = support_sets(anchor, torch.tensor([3]), bank.means, bank.counts)
-    w = donor_weights(anchor, donors, bank.means, bank.counts)
-    mean = calibrated_mean(anchor, donors, w, bank.means, conf[[3]])[0]
-    cov = _dense_mixture(bank, donors[0].tolist(), w[0].tolist(), alpha)
-    _assert_moments(out, mean.double(), cov)
-
-
-def test_one_image_tail_class_without_donors():
-    x, y, idx = _features([6, 1], 3)
-    bank = _bank(x, y, idx).finalize(all_gather=False)
-    anchor = bank.features(bank.anchor_rows(torch.tensor([1])))
-    with pytest.raises(ValueError, match='class 1 .*fewer than k=3 donors'):
-        calibrated_sample(
-            bank, anchor, torch.tensor([1]), torch.full((2,), 0.6), k=3
-        )
-
-
-def test_generate_features_tail_and_own_classes():
-    x, y, idx = _features([40, 30, 25, 6, 3], 5, seed=10)
-    bank = _bank(x, y, idx, dtype=torch.float32).finalize(all_gather=False)
-    tail = tail_classes(bank.counts, 10)
-    conf = torch.full((5,), 0.6)
-    classes = torch.tensor([4, 0, 3, 3, 1, 4, 2, 4])
-    support = anchor_support(bank, tail, k=2)
-    assert (support[0][bank.offsets[3] :] >= 0).all()
-    assert (support[0][: bank.offsets[3]] == -1).all()
-    out = {}
-    for name, rs in (('search', None), ('cached', support)):
-        out[name] = generate_features(
-            bank,
-            classes,
-            tail,
-            conf,
-            k=2,
-            generator=torch.Generator().manual_seed(4),
-            row_support=rs,
-        )
-    assert out['search'].shape == (8, 5)
-    torch.testing.assert_close(out['search'], out['cached'])
-    # own-class rows equal sample_class with the same random stream
-    gen = torch.Generator().manual_seed(4)
-    rows = bank.anchor_rows(classes[tail[classes]], gen)
-    anchors = bank.features(rows)
-    d = support_sets(
-        anchors, classes[tail[classes]], bank.means, bank.counts, 2
+    assert labels.tolist() == [4] * n
+    a, m = int(stats.anchor_start[4]), int(stats.anchor_size[4])
+    table = slice(int(stats.anchor_base[4]), int(stats.anchor_base[4]) + m)
+    anchors = stats.means[4] + stats.rows[a : a + m]
+    d, w = stats.donors[table], stats.donor_weights[table]
+    centres = calibrated_mean(
+        anchors, d, w, stats.means, torch.full((m,), 0.7)
     )
-    w = donor_weights(anchors, d, bank.means, bank.counts)
-    c = calibrated_mean(
-        anchors, d, w, bank.means, conf[classes[tail[classes]]]
+    real = _sorted_rows(x, y, idx, 4).float()
+    torch.testing.assert_close(anchors, real, atol=1e-6, rtol=0)
+    # support sets are the brute-force ones of METHOD.md item 4
+    torch.testing.assert_close(
+        d,
+        support_sets(real, torch.full((m,), 4), stats.means, stats.counts, 2),
     )
     torch.testing.assert_close(
-        out['search'][tail[classes]], bank.sample_mixture(c, d, w, 0.0, gen)
+        feats.mean(0), centres.mean(0), atol=0.02, rtol=0
     )
-    torch.testing.assert_close(
-        out['search'][~tail[classes]],
-        bank.sample_class(classes[~tail[classes]], gen),
+    # a head class (exact_rows=20 < 25: a factor) draws around its mean
+    own, _ = generate_features(
+        stats, conf, torch.full((n,), 1), 0.0, seeded_generators(0, 2)
     )
+    torch.testing.assert_close(own.mean(0), stats.means[1], atol=0.02, rtol=0)
+    # the same (seed, iteration, rank) draws the same; another one not
+    again = generate_features(
+        stats, conf, torch.full((n,), 4), 0.0, seeded_generators(0, 1)
+    )[0]
+    assert torch.equal(again, feats)
+    other = generate_features(
+        stats, conf, torch.full((n,), 4), 0.0, seeded_generators(0, 1, 1)
+    )[0]
+    assert not torch.equal(other, feats)
+
+
+def test_anchor_positions_spread_evenly():
+    sizes = torch.tensor([5, 8])
+    gen = torch.Generator().manual_seed(0)
+    classes = torch.tensor([0] * 3 + [1] * 16)
+    pos = anchor_positions(classes, sizes, gen)
+    assert len(set(pos[:3].tolist())) == 3 and pos[:3].max() < 5
+    assert torch.equal(
+        torch.bincount(pos[3:], minlength=8), torch.full((8,), 2)
+    )
+
+
+def test_early_checks_from_counts_alone():
+    counts = [50, 40, 30, 5, 1]
+    assert check_generation_setup(counts, 10, 3) == []
+    with pytest.raises(ValueError, match='class 2 .*fewer than k=3 donors'):
+        check_generation_setup(counts, 35, 3)
+    with pytest.raises(ValueError, match='raise tail_threshold above 1'):
+        check_generation_setup(counts, 1, 3)
+    with pytest.raises(ValueError, match='n_max=40'):
+        check_generation_setup(counts, 10, 3, n_max=40)
+    (warning,) = check_generation_setup([50, 40, 30], 10, 1)
+    assert 'no tail class' in warning and 'smallest 30' in warning
 
 
 # ----------------------------------------------------------------------

@@ -8,6 +8,12 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from glag_mm.core import (
+    generate_features,
+    generation_plan,
+    seeded_generators,
+)
+from glag_mm.engine.afg_statistics import build_statistics
 from glag_mm.models.heads import AFGHead, LWSHead
 
 C, D = 4, 6
@@ -29,8 +35,8 @@ def _head(counts=COUNTS, **kwargs):
     cfg.update(kwargs)
     head = AFGHead(**cfg)
     feats, labels = _features(counts)
-    head.add_statistics(feats, labels, torch.arange(len(labels)))
-    head.finalize_statistics()
+    batches = [(feats, labels, torch.arange(len(labels)))]
+    head.set_statistics(build_statistics(head, batches, all_gather=False))
     return head
 
 
@@ -69,7 +75,7 @@ def test_statistics_are_class_means_of_transformed_features():
     assert head.class_counts == COUNTS
     for c in range(C):
         torch.testing.assert_close(
-            head.bank.means[c],
+            head.statistics.means[c],
             feats[labels == c].sqrt().mean(0),
             atol=2e-3,
             rtol=0,
@@ -99,26 +105,31 @@ def test_ratio_plan_repeats_each_real_label():
     assert head.plan(labels).tolist() == [0, 0, 2, 2, 2, 2, 3, 3]
 
 
-def test_generated_features_follow_their_distributions():
-    head = _head(init_confidence=0.5)
-    host = torch.Generator().manual_seed(1)
-    dev = torch.Generator().manual_seed(2)
-    # a head class: N(mu_c, Sigma_c)
-    own = head.generate(torch.full((20000,), 0), host, dev)
-    torch.testing.assert_close(
-        own.mean(0), head.bank.means[0], atol=0.02, rtol=0
+def test_head_draws_exactly_what_the_generator_draws():
+    # one generation path: the head's draw for a fixed seed and iteration is
+    # the core generator's, bit for bit, and its loss is CE over real + those
+    head = _head(init_confidence=0.4, alpha=0.1, seed=5)
+    head.train()
+    feats, labels = _features()
+    pick = torch.arange(0, len(labels), 3)
+    x, y = feats[pick], labels[pick]
+    _set_iter(11)
+    loss = head.loss((x,), _samples(y))['loss']
+    host, dev = seeded_generators(5, 11, 0)
+    classes = generation_plan(
+        torch.tensor(COUNTS), torch.empty(len(y)), generator=host
     )
-    # a tail class (3 rows): every row anchors equally often, so the mean
-    # is the mean of the calibrated means (1 - s) x + s sum_i w_i mu_i
-    tab = head._prepare()
-    rows = torch.arange(int(tab['offsets'][3]), int(tab['offsets'][4]))
-    anchors = head.bank.features(rows)
-    donors, weights = tab['donors'][rows], tab['weights'][rows]
-    mixed = (weights[..., None] * head.bank.means[donors]).sum(1)
-    centre = (0.5 * anchors + 0.5 * mixed).mean(0)
-    tail = head.generate(torch.full((30000,), 3), host, dev)
-    torch.testing.assert_close(tail.mean(0), centre, atol=0.02, rtol=0)
-    assert set(donors.flatten().tolist()) <= {0, 1, 2}
+    fake, fake_labels = generate_features(
+        head.statistics, torch.full((C,), 0.4), classes, 0.1, (host, dev)
+    )
+    assert set(classes.tolist()) >= {2, 3}  # tail classes are generated
+    logits = head.fc(torch.cat([x.sqrt(), fake]))
+    expected = F.cross_entropy(logits, torch.cat([y, fake_labels]))
+    # equal up to the reduction's rounding; another draw moves it by far more
+    torch.testing.assert_close(loss, expected, rtol=0, atol=1e-6)
+    _set_iter(12)
+    other = head.loss((x,), _samples(y))['loss'].detach()
+    assert abs(float(other - loss.detach())) > 1e-4
 
 
 def test_loss_is_cross_entropy_over_real_and_generated():
@@ -129,36 +140,76 @@ def test_loss_is_cross_entropy_over_real_and_generated():
     x, y = feats[pick], labels[pick]
     _set_iter(7)
     loss = head.loss((x,), _samples(y))['loss']
-    host, dev = head._generators(x.device)
-    classes = head.plan(y, host)
-    fake = head.generate(classes, host, dev)
+    gens = head.generators(x.device)
+    classes = head.plan(y, gens[0])
+    fake, fake_labels = head.generate(classes, gens)
     logits = head.fc(torch.cat([x.sqrt(), fake]))
-    expected = F.cross_entropy(logits, torch.cat([y, classes]))
+    expected = F.cross_entropy(logits, torch.cat([y, fake_labels]))
     assert classes.numel() > 0
     torch.testing.assert_close(loss, expected)
     # the same iteration draws the same features; another one does not
     assert torch.equal(head.loss((x,), _samples(y))['loss'], loss)
     _set_iter(8)
     assert not torch.equal(head.loss((x,), _samples(y))['loss'], loss)
+    # soft targets (mixup-style gt_score) get one-hot generated targets
+    soft = [
+        s.set_gt_score(F.one_hot(s.gt_label, C).float()[0])
+        for s in _samples(y)
+    ]
+    _set_iter(7)
+    soft_loss = head.loss((x,), soft)['loss']
+    torch.testing.assert_close(soft_loss, expected)
 
 
-def test_state_dict_carries_statistics_and_confidence():
+def test_capped_generation_is_weighted_to_the_uncapped_loss():
+    head = _head(max_generated=3)
+    head.train()
+    feats, labels = _features()
+    x, y = feats[:8], labels[:8]
+    _set_iter(4)
+    loss = head.loss((x,), _samples(y))['loss']
+    gens = head.generators(x.device)
+    classes, planned = head.plan(y, gens[0], return_total=True)
+    assert classes.numel() == 3 and planned > 3
+    fake, fake_labels = head.generate(classes, gens)
+    per = F.cross_entropy(
+        head.fc(torch.cat([x.sqrt(), fake])),
+        torch.cat([y, fake_labels]),
+        reduction='none',
+    )
+    # (sum_real l + (G / g) sum_kept l) / (B + G)
+    expected = (per[:8].sum() + planned / 3 * per[8:].sum()) / (8 + planned)
+    torch.testing.assert_close(loss, expected)
+
+
+def test_state_dict_holds_confidence_not_statistics():
     head = _head()
     head.update_confidence(torch.rand(C))
     head.update_confidence(torch.rand(C))
     state = head.state_dict()
-    assert 'bank.rows' in state and 'confidence' in state
+    assert sorted(state) == [
+        'confidence',
+        'fc.bias',
+        'fc.weight',
+        'last_update_iter',
+        'num_confidence_updates',
+        'prev_class_acc',
+    ]
     fresh = AFGHead(
         num_classes=C, in_channels=D, tail_threshold=10, num_donors=2
     )
-    assert not fresh.statistics_ready
     fresh.load_state_dict(state)
-    assert fresh.statistics_ready
+    assert not fresh.statistics_ready
     assert torch.equal(fresh.confidence, head.confidence)
-    feats, labels = _features()
+    feats, _ = _features()
+    fresh.eval()
+    head.eval()
+    assert torch.equal(fresh((feats,)), head((feats,)))  # predicts alone
+    fresh.set_statistics(head.statistics)
     fresh.train()
     head.train()
     _set_iter(3)
+    _, labels = _features()
     a = head.loss((feats[:10],), _samples(labels[:10]))['loss']
     b = fresh.loss((feats[:10],), _samples(labels[:10]))['loss']
     assert torch.equal(a, b)
@@ -184,24 +235,51 @@ def test_confidence_update_rule():
     assert torch.equal(head.prev_class_acc, torch.tensor([0.9, 0.1, 1.0, 0.2]))
 
 
+def test_confidence_against_the_stage_one_reference():
+    head = _head(confidence_step=0.1, confidence_reference='stage_one')
+    with pytest.raises(RuntimeError, match='stage_one_checkpoint'):
+        head.update_confidence(torch.full((C,), 0.5))
+    head.reference_acc.copy_(torch.tensor([0.5, 0.5, 0.5, 0.5]))
+    # already the first update moves: class 2 is above its stage-one
+    # accuracy and rises, class 3 below and falls; head classes never move
+    head.update_confidence(torch.tensor([0.9, 0.1, 0.7, 0.3]))
+    torch.testing.assert_close(
+        head.confidence, torch.tensor([0.6, 0.6, 0.7, 0.5])
+    )
+    # class 3 improved on the last validation (0.3 -> 0.4) but is still
+    # below the reference, so it falls again ('previous' would raise it)
+    head.update_confidence(torch.tensor([0.9, 0.1, 0.6, 0.4]))
+    torch.testing.assert_close(
+        head.confidence, torch.tensor([0.6, 0.6, 0.8, 0.4])
+    )
+    assert 'reference_acc' in head.state_dict()
+    assert 'reference_acc' not in _head().state_dict()
+
+
 def test_clear_errors():
     with pytest.raises(RuntimeError, match='AFGHook'):
-        AFGHead(num_classes=C, in_channels=D).generate(torch.tensor([0]))
+        AFGHead(num_classes=C, in_channels=D).generate(torch.tensor([0]), 0)
     head = AFGHead(num_classes=C, in_channels=D)
     with pytest.raises(ValueError, match='non-negative'):
-        head.add_statistics(-torch.ones(2, D), torch.tensor([0, 1]))
+        build_statistics(
+            head,
+            [(-torch.ones(2, D), torch.tensor([0, 1]), torch.arange(2))],
+            all_gather=False,
+        )
     # a one-image tail class whose only larger class cannot make k = 3
     with pytest.raises(ValueError, match='donors'):
         _head(counts=[5, 1], num_donors=3)
     # a one-image class that is not a tail class has no covariance
-    with pytest.raises(ValueError, match='tail_threshold'):
-        _head(counts=[5, 1], tail_threshold=1)
+    head = _head(counts=[5, 1], tail_threshold=1)
+    with pytest.raises(ValueError, match='tail_threshold above 1'):
+        head.generate(torch.tensor([1]), head.generators('cpu'))
     for bad in (
         dict(generation='oversample'),
         dict(donor_weighting='nearest'),
         dict(init_confidence=1.5),
         dict(tukey_lambda='half'),
         dict(tail_threshold=-3),
+        dict(confidence_reference='best'),
     ):
         with pytest.raises((ValueError, TypeError)):
             AFGHead(num_classes=C, in_channels=D, **bad)

@@ -4,6 +4,7 @@ Everything runs on a tiny in-memory long-tailed set of 8x8 images (four
 classes of 40, 20, 8 and 3 images) with a ResNet-8 trunk.
 """
 
+import json
 import os
 import os.path as osp
 
@@ -23,7 +24,9 @@ from glag_mm.apis import (
     resolve_stage_one_checkpoint,
     run_stages,
 )
+from glag_mm.core import ClassStatistics
 from glag_mm.engine.feature_cache import find_random_transforms
+from glag_mm.experiments.plots import confidence_history
 from glag_mm.models import heads  # noqa: F401
 
 COUNTS = [40, 20, 8, 3]
@@ -55,16 +58,26 @@ class TinyLTBlobs(BaseDataset):
         return data
 
 
-CRASH = {'epoch': None}
+CRASH = {'epoch': None, 'after_val': None}
 
 
 @HOOKS.register_module(name='CrashAtEpochHook', force=True)
 class CrashAtEpochHook(Hook):
-    """Interrupts training at the start of epoch ``CRASH['epoch']``."""
+    """Interrupts training at the start of epoch ``CRASH['epoch']``, or in
+    the validation after epoch ``CRASH['after_val']`` (after its checkpoint
+    was written, before AFGHook saw the metrics)."""
 
     def before_train_epoch(self, runner):
         if CRASH['epoch'] is not None and runner.epoch == CRASH['epoch']:
             raise KeyboardInterrupt(f'simulated crash at epoch {runner.epoch}')
+
+    def after_val_epoch(self, runner, metrics=None):
+        if CRASH['after_val'] is not None and (
+            runner.epoch == CRASH['after_val']
+        ):
+            raise KeyboardInterrupt(
+                f'simulated crash in validation {runner.epoch}'
+            )
 
 
 @HOOKS.register_module(name='CountTrunkCallsHook', force=True)
@@ -197,6 +210,25 @@ def _state(ckpt_path):
     return ckpt['state_dict']
 
 
+def _stats_file(ckpt_path):
+    """The statistics file a stage-two checkpoint names (and it exists)."""
+    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    path = osp.join(osp.dirname(ckpt_path), ckpt['meta']['afg_statistics'])
+    assert osp.isfile(path)
+    return path
+
+
+def _scalars(work_dir):
+    """Every record of the run's scalars.json files, oldest run first."""
+    records = []
+    for stamp in sorted(os.listdir(work_dir)):
+        path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                records += [json.loads(line) for line in f]
+    return records
+
+
 @pytest.fixture(scope='module')
 def two_stage(tmp_path_factory):
     """Both stages through the two-stage driver, uninterrupted."""
@@ -220,7 +252,8 @@ def two_stage(tmp_path_factory):
 
 @pytest.mark.slow
 def test_two_stages_end_to_end(two_stage):
-    state = _state(two_stage['ckpts']['stage2'])
+    ckpt = two_stage['ckpts']['stage2']
+    state = _state(ckpt)
     stage_one = _state(two_stage['ckpts']['stage1'])
     # the trunk stayed the stage-one trunk; the head was trained
     for key, value in stage_one.items():
@@ -229,51 +262,148 @@ def test_two_stages_end_to_end(two_stage):
     assert not torch.equal(
         state['head.fc.weight'], stage_one['head.fc.weight']
     )
-    # statistics and confidence are in the checkpoint
-    assert state['head.bank.counts'].tolist() == COUNTS
-    # epoch 4's checkpoint is saved before its validation: 3 updates seen
-    assert state['head.num_confidence_updates'].item() == 3
+    # the checkpoint holds the head and its confidence state, no features;
+    # the statistics live in one file of the work_dir that it names
+    head_keys = sorted(k for k in state if k.startswith('head.'))
+    assert head_keys == [
+        'head.confidence',
+        'head.fc.bias',
+        'head.fc.weight',
+        'head.last_update_iter',
+        'head.num_confidence_updates',
+        'head.prev_class_acc',
+    ]
+    stats = ClassStatistics.load(_stats_file(ckpt))
+    assert stats.counts.tolist() == COUNTS
+    # epoch 4's checkpoint carries epoch 4's validation update too
+    assert state['head.num_confidence_updates'].item() == 4
     conf = state['head.confidence']
-    print('confidence', conf, state['head.prev_class_acc'])
     assert torch.all(conf[:2] == 0.6)  # head classes never move
     assert torch.all((conf >= 0) & (conf <= 1))
+    # beta(u) and every tail class's s_c are logged after each update
+    work_dir = osp.dirname(ckpt)
+    records = [r for r in _scalars(work_dir) if 'afg/s_c/2' in r]
+    assert [r['afg/confidence_updates'] for r in records] == [1, 2, 3, 4]
+    last = records[-1]
+    assert [last['afg/s_c/2'], last['afg/s_c/3']] == pytest.approx(
+        conf[2:].tolist()
+    )
+    betas = [r['afg/beta'] for r in records]
+    assert betas == sorted(betas) and betas[-1] > 0  # convex, rising
+    assert any('kd_beta' in r for r in _scalars(work_dir))
+    # make_report's confidence plot reads them, the last update included
+    history = confidence_history(osp.dirname(work_dir))
+    assert [k for k, _ in history] == [1, 2, 3, 4]
+    assert history[-1][1][2:].tolist() == pytest.approx(conf[2:].tolist())
+
+
+@pytest.mark.slow
+def test_stage_two_checkpoint_predicts_without_statistics(two_stage, tmp_path):
+    from mmpretrain.apis import ImageClassificationInferencer, get_model
+
+    ckpt = two_stage['ckpts']['stage2']
+    cfg = str(two_stage['root'] / 'stage2.py')
+    images = TinyLTBlobs(VAL_COUNTS, seed=7, pipeline=[]).load_data_list()
+    inputs = torch.stack(
+        [torch.from_numpy(d['img']).permute(2, 0, 1) for d in images]
+    )
+
+    def predict(present=False):
+        model = get_model(cfg, pretrained=ckpt)
+        assert not model.head.statistics_ready
+        assert osp.isfile(stats) == present
+        model.eval()
+        with torch.no_grad():
+            data = model.data_preprocessor(dict(inputs=inputs), False)
+            return model(data['inputs'], mode='tensor')
+
+    stats = _stats_file(ckpt)
+    before = predict(present=True)
+    os.replace(stats, tmp_path / 'away.pth')  # put back at the end
+    try:
+        after = predict()
+    finally:
+        os.replace(tmp_path / 'away.pth', stats)
+    assert torch.equal(before, after)
+    # the head is the linear classifier on Tukey features of the trunk
+    state = _state(ckpt)
+    model = get_model(cfg, pretrained=ckpt).eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(inputs=inputs), False)
+        feats = model.extract_feat(data['inputs'])[-1]
+    expected = feats.sqrt() @ state['head.fc.weight'].T + state['head.fc.bias']
+    torch.testing.assert_close(after, expected)
+    with_test = Config.fromfile(cfg)
+    with_test.test_dataloader = with_test.val_dataloader
+    inferencer = ImageClassificationInferencer(with_test, pretrained=ckpt)
+    results = inferencer([d['img'] for d in images[:3]])
+    scores = torch.tensor(np.stack([r['pred_scores'] for r in results]))
+    torch.testing.assert_close(scores, after[:3].softmax(1))
 
 
 @pytest.mark.slow
 def test_resume_mid_stage_two_reproduces_run(two_stage):
-    work_dir = str(two_stage['root'] / 'resumed')
+    full_ckpt = two_stage['ckpts']['stage2']
     opts = dict(stage_one_checkpoint=two_stage['ckpts']['stage1'])
-    CRASH['epoch'] = 2
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_stages(
-                two_stage['top'],
-                work_dir=work_dir,
-                stage='stage2',
-                cfg_options=opts,
-            )
-    finally:
-        CRASH['epoch'] = None
-    assert osp.isfile(osp.join(work_dir, 'stage2', 'epoch_2.pth'))
-    ckpts = run_stages(
-        two_stage['top'],
-        work_dir=work_dir,
-        stage='stage2',
-        resume='auto',
-        cfg_options=opts,
-    )
-    resumed = _state(ckpts['stage2'])
-    full = _state(two_stage['ckpts']['stage2'])
-    for key in ('confidence', 'prev_class_acc', 'num_confidence_updates'):
-        assert torch.equal(resumed[f'head.{key}'], full[f'head.{key}']), key
-    for key in ('fc.weight', 'fc.bias', 'bank.rows', 'bank.means'):
-        torch.testing.assert_close(
-            resumed[f'head.{key}'], full[f'head.{key}'], rtol=0, atol=1e-6
+    for point in ('epoch', 'after_val'):
+        work_dir = str(two_stage['root'] / f'resumed_{point}')
+        CRASH[point] = 2
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run_stages(
+                    two_stage['top'],
+                    work_dir=work_dir,
+                    stage='stage2',
+                    cfg_options=opts,
+                )
+        finally:
+            CRASH[point] = None
+        stage_dir = osp.join(work_dir, 'stage2')
+        assert osp.isfile(osp.join(stage_dir, 'epoch_2.pth'))
+        if point == 'epoch':  # a missing statistics file is rebuilt
+            os.remove(_stats_file(osp.join(stage_dir, 'epoch_2.pth')))
+        ckpts = run_stages(
+            two_stage['top'],
+            work_dir=work_dir,
+            stage='stage2',
+            resume='auto',
+            cfg_options=opts,
         )
+        resumed, full = _state(ckpts['stage2']), _state(full_ckpt)
+        for key in (
+            'confidence',
+            'prev_class_acc',
+            'num_confidence_updates',
+        ):
+            assert torch.equal(resumed[f'head.{key}'], full[f'head.{key}']), (
+                point,
+                key,
+            )
+        for key in ('fc.weight', 'fc.bias'):
+            torch.testing.assert_close(
+                resumed[f'head.{key}'], full[f'head.{key}'], rtol=0, atol=1e-6
+            )
+        a = ClassStatistics.load(_stats_file(ckpts['stage2']))
+        b = ClassStatistics.load(_stats_file(full_ckpt))
+        for key, value in b.tensors().items():
+            assert torch.equal(a.tensors()[key], value), key
+        # every validation's metrics are logged once, the replayed one too
+        epochs = [
+            r['step']
+            for r in _scalars(stage_dir)
+            if 'lt/top1' in r or 'accuracy/top1' in r
+        ]
+        assert sorted(epochs) == [1, 2, 3, 4], (point, epochs)
 
 
 def _run_stage_two(work_dir, stage_one_ckpt, **kwargs):
-    cfg = Config(stage_two_cfg(**kwargs))
+    return _run_stage_two_cfg(
+        work_dir, stage_one_ckpt, stage_two_cfg(**kwargs)
+    )
+
+
+def _run_stage_two_cfg(work_dir, stage_one_ckpt, cfg):
+    cfg = Config(cfg)
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = osp.basename(str(work_dir))
     add_class_counts_hook(cfg)
@@ -295,7 +425,9 @@ def test_feature_cache_matches_uncached_run(two_stage, tmp_path):
     # one pass over each set; the statistics reuse the training cache
     assert CountTrunkCallsHook.images == sum(COUNTS) + sum(VAL_COUNTS)
     a, b = plain.model.head, cached.model.head
-    torch.testing.assert_close(a.bank.means, b.bank.means, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        a.statistics.means, b.statistics.means, atol=1e-5, rtol=0
+    )
     torch.testing.assert_close(a.fc.weight, b.fc.weight, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(a.fc.bias, b.fc.bias, atol=1e-5, rtol=1e-4)
     assert torch.equal(a.confidence, b.confidence)
@@ -303,6 +435,54 @@ def test_feature_cache_matches_uncached_run(two_stage, tmp_path):
     assert 'extract_feat' not in vars(cached.model)
     state = _state(osp.join(str(tmp_path / 'cached'), 'epoch_4.pth'))
     assert any(k.startswith('backbone.') for k in state)
+
+
+@pytest.mark.slow
+def test_settings_checked_before_any_pass(two_stage, tmp_path):
+    ckpt = two_stage['ckpts']['stage1']
+    cfg = stage_two_cfg(cache=True, count=True)
+    cfg['model']['head'].update(num_donors=3)  # class 2 has 2 larger ones
+    CountTrunkCallsHook.images = 0
+    with pytest.raises(ValueError, match='class 2 .*fewer than k=3 donors'):
+        _run_stage_two_cfg(tmp_path / 'donors', ckpt, cfg)
+    assert CountTrunkCallsHook.images == 0  # no trunk pass was made
+    # a tail threshold at or below every class count: a warning, no error
+    cfg = stage_two_cfg(cache=True)
+    cfg['model']['head'].update(tail_threshold=3)
+    cfg['train_cfg']['max_epochs'] = 1
+    runner = _run_stage_two_cfg(tmp_path / 'notail', ckpt, cfg)
+    assert not runner.model.head.statistics.tail.any()
+    with open(runner.logger.log_file) as f:
+        assert 'no tail class: tail_threshold=3' in f.read()
+
+
+@pytest.mark.slow
+def test_stage_one_reference_is_its_validation_accuracy(two_stage, tmp_path):
+    from mmpretrain.apis import get_model
+
+    ckpt = two_stage['ckpts']['stage1']
+    cfg = stage_two_cfg(cache=True)
+    cfg['model']['head'].update(confidence_reference='stage_one')
+    for hook in cfg['custom_hooks']:
+        if hook['type'] == 'AFGHook':
+            hook.update(stage_one_checkpoint='{stage_one_checkpoint}')
+    cfg['train_cfg']['max_epochs'] = 1
+    head = _run_stage_two_cfg(tmp_path / 'ref', ckpt, cfg).model.head
+    # the stage-one model itself, on the validation images
+    model = get_model(str(two_stage['root'] / 'stage1.py'), pretrained=ckpt)
+    images = TinyLTBlobs(VAL_COUNTS, seed=7, pipeline=[]).load_data_list()
+    inputs = torch.stack(
+        [torch.from_numpy(d['img']).permute(2, 0, 1) for d in images]
+    )
+    labels = torch.tensor([d['gt_label'] for d in images])
+    with torch.no_grad():
+        data = model.eval().data_preprocessor(dict(inputs=inputs), False)
+        pred = model(data['inputs'], mode='tensor').argmax(1)
+    expected = torch.stack(
+        [(pred[labels == c] == c).float().mean() for c in range(4)]
+    )
+    torch.testing.assert_close(head.reference_acc, expected)
+    assert int(head.num_confidence_updates) == 1
 
 
 def test_feature_cache_refuses_random_pipeline():
@@ -343,10 +523,10 @@ def _ddp_worker(rank, world, port, stage_one_ckpt, work_dir):
     try:
         runner = Runner.from_cfg(cfg)
         runner.train()
-        bank = runner.model.module.head.bank
+        stats = runner.model.module.head.statistics
         torch.save(
-            {k: v.cpu() for k, v in bank.state_dict().items()},
-            osp.join(work_dir, f'bank_rank{rank}.pth'),
+            {k: v.cpu().clone() for k, v in stats.tensors().items()},
+            osp.join(work_dir, f'stats_rank{rank}.pth'),
         )
     finally:
         # A gloo group left alive at interpreter exit can abort the process
@@ -376,10 +556,10 @@ def test_statistics_on_two_ranks_equal_single_process(two_stage, tmp_path):
                 attempt == 2
             ):
                 raise
-    single = _run_stage_two(tmp_path / 'single', ckpt).model.head.bank
+    single = _run_stage_two(tmp_path / 'single', ckpt).model.head.statistics
     for rank in range(2):
-        state = torch.load(osp.join(work_dir, f'bank_rank{rank}.pth'))
-        for key, value in single.state_dict().items():
+        state = torch.load(osp.join(work_dir, f'stats_rank{rank}.pth'))
+        for key, value in single.tensors().items():
             torch.testing.assert_close(
                 state[key], value.cpu(), atol=1e-3, rtol=0, msg=key
             )

@@ -5,14 +5,14 @@
 * :func:`plot_schedules`: tau(u) of GraLoss and beta(u) of the KD term
   for every schedule shape, from :func:`glag_mm.core.schedule_value`;
 * :func:`confidence_history` / :func:`plot_confidence`: the adaptive
-  confidence s_c of AFGHead across stage-two epochs, read from the
-  ``epoch_<k>.pth`` checkpoints of a work_dir (buffer ``head.confidence``).
-  mmengine saves ``epoch_k.pth`` after the k-th training epoch and before
-  its validation, so checkpoint k holds s_c after the updates of
-  validations 1 .. k-1.
+  confidence s_c of AFGHead after each update, read from the scalars
+  AFGHook logs (``scalars.json``; older runs: the ``epoch_<k>.pth``
+  checkpoints, buffer ``head.confidence``; in those, saved before the
+  epoch's validation, checkpoint k holds s_c after validations 1 .. k-1).
 """
 
 import glob
+import json
 import math
 import os
 import os.path as osp
@@ -186,16 +186,49 @@ def _confidence_key(state: Dict) -> Optional[str]:
     return keys[0] if keys else None
 
 
-def confidence_history(work_dir: str) -> List[Tuple[int, np.ndarray]]:
-    """(epoch, s_c) from every ``epoch_<k>.pth`` that holds an AFGHead.
+def _logged_confidence(directory: str) -> List[Tuple[int, np.ndarray]]:
+    """(update k, s_c) from the ``afg/s_c/<c>`` scalars AFGHook logs."""
+    records = []
+    for path in sorted(
+        glob.glob(osp.join(directory, '*', 'vis_data', 'scalars.json'))
+    ):
+        with open(path) as f:
+            records += [json.loads(line) for line in f if 'afg/s_c/' in line]
+    by_update = {}
+    for record in records:  # a resumed run logs on; the last value wins
+        scores = {
+            int(k.rsplit('/', 1)[1]): v
+            for k, v in record.items()
+            if k.startswith('afg/s_c/')
+        }
+        if scores:
+            by_update[int(record['afg/confidence_updates'])] = scores
+    history = []
+    for update in sorted(by_update):
+        scores = by_update[update]
+        values = np.full(max(scores) + 1, np.nan)
+        values[list(scores)] = list(scores.values())
+        history.append((update, values))
+    return history
 
-    Looks in ``work_dir`` and, for a two-stage run, its stage
-    sub-directories; returns [] where no such checkpoint is kept (e.g.
-    mmengine's ``max_keep_ckpts`` removed them, or the work_dir is gone).
+
+def confidence_history(work_dir: str) -> List[Tuple[int, np.ndarray]]:
+    """(update k, s_c) after each confidence update of an AFGHead run.
+
+    Read from the scalars AFGHook logs after every update
+    (``<run>/vis_data/scalars.json``, tail classes only, NaN elsewhere);
+    for runs that logged none, from the ``epoch_<k>.pth`` checkpoints
+    (buffer ``head.confidence``). Looks in ``work_dir`` and, for a
+    two-stage run, its stage sub-directories; returns [] where neither is
+    found.
     """
     directories = [work_dir] + sorted(
         d for d in glob.glob(osp.join(work_dir, '*')) if osp.isdir(d)
     )
+    for directory in directories:
+        history = _logged_confidence(directory)
+        if history:
+            return history
     for directory in directories:
         files = _epoch_files(directory)
         if not files:
@@ -252,9 +285,7 @@ def plot_confidence(
     bar.set_ticks([math.log(t) for t in ticks])
     bar.set_ticklabels([str(t) for t in ticks])
     bar.set_label('training images of the class')
-    ax.set_xlabel(
-        'stage-two epoch k (checkpoint epoch_k: after validations 1..k-1)'
-    )
+    ax.set_xlabel('confidence update k (after the k-th validation)')
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel('confidence score s_c')
     ax.set_ylim(-0.03, 1.03)

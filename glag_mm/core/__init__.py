@@ -1,14 +1,13 @@
 """The method as pure PyTorch (no OpenMMLab imports)."""
 
+from .all_gather import AllGather
 from .calibration import (
     GENERATION_MODES,
     WEIGHTINGS,
-    anchor_support,
     calibrated_mean,
-    calibrated_sample,
+    check_generation_setup,
     donor_candidates,
     donor_weights,
-    generate_features,
     generation_plan,
     num_donors,
     support_sets,
@@ -16,6 +15,7 @@ from .calibration import (
 )
 from .checks import check_integer, check_number
 from .class_counts import check_class_counts, log_prior
+from .class_statistics import ClassStatistics
 from .distill import distillation_loss
 from .fbl import (
     CURRICULA,
@@ -23,7 +23,6 @@ from .fbl import (
     fbl_adjust_logits,
     fbl_class_strength,
 )
-from .feature_bank import AllGather, ClassFeatureBank
 from .gala import (
     PHI_MODES,
     all_reduce_sum,
@@ -31,6 +30,7 @@ from .gala import (
     gala_increments,
     update_running_statistic,
 )
+from .generator import anchor_positions, generate_features, seeded_generators
 from .logit_adjustment import (
     adjust_logits,
     cross_entropy_per_sample,
@@ -38,6 +38,7 @@ from .logit_adjustment import (
     weight_reduce,
 )
 from .schedules import SCHEDULES, check_schedule, schedule_value
+from .statistics_builder import StatisticsBuilder
 from .tukey import check_tukey_lambda, tukey_transform
 
 __all__ = [
@@ -63,7 +64,8 @@ __all__ = [
     'fbl_class_strength',
     'tukey_transform',
     'check_tukey_lambda',
-    'ClassFeatureBank',
+    'StatisticsBuilder',
+    'ClassStatistics',
     'AllGather',
     'tail_classes',
     'donor_candidates',
@@ -71,10 +73,11 @@ __all__ = [
     'support_sets',
     'donor_weights',
     'calibrated_mean',
-    'calibrated_sample',
-    'anchor_support',
-    'generate_features',
+    'check_generation_setup',
     'generation_plan',
+    'generate_features',
+    'anchor_positions',
+    'seeded_generators',
     'WEIGHTINGS',
     'GENERATION_MODES',
     'distillation_loss',

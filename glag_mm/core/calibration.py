@@ -14,18 +14,15 @@ transformed feature) of a tail class c:
 
 With uniform weights and s_c = k / (k + 1) the mean is Free-Lunch's
 (sum_i mu_i + x~) / (k + 1) [prior]. Non-tail classes are sampled from their
-own N(mu_c, Sigma_c). Every draw goes through
-:class:`~glag_mm.core.feature_bank.ClassFeatureBank`'s factorised sampler, so
-no D x D matrix is formed.
+own N(mu_c, Sigma_c). The draws themselves are made by
+:func:`glag_mm.core.generator.generate_features`.
 """
 
 import math
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Union
 
 import torch
 from torch import Tensor
-
-from .feature_bank import ClassFeatureBank
 
 __all__ = [
     'WEIGHTINGS',
@@ -36,10 +33,9 @@ __all__ = [
     'support_sets',
     'donor_weights',
     'calibrated_mean',
-    'calibrated_sample',
-    'anchor_support',
-    'generate_features',
     'generation_plan',
+    'check_generation_setup',
+    'adaptive_confidence',
 ]
 
 WEIGHTINGS = ('count_distance', 'uniform')
@@ -218,152 +214,6 @@ def calibrated_mean(
     return (1 - s) * anchors.to(dev, torch.float32) + s * mixed
 
 
-def _check_confidence(confidence: Tensor, num_classes: int) -> Tensor:
-    confidence = torch.as_tensor(confidence, dtype=torch.float32)
-    if confidence.shape != (num_classes,):
-        raise ValueError(
-            f'confidence_per_class must have shape ({num_classes},), got '
-            f'{tuple(confidence.shape)}'
-        )
-    return confidence
-
-
-def calibrated_sample(
-    bank: ClassFeatureBank,
-    anchors: Tensor,
-    anchor_classes: Tensor,
-    confidence_per_class: Tensor,
-    k: int = 3,
-    weighting: str = 'count_distance',
-    alpha: float = 0.0,
-    generator: Optional[torch.Generator] = None,
-) -> Tensor:
-    """One draw from N(mu', sum_i w_i Sigma_i + alpha I) per anchor.
-
-    Returns:
-        Tensor: (M, D) float32 generated features on the bank's device.
-    """
-    conf = _check_confidence(confidence_per_class, bank.num_classes)
-    conf = conf.to(bank.device)
-    anchor_classes = anchor_classes.to(bank.device, torch.long)
-    donors = support_sets(anchors, anchor_classes, bank.means, bank.counts, k)
-    weights = donor_weights(
-        anchors, donors, bank.means, bank.counts, weighting
-    )
-    centres = calibrated_mean(
-        anchors, donors, weights, bank.means, conf[anchor_classes]
-    )
-    return bank.sample_mixture(centres, donors, weights, alpha, generator)
-
-
-def anchor_support(
-    bank: ClassFeatureBank,
-    tail_mask: Tensor,
-    k: int = 3,
-    weighting: str = 'count_distance',
-) -> Tuple[Tensor, Tensor]:
-    """Support sets and donor weights of every tail row, computed once.
-
-    The support set and weights of an anchor depend only on the anchor and
-    the class statistics, which are fixed after the statistics pass, so a
-    head can compute them once per bank instead of once per batch [ours].
-
-    Returns:
-        (donors, weights): (R, k) long and float32 over the bank's rows;
-        rows of non-tail classes hold -1 and 0.
-    """
-    bank._require_finalized()
-    dev = bank.device
-    tail_mask = tail_mask.to(dev)
-    rows = torch.nonzero(tail_mask[bank.row_labels]).flatten()
-    total = bank.rows.shape[0]
-    donors = torch.full((total, k), -1, dtype=torch.long, device=dev)
-    weights = torch.zeros(total, k, device=dev)
-    step = max(1, _CHUNK_ELEMS // max(1, bank.num_classes))
-    for a in range(0, rows.numel(), step):
-        ids = rows[a : a + step]
-        x = bank.features(ids)
-        d = support_sets(x, bank.row_labels[ids], bank.means, bank.counts, k)
-        donors[ids] = d
-        weights[ids] = donor_weights(x, d, bank.means, bank.counts, weighting)
-    return donors, weights
-
-
-def generate_features(
-    bank: ClassFeatureBank,
-    classes: Tensor,
-    tail_mask: Tensor,
-    confidence_per_class: Tensor,
-    k: int = 3,
-    weighting: str = 'count_distance',
-    alpha: float = 0.0,
-    generator: Optional[torch.Generator] = None,
-    row_support: Optional[Tuple[Tensor, Tensor]] = None,
-) -> Tensor:
-    """Generated features for the requested classes (METHOD.md item 7).
-
-    Tail classes: an anchor row of the class (spread evenly, see
-    :meth:`ClassFeatureBank.anchor_rows`), then a calibrated draw. Other
-    classes: a draw from their own N(mu_c, Sigma_c).
-
-    Args:
-        bank: finalized class statistics.
-        classes: (M,) class of each feature to generate (e.g. from
-            :func:`generation_plan`).
-        tail_mask: (C,) bool, from :func:`tail_classes`.
-        confidence_per_class: (C,) adaptive confidence s_c.
-        k, weighting, alpha: support set size, donor weighting, dispersion.
-        generator: a ``torch.Generator`` on the bank's device.
-        row_support: optional output of :func:`anchor_support` (skips the
-            per-batch nearest-donor search).
-
-    On a GPU, pass ``classes`` as a CPU tensor (e.g. a plan made from CPU
-    labels): the work is grouped by class on the host and only two small
-    id tensors are read back per call (one per sampler call); features
-    never leave the device.
-
-    Returns:
-        Tensor: (M, D) float32 features on the bank's device, in the order
-        of ``classes``.
-    """
-    dev = bank.device
-    conf = _check_confidence(confidence_per_class, bank.num_classes).to(dev)
-    tail_mask = torch.as_tensor(tail_mask).to('cpu', torch.bool)
-    if tail_mask.shape != (bank.num_classes,):
-        raise ValueError(
-            f'tail_mask must have shape ({bank.num_classes},), got '
-            f'{tuple(tail_mask.shape)}'
-        )
-    # the split is made on the host (free when `classes` is a CPU tensor);
-    # the features themselves are computed on the bank's device
-    cls_host = torch.as_tensor(classes).reshape(-1).to('cpu', torch.long)
-    is_tail = tail_mask[cls_host]
-    pos_tail = torch.nonzero(is_tail).flatten()
-    pos_own = torch.nonzero(~is_tail).flatten()
-    out = torch.empty(cls_host.numel(), bank.dim, device=dev)
-    if pos_tail.numel():
-        cls_t = cls_host[pos_tail]
-        rows = bank.anchor_rows(cls_t, generator)
-        anchors = bank.features(rows)
-        cls_t = cls_t.to(dev)
-        if row_support is None:
-            donors = support_sets(anchors, cls_t, bank.means, bank.counts, k)
-            weights = donor_weights(
-                anchors, donors, bank.means, bank.counts, weighting
-            )
-        else:
-            donors, weights = row_support[0][rows], row_support[1][rows]
-        centres = calibrated_mean(
-            anchors, donors, weights, bank.means, conf[cls_t]
-        )
-        out[pos_tail.to(dev)] = bank.sample_mixture(
-            centres, donors, weights, alpha, generator
-        )
-    if pos_own.numel():
-        out[pos_own.to(dev)] = bank.sample_class(cls_host[pos_own], generator)
-    return out
-
-
 def generation_plan(
     counts: Tensor,
     batch_labels: Tensor,
@@ -422,3 +272,86 @@ def generation_plan(
     return torch.repeat_interleave(
         torch.arange(counts.numel(), device=dev), reps
     )
+
+
+def check_generation_setup(
+    counts,
+    tail_threshold: Union[int, float] = 100,
+    k: int = 3,
+    n_max: Optional[int] = None,
+) -> List[str]:
+    """Checks that need only the class counts and the settings.
+
+    Run before the statistics pass (METHOD.md stage two items 4 and 7), so
+    a setting that cannot work fails in seconds, not after a pass over the
+    training set.
+
+    Raises:
+        ValueError: a tail class has fewer than k classes with more images
+            (no support set), a class that is not tail has fewer than 2
+            images (no covariance of its own), or n_max is below max n_c.
+
+    Returns:
+        list of warnings (e.g. no tail class at all), empty when none.
+    """
+    counts = torch.as_tensor(list(counts), dtype=torch.long)
+    tail = tail_classes(counts, tail_threshold)
+    _check_k(k)
+    available = num_donors(counts)
+    short = torch.nonzero(tail & (available < k)).flatten()
+    if short.numel():
+        c = int(short[0])
+        raise ValueError(
+            f'class {c} ({int(counts[c])} images) is a tail class with only '
+            f'{int(available[c])} classes with more images, fewer than '
+            f'k={k} donors ({short.numel()} such classes); lower num_donors '
+            'or tail_threshold (a tail class needs k larger classes).'
+        )
+    lonely = torch.nonzero(~tail & (counts < 2)).flatten()
+    if lonely.numel():
+        c = int(lonely[0])
+        raise ValueError(
+            f'class {c} has {int(counts[c])} training image(s) but is not a '
+            'tail class, so it would be drawn from its own covariance, which '
+            f'needs 2 images; raise tail_threshold above {int(counts[c])}.'
+        )
+    if n_max is not None and n_max < int(counts.max()):
+        raise ValueError(
+            f'n_max={n_max} is below the largest class ({int(counts.max())} '
+            'images); set n_max to None (max n_c) or larger.'
+        )
+    warnings = []
+    if not bool(tail.any()):
+        warnings.append(
+            f'no tail class: tail_threshold={tail_threshold!r} is at or '
+            f'below every class count (smallest {int(counts.min())}), so no '
+            'feature is calibrated from donors; raise tail_threshold to '
+            'calibrate the rare classes.'
+        )
+    return warnings
+
+
+def adaptive_confidence(
+    confidence: Tensor,
+    prev_acc: Tensor,
+    acc: Tensor,
+    tail: Optional[Tensor],
+    step: float,
+    bounds=(0.0, 1.0),
+):
+    """s_c <- clip(s_c + eta sign(acc_c - acc_c_prev), s_min, s_max).
+
+    METHOD.md stage two item 6, for tail classes only (all classes when
+    ``tail`` is None). A NaN accuracy (a class without validation samples)
+    or reference leaves that class's score unchanged, a NaN accuracy its
+    record too.
+
+    Returns:
+        (confidence, prev_acc): the new scores and accuracy record.
+    """
+    seen = torch.isfinite(acc) & torch.isfinite(prev_acc)
+    diff = torch.where(seen, acc - prev_acc, 0.0)
+    moved = (confidence + step * torch.sign(diff)).clamp(*bounds)
+    if tail is not None:
+        moved = torch.where(tail.to(moved.device), moved, confidence)
+    return moved, torch.where(torch.isfinite(acc), acc, prev_acc)

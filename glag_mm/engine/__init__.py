@@ -3,7 +3,8 @@
 from .afg_hook import AFGHook
 from .class_counts_hook import ClassCountsHook, count_dataset_labels
 from .distill_hook import GLAGDistillHook, LinearTeacher
-from .feature_cache import FeatureCacheHook, FeatureTensorDataset
+from .feature_cache import FeatureTensorDataset
+from .feature_cache_hook import FeatureCacheHook
 from .nonfinite_hook import NonFiniteCheckHook, NonFiniteError
 from .posthoc_tau_hook import PosthocTauHook
 

@@ -1,63 +1,50 @@
-"""Statistics pass and confidence updates for :class:`AFGHead`.
+"""Statistics and confidence updates for :class:`AFGHead`.
 
-Two loop events drive the Adaptive Feature Generator (METHOD.md stage two):
+Loop events drive the Adaptive Feature Generator (METHOD.md stage two):
 
-* before training, one streaming pass of the frozen model over the
-  training set, with the validation pipeline (no random augmentation),
-  fills the head's class statistics (item 3); every rank reads its share
-  and the bank gathers them, so all ranks hold the same statistics. The
-  pass is skipped when the statistics came back with a checkpoint;
+* before the run, checks that need only the class counts and the settings
+  (donor counts, thresholds, generation plan) run first, so a setting that
+  cannot work fails in seconds, before any pass over the data;
+* before training, the class statistics are loaded from
+  their file in the work_dir, or built by one streaming pass and written
+  there (:mod:`glag_mm.engine.afg_statistics`);
 * after each validation (never a test), the per-class accuracy of the
-  validation split updates the adaptive confidence (item 6).
+  validation split updates the adaptive confidence (item 6). The tail
+  classes' s_c (and beta of the KD term, when there is one) are logged as
+  scalars (``scalars.json`` / TensorBoard through mmengine's visualizer),
+  and the update is written into the checkpoint saved just before that
+  validation, so every checkpoint holds the state after its epoch;
+* checkpoints name the statistics file in ``meta['afg_statistics']``.
 
-mmengine saves the epoch's checkpoint *before* validating, so a run resumed
-from it never saw that validation's update. The hook therefore re-runs it
-on resume (model, data and metric are deterministic there), which is what
-makes a resumed stage two continue exactly like the uninterrupted one.
+A run killed after a checkpoint but before its validation finished resumes
+from a checkpoint without that update; the hook then replays the
+validation through the validation loop (so its metrics are logged like any
+other) and the update with it, which keeps resume exact.
 """
 
-import copy
-from functools import partial
-from typing import Any, Iterator, Optional, Tuple
+import os
+import os.path as osp
+from typing import Optional
 
 import torch
-from mmengine.dist import get_dist_info
+from mmengine.dist import all_reduce, get_rank
 from mmengine.hooks import Hook
-from mmengine.registry import FUNCTIONS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
-from mmpretrain.registry import DATASETS, HOOKS
-from torch import Tensor
+from mmengine.runner.base_loop import BaseLoop
+from mmengine.runner.checkpoint import CheckpointLoader
+from mmpretrain.registry import HOOKS
 
+from ..core.calibration import check_generation_setup
 from ..runtime import get_train_class_counts
-from .feature_cache import FeatureTensorDataset, iter_trunk_features, unwrap
+from .afg_statistics import load_or_build
+from .feature_cache import unwrap
 
 __all__ = ['AFGHook']
 
 
-def _find_pipeline(cfg: Any) -> Optional[list]:
-    """The first ``pipeline`` of a dataset config, through wrappers."""
-    while isinstance(cfg, dict):
-        if cfg.get('pipeline') is not None:
-            return cfg['pipeline']
-        cfg = cfg.get('dataset')
-    return None
-
-
-def _set_pipeline(cfg: Any, pipeline: list) -> bool:
-    """Replace every ``pipeline`` of a dataset config (and its wrapped)."""
-    found = False
-    if isinstance(cfg, dict):
-        if 'pipeline' in cfg:
-            cfg['pipeline'] = copy.deepcopy(pipeline)
-            found = True
-        if isinstance(cfg.get('dataset'), dict):
-            found = _set_pipeline(cfg['dataset'], pipeline) or found
-    return found
-
-
 @HOOKS.register_module()
 class AFGHook(Hook):
-    """Fill :class:`~glag_mm.models.heads.AFGHead`'s statistics; adapt s_c.
+    """Provide :class:`~glag_mm.models.heads.AFGHead`'s statistics; adapt s_c.
 
     Args:
         pipeline: pipeline of the statistics pass; default the validation
@@ -69,10 +56,14 @@ class AFGHook(Hook):
         metric_key: the metric holding per-class accuracy in percent, one
             entry per class (:class:`~glag_mm.evaluation.LongTailAccuracy`
             reports ``'lt/per_class'``).
-        revalidate_on_resume: on resume, re-run the validation that followed
-            the checkpoint (see the module docstring) so the confidence
-            update it made is not lost.
+        revalidate_on_resume: on resume, replay the validation that followed
+            the checkpoint when its update is missing (module docstring).
         progress: draw a progress bar on rank 0.
+        stage_one_checkpoint: the stage-one checkpoint (in configs
+            ``'{stage_one_checkpoint}'``), whose classifier on the same
+            trunk gives the reference accuracies of an AFGHead with
+            ``confidence_reference='stage_one'`` (computed once on the
+            validation split, kept in the head's checkpoints).
     """
 
     priority = 'NORMAL'
@@ -86,6 +77,7 @@ class AFGHook(Hook):
         metric_key: str = 'lt/per_class',
         revalidate_on_resume: bool = True,
         progress: bool = True,
+        stage_one_checkpoint: Optional[str] = None,
     ) -> None:
         if pipeline is not None and not isinstance(pipeline, (list, tuple)):
             raise TypeError('AFGHook: pipeline must be a list of transforms')
@@ -102,12 +94,15 @@ class AFGHook(Hook):
         self.metric_key = metric_key
         self.revalidate_on_resume = revalidate_on_resume
         self.progress = progress
+        self.stage_one_checkpoint = stage_one_checkpoint
+        self.statistics_path: Optional[str] = None
+        self._saved_at_iter: Optional[int] = None
 
     @staticmethod
     def _head(runner):
         head = getattr(unwrap(runner.model), 'head', None)
         if not hasattr(head, 'update_confidence') or not hasattr(
-            head, 'add_statistics'
+            head, 'set_statistics'
         ):
             raise TypeError(
                 'AFGHook drives an AFGHead, but the model head is '
@@ -117,97 +112,20 @@ class AFGHook(Hook):
         return head
 
     # ------------------------------------------------------------------
-    # statistics pass
+    # checks before the first forward pass
     # ------------------------------------------------------------------
-    def _stats_pipeline(self, runner) -> list:
-        if self.pipeline is not None:
-            return self.pipeline
-        for key in ('val_dataloader', 'test_dataloader'):
-            loader = runner.cfg.get(key)
-            pipeline = (
-                _find_pipeline(loader.get('dataset'))
-                if isinstance(loader, dict)
-                else None
-            )
-            if pipeline is not None:
-                return pipeline
-        raise ValueError(
-            'AFGHook: no validation or test pipeline in the config to read '
-            'the training set without augmentation; pass '
-            'pipeline=[...] to AFGHook.'
-        )
-
-    def _iter_cached(
-        self, dataset: FeatureTensorDataset, batch_size: int
-    ) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
-        rank, world = get_dist_info()
-        idx = torch.arange(rank, len(dataset), world)
-        for a in range(0, idx.numel(), batch_size):
-            part = idx[a : a + batch_size]
-            yield dataset.features[part], dataset.labels[part], part
-
-    def _source(self, runner) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
-        train_cfg = runner.cfg.get('train_dataloader')
-        if not isinstance(train_cfg, dict) or 'dataset' not in train_cfg:
-            raise ValueError(
-                'AFGHook: the config has no train_dataloader.dataset to run '
-                'the statistics pass on; build the Runner from a config.'
-            )
-        pipeline = self._stats_pipeline(runner)
-        batch_size = self.batch_size or train_cfg.get('batch_size', 32)
-        live = runner.train_loop.dataloader.dataset
-        if isinstance(live, FeatureTensorDataset) and (
-            _find_pipeline(train_cfg['dataset']) == pipeline
+    def _early_checks(self, runner, head) -> None:
+        counts = get_train_class_counts()
+        if counts is None:
+            return  # checked on the statistics' own counts below
+        for message in check_generation_setup(
+            counts, head.tail_threshold, head.num_donors, head.n_max
         ):
-            runner.logger.info(
-                'AFGHook: statistics from the feature cache (its pipeline '
-                'is the statistics pipeline)'
-            )
-            return self._iter_cached(live, batch_size)
-        dataset_cfg = copy.deepcopy(train_cfg['dataset'])
-        if not _set_pipeline(dataset_cfg, pipeline):
-            raise ValueError(
-                'AFGHook: the training dataset config has no pipeline to '
-                'replace with the statistics pipeline'
-            )
-        dataset = DATASETS.build(dataset_cfg)
-        collate_cfg = dict(train_cfg.get('collate_fn', None) or {})
-        collate_type = collate_cfg.pop('type', 'pseudo_collate')
-        collate = (
-            FUNCTIONS.get(collate_type)
-            if isinstance(collate_type, str)
-            else collate_type
-        )
-        if collate_cfg:
-            collate = partial(collate, **collate_cfg)
-        workers = self.num_workers
-        if workers is None:
-            workers = train_cfg.get('num_workers', 0)
-        return iter_trunk_features(
-            runner.model,
-            dataset,
-            batch_size=batch_size,
-            collate_fn=collate,
-            num_workers=workers,
-            progress=self.progress,
-            desc='AFG statistics pass',
-        )
+            runner.logger.warning(f'AFGHead: {message}')
+        self._check_sampler(runner, head)
 
-    def _statistics_pass(self, runner, head) -> None:
-        head.reset_statistics()
-        device = head.fc.weight.device
-        for feats, labels, idx in self._source(runner):
-            head.add_statistics(
-                feats.to(device), labels.to(device), idx.to(device)
-            )
-        head.finalize_statistics()
-        runner.logger.info(
-            f'AFGHook: statistics of {int(head.bank.counts.sum())} '
-            f'training features, {head.bank.memory_bytes() / 2**20:.1f} '
-            'MiB'
-        )
-
-    def _check_counts(self, runner, head) -> None:
+    @staticmethod
+    def _check_counts(head) -> None:
         expected = get_train_class_counts()
         if expected is not None and list(expected) != head.class_counts:
             raise ValueError(
@@ -217,7 +135,8 @@ class AFGHook(Hook):
                 'statistics must come from the stage-two training set.'
             )
 
-    def _check_sampler(self, runner, head) -> None:
+    @staticmethod
+    def _check_sampler(runner, head) -> None:
         loader = runner.train_loop.dataloader
         sampler = getattr(loader, 'sampler', None)
         name = type(getattr(sampler, 'sampler', sampler)).__name__
@@ -237,6 +156,18 @@ class AFGHook(Hook):
     # ------------------------------------------------------------------
     # confidence
     # ------------------------------------------------------------------
+    def _log_scalars(self, runner, head) -> None:
+        tail = head.tail_mask()
+        scalars = {
+            f'afg/s_c/{c}': float(head.confidence[c])
+            for c in torch.nonzero(tail).flatten().tolist()
+        }
+        distiller = head.distiller
+        if distiller is not None and hasattr(distiller, 'beta'):
+            scalars['afg/beta'] = float(distiller.beta())
+        scalars['afg/confidence_updates'] = int(head.num_confidence_updates)
+        runner.visualizer.add_scalars(scalars, step=runner.iter)
+
     def _apply(self, runner, metrics: dict) -> None:
         if self.metric_key not in metrics:
             raise KeyError(
@@ -254,6 +185,84 @@ class AFGHook(Hook):
             f'AFGHook: confidence update {int(head.num_confidence_updates)}'
             f' moved {moved} tail scores; mean s = '
             f'{float(head.confidence.mean()):.3f}'
+        )
+        self._log_scalars(runner, head)
+        self._write_into_checkpoint(runner, head)
+
+    def _write_into_checkpoint(self, runner, head) -> None:
+        """Put the update into the checkpoint saved before this validation."""
+        path = runner.message_hub.get_info('last_ckpt')
+        if self._saved_at_iter != runner.iter or not path or get_rank() != 0:
+            return
+        if not osp.isfile(path):
+            return
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        state = ckpt['state_dict']
+        prefix = next(
+            (
+                k[: -len('confidence')]
+                for k in state
+                if k.endswith('head.confidence')
+            ),
+            None,
+        )
+        if prefix is None:
+            return
+        for name in (
+            'confidence',
+            'prev_class_acc',
+            'num_confidence_updates',
+            'last_update_iter',
+        ):
+            state[prefix + name] = getattr(head, name).detach().cpu().clone()
+        tmp = f'{path}.{os.getpid()}.tmp'
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+
+    @torch.no_grad()
+    def _stage_one_accuracy(self, runner, head):
+        """Per-class accuracy of the stage-one classifier on validation."""
+        path = self.stage_one_checkpoint
+        if not path or '{' in path or runner._val_loop is None:
+            raise ValueError(
+                "AFGHook: confidence_reference='stage_one' compares with the "
+                'stage-one model on the validation split; validate, and '
+                "pass AFGHook(stage_one_checkpoint='{stage_one_checkpoint}') "
+                '(filled in by tools/train.py)'
+            )
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        state = ckpt.get('state_dict', ckpt)
+        state = {k.replace('module.', '', 1): v for k, v in state.items()}
+        device = head.fc.weight.device
+        weight = state['head.fc.weight'].float().to(device)
+        bias = state.get('head.fc.bias')
+        bias = None if bias is None else bias.float().to(device)
+        model = unwrap(runner.model)
+        was_training = model.training
+        model.eval()
+        correct = torch.zeros(head.num_classes, device=device)
+        total = torch.zeros(head.num_classes, device=device)
+        for batch in runner.val_loop.dataloader:
+            data = model.data_preprocessor(batch, False)
+            feats = model.extract_feat(data['inputs'])
+            feats = feats[-1] if isinstance(feats, (tuple, list)) else feats
+            labels = torch.cat([s.gt_label for s in data['data_samples']])
+            labels = labels.to(device)
+            pred = torch.nn.functional.linear(feats.float(), weight, bias)
+            total.index_add_(
+                0, labels, torch.ones_like(labels, dtype=torch.float)
+            )
+            correct.index_add_(0, labels, (pred.argmax(1) == labels).float())
+        model.train(was_training)
+        all_reduce(correct)
+        all_reduce(total)
+        runner.logger.info(
+            f'AFGHook: stage-one validation accuracy '
+            f'{float(correct.sum() / total.sum().clamp(min=1)):.4f}, the '
+            'reference of the confidence updates'
+        )
+        return torch.where(
+            total > 0, correct / total.clamp(min=1), float('nan')
         )
 
     @staticmethod
@@ -273,39 +282,39 @@ class AFGHook(Hook):
             and (pos % loop.val_interval == 0 or pos == last)
         )
 
-    def _revalidate(self, runner) -> None:
-        """Re-run the validation after the checkpoint, without other hooks."""
-        val_loop = runner.val_loop
-        model = runner.model
-        model.eval()
-        with torch.no_grad():
-            for batch in val_loop.dataloader:
-                outputs = model.val_step(batch)
-                val_loop.evaluator.process(
-                    data_samples=outputs, data_batch=batch
-                )
-        metrics = val_loop.evaluator.evaluate(len(val_loop.dataloader.dataset))
-        runner.logger.info(
-            'AFGHook: resumed run re-validated the checkpoint to replay its '
-            'confidence update'
-        )
-        self._apply(runner, metrics)
-
     # ------------------------------------------------------------------
     # hook events
     # ------------------------------------------------------------------
+    def before_run(self, runner) -> None:
+        # before every other pass (the feature cache's, the statistics')
+        if isinstance(runner._train_loop, BaseLoop):
+            self._early_checks(runner, self._head(runner))
+
     def before_train(self, runner) -> None:
         head = self._head(runner)
-        if head.statistics_ready:
-            runner.logger.info(
-                'AFGHook: class statistics restored from the checkpoint; '
-                'skipping the statistics pass'
+        if not head.statistics_ready:
+            stats, self.statistics_path = load_or_build(
+                runner,
+                head,
+                self.pipeline,
+                self.batch_size,
+                self.num_workers,
+                self.progress,
             )
-        else:
-            self._statistics_pass(runner, head)
-        head._prepare()
-        self._check_counts(runner, head)
-        self._check_sampler(runner, head)
+            head.set_statistics(stats)
+        self._check_counts(head)
+        reference = getattr(head, 'reference_acc', None)
+        if reference is not None and not bool(torch.isfinite(reference).any()):
+            reference.copy_(self._stage_one_accuracy(runner, head))
+        if get_train_class_counts() is None:  # the checks on these counts
+            for message in check_generation_setup(
+                head.class_counts,
+                head.tail_threshold,
+                head.num_donors,
+                head.n_max,
+            ):
+                runner.logger.warning(f'AFGHead: {message}')
+            self._check_sampler(runner, head)
         if runner._val_loop is None and self.update_confidence:
             runner.logger.warning(
                 'AFGHook: the run does not validate, so the adaptive '
@@ -317,7 +326,17 @@ class AFGHook(Hook):
             and self._val_due_at_checkpoint(runner)
             and int(head.last_update_iter) < runner.iter
         ):
-            self._revalidate(runner)
+            runner.logger.info(
+                'AFGHook: the checkpoint misses the validation that followed '
+                'it; replaying it (and its confidence update)'
+            )
+            runner.val_loop.run()
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._saved_at_iter = runner.iter
+        if self.statistics_path is not None:
+            rel = osp.relpath(self.statistics_path, runner.work_dir)
+            checkpoint.setdefault('meta', {})['afg_statistics'] = rel
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
         if not self.update_confidence or runner._train_loop is None:

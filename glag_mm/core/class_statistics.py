@@ -1,0 +1,390 @@
+"""Finished class statistics of stage two, with a bounded cost per draw.
+
+METHOD.md, stage two items 3 to 5 and "Memory". For every class c the
+statistics hold the mean mu_c of its (Tukey-transformed) training features
+and a covariance factor F_c with
+
+    Sigma_c ~= s_c F_c^T F_c + rho_c I,
+
+never a D x D matrix. Which classes are exact and which approximated [ours]:
+
+* n_c <= ``exact_rows`` (default 32): F_c is the class's centred rows
+  X_c - mu_c (n_c x D), s_c = 1 / (n_c - 1), rho_c = 0: the unbiased
+  covariance exactly, and A^T z sqrt(s_c), z ~ N(0, I), an exact draw;
+* n_c > ``exact_rows``: the rank-r probabilistic-PCA approximation
+  (r = min(``rank``, n_c - 1), default 32): the top-r eigenpairs
+  (lam_j, v_j) of the class's covariance, rho_c = the mean of the other
+  D - r eigenvalues (so the trace is kept), F_c = diag(sqrt(lam_j - rho_c))
+  V_r^T, s_c = 1. It equals V_r diag(lam) V_r^T + rho_c (I - V_r V_r^T):
+  exact on the top-r subspace, isotropic on its complement.
+
+A draw therefore costs O(max(exact_rows, rank) D) whatever the class size.
+All rows are stored in float32, the precision of the products.
+
+Tail classes also keep their real centred rows as anchors (for an exact
+class these are its factor rows; for a larger tail class they are stored
+once more after the factors), with each anchor's support set and donor
+weights (METHOD.md item 4 and 5) computed once here.
+
+Everything is a tensor, so :meth:`ClassStatistics.save` writes a file that
+``torch.load(..., weights_only=True, mmap=True)`` maps back: the ranks of one
+machine share its pages instead of holding a copy each.
+"""
+
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .calibration import donor_weights, support_sets
+
+__all__ = ['ClassStatistics']
+
+_TABLES = (
+    'counts',
+    'factor_start',
+    'factor_size',
+    'factor_scale',
+    'residual',
+    'exact',
+    'tail',
+    'anchor_start',
+    'anchor_size',
+    'anchor_base',
+    'donors',
+    'donor_weights',
+)
+_CHUNK_ROWS = 4096  # anchors per support-set block
+
+
+def _low_rank_factor(block: Tensor, rank: int) -> Tuple[Tensor, float]:
+    """PPCA factor (r x D) and residual variance of centred rows (n x D)."""
+    n, dim = block.shape
+    r = min(rank, n - 1, dim)
+    a = block.double()
+    if n <= dim:  # eigenpairs of the n x n Gram matrix
+        ev, u = torch.linalg.eigh(a @ a.T)
+        ev, u = ev.flip(0)[:r].clamp(min=0), u.flip(1)[:, :r]
+        norm = torch.where(ev > 0, ev.rsqrt(), torch.zeros_like(ev))
+        dirs = (u.T @ a) * norm[:, None]
+    else:
+        ev, v = torch.linalg.eigh(a.T @ a)
+        ev, dirs = ev.flip(0)[:r].clamp(min=0), v.flip(1)[:, :r].T
+    lam = ev / (n - 1)
+    trace = float(a.square().sum()) / (n - 1)
+    resid = max(trace - float(lam.sum()), 0.0) / (dim - r) if dim > r else 0.0
+    scale = (lam - resid).clamp(min=0).sqrt()
+    return (scale[:, None] * dirs).float(), resid
+
+
+class ClassStatistics:
+    """Read-only class statistics: means, factors, anchors, support sets.
+
+    Build with :meth:`from_centred_rows` (what
+    :class:`~glag_mm.core.statistics_builder.StatisticsBuilder` does) or
+    :meth:`load`. Attributes (CPU tables unless said otherwise):
+
+    * ``means`` (C, D) float32 and ``rows`` (R, D) float32 on ``device``;
+    * class c's factor: ``rows[factor_start[c]:][:factor_size[c]]``, scaled
+      by ``factor_scale[c]``, plus ``residual[c]`` I; ``exact[c]`` says
+      whether it is the exact covariance;
+    * ``tail[c]``; a tail class's anchors are
+      ``means[c] + rows[anchor_start[c]:][:anchor_size[c]]`` and anchor j's
+      support set ``donors[anchor_base[c] + j]`` with weights
+      ``donor_weights[anchor_base[c] + j]``.
+    """
+
+    def __init__(
+        self,
+        means: Tensor,
+        rows: Tensor,
+        tables: Dict[str, Tensor],
+        settings: Optional[dict] = None,
+    ) -> None:
+        missing = [k for k in _TABLES if k not in tables]
+        if missing:
+            raise KeyError(f'ClassStatistics: tables lack {missing}')
+        num, dim = means.shape
+        for key in _TABLES:
+            if key not in ('donors', 'donor_weights'):
+                if tables[key].shape != (num,):
+                    raise ValueError(
+                        f'ClassStatistics: {key} has shape '
+                        f'{tuple(tables[key].shape)}, expected ({num},)'
+                    )
+        if rows.ndim != 2 or rows.shape[1] != dim:
+            raise ValueError(f'ClassStatistics: rows must be (R, {dim})')
+        self.means, self.rows = means, rows
+        for key in _TABLES:
+            setattr(self, key, tables[key].cpu())
+        self.settings = dict(settings or {})
+        self.device = means.device
+        self._has_residual = bool((self.residual > 0).any())
+        self._sizes = self.factor_size.tolist()
+        self._factors = [  # one view per class: no slicing per draw
+            rows[a : a + n]
+            for a, n in zip(self.factor_start.tolist(), self._sizes)
+        ]
+
+    @property
+    def num_classes(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def num_donors(self) -> int:
+        return self.donors.shape[1]
+
+    # ------------------------------------------------------------------
+    # construction
+    # ------------------------------------------------------------------
+    @classmethod
+    def from_centred_rows(
+        cls,
+        counts: Tensor,
+        means: Tensor,
+        rows: Tensor,
+        tail_mask: Tensor,
+        num_donors: int = 3,
+        weighting: str = 'count_distance',
+        exact_rows: int = 32,
+        rank: int = 32,
+    ) -> 'ClassStatistics':
+        """Bound each class's factor; keep anchors and support sets.
+
+        Args:
+            counts: (C,) n_c.
+            means: (C, D) class means.
+            rows: (N, D) centred rows sorted by class (float32; consumed).
+            tail_mask: (C,) bool, classes calibrated from donors.
+            num_donors, weighting: k and the donor weighting.
+            exact_rows: classes with at most this many images keep their
+                exact covariance.
+            rank: r of the factor of larger classes.
+        """
+        for name, val in (('exact_rows', exact_rows), ('rank', rank)):
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f'{name} must be a positive int, got {val!r}')
+        counts = torch.as_tensor(counts).cpu().long()
+        tail = torch.as_tensor(tail_mask).cpu().bool()
+        num, dim = means.shape
+        dev = rows.device
+        n = counts.tolist()
+        offsets = [0]
+        for c in n:
+            offsets.append(offsets[-1] + c)
+        parts, anchor_parts = [], []
+        t = {k: torch.zeros(num, dtype=torch.long) for k in _TABLES[:3]}
+        t['factor_scale'] = torch.zeros(num)
+        t['residual'] = torch.zeros(num)
+        t['exact'] = torch.ones(num, dtype=torch.bool)
+        t['anchor_start'] = torch.zeros(num, dtype=torch.long)
+        t['anchor_size'] = torch.zeros(num, dtype=torch.long)
+        pos = 0
+        pending = []  # tail classes whose anchors follow the factors
+        for c in range(num):
+            block = rows[offsets[c] : offsets[c + 1]]
+            t['factor_start'][c] = pos
+            if n[c] <= exact_rows:
+                parts.append(block)
+                size, scale = n[c], 1.0 / (n[c] - 1) if n[c] > 1 else 0.0
+                if tail[c]:
+                    t['anchor_start'][c], t['anchor_size'][c] = pos, n[c]
+            else:
+                factor, resid = _low_rank_factor(block, rank)
+                parts.append(factor.to(dev))
+                size, scale = factor.shape[0], 1.0
+                t['residual'][c] = resid
+                t['exact'][c] = False
+                if tail[c]:
+                    pending.append(c)
+            t['factor_size'][c], t['factor_scale'][c] = size, scale
+            pos += size
+        for c in pending:
+            anchor_parts.append(rows[offsets[c] : offsets[c + 1]])
+            t['anchor_start'][c], t['anchor_size'][c] = pos, n[c]
+            pos += n[c]
+        out_rows = torch.cat(parts + anchor_parts) if pos else rows[:0]
+        del parts, anchor_parts
+        t['counts'], t['tail'] = counts, tail
+        base = torch.cumsum(t['anchor_size'], 0) - t['anchor_size']
+        t['anchor_base'] = base
+        total = int(t['anchor_size'].sum())
+        t['donors'] = torch.zeros(total, num_donors, dtype=torch.long)
+        t['donor_weights'] = torch.zeros(total, num_donors)
+        stats = cls(
+            means.float(),
+            out_rows.float(),
+            t,
+            dict(
+                exact_rows=exact_rows,
+                rank=rank,
+                weighting=weighting,
+            ),
+        )
+        stats._fill_support(num_donors, weighting)
+        return stats
+
+    def _fill_support(self, k: int, weighting: str) -> None:
+        """Support set and donor weights of every anchor, once."""
+        classes = torch.nonzero(self.anchor_size).flatten().tolist()
+        ids, labels = [], []
+        for c in classes:
+            a, m = int(self.anchor_start[c]), int(self.anchor_size[c])
+            ids.append(torch.arange(a, a + m))
+            labels.append(torch.full((m,), c))
+        if not ids:
+            return
+        ids, labels = torch.cat(ids), torch.cat(labels)
+        means, counts = self.means, self.counts.to(self.device)
+        for a in range(0, ids.numel(), _CHUNK_ROWS):
+            part = ids[a : a + _CHUNK_ROWS]
+            cls_ = labels[a : a + _CHUNK_ROWS]
+            x = self.anchor_features(part, cls_)
+            d = support_sets(x, cls_.to(self.device), means, counts, k)
+            w = donor_weights(x, d, means, counts, weighting)
+            self.donors[a : a + _CHUNK_ROWS] = d.cpu()
+            self.donor_weights[a : a + _CHUNK_ROWS] = w.cpu()
+
+    # ------------------------------------------------------------------
+    # reading
+    # ------------------------------------------------------------------
+    def anchor_features(self, row_ids: Tensor, classes: Tensor) -> Tensor:
+        """Real features x~ = mu_c + rows[j] of anchor rows, (M, D)."""
+        row_ids = row_ids.to(self.device)
+        return self.means[classes.to(self.device)] + self.rows[row_ids]
+
+    def check_sampleable(self, classes: Tensor, role: str) -> None:
+        """Refuse classes without a covariance (n_c < 2) with a fix."""
+        if classes.numel() == 0:
+            return
+        n = self.counts[classes]
+        if bool((n >= 2).all()):
+            return
+        c = int(classes[n < 2][0])
+        raise ValueError(
+            f'class {c} has {int(self.counts[c])} training feature(s), so '
+            f'its covariance (divided by n_c - 1) is undefined and it '
+            f'cannot be {role}. Make it a tail class (raise tail_threshold '
+            f'above {int(self.counts[c])}) so it is calibrated from donors '
+            'with more images.'
+        )
+
+    def noise(
+        self,
+        num: int,
+        samples: Tensor,
+        classes: Tensor,
+        weights: Tensor,
+        extra_var: Optional[Tensor],
+        generator: Optional[torch.Generator] = None,
+    ) -> Tensor:
+        """sum over pairs p of sqrt(w_p) * a draw of N(0, Sigma_{c_p}).
+
+        Into row ``samples[p]`` of a (num, D) float32 output, plus
+        sqrt(extra_var + sum_p w_p rho_{c_p}) eps per row (METHOD.md
+        "Memory": the mixture sum_i w_i Sigma_i + alpha I). One product
+        z (m x size_c) @ F_c per distinct class; host tensors ``samples``,
+        ``classes`` and ``weights`` (P,); ``extra_var`` (num,) or None.
+        """
+        dev = self.device
+        out = torch.zeros(num, self.dim, device=dev)
+        if classes.numel() == 0:
+            return out
+        order = torch.argsort(classes, stable=True)
+        cls_s, samp_s = classes[order], samples[order]
+        coef = (weights[order] * self.factor_scale[cls_s]).sqrt()
+        uniq, cnt = torch.unique_consecutive(cls_s, return_counts=True)
+        uniq, cnt = uniq.tolist(), cnt.tolist()
+        sizes = [self._sizes[c] for c in uniq]
+        # one draw for every pair's z, each scaled by its sqrt(w s_c)
+        pair_sizes = torch.tensor(sizes).repeat_interleave(torch.tensor(cnt))
+        z_all = torch.randn(
+            int(pair_sizes.sum()), generator=generator, device=dev
+        )
+        z_all.mul_(coef.repeat_interleave(pair_sizes).to(dev))
+        buf = torch.empty(classes.numel(), self.dim, device=dev)
+        start = offset = 0
+        for c, m, size in zip(uniq, cnt, sizes):
+            z = z_all[offset : offset + m * size].view(m, size)
+            torch.mm(z, self._factors[c], out=buf[start : start + m])
+            start, offset = start + m, offset + m * size
+        out.index_add_(0, samp_s.to(dev), buf)
+        var = torch.zeros(num) if extra_var is None else extra_var.clone()
+        if self._has_residual:
+            var.index_add_(0, samples, weights * self.residual[classes])
+        idx = torch.nonzero(var > 0).flatten()
+        if idx.numel():
+            eps = torch.randn(
+                idx.numel(), self.dim, generator=generator, device=dev
+            )
+            idx_dev = idx.to(dev)
+            out.index_add_(0, idx_dev, eps * var[idx].sqrt().to(dev)[:, None])
+        return out
+
+    def covariance(self, c: int) -> Tensor:
+        """Class c's (approximated) D x D covariance, float64: tests only."""
+        a, size = int(self.factor_start[c]), int(self.factor_size[c])
+        rows = self.rows[a : a + size].double()
+        cov = rows.T @ rows * float(self.factor_scale[c])
+        eye = torch.eye(self.dim, dtype=torch.float64, device=self.device)
+        return cov + float(self.residual[c]) * eye
+
+    # ------------------------------------------------------------------
+    # file
+    # ------------------------------------------------------------------
+    def tensors(self) -> Dict[str, Tensor]:
+        return dict(
+            means=self.means,
+            rows=self.rows,
+            **{k: getattr(self, k) for k in _TABLES},
+        )
+
+    def memory_bytes(self) -> int:
+        """Bytes of every tensor (rows dominate)."""
+        return sum(
+            t.numel() * t.element_size() for t in self.tensors().values()
+        )
+
+    def save(self, path: str, **info: Union[str, int]) -> None:
+        """Write the tensors (and plain ``info``) with ``torch.save``."""
+        payload = {k: v.cpu() for k, v in self.tensors().items()}
+        payload['settings'] = dict(self.settings)
+        payload['info'] = dict(info)
+        torch.save(payload, path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str,
+        mmap: bool = True,
+        device: Union[str, torch.device, None] = None,
+    ) -> 'ClassStatistics':
+        """Read a file written by :meth:`save` (no code runs from it).
+
+        With ``mmap`` (default) the tensors map the file's pages: every
+        process of a machine that loads it shares one copy in memory.
+        """
+        data = torch.load(
+            path, map_location='cpu', mmap=mmap, weights_only=True
+        )
+        dev = torch.device('cpu' if device is None else device)
+        stats = cls(
+            data['means'].to(dev),
+            data['rows'].to(dev),
+            {k: data[k] for k in _TABLES},
+            data.get('settings'),
+        )
+        stats.info = dict(data.get('info', {}))
+        return stats
+
+    def __repr__(self) -> str:
+        return (
+            f'{type(self).__name__}(num_classes={self.num_classes}, '
+            f'dim={self.dim}, rows={self.rows.shape[0]}, exact classes='
+            f'{int(self.exact.sum())}, tail classes={int(self.tail.sum())}, '
+            f'{self.memory_bytes() / 2**20:.1f} MiB)'
+        )

@@ -1,0 +1,144 @@
+"""The feature generator of stage two: the one path every caller takes.
+
+METHOD.md, stage two items 5 to 7. :func:`generate_features` turns
+(statistics, confidence, plan, generator state) into generated features and
+their labels:
+
+* a requested class c that is tail takes an anchor x~ among its real rows,
+  spread evenly (:func:`anchor_positions`), its precomputed support set S
+  and donor weights w, and draws from
+  N((1 - s_c) x~ + s_c sum_i w_i mu_i, sum_i w_i Sigma_i + alpha I);
+* any other class draws from its own N(mu_c, Sigma_c).
+
+Both are one factorised noise pass
+(:meth:`~glag_mm.core.class_statistics.ClassStatistics.noise`), so no
+D x D matrix is formed and a draw costs O(k max(exact_rows, rank) D)
+whatever the class sizes. The random state is a pair of generators seeded
+from (seed, iteration, rank) by :func:`seeded_generators`: a resumed run
+draws what the uninterrupted run drew, and ranks draw differently.
+"""
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .calibration import calibrated_mean
+from .class_statistics import ClassStatistics
+
+__all__ = ['seeded_generators', 'anchor_positions', 'generate_features']
+
+Generators = Tuple[Optional[torch.Generator], Optional[torch.Generator]]
+
+
+def seeded_generators(
+    seed: int, iteration: int, rank: int = 0, device=None
+) -> Tuple[torch.Generator, torch.Generator]:
+    """Host and device generators seeded from (seed, iteration, rank)."""
+    mixed = (int(seed) * 1_000_003 + int(iteration)) * 1_009 + int(rank)
+    mixed %= 2**62
+    host = torch.Generator().manual_seed(mixed)
+    dev = torch.Generator(device=device or 'cpu').manual_seed(mixed + 1)
+    return host, dev
+
+
+def anchor_positions(
+    classes: Tensor, sizes: Tensor, generator: Optional[torch.Generator]
+) -> Tensor:
+    """Which real row of its class each request takes as its anchor.
+
+    The t-th of the g_c requests for class c takes row
+    floor((t + u_c) n_c / g_c) of the class's n_c anchor rows, u_c ~ U[0, 1)
+    once per class and call: g_c <= n_c picks a stratified subset, g_c > n_c
+    cycles through every row as evenly as possible.
+
+    Args:
+        classes: (M,) host class ids, sorted by class.
+        sizes: (C,) anchor rows per class (n_c).
+
+    Returns:
+        LongTensor: (M,) positions j in [0, n_c).
+    """
+    per_class = torch.bincount(classes, minlength=sizes.numel())
+    first = torch.cumsum(per_class, 0) - per_class
+    t = torch.arange(classes.numel()) - first[classes]
+    u = torch.rand(sizes.numel(), generator=generator)
+    n = sizes[classes]
+    pos = ((t + u[classes]) * n / per_class[classes]).floor().long()
+    return torch.minimum(pos, n - 1)
+
+
+def generate_features(
+    stats: ClassStatistics,
+    confidence: Tensor,
+    classes: Tensor,
+    alpha: float = 0.0,
+    generators: Generators = (None, None),
+) -> Tuple[Tensor, Tensor]:
+    """Generated features (Tukey space) and labels for requested classes.
+
+    Args:
+        stats: finished class statistics.
+        confidence: (C,) adaptive confidence s_c.
+        classes: (M,) host class ids to generate, sorted by class (e.g.
+            :func:`~glag_mm.core.calibration.generation_plan`).
+        alpha: isotropic dispersion added to calibrated covariances.
+        generators: (host, device) generators, e.g. from
+            :func:`seeded_generators`; the host one picks anchors, the
+            device one draws the noise.
+
+    Returns:
+        (features, labels): (M, D) float32 on the statistics' device, and
+        the (M,) labels, rows in the order of ``classes``.
+    """
+    host_gen, dev_gen = generators
+    classes = torch.as_tensor(classes).reshape(-1).to('cpu', torch.long)
+    num, dev = classes.numel(), stats.device
+    if num and (
+        int(classes.min()) < 0 or int(classes.max()) >= stats.num_classes
+    ):
+        raise ValueError(
+            f'class ids must lie in [0, {stats.num_classes}), got '
+            f'[{int(classes.min())}, {int(classes.max())}]'
+        )
+    if not (isinstance(alpha, (int, float)) and alpha >= 0):
+        raise ValueError(f'alpha must be a number >= 0, got {alpha!r}')
+    is_tail = stats.tail[classes]
+    pos_tail = torch.nonzero(is_tail).flatten()
+    pos_own = torch.nonzero(~is_tail).flatten()
+    centres = torch.empty(num, stats.dim, device=dev)
+    samples, donors, weights = [], [], []
+    extra = torch.zeros(num)
+    if pos_tail.numel():
+        cls_t = classes[pos_tail]
+        j = anchor_positions(cls_t, stats.anchor_size, host_gen)
+        table = stats.anchor_base[cls_t] + j
+        anchors = stats.anchor_features(stats.anchor_start[cls_t] + j, cls_t)
+        d, w = stats.donors[table], stats.donor_weights[table]
+        stats.check_sampleable(d.flatten(), 'used as a donor')
+        conf = torch.as_tensor(confidence).to(dev, torch.float32)
+        centres[pos_tail.to(dev)] = calibrated_mean(
+            anchors, d, w, stats.means, conf[cls_t.to(dev)]
+        )
+        samples.append(pos_tail.repeat_interleave(d.shape[1]))
+        donors.append(d.flatten())
+        weights.append(w.flatten())
+        extra[pos_tail] = float(alpha)
+    if pos_own.numel():
+        cls_o = classes[pos_own]
+        stats.check_sampleable(cls_o, 'drawn from its own statistics')
+        centres[pos_own.to(dev)] = stats.means[cls_o.to(dev)]
+        samples.append(pos_own)
+        donors.append(cls_o)
+        weights.append(torch.ones(pos_own.numel()))
+    if not num:
+        return centres, classes.to(dev)
+    noise = stats.noise(
+        num,
+        torch.cat(samples),
+        torch.cat(donors),
+        torch.cat(weights),
+        extra if alpha > 0 else None,
+        dev_gen,
+    )
+    return centres.add_(noise), classes.to(dev)

@@ -1,0 +1,216 @@
+"""AFGHead's class statistics: the streaming pass and their file.
+
+The statistics are built once per stage-two work_dir, by one streaming pass
+of the frozen model over the training set with a deterministic pipeline
+(METHOD.md stage two item 3; every rank reads its share, the builder
+gathers them), and written to ``<work_dir>/afg_statistics/<key>.pth``. The
+key hashes what they depend on: the trunk's weights, the data preprocessor,
+the dataset (length, labels, pipeline) as :func:`feature_cache_key` does,
+the statistics pipeline and the head's settings. A resumed run, or a run
+in the same work_dir, loads the file instead of repeating the pass; a
+missing file is rebuilt. Every rank memory-maps the one file.
+"""
+
+import copy
+import hashlib
+import os.path as osp
+from functools import partial
+from typing import Any, Iterator, Optional, Tuple
+
+import torch
+from mmengine.dist import broadcast_object_list, get_dist_info
+from mmengine.registry import FUNCTIONS
+from mmpretrain.registry import DATASETS
+from torch import Tensor
+
+from ..core.calibration import tail_classes
+from ..core.class_statistics import ClassStatistics
+from ..core.statistics_builder import StatisticsBuilder
+from .feature_cache import (
+    FeatureTensorDataset,
+    feature_cache_key,
+    iter_trunk_features,
+)
+from .shared_file import write_once_per_node
+
+__all__ = [
+    'statistics_pipeline',
+    'statistics_key',
+    'build_statistics',
+    'load_or_build',
+]
+
+STATISTICS_DIR = 'afg_statistics'
+
+
+def _find_pipeline(cfg: Any) -> Optional[list]:
+    """The first ``pipeline`` of a dataset config, through wrappers."""
+    while isinstance(cfg, dict):
+        if cfg.get('pipeline') is not None:
+            return cfg['pipeline']
+        cfg = cfg.get('dataset')
+    return None
+
+
+def _set_pipeline(cfg: Any, pipeline: list) -> bool:
+    """Replace every ``pipeline`` of a dataset config (and its wrapped)."""
+    found = False
+    if isinstance(cfg, dict):
+        if 'pipeline' in cfg:
+            cfg['pipeline'] = copy.deepcopy(pipeline)
+            found = True
+        if isinstance(cfg.get('dataset'), dict):
+            found = _set_pipeline(cfg['dataset'], pipeline) or found
+    return found
+
+
+def statistics_pipeline(runner, pipeline: Optional[list]) -> list:
+    """The given pipeline, else the validation (or test) loader's."""
+    if pipeline is not None:
+        return pipeline
+    for key in ('val_dataloader', 'test_dataloader'):
+        loader = runner.cfg.get(key)
+        found = (
+            _find_pipeline(loader.get('dataset'))
+            if isinstance(loader, dict)
+            else None
+        )
+        if found is not None:
+            return found
+    raise ValueError(
+        'AFGHook: no validation or test pipeline in the config to read the '
+        'training set without augmentation; pass pipeline=[...] to AFGHook.'
+    )
+
+
+def _train_cfg(runner) -> dict:
+    train_cfg = runner.cfg.get('train_dataloader')
+    if not isinstance(train_cfg, dict) or 'dataset' not in train_cfg:
+        raise ValueError(
+            'AFGHook: the config has no train_dataloader.dataset to run the '
+            'statistics pass on; build the Runner from a config.'
+        )
+    return train_cfg
+
+
+def statistics_key(runner, head, pipeline: list) -> str:
+    """Hex key of the statistics this run would build."""
+    digest = hashlib.sha256()
+    digest.update(
+        feature_cache_key(
+            runner.model, runner.train_loop.dataloader.dataset
+        ).encode()
+    )
+    digest.update(repr(pipeline).encode())
+    digest.update(repr(sorted(head.settings().items())).encode())
+    return digest.hexdigest()[:32]
+
+
+def _iter_cached(
+    dataset: FeatureTensorDataset, batch_size: int
+) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
+    rank, world = get_dist_info()
+    idx = torch.arange(rank, len(dataset), world)
+    for a in range(0, idx.numel(), batch_size):
+        part = idx[a : a + batch_size]
+        yield dataset.features[part], dataset.labels[part], part
+
+
+def _source(runner, pipeline, batch_size, num_workers, progress):
+    train_cfg = _train_cfg(runner)
+    batch_size = batch_size or train_cfg.get('batch_size', 32)
+    live = runner.train_loop.dataloader.dataset
+    if isinstance(live, FeatureTensorDataset) and (
+        _find_pipeline(train_cfg['dataset']) == pipeline
+    ):
+        runner.logger.info(
+            'AFGHook: statistics from the feature cache (its pipeline is the '
+            'statistics pipeline)'
+        )
+        return _iter_cached(live, batch_size)
+    dataset_cfg = copy.deepcopy(train_cfg['dataset'])
+    if not _set_pipeline(dataset_cfg, pipeline):
+        raise ValueError(
+            'AFGHook: the training dataset config has no pipeline to replace '
+            'with the statistics pipeline'
+        )
+    dataset = DATASETS.build(dataset_cfg)
+    collate_cfg = dict(train_cfg.get('collate_fn', None) or {})
+    collate_type = collate_cfg.pop('type', 'pseudo_collate')
+    collate = (
+        FUNCTIONS.get(collate_type)
+        if isinstance(collate_type, str)
+        else collate_type
+    )
+    if collate_cfg:
+        collate = partial(collate, **collate_cfg)
+    if num_workers is None:
+        num_workers = train_cfg.get('num_workers', 0)
+    return iter_trunk_features(
+        runner.model,
+        dataset,
+        batch_size=batch_size,
+        collate_fn=collate,
+        num_workers=num_workers,
+        progress=progress,
+        desc='AFG statistics pass',
+    )
+
+
+def build_statistics(head, batches, all_gather=None) -> ClassStatistics:
+    """Statistics of raw pooled features for an AFGHead.
+
+    Args:
+        head: the AFGHead (its Tukey transform and settings are used).
+        batches: iterable of (features (B, D), labels (B,), dataset
+            indices (B,)), this rank's share of the training set.
+        all_gather: see :meth:`StatisticsBuilder.finalize`.
+    """
+    device = head.fc.weight.device
+    builder = StatisticsBuilder(
+        head.num_classes, head.in_channels, device=device
+    )
+    for feats, labels, idx in batches:
+        feats = head.transform(feats.to(device), check=True)
+        builder.add(feats, labels.to(device), idx.to(device))
+    return builder.finalize(
+        tail_mask=lambda counts: tail_classes(counts, head.tail_threshold),
+        num_donors=head.num_donors,
+        weighting=head.donor_weighting,
+        exact_rows=head.exact_rows,
+        rank=head.factor_rank,
+        all_gather=all_gather,
+    )
+
+
+def load_or_build(
+    runner,
+    head,
+    pipeline: Optional[list] = None,
+    batch_size: Optional[int] = None,
+    num_workers: Optional[int] = None,
+    progress: bool = True,
+) -> Tuple[ClassStatistics, str]:
+    """The run's statistics (loaded from their file, else built); the path."""
+    pipeline = statistics_pipeline(runner, pipeline)
+    key = statistics_key(runner, head, pipeline)
+    path = osp.join(runner.work_dir, STATISTICS_DIR, f'{key}.pth')
+    found = [osp.isfile(path)]  # rank 0 decides for every rank
+    broadcast_object_list(found)
+    if found[0]:
+        stats = ClassStatistics.load(path, device=head.fc.weight.device)
+        runner.logger.info(f'AFGHook: class statistics loaded from {path}')
+        return stats, path
+    device = head.fc.weight.device
+    stats = build_statistics(
+        head, _source(runner, pipeline, batch_size, num_workers, progress)
+    )
+    write_once_per_node(path, lambda tmp: stats.save(tmp, key=key))
+    size = stats.memory_bytes()
+    del stats  # every rank maps the one file instead
+    stats = ClassStatistics.load(path, device=device)
+    runner.logger.info(
+        f'AFGHook: statistics of {int(stats.counts.sum())} training '
+        f'features, {size / 2**20:.1f} MiB, written to {path}'
+    )
+    return stats, path
