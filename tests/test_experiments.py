@@ -11,6 +11,7 @@ evaluation of the checkpoints.
 import csv
 import importlib.util
 import json
+import math
 import os
 import os.path as osp
 from pathlib import Path
@@ -37,7 +38,9 @@ from experiments.lib import (
 )
 from experiments.lib import runner as runner_module
 from experiments.lib.plots import confidence_history
+from experiments.lib.records import pooled_reliability
 from glag_mm.apis import read_stage_done
+from glag_mm.evaluation import reliability_bins
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = [30, 24, 18, 14, 10, 8, 6, 5, 4, 3]  # many > 15, few < 6
@@ -148,8 +151,44 @@ def context(root: Path) -> Context:
     )
 
 
+def direct_reliability(confidence, correct, bins=15):
+    """Counts, mean confidence and accuracy (percent) per bin, by a loop.
+
+    Bin b holds b/B < c <= (b+1)/B (c = 0 in the first bin).
+    """
+    members = [[] for _ in range(bins)]
+    for c, ok in zip(confidence, correct):
+        b = min(max(math.ceil(float(c) * bins) - 1, 0), bins - 1)
+        members[b].append((float(c), bool(ok)))
+    count = [len(m) for m in members]
+    conf = [100 * np.mean([c for c, _ in m]) if m else None for m in members]
+    acc = [100 * np.mean([ok for _, ok in m]) if m else None for m in members]
+    ece = sum(n * abs(a - c) for n, a, c in zip(count, acc, conf) if n) / sum(
+        count
+    )
+    return dict(count=count, confidence=conf, accuracy=acc, ece=ece)
+
+
+def assert_same_table(found, expected):
+    assert found['count'] == expected['count']
+    for key in ('confidence', 'accuracy'):
+        assert [v is None for v in found[key]] == [
+            v is None for v in expected[key]
+        ]
+        np.testing.assert_allclose(
+            [v for v in found[key] if v is not None],
+            [v for v in expected[key] if v is not None],
+            atol=1e-6,
+        )
+    assert found['ece'] == pytest.approx(expected['ece'], abs=1e-6)
+
+
 def direct_evaluation(config: str, checkpoint: str):
-    """Per-class test accuracy of a checkpoint, computed here by hand."""
+    """Per-class test accuracy of a checkpoint, computed here by hand.
+
+    Also returns top-1 accuracy and the reliability table of the top-1
+    softmax confidences.
+    """
     cfg = Config.fromfile(config)
     model = MODELS.build(
         dict(
@@ -171,7 +210,9 @@ def direct_evaluation(config: str, checkpoint: str):
     per_class = np.array(
         [100.0 * np.mean(pred[gt == c] == c) for c in range(len(COUNTS))]
     )
-    return per_class, 100.0 * np.mean(pred == gt)
+    confidence = [float(s.pred_score.max()) for s in samples]
+    reliability = direct_reliability(confidence, pred == gt)
+    return per_class, 100.0 * np.mean(pred == gt), reliability
 
 
 # ------------------------------------------------------------------ spec
@@ -361,7 +402,9 @@ def test_runner_trains_tests_records_and_skips(project, monkeypatch):
         # tools/train.py left the stage-finished marker naming it
         done = read_stage_done(ctx.path(record['work_dir']))
         assert ctx.path(done['checkpoint']) == checkpoint
-        per_class, top1 = direct_evaluation(str(project / config), checkpoint)
+        per_class, top1, reliability = direct_evaluation(
+            str(project / config), checkpoint
+        )
         np.testing.assert_allclose(
             record['per_class_accuracy'], per_class, atol=1e-6
         )
@@ -377,6 +420,9 @@ def test_runner_trains_tests_records_and_skips(project, monkeypatch):
                 per_class[mask].mean(), abs=1e-6
             )
         assert record['metrics']['lt/top1'] == record['top1']
+        # the test's reliability table is kept, equal to a direct binning
+        assert_same_table(record['metrics']['lt/reliability'], reliability)
+        assert sum(reliability['count']) == TEST_PER_CLASS * len(COUNTS)
         assert record['train_seconds'] > 0 and record['test_seconds'] > 0
         assert record['train_attempts'] == 1
         assert len(record['git_commit'] or 'x' * 40) == 40
@@ -403,6 +449,35 @@ def test_runner_trains_tests_records_and_skips(project, monkeypatch):
     torch.testing.assert_close(ce[key], crt[key])
     table = Path(ctx.results_dir, 'table.md').read_text()
     assert '| CE |' in table and '| CE + cRT |' in table
+
+    # make_report draws the recorded tables: one panel per compared run
+    report = load_tool('make_report.py')
+    drawn = {}
+
+    def keep(tables, out, title=None):
+        drawn.update(plot_reliability(tables, out, title))
+        return drawn
+
+    plot_reliability = report.plot_reliability
+    monkeypatch.setattr(report, 'plot_reliability', keep)
+    written = report.report(spec, ctx.results_dir)
+    png = Path(ctx.results_dir, 'reliability.png')
+    assert str(png) in written
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert list(drawn) == ['CE (seed 0)', 'CE + cRT (seed 0)']
+    for name, panel in zip(('ce', 'crt'), drawn.values()):
+        table = records[name][0]['metrics']['lt/reliability']
+        filled = [b for b, n in enumerate(table['count']) if n]
+        width = 100 / len(table['count'])
+        assert panel['centres'] == pytest.approx(
+            [(b + 0.5) * width for b in filled]
+        )
+        assert panel['accuracy'] == [table['accuracy'][b] for b in filled]
+        assert panel['confidence'] == [table['confidence'][b] for b in filled]
+        total = sum(table['count'])
+        assert panel['shares'] == pytest.approx(
+            [100 * n / total for n in table['count']]
+        )
 
     # a second call finds everything done and starts no subprocess
     before = {
@@ -597,7 +672,74 @@ def test_make_report_writes_tables_and_pngs(tmp_path, monkeypatch):
     for png in results.rglob('*.png'):
         assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'not above CE' in (results / 'fake/table.md').read_text()
+    # records without a reliability table: no diagram
+    assert not (results / 'fake/reliability.png').exists()
     # results/*/ also matches the shared plots folder, which is skipped
     every_dir = [str(p) + '/' for p in sorted(results.iterdir())]
     assert [osp.basename(p[:-1]) for p in every_dir] == ['fake', 'plots']
     assert tool.main(['--results-root', str(results), *every_dir]) == 0
+
+
+def test_make_report_pools_reliability_tables_over_seeds(tmp_path):
+    """The diagram's panel of a run is the table of all its seeds' test
+    predictions together; runs recorded without a table are left out."""
+    rng = np.random.default_rng(0)
+    predictions = {}
+    results = tmp_path / 'fake'
+    for run, seeds in (('ce', (0, 1, 2)), ('glag', (0,))):
+        for seed in seeds:
+            confidence = rng.uniform(0.1, 1.0, 40 + 10 * seed)
+            correct = rng.uniform(size=confidence.size) < confidence
+            predictions.setdefault(run, []).append((confidence, correct))
+            record = fake_record(run, seed, 50, 60, 50, 40)
+            table = reliability_bins(
+                torch.from_numpy(confidence), torch.from_numpy(correct)
+            )
+            record['metrics'] = {'lt/top1': 50.0, 'lt/reliability': table}
+            write_json(results / 'runs' / f'{run}_seed{seed}.json', record)
+    write_json(  # recorded before tables were kept
+        results / 'runs' / 'old_seed0.json', fake_record('old', 0, 1, 1, 1, 1)
+    )
+    spec = spec_from_dict(
+        dict(
+            title='fake',
+            runs=[
+                dict(name=n, label=n.upper(), config=f'{n}.py')
+                for n in ('ce', 'glag', 'old')
+            ],
+            compare=[['old', 'glag'], ['ce', 'glag']],
+        ),
+        'fake',
+    )
+    tool = load_tool('make_report.py')
+    records = load_records(str(results))
+    labels = {'ce': 'CE', 'glag': 'GLAG', 'old': 'OLD'}
+    panels = tool.reliability_panels(spec, records, labels)
+    assert list(panels) == ['GLAG (seed 0)', 'CE (seeds 0, 1, 2)']
+    for name, run in zip(panels, ('glag', 'ce')):
+        confidence = np.concatenate([c for c, _ in predictions[run]])
+        correct = np.concatenate([ok for _, ok in predictions[run]])
+        assert_same_table(
+            panels[name], direct_reliability(confidence, correct)
+        )
+    assert sum(panels['CE (seeds 0, 1, 2)']['count']) == 40 + 50 + 60
+    # the pooled ECE is not the mean of the seeds' ECEs
+    seed_eces = [r['metrics']['lt/reliability']['ece'] for r in records['ce']]
+    assert panels['CE (seeds 0, 1, 2)']['ece'] != pytest.approx(
+        np.mean(seed_eces)
+    )
+
+    written = tool.report(spec, str(results))
+    png = results / 'reliability.png'
+    assert str(png) in written
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # a spec without compare pairs: a panel for every run with a table
+    spec.compare = []
+    assert list(tool.reliability_panels(spec, records, labels)) == [
+        'CE (seeds 0, 1, 2)',
+        'GLAG (seed 0)',
+    ]
+    # tables of different bin counts are refused with the setting to change
+    table = records['ce'][0]['metrics']['lt/reliability']
+    with pytest.raises(ValueError, match='ece_bins'):
+        pooled_reliability([table, dict(table, count=[1] * 10)])

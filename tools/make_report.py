@@ -9,7 +9,14 @@ against the training count for each ``compare`` pair of the spec
 (``per_class_<a>_vs_<b>.png``); and, for each run whose head is AFGHead, the
 confidence scores s_c across stage-two epochs from the ``epoch_<k>.pth``
 checkpoints of its work_dir (``confidence_<run>.png``; skipped with a
-message where the work_dir or its checkpoints are gone). Always writes
+message where the work_dir or its checkpoints are gone); and a reliability
+diagram of the test predictions (``reliability.png``): one panel per run
+named in the spec's ``compare`` pairs (every run where it has none), drawn
+by tools/plot_reliability.py from the runs' recorded ``lt/reliability``
+tables with the bins pooled over all seeds found (the table of every
+seed's predictions together; its ECE is that of the pooled bins). Runs
+recorded without a table are left out; with none, nothing is drawn. Always
+writes
 ``results/plots/schedules.png`` (tau(u) and beta(u) for every shape).
 """
 
@@ -27,7 +34,9 @@ from experiments.lib import (  # noqa: E402
     SpecError,
     load_records,
     load_spec,
+    pooled_reliability,
     read_json,
+    reliability_table,
     spec_from_dict,
     write_json,
     write_tables,
@@ -39,6 +48,7 @@ from experiments.lib.plots import (  # noqa: E402
     plot_schedules,
 )
 from experiments.lib.runner import config_info  # noqa: E402
+from tools.plot_reliability import plot_reliability  # noqa: E402
 
 
 def repo_relative(path: str) -> str:
@@ -118,6 +128,29 @@ def _afg_head(run, ctx):
     return head
 
 
+def reliability_panels(spec, records: dict, labels: dict) -> dict:
+    """Panel name -> pooled reliability table, for the diagram of a spec.
+
+    The runs of the ``compare`` pairs in order (every run of the spec where
+    it has no pair); a run whose records hold no table is left out.
+    """
+    names = [name for pair in spec.compare for name in pair]
+    names = list(dict.fromkeys(names or [run.name for run in spec.runs]))
+    panels = {}
+    for name in names:
+        found = [
+            (r['seed'], reliability_table(r)) for r in records.get(name, [])
+        ]
+        found = [(seed, table) for seed, table in found if table]
+        if not found:
+            continue
+        seeds = ', '.join(str(seed) for seed, _ in found)
+        plural = 's' if len(found) > 1 else ''
+        title = f'{labels[name]} (seed{plural} {seeds})'
+        panels[title] = pooled_reliability([table for _, table in found])
+    return panels
+
+
 def report(spec, results_dir: str) -> list:
     """Tables and plots of one spec; returns the files written."""
     ctx = Context(root=REPO, results_dir=results_dir, work_root=REPO)
@@ -138,6 +171,11 @@ def report(spec, results_dir: str) -> list:
         plot_per_class(
             [(labels[a], records[a]), (labels[b], records[b])], out, title
         )
+        written.append(out)
+    panels = reliability_panels(spec, records, labels)
+    if panels:
+        out = osp.join(results_dir, 'reliability.png')
+        plot_reliability(panels, out, f'{spec.title}: test reliability')
         written.append(out)
     for run in spec.runs:
         if not records.get(run.name):

@@ -7,7 +7,8 @@ test split, final checkpoint; NaN is written as null):
     spec, run, label, group, seed, config, cfg_options,
     stage_one_from, stage_one_seed, stage_one_checkpoint,
     top1, many, medium, few,            # LongTailAccuracy's lt/* values
-    metrics,                            # every scalar the test returned
+    metrics,                            # every scalar the test returned,
+                                        # and lt/reliability (below)
     per_class_accuracy,                 # list of C floats (null: no sample)
     class_counts,                       # training images per class
     many_threshold, few_threshold,      # the groups' thresholds
@@ -16,6 +17,12 @@ test split, final checkpoint; NaN is written as null):
     train_attempts,                     # >1: the run was resumed
     checkpoint, work_dir,
     git_commit, git_dirty, date, environment, command
+
+``metrics['lt/reliability']`` is LongTailAccuracy's reliability table of
+the test predictions (``count``, ``confidence``, ``accuracy`` per bin,
+percent, null for an empty bin; ``ece``), present where the test reported
+one (runs recorded before it was kept have none).
+:func:`pooled_reliability` merges the tables of several seeds.
 
 The table (``table.md`` and ``table.csv``) has one row per run of the spec,
 in spec order and grouped by ``group``; columns top-1 / many / medium / few
@@ -51,11 +58,15 @@ __all__ = [
     'mean_std',
     'write_tables',
     'format_seconds',
+    'RELIABILITY',
+    'reliability_table',
+    'pooled_reliability',
 ]
 
 COLUMNS = ('top1', 'many', 'medium', 'few')
 HEADERS = {'top1': 'top-1', 'many': 'many', 'medium': 'medium', 'few': 'few'}
 MARK = '\u2020'  # dagger
+RELIABILITY = 'lt/reliability'
 
 
 def metrics_path(results_dir: str, run: str, seed: int) -> str:
@@ -98,6 +109,57 @@ def load_records(results_dir: str) -> Dict[str, List[dict]]:
     for runs in records.values():
         runs.sort(key=lambda r: r['seed'])
     return records
+
+
+def reliability_table(record: dict) -> Optional[dict]:
+    """The reliability table in a metrics record, None where it has none."""
+    table = (record.get('metrics') or {}).get(RELIABILITY)
+    return table if isinstance(table, dict) and table.get('count') else None
+
+
+def pooled_reliability(tables: Sequence[dict]) -> dict:
+    """One reliability table over the predictions of several tables.
+
+    Per bin b, the counts add up and the mean confidence and accuracy are
+    the count-weighted means over the tables, so the result is the table of
+    all their predictions taken together (e.g. the test set once per seed);
+    its ``ece`` is recomputed from the pooled bins,
+    ECE = sum_b n_b / N * |acc_b - conf_b| [Guo et al. 2017, eq. 3]. One
+    table is returned as it is.
+    """
+    if not tables:
+        raise ValueError('pooled_reliability: no table given')
+    sizes = {len(t['count']) for t in tables}
+    if len(sizes) != 1:
+        raise ValueError(
+            f'reliability tables with {sorted(sizes)} bins cannot be pooled; '
+            "test every seed with the same LongTailAccuracy 'ece_bins'"
+        )
+    if len(tables) == 1:
+        return dict(tables[0])
+    bins = sizes.pop()
+    count, confidence, accuracy = [], [], []
+    gap_sum = 0.0
+    for b in range(bins):
+        filled = [t for t in tables if t['count'][b]]
+        n = sum(t['count'][b] for t in filled)
+        count.append(n)
+        if not n:
+            confidence.append(None)
+            accuracy.append(None)
+            continue
+        conf = sum(t['count'][b] * t['confidence'][b] for t in filled) / n
+        acc = sum(t['count'][b] * t['accuracy'][b] for t in filled) / n
+        confidence.append(conf)
+        accuracy.append(acc)
+        gap_sum += n * abs(acc - conf)
+    total = sum(count)
+    return dict(
+        count=count,
+        confidence=confidence,
+        accuracy=accuracy,
+        ece=gap_sum / total if total else None,
+    )
 
 
 def mean_std(values: Sequence[Optional[float]]):

@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .records import metrics_path, read_json, write_json, write_tables
+from .records import (
+    RELIABILITY,
+    metrics_path,
+    read_json,
+    write_json,
+    write_tables,
+)
 from .spec import ExperimentSpec, RunSpec, SpecError, format_cfg_options
 
 __all__ = [
@@ -451,6 +457,23 @@ def _number(value: Any) -> Optional[float]:
         return None
 
 
+def _reliability(table: Any) -> Optional[dict]:
+    """LongTailAccuracy's reliability table as plain JSON, else None.
+
+    Kept as ``count`` (ints), ``confidence`` and ``accuracy`` (percent, None
+    for an empty bin) and ``ece``; anything else (no table: ``ece_bins=0``,
+    ``reliability=False``, a model without ``pred_score``) gives None.
+    """
+    if not isinstance(table, dict) or 'count' not in table:
+        return None
+    return dict(
+        count=[int(c) for c in table['count']],
+        confidence=[_number(v) for v in table['confidence']],
+        accuracy=[_number(v) for v in table['accuracy']],
+        ece=_number(table.get('ece')),
+    )
+
+
 def make_record(
     job: Job,
     ctx: Context,
@@ -487,6 +510,9 @@ def make_record(
         for k, v in metrics.items()
         if not isinstance(v, (list, tuple, dict))
     }
+    reliability = _reliability(metrics.get(RELIABILITY))
+    if reliability is not None:
+        scalars[RELIABILITY] = reliability
     commit = _git(ctx, 'rev-parse', 'HEAD')
     dirty = _git(ctx, 'status', '--porcelain', '--untracked-files=no')
     return dict(
