@@ -19,6 +19,7 @@ from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
 from test_tools import free_port
 
+from experiments.lib.plots import confidence_history
 from glag_mm.apis import (
     add_class_counts_hook,
     resolve_stage_one_checkpoint,
@@ -26,7 +27,6 @@ from glag_mm.apis import (
 )
 from glag_mm.core import ClassStatistics
 from glag_mm.engine.feature_cache import find_random_transforms
-from glag_mm.experiments.plots import confidence_history
 from glag_mm.models import heads  # noqa: F401
 
 COUNTS = [40, 20, 8, 3]
