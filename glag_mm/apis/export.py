@@ -8,8 +8,8 @@ exported is what the model computes, whatever the head does inside:
 * ``torchscript``: ``torch.jit.trace`` of :class:`ExportableClassifier`;
 * ``onnx``: ``torch.onnx.export`` of the same module (needs the optional
   ``onnx`` and ``onnxruntime`` packages, ``pip install glag_mm[export]``);
-* ``state_dict``: a tensors-only checkpoint without training statistics
-  (the feature bank, the adaptive confidence state) that loads with
+* ``state_dict``: a tensors-only checkpoint without training-only state
+  (``AFGHead``'s adaptive confidence) that loads with
   ``torch.load(weights_only=True)``; with ``linear_head=True`` the head is
   rewritten as a plain ``LinearClsHead``, which is refused unless it is
   exact (``AFGHead`` with lambda = 1).
@@ -36,7 +36,6 @@ from .stages import is_multi_stage, load_stages, select_stage
 
 __all__ = [
     'FORMATS',
-    'TRAINING_STATE_BUFFERS',
     'ExportableClassifier',
     'load_export_config',
     'build_classifier',
@@ -47,15 +46,6 @@ __all__ = [
 ]
 
 FORMATS = ('torchscript', 'onnx', 'state_dict')
-# buffers a head keeps only for training (AFGHead's adaptive confidence);
-# a head may add its own names in a ``training_state_buffers`` attribute
-TRAINING_STATE_BUFFERS = (
-    'confidence',
-    'prev_class_acc',
-    'num_confidence_updates',
-    'last_update_iter',
-)
-_BANK = 'bank.'
 
 
 class ExportableClassifier(nn.Module):
@@ -177,30 +167,22 @@ def _check(name: str, got: Tensor, want: Tensor, atol: float) -> float:
 
 
 def deploy_state_dict(model: nn.Module) -> Dict[str, Tensor]:
-    """The model's weights without training statistics, as plain tensors.
+    """The model's weights without training-only state, as plain tensors.
 
-    Drops a head's feature bank (``bank.*``) and training-only buffers
-    (:data:`TRAINING_STATE_BUFFERS` and a module's own
-    ``training_state_buffers``).
+    Drops the buffers a module names in its ``training_state_buffers``
+    attribute (``AFGHead``: the adaptive confidence state); the class
+    statistics of stage two never enter a checkpoint in the first place.
     """
     drop = set()
     for name, module in model.named_modules():
         prefix = f'{name}.' if name else ''
-        names = set(getattr(module, 'training_state_buffers', ()) or ())
-        if hasattr(module, 'bank') or names:
-            names |= set(TRAINING_STATE_BUFFERS)
-        for buf in names:
+        for buf in getattr(module, 'training_state_buffers', ()) or ():
             drop.add(prefix + buf)
-        if hasattr(module, 'bank'):
-            drop.add(prefix + _BANK)
-    state = {}
-    for key, value in model.state_dict().items():
-        if key in drop or any(
-            d.endswith('.') and key.startswith(d) for d in drop
-        ):
-            continue
-        state[key] = value.detach().cpu().clone()
-    return state
+    return {
+        key: value.detach().cpu().clone()
+        for key, value in model.state_dict().items()
+        if key not in drop
+    }
 
 
 def linear_head_config(model_cfg: dict, head: nn.Module) -> dict:
@@ -256,9 +238,7 @@ def _save_state_dict(
     # rebuild from the written tensors alone: the file is what gets checked
     check_model = MODELS.build(deepcopy(model_cfg))
     missing, unexpected = check_model.load_state_dict(state, strict=False)
-    dropped = [
-        k for k in missing if k.split('.')[-1] in TRAINING_STATE_BUFFERS
-    ]
+    dropped = set(model.state_dict()) - set(state)
     if unexpected or sorted(set(missing) - set(dropped)):
         raise RuntimeError(
             f'state_dict does not fit the exported model: missing '

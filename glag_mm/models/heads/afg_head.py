@@ -116,6 +116,15 @@ class AFGHead(LinearClsHead):
             extra losses (set by :class:`~glag_mm.engine.GLAGDistillHook`).
     """
 
+    # training-only state, left out of deployment exports (tools/export.py)
+    training_state_buffers = (
+        'confidence',
+        'prev_class_acc',
+        'num_confidence_updates',
+        'last_update_iter',
+        'reference_acc',
+    )
+
     def __init__(
         self,
         num_classes: int,
