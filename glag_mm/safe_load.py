@@ -190,12 +190,16 @@ def _unsafe(filename: str, error: Exception) -> UnsafeCheckpointError:
     )
 
 
-def load_checkpoint_file(filename: str, map_location: Optional[Any] = None):
+def load_checkpoint_file(
+    filename: str, map_location: Optional[Any] = None, mmap: bool = False
+):
     """``torch.load`` with ``weights_only=True`` and :data:`SAFE_GLOBALS`.
 
     Args:
         filename: a local ``.pth`` file.
         map_location: as for :func:`torch.load`.
+        mmap: map the file's tensors instead of reading them (as for
+            :func:`torch.load`; the processes of a machine share the pages).
 
     Raises:
         FileNotFoundError: no such file.
@@ -216,15 +220,18 @@ def load_checkpoint_file(filename: str, map_location: Optional[Any] = None):
             'unpickling, which runs any code the file carries.',
             stacklevel=2,
         )
-        return _load(filename, map_location, weights_only=False)
+        return _load(filename, map_location, False, mmap)
     with torch.serialization.safe_globals(SAFE_GLOBALS):
-        return _load(filename, map_location, weights_only=True)
+        return _load(filename, map_location, True, mmap)
 
 
-def _load(filename, map_location, weights_only: bool):
+def _load(filename, map_location, weights_only: bool, mmap: bool = False):
     try:
         return torch.load(
-            filename, map_location=map_location, weights_only=weights_only
+            filename,
+            map_location=map_location,
+            weights_only=weights_only,
+            mmap=mmap,
         )
     except pickle.UnpicklingError as error:
         if weights_only and 'Weights only load failed' in str(error):

@@ -26,6 +26,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
+from ..safe_load import load_checkpoint_file
 from .feature_cache import (
     FeatureTensorDataset,
     feature_cache_key,
@@ -191,9 +192,7 @@ class FeatureCacheHook(Hook):
             ):
                 runner.logger.info(f'FeatureCacheHook: saved {desc} to {path}')
             del cached, state  # every rank maps the one file instead
-        state = torch.load(
-            path, map_location='cpu', weights_only=True, mmap=True
-        )
+        state = load_checkpoint_file(path, map_location='cpu', mmap=True)
         runner.logger.info(
             f'FeatureCacheHook: {desc} features '
             f'{tuple(state["features"].shape)} mapped from {path}'
