@@ -23,12 +23,7 @@ from mmengine.dataset import BaseDataset as MMEngineBaseDataset
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
-from .utils import (
-    IndexedSubset,
-    dataset_labels,
-    dataset_num_classes,
-    seeded_class_orders,
-)
+from .utils import IndexedSubset, seeded_class_orders
 
 __all__ = ['PerClassSplit', 'heldout_counts']
 
@@ -132,9 +127,7 @@ class PerClassSplit(IndexedSubset):
         """Read the wrapped labels and choose this split's images (once)."""
         if self._fully_initialized:
             return
-        self._init_wrapped()
-        labels = dataset_labels(self.dataset)
-        num_classes = dataset_num_classes(self.dataset, labels)
+        labels, num_classes = self._wrapped_labels()
         available = np.bincount(labels, minlength=num_classes)
         held = heldout_counts(
             available,

@@ -22,12 +22,7 @@ from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
 from ..core import check_number
-from .utils import (
-    IndexedSubset,
-    dataset_labels,
-    dataset_num_classes,
-    seeded_class_orders,
-)
+from .utils import IndexedSubset, seeded_class_orders
 
 __all__ = ['PROFILES', 'long_tail_counts', 'LongTailDataset']
 
@@ -268,9 +263,7 @@ class LongTailDataset(IndexedSubset):
         """Read the wrapped labels and choose the kept images (once)."""
         if self._fully_initialized:
             return
-        self._init_wrapped()
-        labels = dataset_labels(self.dataset)
-        num_classes = dataset_num_classes(self.dataset, labels)
+        labels, num_classes = self._wrapped_labels()
         if labels.size and labels.max() >= num_classes:
             raise ValueError(
                 f'label {int(labels.max())} of the wrapped dataset is out of '

@@ -94,7 +94,7 @@ class IndexedSubset:
     """Base of the wrappers that keep some samples of a dataset by index.
 
     A subclass calls :meth:`_wrap` in ``__init__`` and, in its
-    ``full_init``, :meth:`_init_wrapped` before reading labels and
+    ``full_init``, :meth:`_wrapped_labels` (or :meth:`_init_wrapped`) and
     :meth:`_keep` with the chosen indices (setting ``_labels`` itself).
     Nothing is copied per image: samples come from the wrapped dataset's
     pipeline. A wrapper that built the wrapped dataset from a config dict
@@ -126,6 +126,12 @@ class IndexedSubset:
         """Fully initialise the wrapped dataset where it defers loading."""
         if hasattr(self.dataset, 'full_init'):
             self.dataset.full_init()
+
+    def _wrapped_labels(self):
+        """Initialise the wrapped dataset; its labels and class count C."""
+        self._init_wrapped()
+        labels = dataset_labels(self.dataset)
+        return labels, dataset_num_classes(self.dataset, labels)
 
     def _keep(self, indices: np.ndarray) -> None:
         """Keep the wrapped samples ``indices`` (sorted), in that order."""
