@@ -47,8 +47,8 @@ COUNTS = [30, 24, 18, 14, 10, 8, 6, 5, 4, 3]  # many > 15, few < 6
 TEST_PER_CLASS = 3
 
 
-def write_tiny_set(root: Path) -> str:
-    """Long-tailed train set (COUNTS), 3 test images per class."""
+def write_tiny_set(root: Path, counts=COUNTS) -> str:
+    """Train set of ``counts`` images per class, 3 test images per class."""
     rng = np.random.default_rng(0)
 
     def make(counts):
@@ -57,8 +57,8 @@ def write_tiny_set(root: Path) -> str:
         images = 20 + 24 * labels[:, None, None] + noise
         return images.clip(0, 255), labels
 
-    write_idx(root, 'train', *make(COUNTS))
-    write_idx(root, 'test', *make([TEST_PER_CLASS] * len(COUNTS)))
+    write_idx(root, 'train', *make(counts))
+    write_idx(root, 'test', *make([TEST_PER_CLASS] * len(counts)))
     return str(root)
 
 

@@ -1,6 +1,6 @@
 """tools/select_settings.py: settings chosen on validation, one test run.
 
-The end-to-end test trains a tiny stage one (tools/test_tools.py's data and
+The end-to-end test trains a tiny stage one (test_experiments.py's data and
 model), then lets the tool choose a cRT learning rate for stage two (0, which
 leaves the re-initialised classifier at chance, against a working one) on a
 held-out split of the training files, and checks that the working one wins,
@@ -13,10 +13,11 @@ import json
 import os.path as osp
 from pathlib import Path
 
-import numpy as np
 import pytest
 from mmengine.config import Config
-from test_tools import run_tool, write_idx
+from test_experiments import STAGE1 as EXPERIMENT_STAGE1
+from test_experiments import write_tiny_set
+from test_tools import run_tool
 
 from glag_mm.apis import ConfigError
 from glag_mm.apis.selection import (
@@ -29,44 +30,21 @@ from glag_mm.apis.selection import (
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Stage one: a class is the image's brightness, which a pooled CNN learns
-# in a few steps; validation (only for the refusal test) on the test files.
-STAGE1 = """
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['glag_mm'], allow_failed_imports=False)
-data_root = {data_root!r}
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='CifarResNet', depth=8, in_channels=1,
-                  stage_channels=(4, 8, 16)),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=16,
-              loss=dict(type='CrossEntropyLoss'), topk=(1,)))
-data_preprocessor = dict(
-    num_classes=10, mean=[127.5], std=[127.5], to_rgb=False)
-pipeline = [dict(type='PackInputs')]
-train_dataloader = dict(
-    batch_size=16, num_workers=0,
-    dataset=dict(type='FashionMNIST', data_root=data_root, split='train',
-                 download=False, pipeline=pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True))
-test_dataloader = dict(
-    batch_size=16, num_workers=0,
-    dataset=dict(type='FashionMNIST', data_root=data_root, split='test',
-                 test_mode=True, download=False, pipeline=pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
+# Stage one: test_experiments' CifarResNet-8 on its brightness classes, for 8
+# epochs; validation (only for the refusal test) on the test files.
+STAGE1 = (
+    EXPERIMENT_STAGE1
+    + """
 val_dataloader = test_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1,))
 test_evaluator = val_evaluator
 val_cfg = dict()
-test_cfg = dict()
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))
 train_cfg = dict(by_epoch=True, max_epochs=8, val_interval=8)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=8),
     logger=dict(type='LoggerHook', interval=5))
-randomness = dict(seed=0)
 """
+)
 
 # Stage two: frozen stage-one trunk, a fresh linear classifier, features
 # cached; train on a subset of the training files, validate on the images
@@ -107,17 +85,8 @@ tool = load_tool()
 
 
 def write_configs(root: Path) -> dict:
-    rng = np.random.default_rng(0)
-
-    def make(per_class):
-        labels = np.repeat(np.arange(10), per_class)
-        noise = rng.integers(-12, 13, (len(labels), 28, 28))
-        return (20 + 24 * labels[:, None, None] + noise).clip(0, 255), labels
-
-    data_root = root / 'fashion'
-    write_idx(data_root, 'train', *make(16))
-    write_idx(data_root, 'test', *make(3))
-    (root / 'stage1.py').write_text(STAGE1.format(data_root=str(data_root)))
+    data_root = write_tiny_set(root / 'fashion', counts=[16] * 10)
+    (root / 'stage1.py').write_text(STAGE1.format(data_root=data_root))
     (root / 'stage2.py').write_text(STAGE2)
     return dict(stage1=root / 'stage1.py', stage2=root / 'stage2.py')
 

@@ -149,14 +149,9 @@ def _val_selected_tau(node: Any) -> bool:
 
 def add_posthoc_tau_hook(cfg: Config) -> None:
     """Append ``PosthocTauHook`` where an evaluator has posthoc_tau='val'."""
-    evaluators = [
-        cfg.get(k, None) for k in ('val_evaluator', 'test_evaluator')
-    ]
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if _val_selected_tau(evaluators) and not any(
-        _hook_type_name(h) == 'PosthocTauHook' for h in hooks
-    ):
-        cfg.custom_hooks = hooks + [dict(type='PosthocTauHook')]
+    evaluators = [cfg.get(k) for k in ('val_evaluator', 'test_evaluator')]
+    if _val_selected_tau(evaluators):
+        add_default_hook(cfg, 'PosthocTauHook')
 
 
 def _contains(node: Any, text: str) -> bool:

@@ -15,17 +15,15 @@ is the other n_c - h_c images, so the two splits of one seed are disjoint
 and together are the whole dataset, in every process and every run [ours].
 """
 
-import copy
 import math
 from typing import List, Optional, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset as MMEngineBaseDataset
-from mmengine.dataset import force_full_init
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
-from .utils import dataset_labels, dataset_num_classes
+from .utils import IndexedSubset, seeded_class_orders
 
 __all__ = ['PerClassSplit', 'heldout_counts']
 
@@ -58,7 +56,7 @@ def _check_int(value, name: str, low: int) -> int:
 
 
 @DATASETS.register_module()
-class PerClassSplit:
+class PerClassSplit(IndexedSubset):
     """The training or the held-out part of a per-class split.
 
     Use the same arguments (but ``split``) for the training and the
@@ -121,33 +119,15 @@ class PerClassSplit:
             min_train_per_class, 'min_train_per_class', 0
         )
         self.seed = _check_int(seed, 'seed', 0)
-        if isinstance(dataset, dict):
-            self.dataset = DATASETS.build(dataset)
-            self._owns_dataset = True
-        else:
-            self.dataset = dataset
-            self._owns_dataset = False
-        self._metainfo = dict(
-            copy.deepcopy(getattr(self.dataset, 'metainfo', None) or {})
-        )
-        self._indices = np.zeros(0, dtype=np.int64)
-        self._labels = np.zeros(0, dtype=np.int64)
-        self._fully_initialized = False
+        self._wrap(dataset)
         if not lazy_init:
             self.full_init()
-
-    @property
-    def metainfo(self) -> dict:
-        return copy.deepcopy(self._metainfo)
 
     def full_init(self) -> None:
         """Read the wrapped labels and choose this split's images (once)."""
         if self._fully_initialized:
             return
-        if hasattr(self.dataset, 'full_init'):
-            self.dataset.full_init()
-        labels = dataset_labels(self.dataset)
-        num_classes = dataset_num_classes(self.dataset, labels)
+        labels, num_classes = self._wrapped_labels()
         available = np.bincount(labels, minlength=num_classes)
         held = heldout_counts(
             available,
@@ -156,20 +136,11 @@ class PerClassSplit:
             self.max_per_class,
             self.min_train_per_class,
         )
-        by_class = np.argsort(labels, kind='stable')
-        starts = np.concatenate([[0], np.cumsum(available)])
-        chosen = []
-        for cls in range(num_classes):
-            members = by_class[starts[cls] : starts[cls + 1]]
-            order = np.random.default_rng([self.seed, cls]).permutation(
-                len(members)
-            )
-            part = (
-                order[: held[cls]]
-                if self.split == 'heldout'
-                else (order[held[cls] :])
-            )
-            chosen.append(members[part])
+        orders = seeded_class_orders(labels, num_classes, self.seed)
+        chosen = [
+            order[:h] if self.split == 'heldout' else order[h:]
+            for order, h in zip(orders, held)
+        ]
         indices = np.sort(np.concatenate(chosen)).astype(np.int64)
         self._labels = labels[indices]
         wanted = self.min_per_class
@@ -186,12 +157,7 @@ class PerClassSplit:
                 logger='current',
                 level=30,
             )
-        if self._owns_dataset and isinstance(
-            self.dataset, MMEngineBaseDataset
-        ):
-            self.dataset.get_subset_(indices.tolist())
-            indices = np.arange(len(indices), dtype=np.int64)
-        self._indices = indices
+        self._keep(indices)
         train = [int(a - h) for a, h in zip(available, held)]
         self._metainfo['heldout_counts'] = [int(h) for h in held]
         self._metainfo['class_counts'] = (
@@ -206,29 +172,6 @@ class PerClassSplit:
             f'{num_classes} classes, {sum(held)} held out)',
             logger='current',
         )
-
-    @force_full_init
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    @force_full_init
-    def get_ori_index(self, idx: int) -> int:
-        """Index in the wrapped dataset of sample ``idx`` of this split."""
-        return int(self._indices[idx])
-
-    def __getitem__(self, idx: int) -> dict:
-        return self.dataset[self.get_ori_index(idx)]
-
-    def get_data_info(self, idx: int) -> dict:
-        return self.dataset.get_data_info(self.get_ori_index(idx))
-
-    @force_full_init
-    def get_gt_labels(self) -> np.ndarray:
-        return self._labels.copy()
-
-    @force_full_init
-    def get_cat_ids(self, idx: int) -> List[int]:
-        return [int(self._labels[idx])]
 
     def __repr__(self) -> str:
         size = len(self._indices) if self._fully_initialized else '?'

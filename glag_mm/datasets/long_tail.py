@@ -13,18 +13,16 @@ class (METHOD.md, evaluation conventions [prior]):
   majority one).
 """
 
-import copy
 import math
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset as MMEngineBaseDataset
-from mmengine.dataset import force_full_init
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
 from ..core import check_number
-from .utils import dataset_labels, dataset_num_classes
+from .utils import IndexedSubset, seeded_class_orders
 
 __all__ = ['PROFILES', 'long_tail_counts', 'LongTailDataset']
 
@@ -102,7 +100,7 @@ def long_tail_counts(
 
 
 @DATASETS.register_module()
-class LongTailDataset:
+class LongTailDataset(IndexedSubset):
     """Keep a seeded long-tailed subset of a classification dataset.
 
     The class of rank i (``class_order[i]``, default class i) keeps
@@ -201,38 +199,17 @@ class LongTailDataset:
             int(max_count) != max_count or max_count < 1
         ):
             raise ValueError(f'max_count must be >= 1, got {max_count!r}')
-        if isinstance(dataset, dict):
-            self.dataset = DATASETS.build(dataset)
-            self._owns_dataset = True
-        elif hasattr(dataset, '__getitem__') and hasattr(dataset, '__len__'):
-            self.dataset = dataset
-            self._owns_dataset = False
-        else:
-            raise TypeError(
-                'dataset must be a config dict or a dataset instance, got '
-                f'{type(dataset).__name__}'
-            )
+        self._wrap(dataset)
         self.profile = profile
         self.seed = int(seed)
         self.class_order = None if class_order is None else list(class_order)
         self.max_count = None if max_count is None else int(max_count)
         self.allow_shortage = allow_shortage
-
-        wrapped_meta = getattr(self.dataset, 'metainfo', None) or {}
-        self._metainfo = dict(copy.deepcopy(wrapped_meta))
         self._metainfo.update(
             imbalance_factor=self.imbalance_factor, profile=profile
         )
-        self._indices = np.zeros(0, dtype=np.int64)
-        self._labels = np.zeros(0, dtype=np.int64)
-        self._fully_initialized = False
         if not lazy_init:
             self.full_init()
-
-    @property
-    def metainfo(self) -> dict:
-        """Wrapped metainfo plus class_counts, imbalance_factor, profile."""
-        return copy.deepcopy(self._metainfo)
 
     def _target_counts(self, available: np.ndarray) -> List[int]:
         """Per-class targets in class-index order, checked against supply."""
@@ -286,10 +263,7 @@ class LongTailDataset:
         """Read the wrapped labels and choose the kept images (once)."""
         if self._fully_initialized:
             return
-        if hasattr(self.dataset, 'full_init'):
-            self.dataset.full_init()
-        labels = dataset_labels(self.dataset)
-        num_classes = dataset_num_classes(self.dataset, labels)
+        labels, num_classes = self._wrapped_labels()
         if labels.size and labels.max() >= num_classes:
             raise ValueError(
                 f'label {int(labels.max())} of the wrapped dataset is out of '
@@ -297,29 +271,18 @@ class LongTailDataset:
             )
         available = np.bincount(labels, minlength=num_classes)
         counts = self._target_counts(available)
-        # Stable sort groups each class's sample indices in dataset order.
-        by_class = np.argsort(labels, kind='stable')
-        starts = np.concatenate([[0], np.cumsum(available)])
-        kept = []
-        for cls, count in enumerate(counts):
-            members = by_class[starts[cls] : starts[cls + 1]]
-            rng = np.random.default_rng([self.seed, cls])
-            order = rng.permutation(len(members))
-            if self.split == 'heldout':
-                order = order[count : count + self.heldout_per_class]
-            else:
-                order = order[:count]
-            kept.append(members[order])
+        orders = seeded_class_orders(labels, num_classes, self.seed)
+        kept = [
+            order[n : n + self.heldout_per_class]
+            if self.split == 'heldout'
+            else order[:n]
+            for order, n in zip(orders, counts)
+        ]
         indices = np.sort(np.concatenate(kept))
         if self.split == 'heldout' and not len(indices):
             raise ValueError(self._empty_heldout_message(available, counts))
         self._labels = labels[indices]
-        if self._owns_dataset and isinstance(
-            self.dataset, MMEngineBaseDataset
-        ):
-            self.dataset.get_subset_(indices.tolist())
-            indices = np.arange(len(indices), dtype=np.int64)
-        self._indices = indices.astype(np.int64)
+        self._keep(indices)
         self._metainfo['class_counts'] = [int(c) for c in counts]
         if self.split == 'heldout':
             self._metainfo['train_class_counts'] = [int(c) for c in counts]
@@ -345,31 +308,6 @@ class LongTailDataset:
             'none is left to hold out. Set max_count below the class sizes, '
             'raise imbalance_factor, or validate on another split.'
         )
-
-    @force_full_init
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    @force_full_init
-    def get_ori_index(self, idx: int) -> int:
-        """Index in the wrapped dataset of sample ``idx`` of the subset."""
-        return int(self._indices[idx])
-
-    def __getitem__(self, idx: int) -> dict:
-        """Sample ``idx`` through the wrapped dataset's pipeline."""
-        return self.dataset[self.get_ori_index(idx)]
-
-    def get_data_info(self, idx: int) -> dict:
-        return self.dataset.get_data_info(self.get_ori_index(idx))
-
-    @force_full_init
-    def get_gt_labels(self) -> np.ndarray:
-        """Labels of the kept samples (int64, subset order)."""
-        return self._labels.copy()
-
-    @force_full_init
-    def get_cat_ids(self, idx: int) -> List[int]:
-        return [int(self._labels[idx])]
 
     def __repr__(self) -> str:
         state = (

@@ -8,22 +8,20 @@ two's statistics and per-class metrics see what they expect. Otherwise, or
 for a dataset without labels, the first ``num`` samples are kept.
 """
 
-import copy
 import math
 from typing import List, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset as MMEngineBaseDataset
-from mmengine.dataset import force_full_init
 from mmpretrain.registry import DATASETS
 
-from .utils import dataset_labels, dataset_num_classes
+from .utils import IndexedSubset, dataset_labels, dataset_num_classes
 
 __all__ = ['SmokeSubset']
 
 
 @DATASETS.register_module()
-class SmokeSubset:
+class SmokeSubset(IndexedSubset):
     """A small, deterministic subset of a dataset (module docstring).
 
     Args:
@@ -46,25 +44,14 @@ class SmokeSubset:
         self.num = int(num)
         self.per_class = bool(per_class)
         self.min_per_class = int(min_per_class)
-        self._owns = isinstance(dataset, dict)
-        self.dataset = DATASETS.build(dataset) if self._owns else dataset
-        self._metainfo = dict(
-            copy.deepcopy(getattr(self.dataset, 'metainfo', None) or {})
-        )
-        self._indices = np.zeros(0, dtype=np.int64)
+        self._wrap(dataset)
         self._labels = None
-        self._fully_initialized = False
         self.full_init()
-
-    @property
-    def metainfo(self) -> dict:
-        return copy.deepcopy(self._metainfo)
 
     def full_init(self) -> None:
         if self._fully_initialized:
             return
-        if hasattr(self.dataset, 'full_init'):
-            self.dataset.full_init()
+        self._init_wrapped()
         total = len(self.dataset)
         try:
             labels = dataset_labels(self.dataset)
@@ -92,28 +79,15 @@ class SmokeSubset:
             ).tolist()
         else:
             self._metainfo.pop('class_counts', None)
-        if self._owns and isinstance(self.dataset, MMEngineBaseDataset):
-            self.dataset.get_subset_(indices.tolist())
-            indices = np.arange(len(indices), dtype=np.int64)
-        self._indices = indices
+        self._keep(indices)
         self._fully_initialized = True
-
-    @force_full_init
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    def __getitem__(self, idx: int) -> dict:
-        return self.dataset[int(self._indices[idx])]
-
-    def get_data_info(self, idx: int) -> dict:
-        return self.dataset.get_data_info(int(self._indices[idx]))
 
     def get_gt_labels(self) -> np.ndarray:
         if self._labels is None:
             raise TypeError('SmokeSubset: the wrapped dataset has no labels')
-        return self._labels.copy()
+        return super().get_gt_labels()
 
     def get_cat_ids(self, idx: int) -> List[int]:
         if self._labels is None:
             raise TypeError('SmokeSubset: the wrapped dataset has no labels')
-        return [int(self._labels[idx])]
+        return super().get_cat_ids(idx)

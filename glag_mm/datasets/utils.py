@@ -1,10 +1,19 @@
-"""Helpers shared by the long-tail wrapper and the class-aware sampler."""
+"""Helpers shared by the subset wrappers and the class-aware sampler."""
 
-from typing import Optional
+import copy
+from typing import List, Optional
 
 import numpy as np
+from mmengine.dataset import BaseDataset as MMEngineBaseDataset
+from mmengine.dataset import force_full_init
+from mmpretrain.registry import DATASETS
 
-__all__ = ['dataset_labels', 'dataset_num_classes']
+__all__ = [
+    'dataset_labels',
+    'dataset_num_classes',
+    'seeded_class_orders',
+    'IndexedSubset',
+]
 
 
 def dataset_labels(dataset) -> np.ndarray:
@@ -58,3 +67,108 @@ def dataset_num_classes(dataset, labels: Optional[np.ndarray] = None) -> int:
     if labels is None:
         labels = dataset_labels(dataset)
     return int(labels.max()) + 1 if labels.size else 0
+
+
+def seeded_class_orders(
+    labels: np.ndarray, num_classes: int, seed: int
+) -> List[np.ndarray]:
+    """Each class's sample indices in an order seeded with ``(seed, c)``.
+
+    Entry c permutes the indices of class c (taken in dataset order) with
+    ``np.random.default_rng([seed, c])``, so the order depends only on the
+    seed and the class's samples, in every process and every run.
+    """
+    available = np.bincount(labels, minlength=num_classes)
+    # Stable sort groups each class's sample indices in dataset order.
+    by_class = np.argsort(labels, kind='stable')
+    starts = np.concatenate([[0], np.cumsum(available)])
+    orders = []
+    for cls in range(num_classes):
+        members = by_class[starts[cls] : starts[cls + 1]]
+        rng = np.random.default_rng([seed, cls])
+        orders.append(members[rng.permutation(len(members))])
+    return orders
+
+
+class IndexedSubset:
+    """Base of the wrappers that keep some samples of a dataset by index.
+
+    A subclass calls :meth:`_wrap` in ``__init__`` and, in its
+    ``full_init``, :meth:`_wrapped_labels` (or :meth:`_init_wrapped`) and
+    :meth:`_keep` with the chosen indices (setting ``_labels`` itself).
+    Nothing is copied per image: samples come from the wrapped dataset's
+    pipeline. A wrapper that built the wrapped dataset from a config dict
+    owns it and shrinks it in place (``get_subset_``); an instance passed
+    in is never modified.
+    """
+
+    def _wrap(self, dataset) -> None:
+        """Build (a config dict) or take (an instance) the wrapped dataset."""
+        if isinstance(dataset, dict):
+            self.dataset = DATASETS.build(dataset)
+            self._owns_dataset = True
+        elif hasattr(dataset, '__getitem__') and hasattr(dataset, '__len__'):
+            self.dataset = dataset
+            self._owns_dataset = False
+        else:
+            raise TypeError(
+                'dataset must be a config dict or a dataset instance, got '
+                f'{type(dataset).__name__}'
+            )
+        self._metainfo = dict(
+            copy.deepcopy(getattr(self.dataset, 'metainfo', None) or {})
+        )
+        self._indices = np.zeros(0, dtype=np.int64)
+        self._labels = np.zeros(0, dtype=np.int64)
+        self._fully_initialized = False
+
+    def _init_wrapped(self) -> None:
+        """Fully initialise the wrapped dataset where it defers loading."""
+        if hasattr(self.dataset, 'full_init'):
+            self.dataset.full_init()
+
+    def _wrapped_labels(self):
+        """Initialise the wrapped dataset; its labels and class count C."""
+        self._init_wrapped()
+        labels = dataset_labels(self.dataset)
+        return labels, dataset_num_classes(self.dataset, labels)
+
+    def _keep(self, indices: np.ndarray) -> None:
+        """Keep the wrapped samples ``indices`` (sorted), in that order."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if self._owns_dataset and isinstance(
+            self.dataset, MMEngineBaseDataset
+        ):
+            self.dataset.get_subset_(indices.tolist())
+            indices = np.arange(len(indices), dtype=np.int64)
+        self._indices = indices
+
+    @property
+    def metainfo(self) -> dict:
+        """The wrapped dataset's metainfo plus what the wrapper adds."""
+        return copy.deepcopy(self._metainfo)
+
+    @force_full_init
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    @force_full_init
+    def get_ori_index(self, idx: int) -> int:
+        """Index in the wrapped dataset of sample ``idx`` of the subset."""
+        return int(self._indices[idx])
+
+    def __getitem__(self, idx: int) -> dict:
+        """Sample ``idx`` through the wrapped dataset's pipeline."""
+        return self.dataset[self.get_ori_index(idx)]
+
+    def get_data_info(self, idx: int) -> dict:
+        return self.dataset.get_data_info(self.get_ori_index(idx))
+
+    @force_full_init
+    def get_gt_labels(self) -> np.ndarray:
+        """Labels of the kept samples (int64, subset order)."""
+        return self._labels.copy()
+
+    @force_full_init
+    def get_cat_ids(self, idx: int) -> List[int]:
+        return [int(self._labels[idx])]
