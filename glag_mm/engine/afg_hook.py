@@ -22,12 +22,11 @@ validation through the validation loop (so its metrics are logged like any
 other) and the update with it, which keeps resume exact.
 """
 
-import os
 import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.dist import all_reduce, get_rank
+from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmengine.runner.base_loop import BaseLoop
@@ -37,6 +36,7 @@ from mmpretrain.registry import HOOKS
 from ..core.calibration import check_generation_setup
 from ..runtime import get_train_class_counts
 from .afg_statistics import load_or_build
+from .checkpoint_update import update_last_checkpoint
 from .feature_cache import unwrap
 
 __all__ = ['AFGHook']
@@ -191,33 +191,26 @@ class AFGHook(Hook):
 
     def _write_into_checkpoint(self, runner, head) -> None:
         """Put the update into the checkpoint saved before this validation."""
-        path = runner.message_hub.get_info('last_ckpt')
-        if self._saved_at_iter != runner.iter or not path or get_rank() != 0:
+        if self._saved_at_iter != runner.iter:
             return
-        if not osp.isfile(path):
-            return
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-        state = ckpt['state_dict']
-        prefix = next(
-            (
-                k[: -len('confidence')]
-                for k in state
-                if k.endswith('head.confidence')
-            ),
-            None,
-        )
-        if prefix is None:
-            return
-        for name in (
-            'confidence',
-            'prev_class_acc',
-            'num_confidence_updates',
-            'last_update_iter',
-        ):
-            state[prefix + name] = getattr(head, name).detach().cpu().clone()
-        tmp = f'{path}.{os.getpid()}.tmp'
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
+
+        def edit(checkpoint: dict) -> bool:
+            state = checkpoint['state_dict']
+            keys = [k for k in state if k.endswith('head.confidence')]
+            if not keys:
+                return False
+            prefix = keys[0][: -len('confidence')]
+            for name in (
+                'confidence',
+                'prev_class_acc',
+                'num_confidence_updates',
+                'last_update_iter',
+            ):
+                value = getattr(head, name).detach().cpu().clone()
+                state[prefix + name] = value
+            return True
+
+        update_last_checkpoint(runner, edit)
 
     @torch.no_grad()
     def _stage_one_accuracy(self, runner, head):

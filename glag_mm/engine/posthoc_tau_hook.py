@@ -1,13 +1,10 @@
 """Carries the validation-selected post-hoc tau to the test split."""
 
-import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 
 from ..evaluation import LongTailAccuracy
@@ -16,6 +13,7 @@ from ..evaluation.posthoc_tau import (
     get_selected_posthoc_tau,
     set_selected_posthoc_tau,
 )
+from .checkpoint_update import last_checkpoint_path, update_last_checkpoint
 
 __all__ = ['PosthocTauHook']
 
@@ -125,25 +123,27 @@ class PosthocTauHook(Hook):
     def _add_to_last_checkpoint(self, runner) -> None:
         if not is_main_process():
             return
-        path = runner.message_hub.get_info('last_ckpt')
-        if not path or not osp.isfile(path):
+        if last_checkpoint_path(runner) is None:
+            path = runner.message_hub.get_info('last_ckpt')
             runner.logger.warning(
                 f'PosthocTauHook: the last checkpoint {path!r} is not a local '
                 'file; the tau chosen after it is only in later checkpoints.'
             )
             return
-        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
         record = get_selected_posthoc_tau()
-        if checkpoint.get('meta', {}).get('iter') != record['iter']:
-            return
-        checkpoint['meta'][POSTHOC_TAU_KEY] = record
-        tmp = f'{path}.tmp'
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-        runner.logger.info(
-            f'PosthocTauHook: post-hoc tau {record["tau"]:g} (chosen on the '
-            f'validation split) added to {osp.basename(path)}'
-        )
+
+        def edit(checkpoint: dict) -> bool:
+            if checkpoint.get('meta', {}).get('iter') != record['iter']:
+                return False
+            checkpoint['meta'][POSTHOC_TAU_KEY] = record
+            return True
+
+        path = update_last_checkpoint(runner, edit)
+        if path is not None:
+            runner.logger.info(
+                f'PosthocTauHook: post-hoc tau {record["tau"]:g} (chosen on '
+                f'the validation split) added to {osp.basename(path)}'
+            )
 
     # ---------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
