@@ -23,15 +23,24 @@ a test in ``tests/test_compat.py`` that fails without it:
    ``tools/``); ``custom_imports`` inside a config runs too late, which is
    why the requirements also pin ``setuptools<82``.
 
+3. :func:`patch_empty_dataset_message` - mmengine's ``BaseDataset``
+   (0.10.7) serialises its data list with ``np.concatenate``, so a dataset
+   whose list is empty (an empty annotation file, a folder without images,
+   a split that holds nothing) fails with a bare ``need at least one array
+   to concatenate``. Applied when that is what an empty list gives: the
+   error names the dataset, its ``ann_file`` and ``data_root`` instead.
+
 Distributed training on CPU needs no patch: the tools start the gloo group
 and configure the DDP wrapper themselves (:mod:`glag_mm.apis.launch`).
 """
 
+import functools
 import importlib.util
 import inspect
 import logging
 import os.path as osp
 import warnings
+from types import SimpleNamespace
 from typing import Callable, Dict, Optional
 
 import torch
@@ -43,6 +52,7 @@ __all__ = [
     'apply_all',
     'patch_checkpoint_loading',
     'patch_package_lookup',
+    'patch_empty_dataset_message',
     'load_from_local',
 ]
 
@@ -190,7 +200,58 @@ def patch_package_lookup() -> bool:
     return True
 
 
+def empty_dataset_message_unclear() -> bool:
+    """Whether mmengine's serialisation of an empty data list fails bare."""
+    from mmengine.dataset import BaseDataset
+
+    try:
+        BaseDataset._serialize_data(SimpleNamespace(data_list=[]))
+    except ValueError as error:
+        return 'at least one array' in str(error)
+    return False
+
+
+def patch_empty_dataset_message() -> bool:
+    """Name the dataset that holds no sample when mmengine builds it.
+
+    Returns:
+        Whether the patch was applied now.
+    """
+    from mmengine.dataset import BaseDataset
+
+    original = BaseDataset._serialize_data
+    if getattr(original, '_glag_mm', False):
+        return False
+    if not empty_dataset_message_unclear():
+        return False
+
+    @functools.wraps(original)
+    def _serialize_data(self):
+        if not self.data_list:
+            where = ', '.join(
+                f'{key}={getattr(self, key)!r}'
+                for key in ('ann_file', 'data_root', 'data_prefix')
+                if getattr(self, key, None)
+            )
+            raise ValueError(
+                f'{type(self).__name__}({where}) holds no sample: point '
+                'it at a non-empty annotation file or folder, or change the '
+                'split setting that emptied it.'
+            )
+        return original(self)
+
+    _serialize_data._glag_mm = True
+    BaseDataset._serialize_data = _serialize_data
+    _applied(
+        'patch_empty_dataset_message',
+        'mmengine serialises an empty data list with a bare '
+        '"need at least one array to concatenate"',
+    )
+    return True
+
+
 def apply_all() -> None:
     """Apply every workaround the installed versions need (idempotent)."""
     patch_checkpoint_loading()
     patch_package_lookup()
+    patch_empty_dataset_message()

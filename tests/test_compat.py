@@ -235,3 +235,59 @@ def test_torchrun_two_ranks_on_cpu(tmp_path):
     assert result.stdout.count('RANK DONE') == 2
     assert 'NOT REACHED' not in result.stdout  # left by os._exit
     assert (tmp_path / 'work' / 'epoch_2.pth').is_file()
+
+
+def test_empty_dataset_named_when_built(tmp_path):
+    """An empty annotation file: mmengine's bare message, then the patch's."""
+    from mmengine.dataset import BaseDataset
+    from mmpretrain.registry import DATASETS
+
+    from glag_mm import compat
+
+    (tmp_path / 'val.txt').write_text('')
+    cfg = dict(
+        type='CustomDataset',
+        data_root=str(tmp_path),
+        ann_file='val.txt',
+        pipeline=[],
+        metainfo=dict(classes=['a', 'b']),
+    )
+    assert 'patch_empty_dataset_message' in compat.APPLIED
+    patched = BaseDataset._serialize_data
+    try:  # without the patch: the message names nothing
+        BaseDataset._serialize_data = patched.__wrapped__
+        assert compat.empty_dataset_message_unclear()
+        with pytest.raises(ValueError, match='need at least one array'):
+            DATASETS.build(cfg)
+    finally:
+        BaseDataset._serialize_data = patched
+    with pytest.raises(ValueError) as error:
+        DATASETS.build(cfg)
+    message = str(error.value)
+    assert message.startswith('CustomDataset(ann_file=')
+    assert str(tmp_path / 'val.txt') in message
+    assert 'holds no sample' in message
+    assert list(tmp_path.iterdir()) == [tmp_path / 'val.txt']
+
+
+def test_empty_evaluation_split_named_before_training():
+    """A split built without serialisation is named by ClassCountsHook."""
+    from types import SimpleNamespace
+
+    from glag_mm.engine.class_counts_hook import _check_evaluation_splits
+
+    class Empty(list):
+        ann_file = 'meta/val.txt'
+
+    def loop(dataset):
+        return SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset))
+
+    runner = SimpleNamespace(_val_loop=loop(Empty()), _test_loop=None)
+    with pytest.raises(ValueError) as error:
+        _check_evaluation_splits(runner)
+    assert str(error.value).startswith(
+        "val_dataloader.dataset (Empty: ann_file='meta/val.txt') holds no "
+        'sample'
+    )
+    runner = SimpleNamespace(_val_loop=loop([1]), _test_loop=dict(x=1))
+    _check_evaluation_splits(runner)  # built and non-empty, or not built

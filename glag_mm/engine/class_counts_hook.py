@@ -87,3 +87,32 @@ class ClassCountsHook(Hook):
             f'class counts: {len(counts)} classes, {sum(counts)} images, '
             f'max {max(counts)}, min {min(counts)}'
         )
+        _check_evaluation_splits(runner)
+
+
+def _check_evaluation_splits(runner) -> None:
+    """Name an empty validation or test split before anything runs.
+
+    Without this, an empty split runs zero iterations and fails only when
+    its metric is computed, after a whole training epoch, inside mmengine
+    ("need at least one array to concatenate").
+    """
+    for field, loop in (
+        ('val_dataloader', getattr(runner, '_val_loop', None)),
+        ('test_dataloader', getattr(runner, '_test_loop', None)),
+    ):
+        if loop is None or isinstance(loop, dict):
+            continue  # not built: this run does not use it
+        dataset = loop.dataloader.dataset
+        if len(dataset) == 0:
+            where = ', '.join(
+                f'{key}={getattr(dataset, key)!r}'
+                for key in ('ann_file', 'data_root')
+                if getattr(dataset, key, None)
+            )
+            raise ValueError(
+                f'{field}.dataset ({type(dataset).__name__}'
+                f'{": " + where if where else ""}) holds no sample, so there '
+                'is nothing to evaluate; point it at a non-empty list or '
+                'folder, or change the split settings that emptied it.'
+            )
