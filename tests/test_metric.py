@@ -414,14 +414,14 @@ NUM_CLASSES = 300
 
 
 class TinySet(torch.utils.data.Dataset):
-    """Two random 8x8 images per class, in memory."""
+    """``per_class`` random 8x8 images of each class, in memory."""
 
-    metainfo = {'classes': [f'c{i}' for i in range(NUM_CLASSES)]}
-
-    def __init__(self):
-        gen = torch.Generator().manual_seed(0)
+    def __init__(self, num_classes=NUM_CLASSES, per_class=2, seed=0):
+        self.num_classes = num_classes
+        self.metainfo = {'classes': [f'c{i}' for i in range(num_classes)]}
+        gen = torch.Generator().manual_seed(seed)
         self.images = torch.randint(
-            0, 256, (2 * NUM_CLASSES, 3, 8, 8), generator=gen
+            0, 256, (per_class * num_classes, 3, 8, 8), generator=gen
         ).to(torch.uint8)
 
     def __len__(self):
@@ -430,7 +430,7 @@ class TinySet(torch.utils.data.Dataset):
     def __getitem__(self, i):
         return {
             'inputs': self.images[i],
-            'data_samples': DataSample().set_gt_label(i % NUM_CLASSES),
+            'data_samples': DataSample().set_gt_label(i % self.num_classes),
         }
 
 

@@ -12,6 +12,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
+from test_metric import TinySet
 from test_tools import run_tool, write_project
 
 from glag_mm.apis import prepare_test_config, prepare_train_config
@@ -217,31 +218,15 @@ NUM_CLASSES = 6
 RUN_COUNTS = [300, 150, 60, 40, 30, 25]  # no few-shot class
 
 
-class TinySet(torch.utils.data.Dataset):
-    """Four random 8x8 images per class, in memory."""
-
-    metainfo = {'classes': [f'c{i}' for i in range(NUM_CLASSES)]}
-
-    def __init__(self, seed):
-        gen = torch.Generator().manual_seed(seed)
-        self.images = torch.randint(
-            0, 256, (4 * NUM_CLASSES, 3, 8, 8), generator=gen
-        ).to(torch.uint8)
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return {
-            'inputs': self.images[i],
-            'data_samples': DataSample().set_gt_label(i % NUM_CLASSES),
-        }
+def tiny_set(seed):
+    """Four random 8x8 images per class (test_metric's in-memory set)."""
+    return TinySet(NUM_CLASSES, per_class=4, seed=seed)
 
 
 def _runner(work_dir, posthoc_tau='val', hooks=('PosthocTauHook',), **kw):
     def loader(seed):
         return dict(
-            dataset=TinySet(seed),
+            dataset=tiny_set(seed),
             sampler=dict(type='DefaultSampler', shuffle=False),
             batch_size=8,
             num_workers=0,
@@ -287,7 +272,7 @@ def test_checkpoint_carries_the_validation_tau_to_test(tmp_path):
     train = _runner(
         tmp_path / 'train',
         train_dataloader=dict(
-            dataset=TinySet(0),
+            dataset=tiny_set(0),
             sampler=dict(type='DefaultSampler', shuffle=True),
             batch_size=8,
             num_workers=0,
@@ -367,7 +352,7 @@ def test_checkpoint_carries_the_validation_tau_to_test(tmp_path):
     resumed = _runner(
         tmp_path / 'resumed',
         train_dataloader=dict(
-            dataset=TinySet(0),
+            dataset=tiny_set(0),
             sampler=dict(type='DefaultSampler', shuffle=True),
             batch_size=8,
             num_workers=0,
