@@ -20,7 +20,11 @@ process:
   of ImageNet-LT over the 1x time, timed in interleaved rounds (the tail
   threshold is a fraction of n_max, so the same classes are tail);
 * generation throughput: the multiply-adds of its products (2 D per factor
-  row read) per second over the rate of a 1024^3 sgemm in the same process.
+  row read) per second over the rate of a 1024^3 sgemm in the same process,
+  and, as ``normals_only_over_sgemm``, the same figure if drawing the
+  batch's normals (one per factor row read, D more per draw with an
+  isotropic residual) with ``torch.randn`` were all it cost: on a CPU the
+  draws alone cap the throughput near that figure.
 
 Run::
 
@@ -30,7 +34,8 @@ Run::
 ``--quick`` generates at D = 256 (a few minutes on two cores); the memory
 and checkpoint figures are at D = 2048 either way. ``--json FILE`` writes
 ``generation_scaling_2x``, ``generation_scaling_4x``,
-``generation_over_sgemm`` and the memory ratios.
+``generation_over_sgemm``, ``normals_only_over_sgemm`` and the memory
+ratios.
 """
 
 import argparse
@@ -142,13 +147,25 @@ def sgemm_rate(reps=5):
 
 
 def rows_read(stats):
-    """Expected factor rows one draw of each class reads."""
+    """Expected factor rows one draw of each class reads, and the normals
+    it draws (one per row read, D more where the residual is > 0)."""
     out = stats.factor_size.double().clone()
+    resid = (stats.residual > 0).double()
     for c in torch.nonzero(stats.tail).flatten().tolist():
         a, m = int(stats.anchor_base[c]), int(stats.anchor_size[c])
         donors = stats.donors[a : a + m]
         out[c] = stats.factor_size[donors].sum(1).double().mean()
-    return out
+        resid[c] = (stats.residual[donors] > 0).any(1).double().mean()
+    return out, out + stats.dim * resid
+
+
+def randn_rate(count, reps=5):
+    """Normals per second of torch.randn (float32) in this process."""
+    torch.randn(count)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.randn(count)
+    return count * reps / (time.perf_counter() - t0)
 
 
 def generation(args):
@@ -170,6 +187,7 @@ def generation(args):
     conf = torch.full((len(counts),), 0.6)
     times = {scale: [] for scale in sets}
     flops = {scale: [] for scale in sets}
+    normals = []
     g = torch.Generator().manual_seed(0)
     for it in range(args.warmup + args.gen_batches):
         batch = labels[torch.randint(len(labels), (args.batch,), generator=g)]
@@ -182,13 +200,18 @@ def generation(args):
             assert bool(torch.isfinite(feats).all())
             if it >= args.warmup:
                 times[scale].append(elapsed)
-                flops[scale].append(2 * args.dim * float(reads[plan].sum()))
+                flops[scale].append(2 * args.dim * float(reads[0][plan].sum()))
+                if scale == 1:
+                    normals.append(float(reads[1][plan].sum()))
     med = {s: statistics.median(t) for s, t in times.items()}
-    rate = sum(flops[1]) / sum(times[1])
+    rate, sgemm = sum(flops[1]) / sum(times[1]), sgemm_rate()
+    # the rate if drawing its normals were all a batch cost
+    bound = sum(flops[1]) / (sum(normals) / randn_rate(int(max(normals))))
     return dict(
         generation_scaling_2x=med[2] / med[1],
         generation_scaling_4x=med[4] / med[1],
-        generation_over_sgemm=rate / sgemm_rate(),
+        generation_over_sgemm=rate / sgemm,
+        normals_only_over_sgemm=bound / sgemm,
         per_batch_ms={s: 1000 * m for s, m in med.items()},
         generated_per_batch=len(plan),
     )
@@ -240,6 +263,10 @@ def main():
     print(
         f'  generation_over_sgemm {gen["generation_over_sgemm"]:.3f} '
         '(goal >= 0.3; 2 D flops per factor row read, over a 1024^3 sgemm)'
+    )
+    print(
+        f'  normals_only_over_sgemm {gen["normals_only_over_sgemm"]:.3f} '
+        "(the same figure if torch.randn's draws were a batch's only cost)"
     )
     if args.json:
         with open(args.json, 'w') as f:

@@ -120,10 +120,11 @@ class ClassStatistics:
         self.settings = dict(settings or {})
         self.device = means.device
         self._has_residual = bool((self.residual > 0).any())
-        self._sizes = self.factor_size.tolist()
         self._factors = [  # one view per class: no slicing per draw
             rows[a : a + n]
-            for a, n in zip(self.factor_start.tolist(), self._sizes)
+            for a, n in zip(
+                self.factor_start.tolist(), self.factor_size.tolist()
+            )
         ]
 
     @property
@@ -281,49 +282,55 @@ class ClassStatistics:
         weights: Tensor,
         extra_var: Optional[Tensor],
         generator: Optional[torch.Generator] = None,
+        out: Optional[Tensor] = None,
     ) -> Tensor:
         """sum over pairs p of sqrt(w_p) * a draw of N(0, Sigma_{c_p}).
 
-        Into row ``samples[p]`` of a (num, D) float32 output, plus
-        sqrt(extra_var + sum_p w_p rho_{c_p}) eps per row (METHOD.md
-        "Memory": the mixture sum_i w_i Sigma_i + alpha I). One product
-        z (m x size_c) @ F_c per distinct class; host tensors ``samples``,
-        ``classes`` and ``weights`` (P,); ``extra_var`` (num,) or None.
+        Added into row ``samples[p]`` of ``out`` ((num, D) float32, zeros
+        when None), plus sqrt(extra_var + sum_p w_p rho_{c_p}) eps per row
+        (METHOD.md "Memory": the mixture sum_i w_i Sigma_i + alpha I). One
+        product z (m x size_c) @ F_c per distinct class; host tensors
+        ``samples``, ``classes`` and ``weights`` (P,); ``extra_var`` (num,)
+        or None.
         """
         dev = self.device
-        out = torch.zeros(num, self.dim, device=dev)
+        if out is None:
+            out = torch.zeros(num, self.dim, device=dev)
         if classes.numel() == 0:
             return out
         order = torch.argsort(classes, stable=True)
-        cls_s, samp_s = classes[order], samples[order]
+        cls_s = classes[order]
         coef = (weights[order] * self.factor_scale[cls_s]).sqrt()
         uniq, cnt = torch.unique_consecutive(cls_s, return_counts=True)
-        uniq, cnt = uniq.tolist(), cnt.tolist()
-        sizes = [self._sizes[c] for c in uniq]
+        sizes = self.factor_size[uniq]
         # one draw for every pair's z, each scaled by its sqrt(w s_c)
-        pair_sizes = torch.tensor(sizes).repeat_interleave(torch.tensor(cnt))
+        pair_sizes = self.factor_size[cls_s]
         z_all = torch.randn(
             int(pair_sizes.sum()), generator=generator, device=dev
         )
         z_all.mul_(coef.repeat_interleave(pair_sizes).to(dev))
         buf = torch.empty(classes.numel(), self.dim, device=dev)
-        start = offset = 0
-        for c, m, size in zip(uniq, cnt, sizes):
-            z = z_all[offset : offset + m * size].view(m, size)
-            torch.mm(z, self._factors[c], out=buf[start : start + m])
-            start, offset = start + m, offset + m * size
-        out.index_add_(0, samp_s.to(dev), buf)
+        uniq, cnt = uniq.tolist(), cnt.tolist()
+        for c, z, part in zip(
+            uniq,
+            torch.split(z_all, (sizes * torch.tensor(cnt)).tolist()),
+            torch.split(buf, cnt),
+        ):
+            torch.mm(z.view(part.shape[0], -1), self._factors[c], out=part)
         var = torch.zeros(num) if extra_var is None else extra_var.clone()
         if self._has_residual:
             var.index_add_(0, samples, weights * self.residual[classes])
         idx = torch.nonzero(var > 0).flatten()
-        if idx.numel():
+        if idx.numel() == num:  # every row: scale in place, no index
+            eps = torch.randn(num, self.dim, generator=generator, device=dev)
+            out.addcmul_(eps, var.sqrt().to(dev)[:, None])
+        elif idx.numel():
             eps = torch.randn(
                 idx.numel(), self.dim, generator=generator, device=dev
             )
-            idx_dev = idx.to(dev)
-            out.index_add_(0, idx_dev, eps * var[idx].sqrt().to(dev)[:, None])
-        return out
+            eps.mul_(var[idx].sqrt().to(dev)[:, None])
+            out.index_add_(0, idx.to(dev), eps)
+        return out.index_add_(0, samples[order].to(dev), buf)
 
     def covariance(self, c: int) -> Tensor:
         """Class c's (approximated) D x D covariance, float64: tests only."""

@@ -1,21 +1,12 @@
-"""The feature generator of stage two: the one path every caller takes.
+"""The feature generator of stage two (METHOD.md items 5 to 7).
 
-METHOD.md, stage two items 5 to 7. :func:`generate_features` turns
-(statistics, confidence, plan, generator state) into generated features and
-their labels:
-
-* a requested class c that is tail takes an anchor x~ among its real rows,
-  spread evenly (:func:`anchor_positions`), its precomputed support set S
-  and donor weights w, and draws from
-  N((1 - s_c) x~ + s_c sum_i w_i mu_i, sum_i w_i Sigma_i + alpha I);
-* any other class draws from its own N(mu_c, Sigma_c).
-
-Both are one factorised noise pass
-(:meth:`~glag_mm.core.class_statistics.ClassStatistics.noise`), so no
-D x D matrix is formed and a draw costs O(k max(exact_rows, rank) D)
-whatever the class sizes. The random state is a pair of generators seeded
-from (seed, iteration, rank) by :func:`seeded_generators`: a resumed run
-draws what the uninterrupted run drew, and ranks draw differently.
+:func:`generate_features` draws a tail class from
+N((1 - s_c) x~ + s_c sum_i w_i mu_i, sum_i w_i Sigma_i + alpha I) around an
+anchor x~ of its real rows, any other class from N(mu_c, Sigma_c), in one
+factorised noise pass (no D x D matrix, O(k max(exact_rows, rank) D) per
+draw). Draws are seeded from (seed, iteration, rank)
+(:func:`seeded_generators`): a resumed run draws what the uninterrupted run
+drew, and ranks draw differently.
 """
 
 from typing import Optional, Tuple
@@ -23,7 +14,6 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .calibration import calibrated_mean
 from .class_statistics import ClassStatistics
 
 __all__ = ['seeded_generators', 'anchor_positions', 'generate_features']
@@ -106,20 +96,23 @@ def generate_features(
     is_tail = stats.tail[classes]
     pos_tail = torch.nonzero(is_tail).flatten()
     pos_own = torch.nonzero(~is_tail).flatten()
-    centres = torch.empty(num, stats.dim, device=dev)
+    out = torch.empty(num, stats.dim, device=dev)
     samples, donors, weights = [], [], []
     extra = torch.zeros(num)
     if pos_tail.numel():
         cls_t = classes[pos_tail]
         j = anchor_positions(cls_t, stats.anchor_size, host_gen)
         table = stats.anchor_base[cls_t] + j
-        anchors = stats.anchor_features(stats.anchor_start[cls_t] + j, cls_t)
         d, w = stats.donors[table], stats.donor_weights[table]
         stats.check_sampleable(d.flatten(), 'used as a donor')
-        conf = torch.as_tensor(confidence).to(dev, torch.float32)
-        centres[pos_tail.to(dev)] = calibrated_mean(
-            anchors, d, w, stats.means, conf[cls_t.to(dev)]
-        )
+        # (1 - s) (mu_c + row_j) + s sum_i w_i mu_i in one gather + bmm
+        ids = torch.cat([cls_t[:, None], d], 1).to(dev)
+        s = torch.as_tensor(confidence).to(dev, torch.float32)[ids[:, :1]]
+        coef = torch.cat([1 - s, s * w.to(dev)], 1)
+        centre = torch.bmm(coef[:, None], stats.means[ids]).squeeze(1)
+        rows = stats.rows[(stats.anchor_start[cls_t] + j).to(dev)]
+        centre.addcmul_(rows, coef[:, :1])
+        _put(out, pos_tail, centre, num)
         samples.append(pos_tail.repeat_interleave(d.shape[1]))
         donors.append(d.flatten())
         weights.append(w.flatten())
@@ -127,18 +120,27 @@ def generate_features(
     if pos_own.numel():
         cls_o = classes[pos_own]
         stats.check_sampleable(cls_o, 'drawn from its own statistics')
-        centres[pos_own.to(dev)] = stats.means[cls_o.to(dev)]
+        _put(out, pos_own, stats.means[cls_o.to(dev)], num)
         samples.append(pos_own)
         donors.append(cls_o)
         weights.append(torch.ones(pos_own.numel()))
     if not num:
-        return centres, classes.to(dev)
-    noise = stats.noise(
+        return out, classes.to(dev)
+    stats.noise(
         num,
         torch.cat(samples),
         torch.cat(donors),
         torch.cat(weights),
         extra if alpha > 0 else None,
         dev_gen,
+        out=out,
     )
-    return centres.add_(noise), classes.to(dev)
+    return out, classes.to(dev)
+
+
+def _put(out: Tensor, pos: Tensor, rows: Tensor, num: int) -> None:
+    """out[pos] = rows, a plain copy when pos is every row."""
+    if pos.numel() == num:
+        out.copy_(rows)
+    else:
+        out[pos.to(out.device)] = rows

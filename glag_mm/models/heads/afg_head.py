@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.dist import broadcast, get_rank
 from mmengine.logging import MessageHub
+from mmpretrain.evaluation import Accuracy
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from torch import Tensor
@@ -46,18 +47,6 @@ from ...core.tukey import tukey_transform
 from .afg_settings import check_afg_settings
 
 __all__ = ['AFGHead']
-
-
-class _Generated:
-    """A generated feature's target, read as ``_get_loss`` reads samples."""
-
-    __slots__ = ('gt_label', 'gt_score')
-
-    def __init__(self, label: Tensor, score: Optional[Tensor]) -> None:
-        self.gt_label, self.gt_score = label, score
-
-    def __contains__(self, key: str) -> bool:
-        return key == 'gt_score' and self.gt_score is not None
 
 
 @MODELS.register_module()
@@ -294,13 +283,17 @@ class AFGHead(LinearClsHead):
         """CE on real and generated features, plus the distiller's terms.
 
         Generation happens here (not in a ``train_step``) so that it also
-        runs under DDP, where the wrapper's ``train_step`` is used.
+        runs under DDP, where the wrapper's ``train_step`` is used. The
+        loss is ``ClsHead._get_loss``'s on the joint targets.
         """
         real = self.pre_logits(feats)
-        samples = list(data_samples)
+        labels = torch.cat([s.gt_label for s in data_samples])
+        soft = 'gt_score' in data_samples[0]
+        target = labels
+        if soft:
+            target = torch.stack([s.gt_score for s in data_samples])
         inputs = real
         if self.training:
-            labels = torch.cat([s.gt_label for s in data_samples])
             gens = self.generators(real.device)
             classes, planned = self.plan(labels, gens[0], return_total=True)
             if planned > classes.numel():
@@ -312,20 +305,22 @@ class AFGHead(LinearClsHead):
             if classes.numel():
                 fake, fake_labels = self.generate(classes, gens)
                 inputs = torch.cat([real, fake.to(real)])
-                scores = None
-                if 'gt_score' in data_samples[0]:
-                    scores = F.one_hot(fake_labels, self.num_classes)
-                    scores = scores.to(data_samples[0].gt_score).unbind(0)
-                for i, label in enumerate(fake_labels.view(-1, 1).unbind(0)):
-                    samples.append(
-                        _Generated(
-                            label, None if scores is None else scores[i]
-                        )
-                    )
+                fake_labels = fake_labels.to(target.device)
+                if soft:
+                    fake_labels = F.one_hot(fake_labels, self.num_classes)
+                target = torch.cat([target, fake_labels.to(target)])
         logits = self.fc(inputs)
-        losses = self._get_loss(logits, samples, **kwargs)
+        losses = dict(
+            loss=self.loss_module(
+                logits, target, avg_factor=logits.size(0), **kwargs
+            )
+        )
+        if self.cal_acc:
+            acc = Accuracy.calculate(logits, target, topk=self.topk)
+            losses.update(
+                {f'accuracy_top-{k}': a for k, a in zip(self.topk, acc)}
+            )
         if self.distiller is not None:
-            labels = torch.cat([s.gt_label for s in data_samples])
             real_logits = logits[: real.shape[0]]
             losses.update(self.distiller(feats[-1], real_logits, labels))
         return losses
