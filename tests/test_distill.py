@@ -11,6 +11,7 @@ from mmpretrain.registry import HOOKS, MODELS
 from mmpretrain.structures import DataSample
 
 from glag_mm.engine import GLAGDistillHook, LinearTeacher
+from glag_mm.engine.feature_cache import FeatureTensorDataset
 from glag_mm.runtime import set_train_class_counts
 
 COUNTS = [40, 20, 8, 3]  # tail (< 10): classes 2 and 3
@@ -113,6 +114,42 @@ def test_hook_hands_afg_head_a_distiller(tmp_path):
     assert hook.teacher.head_classes.tolist() == [True, True, False, False]
     assert 'loss' in vars(type(model.head))  # its own loss, not wrapped
     assert 'loss' not in vars(model.head)
+
+
+def test_cached_logits_give_the_computed_loss(tmp_path):
+    set_train_class_counts(COUNTS)
+    stage_one = _model(frozen=False)
+    model = _model(head='AFGHead', tail_threshold=10)
+    model.backbone.load_state_dict(stage_one.backbone.state_dict())
+    feats = torch.rand(30, 16)
+    cached = FeatureTensorDataset(feats, torch.arange(30) % 4, None)
+    runner = _runner(model)
+    runner.train_loop = SimpleNamespace(
+        dataloader=SimpleNamespace(dataset=cached)
+    )
+    ckpt = _checkpoint(tmp_path, stage_one)
+    hook = GLAGDistillHook(checkpoint=ckpt, cache_logits_mib=479 / 2**20)
+    hook.before_train(runner)  # 480 bytes > the limit: no table
+    assert hook.teacher.table is None
+    hook = GLAGDistillHook(checkpoint=ckpt)
+    hook.before_train(runner)
+    w, b = stage_one.head.fc.weight, stage_one.head.fc.bias
+    torch.testing.assert_close(hook.teacher.table, F.linear(feats, w, b))
+    # a batch read by sample index gives the loss of the computed teacher
+    _progress(0.7)
+    pick = [3, 17, 8, 25, 0, 12]
+    samples = [cached[i]['data_samples'] for i in pick]
+    labels = torch.cat([s.gt_label for s in samples])
+    student = torch.randn(6, 4)
+    got = hook.teacher(feats[pick], student, labels, samples)['loss_kd']
+    plain = LinearTeacher(w, b, hook.teacher.head_classes)
+    want = plain(feats[pick], student, labels)['loss_kd']
+    assert got.item() > 0
+    torch.testing.assert_close(got, want)
+    # the table is what is read: a changed row changes the loss
+    hook.teacher.table[17, 0] += 1.0  # label 1, a head class
+    moved = hook.teacher(feats[pick], student, labels, samples)['loss_kd']
+    assert not torch.allclose(moved, want)
 
 
 def test_clear_errors(tmp_path):

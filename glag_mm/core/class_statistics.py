@@ -26,9 +26,8 @@ class these are its factor rows; for a larger tail class they are stored
 once more after the factors), with each anchor's support set and donor
 weights (METHOD.md item 4 and 5) computed once here.
 
-Everything is a tensor, so :meth:`ClassStatistics.save` writes a file that
-``torch.load(..., weights_only=True, mmap=True)`` maps back: the ranks of one
-machine share its pages instead of holding a copy each.
+:meth:`ClassStatistics.save` writes tensors only, which every rank of a
+machine memory-maps (one copy in memory).
 """
 
 from typing import Dict, Optional, Tuple, Union
@@ -321,10 +320,7 @@ class ClassStatistics:
         if self._has_residual:
             var.index_add_(0, samples, weights * self.residual[classes])
         idx = torch.nonzero(var > 0).flatten()
-        if idx.numel() == num:  # every row: scale in place, no index
-            eps = torch.randn(num, self.dim, generator=generator, device=dev)
-            out.addcmul_(eps, var.sqrt().to(dev)[:, None])
-        elif idx.numel():
+        if idx.numel():
             eps = torch.randn(
                 idx.numel(), self.dim, generator=generator, device=dev
             )

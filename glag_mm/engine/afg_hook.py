@@ -216,7 +216,7 @@ class AFGHook(Hook):
     def _stage_one_accuracy(self, runner, head):
         """Per-class accuracy of the stage-one classifier on validation."""
         path = self.stage_one_checkpoint
-        if not path or '{' in path or runner._val_loop is None:
+        if not path or '{' in path or runner.val_loop is None:
             raise ValueError(
                 "AFGHook: confidence_reference='stage_one' compares with the "
                 'stage-one model on the validation split; validate, and '
@@ -261,7 +261,7 @@ class AFGHook(Hook):
     @staticmethod
     def _val_due_at_checkpoint(runner) -> bool:
         loop = runner.train_loop
-        if runner._val_loop is None:
+        if runner.val_loop is None:
             return False
         if isinstance(loop, EpochBasedTrainLoop):
             pos, last = loop.epoch, loop.max_epochs
@@ -308,7 +308,7 @@ class AFGHook(Hook):
             ):
                 runner.logger.warning(f'AFGHead: {message}')
             self._check_sampler(runner, head)
-        if runner._val_loop is None and self.update_confidence:
+        if runner.val_loop is None and self.update_confidence:
             runner.logger.warning(
                 'AFGHook: the run does not validate, so the adaptive '
                 'confidence stays at its initial value'

@@ -1,17 +1,10 @@
 """Knowledge distillation from the stage-one model in stage two.
 
-METHOD.md, stage two item 8 [paper, form ours]:
-
-    L2 = CE(real and generated) + beta(u) * T^2 * KL(softmax(z_t / T) ||
-         softmax(z_s / T)),
-
-the KD term taken over the real samples of head (non-tail, donor) classes.
-With the trunk frozen, the teacher's logits are the stage-one classifier
-applied to the same raw pooled features, z_t = W_1 f + b_1, so no second
-backbone pass is needed. beta(u) follows the GraLoss schedule family
-(:func:`glag_mm.core.schedule_value`) over the stage's progress u. Early in
-stage two the generated features push decision boundaries away from the
-tail classes; late, KD pulls the head classes back [paper].
+METHOD.md, stage two item 8: beta(u) T^2 KL(softmax(z_t / T) ||
+softmax(z_s / T)) over the real samples of head (non-tail) classes. With
+the trunk frozen the teacher is the stage-one classifier on the same raw
+pooled features, z_t = W_1 f + b_1 (no second backbone pass); beta(u)
+follows :func:`glag_mm.core.schedule_value` over the stage's progress u.
 """
 
 import os.path as osp
@@ -30,7 +23,7 @@ from ..core import check_schedule, schedule_value
 from ..core.calibration import tail_classes
 from ..core.distill import distillation_loss
 from ..runtime import get_train_class_counts, training_progress
-from .feature_cache import trunk_modules
+from .feature_cache import FeatureTensorDataset, trunk_modules
 
 __all__ = ['GLAGDistillHook', 'LinearTeacher']
 
@@ -68,6 +61,17 @@ class LinearTeacher:
         self.beta_max = beta_max
         self.power = power
         self.temperature = temperature
+        self.table: Optional[Tensor] = None
+
+    def cache(self, features: Tensor, chunk: int = 8192) -> None:
+        """z_t of every (cached, frozen) training feature, computed once:
+        calls given the batch's data samples read row ``sample_idx``."""
+        self.table = torch.cat(
+            [
+                self.logits(features[a : a + chunk])
+                for a in range(0, features.shape[0], chunk)
+            ]
+        )
 
     def beta(self) -> float:
         """beta(u) at the current progress of the stage."""
@@ -85,11 +89,15 @@ class LinearTeacher:
             return F.linear(raw.float(), self.weight, self.bias)
 
     def __call__(
-        self, raw: Tensor, student_logits: Tensor, labels: Tensor
+        self, raw: Tensor, student_logits: Tensor, labels: Tensor, samples=None
     ) -> Dict[str, Tensor]:
         if self.weight.device != raw.device:
             self.logits(raw[:0])  # moves the teacher to the features
         mask = self.head_classes[labels.to(raw.device)]
+        idx = None
+        if self.table is not None and samples is not None:
+            idx = [getattr(s, 'sample_idx', None) for s in samples]
+            idx = None if None in idx else torch.tensor(idx)
         if raw.device.type == 'cpu':
             # the teacher only on the distilled rows: the same mean, and no
             # device read-back where one would cost a sync
@@ -99,11 +107,14 @@ class LinearTeacher:
                 student_logits[rows],
                 mask[rows],
             )
+            idx = None if idx is None else idx[rows]
         beta = self.beta()
         MessageHub.get_current_instance().update_scalar('train/kd_beta', beta)
         kd = distillation_loss(
             student_logits.float(),
-            self.logits(raw),
+            self.logits(raw)
+            if idx is None
+            else self.table[idx].to(raw.device),
             temperature=self.temperature,
             mask=mask,
         )
@@ -114,19 +125,13 @@ class LinearTeacher:
 class GLAGDistillHook(Hook):
     """Distil the stage-one classifier into the stage-two head.
 
-    Before training it loads the teacher from ``checkpoint`` (its
-    ``head.fc`` weight and bias) and hands the head a
-    :class:`LinearTeacher`: heads with a ``distiller`` attribute
-    (:class:`~glag_mm.models.heads.AFGHead`,
-    :class:`~glag_mm.models.heads.LWSHead`) call it inside their
-    ``loss()`` (which is what runs under DDP); for any other head its
-    ``loss`` is wrapped to add the term. The loss appears as ``loss_kd``
-    in the log.
-
-    It refuses, with a message that says what to change, when the
-    checkpoint is missing, has no linear head of the model's shape, holds
-    trunk weights that differ from the model's (the teacher must see the
-    same features), or when a trunk parameter is trainable.
+    Before training it loads the teacher (``checkpoint``'s ``head.fc``) and
+    hands the head a :class:`LinearTeacher`: heads with a ``distiller``
+    attribute call it in their ``loss()`` (so it runs under DDP); any other
+    head's ``loss`` is wrapped. The term is logged as ``loss_kd``. It
+    refuses, saying what to change, a missing checkpoint, a teacher head of
+    another shape, trunk weights that differ from the model's, or a
+    trainable trunk parameter.
 
     Args:
         checkpoint: the stage-one checkpoint; in configs
@@ -143,6 +148,11 @@ class GLAGDistillHook(Hook):
         teacher_prefix: key prefix of the teacher's linear layer.
         check_trunk: compare the checkpoint's backbone / neck weights with
             the model's.
+        cache_logits_mib: on a CPU run over :class:`FeatureCacheHook`'s
+            cached features, the teacher's logits of every training feature
+            (N x C float32) are computed once, when they take at most this
+            many MiB, and read by sample index instead of a teacher product
+            per batch (0: never).
     """
 
     priority = 'NORMAL'
@@ -157,6 +167,7 @@ class GLAGDistillHook(Hook):
         tail_threshold=None,
         teacher_prefix: str = 'head.fc.',
         check_trunk: bool = True,
+        cache_logits_mib: float = 2048,
     ) -> None:
         if not isinstance(checkpoint, str) or not checkpoint:
             raise TypeError(
@@ -177,6 +188,7 @@ class GLAGDistillHook(Hook):
         self.tail_threshold = tail_threshold
         self.teacher_prefix = teacher_prefix
         self.check_trunk = check_trunk
+        self.cache_logits_mib = cache_logits_mib
         self.teacher: Optional[LinearTeacher] = None
 
     # -- checks --------------------------------------------------------------
@@ -302,10 +314,20 @@ class GLAGDistillHook(Hook):
             head.distiller = self.teacher
         else:
             self._wrap_loss(head)
+        # FeatureCacheHook (ABOVE_NORMAL) has swapped in the cached set
+        loop = getattr(runner, 'train_loop', None)
+        cached = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        table = None
+        if isinstance(cached, FeatureTensorDataset):
+            table = cached.features.shape[0] * weight.shape[0] * 4
+        on_cpu = next(iter(model.parameters())).device.type == 'cpu'
+        if on_cpu and table and table <= self.cache_logits_mib * 2**20:
+            self.teacher.cache(cached.features)
         runner.logger.info(
             f'GLAGDistillHook: teacher {self.checkpoint}, beta '
             f'{self.schedule} to {self.beta_max:g}, T={self.temperature:g}, '
             f'{int(self.teacher.head_classes.sum())} head classes distilled'
+            + ('' if self.teacher.table is None else ', logits cached')
         )
 
     def _wrap_loss(self, head) -> None:
@@ -315,7 +337,9 @@ class GLAGDistillHook(Hook):
         def loss(feats, data_samples, **kwargs):
             losses = original(head, feats, data_samples, **kwargs)
             labels = torch.cat([s.gt_label for s in data_samples])
-            losses.update(teacher(feats[-1], head(feats), labels))
+            losses.update(
+                teacher(feats[-1], head(feats), labels, data_samples)
+            )
             return losses
 
         head.loss = loss

@@ -82,18 +82,13 @@ class FeatureCacheHook(Hook):
         dtype: storage dtype of the cache (default: the trunk's, float32;
             ``'float16'`` halves the memory at a small loss of precision).
         progress: draw a progress bar on rank 0.
-        cache_dir: the directory of the feature files (default None:
-            ``<work_dir>/feature_cache``). Each loader's features go to
-            ``<cache_dir>/<key>.pth``, ``key`` from
-            :func:`feature_cache_key`, and every rank memory-maps that file,
-            so the ranks of a machine share one copy in memory. A run that
-            finds the file loads it instead of running the trunk
-            (bit-identical to computing it: the file holds the very
-            tensors); point several runs at one ``cache_dir`` to share one
-            pass. Local rank 0 of each machine writes through a temporary
-            file and an atomic rename, so concurrent runs never read a
-            partial file. Stale files are never used (the key changes) but
-            never deleted either: remove the directory to free the space.
+        cache_dir: the directory of the feature files (default
+            ``<work_dir>/feature_cache``), one ``<key>.pth`` per loader
+            (:func:`feature_cache_key`), written once per machine through an
+            atomic rename and memory-mapped by every rank. A run that finds
+            the file loads it (bit-identical to computing it): point runs at
+            one ``cache_dir`` to share a pass. Stale files are never used
+            (the key changes) nor deleted.
         cache_test: also run ``tools/test.py`` (``Runner.test``) on cached
             test-set features (worth it with ``cache_dir``, when several
             runs test on the same frozen trunk); the test pipeline must be
@@ -274,7 +269,7 @@ class FeatureCacheHook(Hook):
         train_set = self._cache(
             runner, model, runner.train_loop.dataloader, 'training set'
         )
-        val_loop = runner.val_loop if runner._val_loop is not None else None
+        val_loop = runner.val_loop  # built by now, or None
         val_set = None
         if val_loop is not None and self.cache_val:
             val_set = self._cache(

@@ -1,32 +1,17 @@
 """Adaptive Feature Generator head: GLAG's stage-two classifier.
 
-METHOD.md, stage two items 2 to 8. A drop-in for ``LinearClsHead`` in a cRT
-config. On a frozen trunk it
-
-* maps every pooled feature f to Tukey's x~ = f ** lam (``log(f + eps)``
-  for lam = 0) at train *and* test time (``pre_logits``) [ours];
-* in every training batch, plans how many features to generate
-  (``generation``) and draws them through
-  :func:`~glag_mm.core.generator.generate_features`, the one generation
-  path (tail classes from calibrated distributions around real anchors,
-  the others from their own Gaussians); the draws are seeded from
-  (``seed``, iteration, rank), so a resumed run draws what the
-  uninterrupted run drew;
-* computes cross-entropy on real and generated features together through
-  mmpretrain's ``ClsHead._get_loss``, plus the distiller's KD term;
-* keeps one adaptive confidence s_c per class (used for tail classes),
-  updated after each validation by :meth:`update_confidence`:
-  s_c <- clip(s_c + eta * sign(acc_c - acc_c_prev), s_min, s_max).
-
-How many are generated: see :func:`~glag_mm.core.generation_plan`
-(``'balance'``: every class topped up to n_max over an epoch of
-instance-balanced batches; ``'ratio'``: ``generation_ratio`` per real
-sample of its class, for a class-aware sampler).
+METHOD.md, stage two items 2 to 8; a drop-in for ``LinearClsHead`` in a cRT
+config. It maps pooled features to Tukey's x~ at train and test time,
+draws generated features in every training batch
+(:func:`~glag_mm.core.generation_plan`,
+:func:`~glag_mm.core.generator.generate_features`, seeded from (``seed``,
+iteration, rank)), trains on real and generated rows together (plus the
+distiller's KD term), and updates one confidence s_c per tail class after
+each validation (:meth:`update_confidence`).
 
 The class statistics are not model state: :class:`~glag_mm.engine.AFGHook`
-builds them once per work_dir into a file and hands them to the head
-(:meth:`set_statistics`); checkpoints hold the classifier and the
-confidence state only, so a finished model predicts without them.
+builds them into a file and hands them over (:meth:`set_statistics`);
+checkpoints hold the classifier and the confidence state only.
 """
 
 from typing import Optional, Tuple
@@ -75,7 +60,8 @@ class AFGHead(LinearClsHead):
             ``'stage_one'``, the stage-one model's accuracy of class c on
             the same validation split, computed once by
             :class:`~glag_mm.engine.AFGHook` (buffer ``reference_acc``).
-        generation: ``'balance'`` or ``'ratio'`` (module docstring).
+        generation: ``'balance'`` (every class topped up to n_max over an
+            epoch) or ``'ratio'`` (for a class-aware sampler).
         generation_ratio: generated features per real one in ``'ratio'``.
         n_max: per-class target of ``'balance'`` (default max n_c).
         max_generated: cap on generated features per batch (None: no cap)
@@ -93,16 +79,14 @@ class AFGHead(LinearClsHead):
             ``LinearClsHead``.
 
     Attributes:
-        confidence: (C,) buffer, s_c.
-        prev_class_acc: (C,) buffer, the last validation's per-class
-            accuracy in [0, 1].
-        num_confidence_updates: validations seen.
-        last_update_iter: training iteration of the last validation seen
-            (-1 before any).
+        confidence, prev_class_acc: (C,) buffers, s_c and the last
+            validation's per-class accuracy; num_confidence_updates,
+            last_update_iter: validations seen and the iteration of the
+            last (-1 before any).
         statistics: the :class:`~glag_mm.core.ClassStatistics` (not saved
             in checkpoints), or None.
-        distiller: optional callable ``(raw, logits, labels) -> dict`` of
-            extra losses (set by :class:`~glag_mm.engine.GLAGDistillHook`).
+        distiller: optional callable ``(raw, logits, labels, samples) ->
+            dict`` of extra losses (:class:`~glag_mm.engine.GLAGDistillHook`).
     """
 
     # training-only state, left out of deployment exports (tools/export.py)
@@ -322,7 +306,9 @@ class AFGHead(LinearClsHead):
             )
         if self.distiller is not None:
             real_logits = logits[: real.shape[0]]
-            losses.update(self.distiller(feats[-1], real_logits, labels))
+            losses.update(
+                self.distiller(feats[-1], real_logits, labels, data_samples)
+            )
         return losses
 
     # ------------------------------------------------------------------
