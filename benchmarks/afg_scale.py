@@ -20,9 +20,9 @@ process:
   of ImageNet-LT over the 1x time, timed in interleaved rounds (the tail
   threshold is a fraction of n_max, so the same classes are tail);
 * generation throughput: the multiply-adds of its products (2 D per factor
-  row read) per second over the rate of a 1024^3 sgemm in the same process,
-  and, as ``normals_only_over_sgemm``, the same figure if drawing the
-  batch's normals (one per factor row read, D more per draw with an
+  row read) per second over the rate of a 1024^3 sgemm timed between the
+  batches, and, as ``normals_only_over_sgemm``, the same figure if drawing
+  the batch's normals (one per factor row read, D more per draw with an
   isotropic residual) with ``torch.randn`` were all it cost: on a CPU the
   draws alone cap the throughput near that figure.
 
@@ -137,13 +137,14 @@ def checkpoint_extra():
     return size(state) - size(weights) + len(ref)
 
 
-def sgemm_rate(reps=5):
+def sgemm_time(reps=2):
+    """Seconds of one 1024^3 sgemm (2 * 1024^3 flops)."""
     a, b = torch.rand(1024, 1024), torch.rand(1024, 1024)
     a @ b
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
-    return 2 * 1024**3 * reps / (time.perf_counter() - t0)
+    return (time.perf_counter() - t0) / reps
 
 
 def rows_read(stats):
@@ -159,13 +160,12 @@ def rows_read(stats):
     return out, out + stats.dim * resid
 
 
-def randn_rate(count, reps=5):
-    """Normals per second of torch.randn (float32) in this process."""
+def randn_time(count):
+    """Seconds of torch.randn drawing ``count`` float32 normals."""
     torch.randn(count)
     t0 = time.perf_counter()
-    for _ in range(reps):
-        torch.randn(count)
-    return count * reps / (time.perf_counter() - t0)
+    torch.randn(count)
+    return time.perf_counter() - t0
 
 
 def generation(args):
@@ -187,7 +187,7 @@ def generation(args):
     conf = torch.full((len(counts),), 0.6)
     times = {scale: [] for scale in sets}
     flops = {scale: [] for scale in sets}
-    normals = []
+    sgemm, randn = [], []  # timed between the batches, as they ran
     g = torch.Generator().manual_seed(0)
     for it in range(args.warmup + args.gen_batches):
         batch = labels[torch.randint(len(labels), (args.batch,), generator=g)]
@@ -202,16 +202,19 @@ def generation(args):
                 times[scale].append(elapsed)
                 flops[scale].append(2 * args.dim * float(reads[0][plan].sum()))
                 if scale == 1:
-                    normals.append(float(reads[1][plan].sum()))
+                    randn.append(randn_time(int(reads[1][plan].sum())))
+        if it >= args.warmup:
+            sgemm.append(sgemm_time())
     med = {s: statistics.median(t) for s, t in times.items()}
-    rate, sgemm = sum(flops[1]) / sum(times[1]), sgemm_rate()
+    sgemm_rate = 2 * 1024**3 * len(sgemm) / sum(sgemm)
+    rate = sum(flops[1]) / sum(times[1])
     # the rate if drawing its normals were all a batch cost
-    bound = sum(flops[1]) / (sum(normals) / randn_rate(int(max(normals))))
+    bound = sum(flops[1]) / sum(randn)
     return dict(
         generation_scaling_2x=med[2] / med[1],
         generation_scaling_4x=med[4] / med[1],
-        generation_over_sgemm=rate / sgemm,
-        normals_only_over_sgemm=bound / sgemm,
+        generation_over_sgemm=rate / sgemm_rate,
+        normals_only_over_sgemm=bound / sgemm_rate,
         per_batch_ms={s: 1000 * m for s, m in med.items()},
         generated_per_batch=len(plan),
     )

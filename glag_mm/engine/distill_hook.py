@@ -66,12 +66,8 @@ class LinearTeacher:
     def cache(self, features: Tensor, chunk: int = 8192) -> None:
         """z_t of every (cached, frozen) training feature, computed once:
         calls given the batch's data samples read row ``sample_idx``."""
-        self.table = torch.cat(
-            [
-                self.logits(features[a : a + chunk])
-                for a in range(0, features.shape[0], chunk)
-            ]
-        )
+        parts = features.split(chunk)
+        self.table = torch.cat([self.logits(part) for part in parts])
 
     def beta(self) -> float:
         """beta(u) at the current progress of the stage."""

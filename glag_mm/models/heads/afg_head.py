@@ -266,10 +266,8 @@ class AFGHead(LinearClsHead):
     def loss(self, feats, data_samples, **kwargs) -> dict:
         """CE on real and generated features, plus the distiller's terms.
 
-        Generation happens here (not in a ``train_step``) so that it also
-        runs under DDP, where the wrapper's ``train_step`` is used. The
-        loss is ``ClsHead._get_loss``'s on the joint targets.
-        """
+        Generation happens here, not in ``train_step``, so that it runs
+        under DDP too; the loss is ``ClsHead._get_loss``'s."""
         real = self.pre_logits(feats)
         labels = torch.cat([s.gt_label for s in data_samples])
         soft = 'gt_score' in data_samples[0]
