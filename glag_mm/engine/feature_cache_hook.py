@@ -252,6 +252,9 @@ class FeatureCacheHook(Hook):
             return (inputs,)
 
         def preprocess(data, training=False):
+            inputs = pre.cast_data(data['inputs'])
+            if inputs.device.type == 'cpu':  # the samples are there already
+                return dict(data, inputs=inputs)
             return pre.cast_data(data)
 
         model.extract_feat = extract_feat
