@@ -106,11 +106,10 @@ class LinearTeacher:
             idx = None if idx is None else idx[rows]
         beta = self.beta()
         MessageHub.get_current_instance().update_scalar('train/kd_beta', beta)
+        teacher = self.logits(raw) if idx is None else self.table[idx]
         kd = distillation_loss(
             student_logits.float(),
-            self.logits(raw)
-            if idx is None
-            else self.table[idx].to(raw.device),
+            teacher.to(raw.device),
             temperature=self.temperature,
             mask=mask,
         )

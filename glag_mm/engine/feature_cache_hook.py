@@ -7,11 +7,9 @@ the training (and validation) set once, then lets the epochs run on a
 :class:`~glag_mm.engine.feature_cache.FeatureTensorDataset` through the
 *same* model, whose trunk is bypassed (``extract_feat`` returns the cached
 features), so the head, loss, hooks, optimiser and checkpoints are the very
-objects of the uncached run; checkpoints even keep the trunk's weights. The
-uncached and cached runs agree to float tolerance (the trunk runs on other
-batch compositions; its norm layers must be in eval mode, which is
-checked). The features are written once per machine and memory-mapped by
-every rank.
+objects of the uncached run; checkpoints keep the trunk's weights. The
+uncached and cached runs agree to float tolerance (the trunk's norm layers
+must be in eval mode, which is checked).
 """
 
 import os.path as osp
