@@ -267,7 +267,7 @@ class AFGHead(LinearClsHead):
         """CE on real and generated features, plus the distiller's terms.
 
         Generation happens here, not in ``train_step``, so that it runs
-        under DDP too; the loss is ``ClsHead._get_loss``'s."""
+        under DDP too; the loss as ``ClsHead._get_loss`` computes it."""
         real = self.pre_logits(feats)
         labels = torch.cat([s.gt_label for s in data_samples])
         soft = 'gt_score' in data_samples[0]
