@@ -121,12 +121,12 @@ class GLAGDistillHook(Hook):
     """Distil the stage-one classifier into the stage-two head.
 
     Before training it loads the teacher (``checkpoint``'s ``head.fc``) and
-    hands the head (one with a ``distiller`` attribute, which its
-    ``loss()`` calls, so it runs under DDP) a :class:`LinearTeacher`. The
-    term is logged as ``loss_kd``. It refuses, saying what to change, a
-    missing checkpoint, a teacher head of another shape, trunk weights that
-    differ from the model's, a trainable trunk parameter, or a head without
-    ``distiller``.
+    hands the head a :class:`LinearTeacher`: heads with a ``distiller``
+    attribute call it in their ``loss()`` (so it runs under DDP); any other
+    head's ``loss`` is wrapped. The term is logged as ``loss_kd``. It
+    refuses, saying what to change, a missing checkpoint, a teacher head of
+    another shape, trunk weights that differ from the model's, or a
+    trainable trunk parameter.
 
     Args:
         checkpoint: the stage-one checkpoint; in configs
@@ -305,13 +305,10 @@ class GLAGDistillHook(Hook):
             self.power,
             self.temperature,
         )
-        if not hasattr(head, 'distiller'):
-            raise ValueError(
-                f'GLAGDistillHook: the head {type(head).__name__} takes no '
-                'distiller; use AFGHead or LWSHead, or a head whose loss() '
-                'adds distiller(raw, logits, labels, samples) when set.'
-            )
-        head.distiller = self.teacher
+        if hasattr(head, 'distiller'):
+            head.distiller = self.teacher
+        else:
+            self._wrap_loss(head)
         # FeatureCacheHook (ABOVE_NORMAL) has swapped in the cached set
         loop = getattr(runner, 'train_loop', None)
         cached = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
@@ -327,3 +324,17 @@ class GLAGDistillHook(Hook):
             f'{int(self.teacher.head_classes.sum())} head classes distilled'
             + ('' if self.teacher.table is None else ', logits cached')
         )
+
+    def _wrap_loss(self, head) -> None:
+        original = type(head).loss
+        teacher = self.teacher
+
+        def loss(feats, data_samples, **kwargs):
+            losses = original(head, feats, data_samples, **kwargs)
+            labels = torch.cat([s.gt_label for s in data_samples])
+            losses.update(
+                teacher(feats[-1], head(feats), labels, data_samples)
+            )
+            return losses
+
+        head.loss = loss
