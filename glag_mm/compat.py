@@ -31,7 +31,7 @@ a test in ``tests/test_compat.py`` that fails without it:
    error names the dataset, its ``ann_file`` and ``data_root`` instead.
 
 Distributed training on CPU needs no patch: the tools start the gloo group
-and configure the DDP wrapper themselves (:mod:`glag_mm.apis.launch`).
+and configure the DDP wrapper themselves (:mod:`glag_tools.launch`).
 """
 
 import functools

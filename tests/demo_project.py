@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 from test_tools import REPO, write_fashion_mnist
 
-from glag_mm.apis import build_runner, prepare_train_config
+from glag_tools import build_runner, prepare_train_config
 
 DEMO = Path(REPO) / 'configs' / 'demo'
 

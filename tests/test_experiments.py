@@ -39,8 +39,8 @@ from experiments.lib import (
 from experiments.lib import runner as runner_module
 from experiments.lib.plots import confidence_history
 from experiments.lib.records import pooled_reliability
-from glag_mm.apis import read_stage_done
 from glag_mm.evaluation import reliability_bins
+from glag_tools import read_stage_done
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = [30, 24, 18, 14, 10, 8, 6, 5, 4, 3]  # many > 15, few < 6

@@ -19,8 +19,8 @@ from test_experiments import STAGE1 as EXPERIMENT_STAGE1
 from test_experiments import write_tiny_set
 from test_tools import run_tool
 
-from glag_mm.apis import ConfigError
-from glag_mm.apis.selection import (
+from glag_tools import ConfigError
+from glag_tools.selection import (
     check_heldout_validation,
     planned_runs,
     point_options,

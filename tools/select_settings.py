@@ -46,8 +46,8 @@ if REPO not in sys.path:  # a checkout without `pip install -e .`
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import glag_mm  # noqa: E402, F401  (applies the compat fixes)
-from glag_mm.apis import ConfigError, resolve_stage_one_checkpoint  # noqa: E402
-from glag_mm.apis.selection import (  # noqa: E402
+from glag_tools import ConfigError, resolve_stage_one_checkpoint  # noqa: E402
+from glag_tools.selection import (  # noqa: E402
     check_heldout_validation,
     final_validation,
     hook_type,

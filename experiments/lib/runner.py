@@ -45,6 +45,13 @@ from .records import (
 )
 from .spec import ExperimentSpec, RunSpec, SpecError, format_cfg_options
 
+# glag_tools, the library beside the scripts in tools/
+_TOOLS = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools'
+)
+if _TOOLS not in sys.path:
+    sys.path.append(_TOOLS)
+
 __all__ = [
     'ExperimentError',
     'Job',
@@ -170,7 +177,7 @@ def config_info(config: str, cfg_options: Dict[str, Any]) -> ConfigInfo:
     """Load a run's config (and its stages) with the run's options."""
     from mmengine.config import Config
 
-    from glag_mm.apis import is_multi_stage, load_stages
+    from glag_tools import is_multi_stage, load_stages
 
     cfg = Config.fromfile(config)
     options = dict(cfg_options)
@@ -202,7 +209,7 @@ def _check_epochs(run: RunSpec, info: ConfigInfo) -> None:
 
 
 def _has_checkpoint(work_dir: str) -> bool:
-    from glag_mm.apis import STAGE_DONE_FILE
+    from glag_tools import STAGE_DONE_FILE
 
     return bool(
         glob.glob(osp.join(work_dir, 'last_checkpoint'))
@@ -363,7 +370,7 @@ def _call(cmd: List[str], log: str, ctx: Context) -> Tuple[int, float]:
 
 def final_checkpoint(job: Job, ctx: Context) -> str:
     """The final checkpoint the training left (root-relative if inside)."""
-    from glag_mm.apis import finished_checkpoint
+    from glag_tools import finished_checkpoint
 
     with _cwd(ctx.root):
         path = finished_checkpoint(job.work_dir, job.run.config)

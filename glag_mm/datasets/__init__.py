@@ -9,7 +9,6 @@ from .lt_lists import (
     PlacesLT,
 )
 from .samplers import ClassAwareSampler
-from .smoke import SmokeSubset
 from .utils import dataset_labels, dataset_num_classes
 
 __all__ = [
@@ -22,7 +21,6 @@ __all__ = [
     'INaturalist2018',
     'ClassAwareSampler',
     'PerClassSplit',
-    'SmokeSubset',
     'heldout_counts',
     'dataset_labels',
     'dataset_num_classes',

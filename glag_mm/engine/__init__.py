@@ -20,10 +20,6 @@ __all__ += [
     'NonFiniteError',
 ]
 
-from .smoke_hook import SmokeTestHook  # noqa: E402
-
-__all__ += ['SmokeTestHook']
-
 from . import runner_defaults  # noqa: E402
 
 # Runners built by mmpretrain's own tools get ClassCountsHook when needed.

@@ -20,7 +20,7 @@ these places that held a non-finite value. The check runs in
 ``isfinite().all()`` per checked tensor and one host sync for all of them.
 
 The tools add the hook to every training config (see
-:func:`glag_mm.apis.prepare_train_config`); other configs add
+:func:`glag_tools.prepare_train_config`); other configs add
 ``dict(type='NonFiniteCheckHook')`` to ``custom_hooks``.
 """
 
