@@ -10,18 +10,3 @@ from .lt_lists import (
 )
 from .samplers import ClassAwareSampler
 from .utils import dataset_labels, dataset_num_classes
-
-__all__ = [
-    'PROFILES',
-    'LongTailDataset',
-    'long_tail_counts',
-    'LongTailListDataset',
-    'ImageNetLT',
-    'PlacesLT',
-    'INaturalist2018',
-    'ClassAwareSampler',
-    'PerClassSplit',
-    'heldout_counts',
-    'dataset_labels',
-    'dataset_num_classes',
-]

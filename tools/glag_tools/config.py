@@ -32,8 +32,9 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import find_latest_checkpoint
 
-from glag_mm.safe_load import CheckpointError, latest_readable_checkpoint
+from glag_mm.safe_load import CheckpointError
 
+from .finished import latest_readable_checkpoint
 from .launch import set_cpu_model_wrapper
 
 __all__ = [
