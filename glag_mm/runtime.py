@@ -1,11 +1,7 @@
-"""Training-loop facts read from mmengine's MessageHub.
-
-mmengine's default ``RuntimeInfoHook`` records ``iter`` and ``max_iters`` in
-the current MessageHub, so losses and heads can follow the progress of the
-stage without a hook of their own. Training class counts are published under
-:data:`CLASS_COUNTS_KEY` by :class:`glag_mm.engine.ClassCountsHook`; every
-module that needs them gets them from :func:`resolve_class_counts`.
-"""
+"""Training-loop facts read from mmengine's MessageHub: the progress
+(``iter`` / ``max_iters`` of ``RuntimeInfoHook``) and the training class
+counts :class:`glag_mm.engine.ClassCountsHook` publishes, which every module
+gets through :func:`resolve_class_counts`."""
 
 from typing import List, Optional, Sequence
 

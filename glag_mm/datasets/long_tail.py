@@ -4,13 +4,10 @@ The long-tail literature builds CIFAR-10/100-LT by keeping, for the class of
 rank i (0 = largest), the first n_i images of a seeded random order of that
 class (METHOD.md, evaluation conventions [prior]):
 
-* ``'exp'``:  n_i = floor(n_max * IF^(-i / (C - 1)))   (n_0 = n_max,
-  n_{C-1} = floor(n_max / IF)); CIFAR-10 with IF = 100 gives
-  [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50] = 12,406 images.
-* ``'step'``: the first C - floor(C / 2) classes keep n_max, the last
-  floor(C / 2) keep floor(n_max / IF) (Buda et al.'s step imbalance with
-  half of the classes in the minority; for odd C the extra class is a
-  majority one).
+* ``'exp'``: n_i = floor(n_max * IF^(-i / (C - 1))); CIFAR-10 at IF 100:
+  [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50] = 12,406 images;
+* ``'step'`` (Buda et al.): the last floor(C / 2) classes keep
+  floor(n_max / IF), the others n_max.
 """
 
 import math

@@ -1,12 +1,10 @@
 """Readers for the published long-tail split files.
 
-ImageNet-LT and Places-LT (Liu et al., OLTR, 2019) and iNaturalist 2018 are
-distributed as list files, one ``relative/path.jpg label`` per line, which
-the decoupling literature reuses (METHOD.md, evaluation conventions). The
-readers parse only the list (or json) file: no image is opened before a
-sample is requested, so even the 437,513-line iNaturalist training list
-loads in about a second. ``metainfo['class_counts']`` holds the images per
-class of the split that was read (class-index order).
+ImageNet-LT and Places-LT (Liu et al., OLTR, 2019) and iNaturalist 2018
+ship as ``relative/path.jpg label`` list files, reused by the decoupling
+literature (METHOD.md, evaluation conventions). Only the list (or json) is
+parsed, no image opened: the 437,513-line iNaturalist list loads in about a
+second. ``metainfo['class_counts']`` counts the split read.
 """
 
 import json
