@@ -36,32 +36,20 @@
 import json
 import os.path as _osp
 
+from experiments.lib.spec import chosen_settings
+
 _C = 'configs/experiments/fashionmnistlt_if100/'
-_SELECTION = _osp.join(
+_RESULTS = _osp.join(
     _osp.dirname(_osp.dirname(_osp.abspath(__file__))),
     'results',
     'fashionmnistlt_if100',
-    'selection',
 )
-# positions in afg_kd_r8.py's custom_hooks, for the chosen options' keys
-_HOOKS = {'AFGHook': 2, 'GLAGDistillHook': 3}
 
 
 def _chosen(method):
-    """The options tools/select_settings.py chose for ``method`` on the
-    validation split ({} before the selection has run)."""
-    path = _osp.join(_SELECTION, method, 'selection.json')
-    if not _osp.isfile(path):
-        return {}
-    with open(path) as f:
-        options = json.load(f)['chosen']['options']
-    out = {}
-    for key, value in options.items():
-        for hook, index in _HOOKS.items():
-            old, new = f'custom_hooks.{hook}.', f'custom_hooks.{index}.'
-            key = key.replace(old, new)
-        out[key] = value
-    return out
+    # positions in afg_kd_r8.py's custom_hooks, for the chosen keys
+    hooks = {'AFGHook': 2, 'GLAGDistillHook': 3}
+    return chosen_settings(_RESULTS, method, hooks)
 
 
 def _epochs_of(options):
