@@ -127,6 +127,9 @@ def test_chooses_on_validation_and_tests_the_chosen_point_once(stage_one):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     record = json.loads((work / 'selection.json').read_text())
+    # paths under the working directory are recorded relative to it
+    assert str(root) not in (work / 'selection.json').read_text()
+    assert record['test']['checkpoint'].startswith('selection/points/001/')
     frozen, trained = record['points']
     assert frozen['options'] == {'optim_wrapper.optimizer.lr': 0.0}
     assert trained['options'] == {'optim_wrapper.optimizer.lr': 0.05}
