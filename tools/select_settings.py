@@ -172,6 +172,19 @@ def budget(selection: Selection, test_seconds: float, wall: float) -> dict:
     )
 
 
+def _relative(value):
+    """Paths under the working directory made relative to it (records
+    name no machine's folders); other values unchanged."""
+    if isinstance(value, dict):
+        return {k: _relative(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative(v) for v in value]
+    root = osp.join(os.getcwd(), '')
+    if isinstance(value, str) and value.startswith(root):
+        return value[len(root) :]
+    return value
+
+
 def _write(path: str, record: dict) -> None:
     with open(path + '.tmp', 'w') as f:
         json.dump(record, f, indent=2)
@@ -283,6 +296,7 @@ def main(argv=None) -> int:
         ),
         budget=budget(selection, test_seconds, time.perf_counter() - start),
     )
+    record = _relative(record)  # the record to commit names no machine path
     _write(osp.join(selection.work_dir, 'selection.json'), record)
     write_markdown(osp.join(selection.work_dir, 'selection.md'), record)
     print(

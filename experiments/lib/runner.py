@@ -548,12 +548,24 @@ def make_record(
         train_attempts=train['attempts'],
         checkpoint=checkpoint,
         work_dir=ctx.rel(job.work_dir),
+        final_confidence=final_confidence(job.work_dir),
         git_commit=commit,
         git_dirty=None if dirty is None else bool(dirty),
         date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
         environment=environment(),
         command=commands,
     )
+
+
+def final_confidence(work_dir: str) -> Optional[List[Optional[float]]]:
+    """An AFGHead run's s_c after its last update (null for classes it
+    never scores), from the scalars AFGHook logged; None for other runs."""
+    from .plots import confidence_history  # matplotlib only where needed
+
+    history = confidence_history(work_dir)
+    if not history:
+        return None
+    return [_number(v) for v in history[-1][1]]
 
 
 # --------------------------------------------------------------- running
