@@ -190,6 +190,7 @@ def test_second_call_reuses_the_trained_points(stage_one, monkeypatch):
         return call(self, name, argv, log)
 
     monkeypatch.setattr(tool.Selection, 'call', only_test)
+    monkeypatch.chdir(stage_one['root'])  # as the first call: same record
     before = json.loads((work / 'selection.json').read_text())
     assert tool.main([
         str(stage_one['stage2']), '--grid',
