@@ -4,7 +4,7 @@ A finished gloo rank can abort at interpreter exit ('terminate called
 without an active exception', SIGABRT), which torchrun reports as a failed
 run although the work is done. ``tools/train.py`` and ``tools/test.py``
 leave a distributed run without interpreter finalisation
-(:func:`glag_mm.apis.launch.run_and_exit`); this script checks it by
+(:func:`glag_tools.launch.run_and_exit`); this script checks it by
 running ``tools/dist_train.sh`` (and with ``--test`` also
 ``tools/dist_test.sh``) N times on a tiny config: a one-stage ResNet with 8
 channels on 60 Fashion-MNIST-shaped images, one epoch, validated and
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tests'))
+sys.path[:0] = [str(REPO / 'tests'), str(REPO / 'tools')]
 
 from test_tools import STAGE1, write_fashion_mnist  # noqa: E402
 

@@ -16,7 +16,25 @@
 # cRT, LWS (its classifier plus per-class scales), AFG, AFG + KD (KD from
 # the probe), and Tukey's transform alone (AFGHead generating nothing).
 
+import json
+import os.path as _osp
+
+from experiments.lib.spec import chosen_settings
+
 _C = 'configs/experiments/cifar10lt_if100_lite0/'
+_RESULTS = _osp.join(
+    _osp.dirname(_osp.dirname(_osp.abspath(__file__))),
+    'results',
+    'cifar10lt_if100_lite0',
+)
+# cRT's, LWS's and GLAG's stage-two settings chosen on the validation split
+# by tools/select_settings.py on the probe (experiments/selection/ budgets),
+# committed under results/cifar10lt_if100_lite0/selection/<method>/;
+# positions in afg_kd_lite0_10e.py's custom_hooks for the chosen keys.
+_HOOKS = {'AFGHook': 2, 'GLAGDistillHook': 3}
+_CRT, _LWS, _GLAG = (
+    chosen_settings(_RESULTS, m, _HOOKS) for m in ('crt', 'lws', 'glag')
+)
 _KEEP_ALL = {
     'default_hooks.checkpoint.interval': 1,
     'default_hooks.checkpoint.max_keep_ckpts': -1,
@@ -51,8 +69,8 @@ runs = [
     ),
 ]
 _STAGE_TWO = [
-    ('crt', 'cRT', 'crt_lite0_10e.py', _KEEP_LAST, ['probe']),
-    ('lws', 'LWS', 'lws_lite0_10e.py', _KEEP_LAST, ['probe']),
+    ('crt', 'cRT', 'crt_lite0_10e.py', {**_KEEP_LAST, **_CRT}, ['probe']),
+    ('lws', 'LWS', 'lws_lite0_10e.py', {**_KEEP_LAST, **_LWS}, ['probe']),
     (
         'tukey',
         'Tukey transform alone',
@@ -69,6 +87,32 @@ _STAGE_TWO = [
         ['crt', 'lws', 'afg'],
     ),
 ]
+_STAGE_TWO += [
+    (
+        'kd',
+        'KD alone (cRT + KD, nothing generated)',
+        'kd_lite0_10e.py',
+        {**_KEEP_LAST, **_CRT},
+        ['crt'],
+    ),
+    (
+        'afg_kd_stage_one',
+        "AFG + KD, confidence reference 'stage_one'",
+        'afg_kd_lite0_10e.py',
+        {**_KEEP_ALL, 'model.head.confidence_reference': 'stage_one'},
+        ['afg_kd'],
+    ),
+]
+if _GLAG:
+    _STAGE_TWO.append(
+        (
+            'glag_val',
+            'GLAG (AFG + KD), val-selected',
+            'afg_kd_lite0_10e.py',
+            {**_KEEP_ALL, **_GLAG},
+            ['crt', 'lws', 'afg_kd'],
+        )
+    )
 for _name, _label, _config, _options, _base in _STAGE_TWO:
     runs.append(
         dict(
@@ -76,7 +120,7 @@ for _name, _label, _config, _options, _base in _STAGE_TWO:
             label=_label,
             group='Stage two on the linear probe',
             config=_C + _config,
-            epochs=10,
+            epochs=_options.get('train_cfg.max_epochs', 10),
             stage_one_from='probe',
             stage_one_seed=0,
             seeds=[0, 1, 2],
@@ -98,7 +142,7 @@ _BALANCE = {
     'train_dataloader.sampler.type': 'DefaultSampler',
     'train_dataloader.sampler.shuffle': True,
 }
-for _name, _label, _config, _options, _ in _STAGE_TWO[3:]:
+for _name, _label, _config, _options, _ in _STAGE_TWO[3:5]:
     runs.append(
         dict(
             name=f'{_name}_balance',
@@ -119,4 +163,6 @@ for _name, _label, _config, _options, _ in _STAGE_TWO[3:]:
         )
     )
 
+if _GLAG:
+    runs[-1]['note'] = 'chosen setting: ' + json.dumps(_GLAG, sort_keys=True)
 compare = [('crt', 'afg_kd'), ('probe', 'afg_kd')]

@@ -9,7 +9,5 @@ from . import compat
 
 compat.apply_all()
 
-from . import core, datasets, engine, evaluation, models  # noqa: E402,F401
+from . import core, datasets, engine, evaluation, models  # noqa: E402
 from .version import __version__  # noqa: E402
-
-__all__ = ['__version__', 'compat', 'core']

@@ -1,37 +1,24 @@
 """Workarounds for the pinned OpenMMLab stack, all in one place.
 
-Each patch is applied when :mod:`glag_mm` is imported, only where the
-installed versions need it (checked, not assumed), and logs one line to the
-``glag_mm.compat`` logger saying why; :data:`APPLIED` records them. Each has
-a test in ``tests/test_compat.py`` that fails without it:
+Each is applied on ``import glag_mm`` only where the installed versions
+need it (checked, not assumed), logs why to the ``glag_mm.compat`` logger,
+is recorded in :data:`APPLIED` and has a test in ``tests/test_compat.py``
+that fails without it:
 
-1. :func:`patch_checkpoint_loading` - mmengine's local checkpoint loader
-   (0.10.7: ``mmengine/runner/checkpoint.py``) calls ``torch.load`` without
-   ``weights_only``. On torch >= 2.6 that refuses the message-hub objects
-   mmengine stores in its own checkpoints (``resume``, ``load_from``,
-   ``init_cfg=dict(type='Pretrained')`` and ``tools/test.py`` fail with
-   ``UnpicklingError``); on older torch it unpickles anything. Applied when
-   that loader does not pass ``weights_only=True``: the local scheme is
-   re-registered with :func:`load_from_local`, which loads through
-   :func:`glag_mm.safe_load.load_checkpoint_file` (``weights_only=True``
-   with an allow-list; full unpickling only on an explicit opt-in).
-2. :func:`patch_package_lookup` - ``_base_ = 'mmpretrain::...'`` resolves the
-   package through ``pkg_resources``, which setuptools >= 82 removed.
-   Applied when ``pkg_resources`` cannot be imported: the replacement
-   answers from :mod:`importlib.metadata` / :mod:`importlib.util`. It is in
-   effect wherever glag_mm is imported before the config is read (our
-   ``tools/``); ``custom_imports`` inside a config runs too late, which is
-   why the requirements also pin ``setuptools<82``.
+1. :func:`patch_checkpoint_loading`: mmengine 0.10.7's local checkpoint
+   loader calls ``torch.load`` without ``weights_only``, which on torch >=
+   2.6 refuses mmengine's own message-hub objects (and before 2.6 unpickles
+   anything); the local scheme loads through
+   :func:`glag_mm.safe_load.load_checkpoint_file` instead.
+2. :func:`patch_package_lookup`: ``_base_ = 'mmpretrain::...'`` needs
+   ``pkg_resources``, gone in setuptools >= 82; answered from
+   :mod:`importlib.metadata`. ``custom_imports`` in a config runs too late
+   for it, hence also the ``setuptools<82`` pin.
+3. :func:`patch_empty_dataset_message`: mmengine 0.10.7 fails on an empty
+   data list with a bare ``need at least one array to concatenate``; the
+   error names the dataset, its ``ann_file`` and ``data_root``.
 
-3. :func:`patch_empty_dataset_message` - mmengine's ``BaseDataset``
-   (0.10.7) serialises its data list with ``np.concatenate``, so a dataset
-   whose list is empty (an empty annotation file, a folder without images,
-   a split that holds nothing) fails with a bare ``need at least one array
-   to concatenate``. Applied when that is what an empty list gives: the
-   error names the dataset, its ``ann_file`` and ``data_root`` instead.
-
-Distributed training on CPU needs no patch: the tools start the gloo group
-and configure the DDP wrapper themselves (:mod:`glag_mm.apis.launch`).
+CPU DDP needs no patch: the tools start gloo and the wrapper themselves.
 """
 
 import functools
@@ -70,10 +57,8 @@ def _applied(name: str, reason: str) -> None:
 
 
 def load_from_local(filename: str, map_location=None):
-    """mmengine's local scheme, loading through the allow-list.
-
-    mmengine names its log line after this function, so the name stays.
-    """
+    """mmengine's local scheme through the allow-list (mmengine's log line
+    names this function)."""
     return load_checkpoint_file(filename, map_location=map_location)
 
 
@@ -91,11 +76,7 @@ def loader_needs_replacing(loader: Optional[Callable]) -> bool:
 
 
 def patch_checkpoint_loading() -> bool:
-    """Load local checkpoints with ``weights_only=True`` and an allow-list.
-
-    Returns:
-        Whether the patch was applied now.
-    """
+    """Load local checkpoints with the allow-list; True if applied now."""
     import mmengine
     from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -165,12 +146,7 @@ def pkg_resources_missing() -> bool:
 
 
 def patch_package_lookup() -> bool:
-    """Resolve ``pkg::`` base configs without ``pkg_resources``.
-
-    Returns:
-        Whether the patch was applied now (only where ``pkg_resources`` is
-        missing).
-    """
+    """Resolve ``pkg::`` bases without ``pkg_resources``; True if now."""
     import mmengine.config.config as config_module
     import mmengine.utils.package_utils as package_utils
 
@@ -212,11 +188,7 @@ def empty_dataset_message_unclear() -> bool:
 
 
 def patch_empty_dataset_message() -> bool:
-    """Name the dataset that holds no sample when mmengine builds it.
-
-    Returns:
-        Whether the patch was applied now.
-    """
+    """Name an empty dataset when mmengine builds it; True if now."""
     from mmengine.dataset import BaseDataset
 
     original = BaseDataset._serialize_data

@@ -1,11 +1,7 @@
-"""Training-loop facts read from mmengine's MessageHub.
-
-mmengine's default ``RuntimeInfoHook`` records ``iter`` and ``max_iters`` in
-the current MessageHub, so losses and heads can follow the progress of the
-stage without a hook of their own. Training class counts are published under
-:data:`CLASS_COUNTS_KEY` by :class:`glag_mm.engine.ClassCountsHook`; every
-module that needs them gets them from :func:`resolve_class_counts`.
-"""
+"""Training-loop facts read from mmengine's MessageHub: the progress
+(``iter`` / ``max_iters`` of ``RuntimeInfoHook``) and the training class
+counts :class:`glag_mm.engine.ClassCountsHook` publishes, which every module
+gets through :func:`resolve_class_counts`."""
 
 from typing import List, Optional, Sequence
 
@@ -29,11 +25,7 @@ CLASS_COUNTS_KEY = 'glag_train_class_counts'
 
 
 def training_progress(default: float = 0.0) -> float:
-    """Progress u = iter / (max_iters - 1) of the running stage, in [0, 1].
-
-    u is 0 at the first iteration and exactly 1 at the last one. Outside a
-    training loop (no ``max_iters`` recorded) ``default`` is returned.
-    """
+    """u = iter / (max_iters - 1) in [0, 1]; ``default`` outside training."""
     hub = MessageHub.get_current_instance()
     max_iters = hub.get_info('max_iters')
     if not max_iters:
@@ -79,14 +71,9 @@ def describe_dataset(dataset) -> str:
 
 
 def count_dataset_labels(dataset, num_classes: Optional[int] = None):
-    """Per-class image counts of a (possibly wrapped) mmpretrain dataset.
-
-    Every label is checked to lie in [0, C), C = ``num_classes`` (the
-    head's) or else ``len(metainfo['classes'])`` when known; the first
-    sample outside it is reported with the dataset. ``metainfo
-    ['class_counts']`` wins where a dataset provides it (the long-tail
-    wrapper and split readers do); otherwise the labels are counted.
-    """
+    """Per-class counts of a dataset: ``metainfo['class_counts']`` where
+    given, else its labels counted; labels are checked to lie in [0, C)
+    (C = ``num_classes`` or ``len(metainfo['classes'])``)."""
     metainfo = getattr(dataset, 'metainfo', {}) or {}
     given = metainfo.get('class_counts')
     if not hasattr(dataset, 'get_gt_labels'):
@@ -114,18 +101,11 @@ def resolve_class_counts(
 ) -> List[int]:
     """The training class counts ``owner`` works with, validated.
 
-    In order: ``class_counts`` given explicitly (a config's
-    ``class_counts=[...]``); else counted from ``dataset`` (the training
-    set; its labels are checked against [0, num_classes) even where counts
-    are given); else those :class:`~glag_mm.engine.ClassCountsHook`
-    published for the running stage. Never val or test (METHOD.md stage
-    one item 3).
-
-    Raises:
-        ValueError: no counts from any source (:func:`
-            missing_class_counts_error`); a label out of range; a count
-            list whose length is not ``num_classes`` (the message says
-            where the counts came from); a class without images.
+    In order: ``class_counts`` given; else counted from ``dataset`` (whose
+    labels are checked even where counts are given); else those
+    :class:`~glag_mm.engine.ClassCountsHook` published. Never val or test
+    (METHOD.md stage one item 3). The ValueError says where counts came
+    from.
     """
     counted = None
     if dataset is not None:

@@ -1,31 +1,17 @@
-"""Load checkpoints without running code from them.
+"""Load checkpoints without running code from them (README, "Safe
+checkpoint loading").
 
-:func:`load_checkpoint_file` is the one place where glag_mm reads a ``.pth``
-file: mmengine's local checkpoint scheme (``resume``, ``load_from``,
-``init_cfg=dict(type='Pretrained')``, ``tools/test.py``), the distillation
-teacher and the feature cache all end here. It unpickles with
-``torch.load(weights_only=True)`` and an allow-list of exactly the types that
-mmengine and glag_mm write into checkpoints (:data:`SAFE_GLOBALS`), found by
-listing ``torch.serialization.get_unsafe_globals_in_checkpoint`` over
-checkpoints of stage one (GraLoss), stage two (AFGHead with distillation,
-LWSHead) and best-checkpoint runs, optimizer and scheduler state included:
-
-* ``mmengine.logging.HistoryBuffer`` (the message hub's log history) and the
-  bound statistics it stores, pickled as ``getattr(HistoryBuffer, 'mean')``;
-  ``getattr`` is allowed for exactly that (:func:`_history_statistic`), not
-  as the builtin;
-* numpy arrays, scalars and dtypes (``_reconstruct``, ``scalar``,
-  ``ndarray``, ``dtype`` and the dtype classes), under numpy 1 and 2 names;
-* ``builtins.list`` and ``builtins.dict`` (the per-class accuracies and
-  the reliability table of ``LongTailAccuracy``, which the message hub keeps
-  from the last validation, pickle as a plain list and dict).
-
-Anything else (a ``__reduce__`` payload, a foreign class) is refused with
-:class:`UnsafeCheckpointError`, naming the type and the opt-in: the
-environment variable ``GLAG_MM_TRUST_CHECKPOINTS=1`` turns full unpickling
-on, which runs any code the file carries; set it only for files you made or
-trust. A file that cannot be read at all (truncated, empty, not written by
-``torch.save``) raises :class:`UnreadableCheckpointError` naming it.
+:func:`load_checkpoint_file` is where every ``.pth`` read of glag_mm and
+mmengine's local scheme ends: ``torch.load(weights_only=True)`` with
+:data:`SAFE_GLOBALS`, the types ``get_unsafe_globals_in_checkpoint`` lists
+over stage-one, stage-two and best checkpoints (optimizer and scheduler
+state included): mmengine's ``HistoryBuffer`` and its statistics (pickled
+as ``getattr(HistoryBuffer, 'mean')``, so ``getattr`` is allowed for exactly
+that), numpy arrays, scalars and dtypes under numpy 1 and 2 names, and
+``list`` / ``dict`` (``LongTailAccuracy``'s per-class accuracies and
+reliability table in the message hub). Anything else raises
+:class:`UnsafeCheckpointError` naming the type and ``TRUST_ENV``; a file
+that cannot be read at all raises :class:`UnreadableCheckpointError`.
 """
 
 import os
@@ -49,7 +35,6 @@ __all__ = [
     'trusted',
     'check_readable',
     'load_checkpoint_file',
-    'latest_readable_checkpoint',
 ]
 
 TRUST_ENV = 'GLAG_MM_TRUST_CHECKPOINTS'
@@ -68,12 +53,7 @@ class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
 
 
 def _history_statistic(owner: Any, name: str):
-    """``getattr`` as checkpoints use it: HistoryBuffer statistics only.
-
-    mmengine pickles ``HistoryBuffer._statistics_methods`` (``min``,
-    ``max``, ``current``, ``mean`` and registered ones), which Python writes
-    as ``getattr(HistoryBuffer, name)``. Any other attribute is refused.
-    """
+    """``getattr(HistoryBuffer, name)`` for its statistics methods only."""
     known = (
         'min',
         'max',
@@ -124,11 +104,9 @@ def trusted() -> bool:
 def check_readable(filename: str, crc: bool = False) -> None:
     """Raise :class:`UnreadableCheckpointError` unless the file is intact.
 
-    Reads the file's zip directory (no unpickling): a truncated, empty or
-    foreign file fails here. With ``crc`` every member's CRC is checked too
-    (one read of the whole file), which also catches a partly overwritten
-    checkpoint. Legacy (pre zip) ``torch.save`` files are only checked for
-    a pickle header.
+    Reads the zip directory (no unpickling); ``crc`` also reads every
+    member's CRC. Legacy (pre zip) files are only checked for a pickle
+    header.
     """
     size = osp.getsize(filename)
     if size == 0:
@@ -193,20 +171,8 @@ def _unsafe(filename: str, error: Exception) -> UnsafeCheckpointError:
 def load_checkpoint_file(
     filename: str, map_location: Optional[Any] = None, mmap: bool = False
 ):
-    """``torch.load`` with ``weights_only=True`` and :data:`SAFE_GLOBALS`.
-
-    Args:
-        filename: a local ``.pth`` file.
-        map_location: as for :func:`torch.load`.
-        mmap: map the file's tensors instead of reading them (as for
-            :func:`torch.load`; the processes of a machine share the pages).
-
-    Raises:
-        FileNotFoundError: no such file.
-        UnreadableCheckpointError: truncated, empty or not a checkpoint.
-        UnsafeCheckpointError: the pickle needs a type off the allow-list
-            (and ``GLAG_MM_TRUST_CHECKPOINTS`` is not set).
-    """
+    """``torch.load(weights_only=True)`` with :data:`SAFE_GLOBALS`
+    (``mmap``: the processes of a machine share the pages)."""
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(
@@ -245,55 +211,3 @@ def _load(filename, map_location, weights_only: bool, mmap: bool = False):
     except (EOFError, KeyError, ValueError) as error:
         reason = f'{type(error).__name__}: {error}'
         raise _unreadable(filename, reason) from error
-
-
-_NUMBERED = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')
-
-
-def latest_readable_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint an automatic resume should use, or None for none.
-
-    mmengine resumes from the file named in ``work_dir/last_checkpoint``.
-    If that file is unreadable (a save cut short by a kill or a full disk),
-    it is skipped with a warning and the newest readable ``epoch_N.pth`` /
-    ``iter_N.pth`` of the work_dir is returned instead.
-
-    Raises:
-        UnreadableCheckpointError: the work_dir has checkpoints and none is
-            readable.
-    """
-    from mmengine.runner import find_latest_checkpoint
-
-    if not osp.isdir(work_dir):
-        return None
-    latest = find_latest_checkpoint(work_dir)
-    if latest is None:  # no run has saved here: start afresh, as mmengine
-        return None
-    numbered = sorted(
-        (
-            (int(found.group(1)), name)
-            for name in os.listdir(work_dir)
-            if (found := _NUMBERED.match(name))
-        ),
-        reverse=True,
-    )
-    candidates = [latest]
-    candidates += [osp.join(work_dir, name) for _, name in numbered]
-    skipped = []
-    for path in dict.fromkeys(candidates):
-        if not osp.isfile(path):
-            continue
-        try:
-            check_readable(path, crc=True)
-        except UnreadableCheckpointError as error:
-            skipped.append(path)
-            warnings.warn(f'{error} Automatic resume skips it.', stacklevel=2)
-            continue
-        return path
-    if skipped:
-        raise UnreadableCheckpointError(
-            f'no readable checkpoint in {work_dir!r} to resume from '
-            f'({len(skipped)} unreadable: {skipped}); delete them to start '
-            'afresh, or give --resume PATH to an intact checkpoint.'
-        )
-    return None

@@ -1,6 +1,7 @@
 """Shared test set-up: few threads on small machines, quiet third parties."""
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -14,6 +15,8 @@ warnings.filterwarnings('ignore', message='.*MultiScaleDeformableAttention.*')
 import glag_mm  # noqa: E402,F401  (registers modules, applies compat)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# glag_tools, the tools' library, lives beside the scripts in tools/
+sys.path.insert(0, str(REPO_ROOT / 'tools'))
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
 
 

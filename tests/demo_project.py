@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 from test_tools import REPO, write_fashion_mnist
 
-from glag_mm.apis import build_runner, prepare_train_config
+from glag_tools import prepare_train_config, train_config
 
 DEMO = Path(REPO) / 'configs' / 'demo'
 
@@ -58,9 +58,9 @@ def demo_config(
 
 
 def train(cfg: Config):
-    runner = build_runner(cfg)
-    runner.train()
-    return runner
+    # distinct experiment names: runners built in the same second would
+    # share mmengine's logger (and its file) and message hub otherwise
+    return train_config(cfg, name='demo')
 
 
 def checkpoint_files(work_dir) -> dict:

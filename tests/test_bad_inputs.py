@@ -16,7 +16,6 @@ from mmengine.hooks import Hook
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import HOOKS
 
-from glag_mm.apis import ConfigError, prepare_train_config
 from glag_mm.datasets import LongTailDataset
 from glag_mm.engine import NonFiniteError
 from glag_mm.safe_load import (
@@ -24,6 +23,7 @@ from glag_mm.safe_load import (
     check_readable,
     load_checkpoint_file,
 )
+from glag_tools import ConfigError, prepare_train_config
 
 pytestmark = pytest.mark.slow
 

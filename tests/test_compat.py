@@ -132,7 +132,7 @@ def test_mmengine_dist_init_needs_cuda_the_tools_do_not(monkeypatch):
         pytest.skip('the CPU-only path is what is tested here')
     import mmengine.dist.utils as dist_utils
 
-    from glag_mm.apis.launch import init_cpu_process_group
+    from glag_tools.launch import init_cpu_process_group
 
     env = dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1')
     env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
@@ -155,7 +155,7 @@ import sys
 import torch
 from torch import nn
 import glag_mm  # noqa: F401
-from glag_mm.apis.launch import (
+from glag_tools.launch import (
     init_cpu_process_group, run_and_exit, set_cpu_model_wrapper)
 from mmengine.config import Config
 from mmengine.model import BaseModel
@@ -217,7 +217,11 @@ print('NOT REACHED')
 def test_torchrun_two_ranks_on_cpu(tmp_path):
     script = tmp_path / 'ddp_toy.py'
     script.write_text(_DDP_SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO_ROOT))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        PYTHONPATH=f'{REPO_ROOT}{os.pathsep}{REPO_ROOT / "tools"}',
+    )
     result = subprocess.run(
         [
             sys.executable, '-m', 'torch.distributed.run',

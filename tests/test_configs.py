@@ -25,14 +25,14 @@ from mmpretrain.datasets import CIFAR10
 from mmpretrain.registry import DATA_SAMPLERS, DATASETS, METRICS, MODELS
 from test_tools import write_fashion_mnist
 
-from glag_mm.apis import (
+from glag_mm.engine import count_dataset_labels
+from glag_mm.runtime import set_train_class_counts
+from glag_tools import (
     is_multi_stage,
     load_stages,
     prepare_train_config,
     uses_stage_one_checkpoint,
 )
-from glag_mm.engine import count_dataset_labels
-from glag_mm.runtime import set_train_class_counts
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 ALL_CONFIGS = sorted(

@@ -27,20 +27,22 @@ from test_tools import write_idx
 from experiments.lib import (
     Context,
     SpecError,
+    confidence_spearman,
     format_cfg_options,
     load_records,
     load_spec,
     plan_jobs,
     run_experiment,
     spec_from_dict,
+    write_confidence_table,
     write_json,
     write_tables,
 )
 from experiments.lib import runner as runner_module
 from experiments.lib.plots import confidence_history
 from experiments.lib.records import pooled_reliability
-from glag_mm.apis import read_stage_done
 from glag_mm.evaluation import reliability_bins
+from glag_tools import read_stage_done
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = [30, 24, 18, 14, 10, 8, 6, 5, 4, 3]  # many > 15, few < 6
@@ -743,3 +745,75 @@ def test_make_report_pools_reliability_tables_over_seeds(tmp_path):
     table = records['ce'][0]['metrics']['lt/reliability']
     with pytest.raises(ValueError, match='ece_bins'):
         pooled_reliability([table, dict(table, count=[1] * 10)])
+
+
+def _ranks(values):
+    order = np.argsort(values)
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    return ranks
+
+
+def test_confidence_spearman_against_direct_ranks(tmp_path):
+    """Spearman's rho of (tail count, final s_c) equals Pearson's r of the
+    ranks; head classes (null scores) are left out; confidence.md holds the
+    per-seed values and their mean over seeds."""
+    counts = [1000, 400, 90, 60, 30, 12]
+    runs = {
+        0: [None, None, 0.5, 0.7, 0.6, 0.9],  # rarer mostly higher
+        1: [None, None, 0.9, 0.8, 0.7, 0.6],  # rarer lower: rho = +1
+    }
+    records = []
+    for seed, scores in runs.items():
+        record = fake_record('glag', seed, 50, 60, 50, 40)
+        record.update(class_counts=counts, final_confidence=scores)
+        records.append(record)
+    tail = np.array(counts[2:], dtype=float)
+    s0 = np.array(runs[0][2:], dtype=float)
+    direct = np.corrcoef(_ranks(tail), _ranks(s0))[0, 1]
+    assert confidence_spearman(records[0]) == pytest.approx(direct)
+    assert direct == pytest.approx(-0.8)
+    assert confidence_spearman(records[1]) == pytest.approx(1.0)
+    # fewer than three scored classes, or no spread: no correlation
+    flat = dict(records[0], final_confidence=[None] * 4 + [0.6, 0.6])
+    assert confidence_spearman(flat) is None
+    assert confidence_spearman(fake_record('ce', 0, 1, 1, 1, 1)) is None
+    spec = spec_from_dict(
+        dict(
+            title='fake',
+            runs=[
+                dict(name='ce', label='CE', config='ce.py'),
+                dict(name='glag', label='GLAG', config='glag.py'),
+            ],
+        ),
+        'fake',
+        'fake.py',
+    )
+    path = write_confidence_table(
+        spec, {'glag': records, 'ce': []}, str(tmp_path / 'confidence.md')
+    )
+    (row,) = [
+        line
+        for line in open(path).read().splitlines()
+        if line.startswith('| GLAG')
+    ]
+    assert row.startswith(f'| GLAG | {(-0.8 + 1.0) / 2:+.2f} ± ')
+    assert '-0.80, +1.00' in row and '| 0, 1 |' in row
+    assert '12: 0.75' in row  # the rarest class's mean final s_c
+    assert write_confidence_table(spec, {}, str(tmp_path / 'x.md')) is None
+
+
+def test_record_keeps_the_last_logged_confidence(tmp_path):
+    """final_confidence is the s_c of the last update AFGHook logged (a
+    resumed run's later lines win); runs without AFG scalars give None."""
+    log = tmp_path / '20260101_000000' / 'vis_data' / 'scalars.json'
+    log.parent.mkdir(parents=True)
+    lines = [
+        {'afg/confidence_updates': 1, 'afg/s_c/2': 0.6, 'afg/s_c/3': 0.6},
+        {'loss': 1.0, 'step': 5},
+        {'afg/confidence_updates': 2, 'afg/s_c/2': 0.65, 'afg/s_c/3': 0.5},
+    ]
+    log.write_text('\n'.join(json.dumps(x) for x in lines) + '\n')
+    scores = runner_module.final_confidence(str(tmp_path))
+    assert scores[2:] == [0.65, 0.5] and all(math.isnan(v) for v in scores[:2])
+    assert runner_module.final_confidence(str(tmp_path / 'gone')) is None

@@ -11,8 +11,8 @@ import torch
 from mmengine.config import Config
 from test_tools import STAGE1, TOOLS, run_tool, write_fashion_mnist
 
-from glag_mm.apis import ConfigError, run_stages
-from glag_mm.apis.export import (
+from glag_tools import ConfigError, run_stages
+from glag_tools.export import (
     build_classifier,
     deploy_state_dict,
     export_classifier,

@@ -15,8 +15,8 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS
 
-from glag_mm.apis import read_stage_done, run_stages
 from glag_mm.datasets import PerClassSplit, heldout_counts
+from glag_tools import read_stage_done, run_stages
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = [20, 12, 7, 4, 2]

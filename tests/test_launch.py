@@ -1,4 +1,4 @@
-"""glag_mm.apis.launch: CPU DDP set-up without patches, and how tools end.
+"""glag_tools.launch: CPU DDP set-up without patches, and how tools end.
 
 The successful 2-rank run is in tests/test_compat.py and tests/test_dist.py
 (tools/dist_train.sh); ``benchmarks/dist_exit_loop.py`` repeats it.
@@ -14,8 +14,8 @@ import torch
 from mmengine.config import Config
 from test_tools import free_port
 
-from glag_mm.apis import prepare_test_config, prepare_train_config
-from glag_mm.apis.launch import run_and_exit, set_cpu_model_wrapper
+from glag_tools import prepare_test_config, prepare_train_config
+from glag_tools.launch import run_and_exit, set_cpu_model_wrapper
 
 REPO = Path(__file__).resolve().parents[1]
 cpu_only = pytest.mark.skipif(
@@ -73,7 +73,7 @@ def test_outside_a_process_group_exits_as_usual():
 _FAILING_RANK = """
 import os, sys
 import torch
-from glag_mm.apis.launch import init_cpu_process_group, run_and_exit
+from glag_tools.launch import init_cpu_process_group, run_and_exit
 
 def main(argv):
     init_cpu_process_group('pytorch')
@@ -91,7 +91,8 @@ print('NOT REACHED', flush=True)
 def test_failed_rank_exits_non_zero_with_its_traceback(tmp_path):
     script = tmp_path / 'failing.py'
     script.write_text(_FAILING_RANK)
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO), str(REPO / 'tools')])
     result = subprocess.run(
         [
             sys.executable, '-m', 'torch.distributed.run',

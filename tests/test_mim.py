@@ -57,6 +57,9 @@ def wheel_site(tmp_path_factory):
     names = zipfile.ZipFile(wheel).namelist()
     assert 'glag_mm/.mim/tools/train.py' in names
     assert 'glag_mm/.mim/tools/test.py' in names
+    # the tools' library ships with the scripts, not in the plugin
+    assert 'glag_mm/.mim/tools/glag_tools/stages.py' in names
+    assert not [n for n in names if n.startswith('glag_mm/apis')]
     assert 'glag_mm/.mim/configs/demo/graloss_r8_fmnistlt.py' in names
     assert 'glag_mm/.mim/configs/_base_/default_runtime.py' in names
     site = root / 'site'

@@ -15,7 +15,6 @@ from mmpretrain.structures import DataSample
 from test_metric import TinySet
 from test_tools import run_tool, write_project
 
-from glag_mm.apis import prepare_test_config, prepare_train_config
 from glag_mm.engine import PosthocTauHook
 from glag_mm.evaluation import (
     POSTHOC_TAU_KEY,
@@ -25,6 +24,7 @@ from glag_mm.evaluation import (
     select_posthoc_tau,
     set_selected_posthoc_tau,
 )
+from glag_tools import prepare_test_config, prepare_train_config
 
 # two classes, head 0 and tail 1: log(pi_0 / pi_1) = log(800 / 100)
 COUNTS = [800, 100]

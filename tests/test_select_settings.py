@@ -19,8 +19,8 @@ from test_experiments import STAGE1 as EXPERIMENT_STAGE1
 from test_experiments import write_tiny_set
 from test_tools import run_tool
 
-from glag_mm.apis import ConfigError
-from glag_mm.apis.selection import (
+from glag_tools import ConfigError
+from glag_tools.selection import (
     check_heldout_validation,
     planned_runs,
     point_options,
@@ -127,6 +127,9 @@ def test_chooses_on_validation_and_tests_the_chosen_point_once(stage_one):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     record = json.loads((work / 'selection.json').read_text())
+    # paths under the working directory are recorded relative to it
+    assert str(root) not in (work / 'selection.json').read_text()
+    assert record['test']['checkpoint'].startswith('selection/points/001/')
     frozen, trained = record['points']
     assert frozen['options'] == {'optim_wrapper.optimizer.lr': 0.0}
     assert trained['options'] == {'optim_wrapper.optimizer.lr': 0.05}
@@ -187,6 +190,7 @@ def test_second_call_reuses_the_trained_points(stage_one, monkeypatch):
         return call(self, name, argv, log)
 
     monkeypatch.setattr(tool.Selection, 'call', only_test)
+    monkeypatch.chdir(stage_one['root'])  # as the first call: same record
     before = json.loads((work / 'selection.json').read_text())
     assert tool.main([
         str(stage_one['stage2']), '--grid',
@@ -332,9 +336,9 @@ SHIPPED = [
         ('cifar10lt_if100_lite0', 'lite0_10e'),
     )
     for config, spec, runs in (
-        (f'afg_kd_{suffix}.py', 'glag_stage_two.py', 11),
-        (f'crt_{suffix}.py', 'crt.py', 9),
-        (f'lws_{suffix}.py', 'lws.py', 9),
+        (f'afg_kd_{suffix}.py', 'glag_stage_two.py', 8),
+        (f'crt_{suffix}.py', 'crt.py', 6),
+        (f'lws_{suffix}.py', 'lws.py', 6),
     )
 ]
 
@@ -353,7 +357,7 @@ def test_shipped_selection_specs_apply_to_their_configs(
     settings = tool.load_settings(
         str(spec), cfg_options=dict(stage_one_checkpoint=str(checkpoint))
     )
-    assert planned_runs(settings) == runs <= settings['max_runs'] == 12
+    assert planned_runs(settings) == runs <= settings['max_runs'] == 8
     # every value reaches the config the point trains
     cfg = Config.fromfile(str(EXPERIMENTS / config))
     args = tool.parse_args([str(EXPERIMENTS / config), '--work-dir', 'w'])

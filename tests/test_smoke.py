@@ -17,8 +17,8 @@ from mmpretrain.datasets import CIFAR10
 from test_configs import write_cifar
 from test_tools import write_fashion_mnist
 
-from glag_mm.apis import read_stage_done
-from glag_mm.apis.rehearsal import (
+from glag_tools import read_stage_done
+from glag_tools.rehearsal import (
     set_threads,
     smoke_config,
     split_stage_options,
@@ -157,7 +157,7 @@ def test_smoke_subset_keeps_every_class(tmp_path):
     import numpy as np
     from mmpretrain.datasets import FashionMNIST
 
-    from glag_mm.datasets import SmokeSubset
+    from glag_tools.smoke import SmokeSubset
 
     counts = [100, 60, 40, 20, 10, 5, 3, 2, 1, 1]
     root = write_fashion_mnist(tmp_path / 'fashion', counts)

@@ -20,14 +20,14 @@ from mmpretrain.registry import DATASETS, HOOKS, MODELS
 from test_tools import free_port
 
 from experiments.lib.plots import confidence_history
-from glag_mm.apis import (
+from glag_mm.core import ClassStatistics
+from glag_mm.engine.feature_cache import find_random_transforms
+from glag_mm.models import heads  # noqa: F401
+from glag_tools import (
     add_class_counts_hook,
     resolve_stage_one_checkpoint,
     run_stages,
 )
-from glag_mm.core import ClassStatistics
-from glag_mm.engine.feature_cache import find_random_transforms
-from glag_mm.models import heads  # noqa: F401
 
 COUNTS = [40, 20, 8, 3]
 VAL_COUNTS = [6, 6, 6, 6]
@@ -507,7 +507,7 @@ def _ddp_worker(rank, world, port, stage_one_ckpt, work_dir):
     )
     torch.set_num_threads(1)
     import glag_mm  # noqa: F401
-    from glag_mm.apis.launch import (
+    from glag_tools.launch import (
         init_cpu_process_group,
         set_cpu_model_wrapper,
     )

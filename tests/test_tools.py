@@ -1,4 +1,4 @@
-"""tools/train.py, tools/test.py and the library behind them (glag_mm.apis).
+"""tools/train.py, tools/test.py and the library behind them (glag_tools).
 
 The end-to-end runs use a tiny Fashion-MNIST in mmpretrain's own idx format
 (written to tmp_path), a one-stage ResNet with 8 channels and mmpretrain
@@ -21,7 +21,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from glag_mm.apis import (
+from glag_tools import (
     STAGE_DONE_FILE,
     ConfigError,
     add_class_counts_hook,
@@ -42,6 +42,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def test_plugin_does_not_import_the_tools_library():
+    """``import glag_mm`` registers the plugin; glag_tools adds its own."""
+    code = (
+        'import sys\n'
+        'import glag_mm\n'
+        'from mmpretrain.registry import DATASETS, HOOKS\n'
+        'before = [n in r.module_dict for n, r in '
+        "(('SmokeSubset', DATASETS), ('SmokeTestHook', HOOKS))]\n"
+        'sys.path.insert(0, sys.argv[1])\n'
+        'import glag_tools.rehearsal\n'
+        'after = [n in r.module_dict for n, r in '
+        "(('SmokeSubset', DATASETS), ('SmokeTestHook', HOOKS))]\n"
+        "print('LongTailDataset' in DATASETS.module_dict, before, after)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code, str(TOOLS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    ).stdout.split('\n')[-2]
+    assert out == 'True [False, False] [True, True]'
 
 
 # ---------------------------------------------------------------- tiny data

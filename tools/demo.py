@@ -31,7 +31,7 @@ import torch
 from mmengine.config import Config
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
-from glag_mm.apis import run_config
+from glag_tools import run_config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 METRIC_KEYS = ('lt/top1', 'lt/many', 'lt/medium', 'lt/few')

@@ -24,8 +24,8 @@ import sys
 import torch
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
-from glag_mm.apis import ConfigError
-from glag_mm.apis.export import (
+from glag_tools import ConfigError
+from glag_tools.export import (
     FORMATS,
     build_classifier,
     export_classifier,

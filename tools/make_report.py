@@ -10,7 +10,10 @@ against the training count for each ``compare`` pair of the spec
 confidence scores s_c across stage-two epochs from the ``epoch_<k>.pth``
 checkpoints of its work_dir (``confidence_<run>.png``; skipped with a
 message where the work_dir or its checkpoints are gone); and a reliability
-diagram of the test predictions (``reliability.png``): one panel per run
+diagram of the test predictions (``reliability.png``); and, where the
+runs recorded AFGHead's final s_c, ``confidence.md``: Spearman's rank
+correlation between a tail class's training count and its final s_c per
+AFG run (per seed and over seeds): one panel per run
 named in the spec's ``compare`` pairs (every run where it has none), drawn
 by tools/plot_reliability.py from the runs' recorded ``lt/reliability``
 tables with the bins pooled over all seeds found (the table of every
@@ -38,6 +41,7 @@ from experiments.lib import (  # noqa: E402
     read_json,
     reliability_table,
     spec_from_dict,
+    write_confidence_table,
     write_json,
     write_tables,
 )
@@ -172,6 +176,11 @@ def report(spec, results_dir: str) -> list:
             [(labels[a], records[a]), (labels[b], records[b])], out, title
         )
         written.append(out)
+    confidence = write_confidence_table(
+        spec, records, osp.join(results_dir, 'confidence.md')
+    )
+    if confidence:
+        written.append(confidence)
     panels = reliability_panels(spec, records, labels)
     if panels:
         out = osp.join(results_dir, 'reliability.png')

@@ -46,8 +46,8 @@ if REPO not in sys.path:  # a checkout without `pip install -e .`
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import glag_mm  # noqa: E402, F401  (applies the compat fixes)
-from glag_mm.apis import ConfigError, resolve_stage_one_checkpoint  # noqa: E402
-from glag_mm.apis.selection import (  # noqa: E402
+from glag_tools import ConfigError, resolve_stage_one_checkpoint  # noqa: E402
+from glag_tools.selection import (  # noqa: E402
     check_heldout_validation,
     final_validation,
     hook_type,
@@ -172,6 +172,19 @@ def budget(selection: Selection, test_seconds: float, wall: float) -> dict:
     )
 
 
+def _relative(value):
+    """Paths under the working directory made relative to it (records
+    name no machine's folders); other values unchanged."""
+    if isinstance(value, dict):
+        return {k: _relative(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative(v) for v in value]
+    root = osp.join(os.getcwd(), '')
+    if isinstance(value, str) and value.startswith(root):
+        return value[len(root) :]
+    return value
+
+
 def _write(path: str, record: dict) -> None:
     with open(path + '.tmp', 'w') as f:
         json.dump(record, f, indent=2)
@@ -283,6 +296,7 @@ def main(argv=None) -> int:
         ),
         budget=budget(selection, test_seconds, time.perf_counter() - start),
     )
+    record = _relative(record)  # the record to commit names no machine path
     _write(osp.join(selection.work_dir, 'selection.json'), record)
     write_markdown(osp.join(selection.work_dir, 'selection.md'), record)
     print(

@@ -18,7 +18,7 @@ from mmengine.config import Config, DictAction
 from mmengine.evaluator import DumpResults
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
-from glag_mm.apis import (
+from glag_tools import (
     ConfigError,
     build_runner,
     default_work_dir,
@@ -29,8 +29,8 @@ from glag_mm.apis import (
     select_stage,
     stage_work_dir,
 )
-from glag_mm.apis.launch import init_cpu_process_group, run_and_exit
-from glag_mm.apis.rehearsal import set_threads
+from glag_tools.launch import init_cpu_process_group, run_and_exit
+from glag_tools.rehearsal import set_threads
 
 
 def parse_args(argv=None):

@@ -19,9 +19,9 @@ import sys
 from mmengine.config import Config, DictAction
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
-from glag_mm.apis import ConfigError, run_config
-from glag_mm.apis.launch import init_cpu_process_group, run_and_exit
-from glag_mm.apis.rehearsal import apply_train_options, set_threads
+from glag_tools import ConfigError, run_config
+from glag_tools.launch import init_cpu_process_group, run_and_exit
+from glag_tools.rehearsal import apply_train_options, set_threads
 
 
 def parse_args(argv=None):

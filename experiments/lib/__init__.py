@@ -10,6 +10,7 @@ from .records import (
     COLUMNS,
     RELIABILITY,
     RunSummary,
+    confidence_spearman,
     load_records,
     mean_std,
     metrics_path,
@@ -17,6 +18,7 @@ from .records import (
     read_json,
     reliability_table,
     summarise,
+    write_confidence_table,
     write_json,
     write_tables,
 )
@@ -48,6 +50,7 @@ __all__ = [
     'RunSpec',
     'RunSummary',
     'SpecError',
+    'confidence_spearman',
     'describe_plan',
     'format_cfg_options',
     'load_records',
@@ -63,5 +66,6 @@ __all__ = [
     'spec_from_dict',
     'summarise',
     'write_json',
+    'write_confidence_table',
     'write_tables',
 ]

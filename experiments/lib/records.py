@@ -16,6 +16,9 @@ test split, final checkpoint; NaN is written as null):
     train_seconds, test_seconds,        # wall time of the subprocesses
     train_attempts,                     # >1: the run was resumed
     checkpoint, work_dir,
+    final_confidence,                   # AFGHead's s_c after its last
+                                        # update (null: not a tail class;
+                                        # absent or null: not an AFG run)
     git_commit, git_dirty, date, environment, command
 
 ``metrics['lt/reliability']`` is LongTailAccuracy's reliability table of
@@ -61,6 +64,8 @@ __all__ = [
     'RELIABILITY',
     'reliability_table',
     'pooled_reliability',
+    'confidence_spearman',
+    'write_confidence_table',
 ]
 
 COLUMNS = ('top1', 'many', 'medium', 'few')
@@ -378,3 +383,74 @@ def write_tables(spec: ExperimentSpec, results_dir: str) -> List[RunSummary]:
         writer.writeheader()
         writer.writerows(items)
     return rows
+
+
+# ------------------------------------------------- confidence behaviour
+def confidence_spearman(record: dict) -> Optional[float]:
+    """Spearman's rank correlation between the training count and the
+    final s_c over the tail classes of one AFG run (the classes with a
+    score); None with fewer than three such classes or no spread.
+
+    The paper (section 5.3.2) reports rarer tail classes ending with higher
+    s_c, i.e. a negative correlation.
+    """
+    scores = record.get('final_confidence')
+    if not scores:
+        return None
+    pairs = pd.DataFrame(
+        {'count': record['class_counts'], 'score': scores}, dtype=float
+    ).dropna()
+    if len(pairs) < 3 or pairs['score'].nunique() < 2:
+        return None
+    return float(pairs['count'].corr(pairs['score'], method='spearman'))
+
+
+def write_confidence_table(
+    spec: ExperimentSpec, records: Dict[str, List[dict]], path: str
+) -> Optional[str]:
+    """``confidence.md``: per AFG run, the Spearman correlation between a
+    tail class's training count and its final s_c, per seed and as mean
+    +- std over seeds, and the mean final s_c of each tail class; nothing
+    is written where no record holds final scores."""
+    lines = []
+    for run in spec.runs:
+        found = [
+            r for r in records.get(run.name, []) if r.get('final_confidence')
+        ]
+        if not found:
+            continue
+        found.sort(key=lambda r: r['seed'])
+        rho = [confidence_spearman(r) for r in found]
+        mean, std, n = mean_std(rho)
+        scores = pd.DataFrame([r['final_confidence'] for r in found])
+        tail = [c for c in scores if scores[c].notna().any()]
+        counts = found[0]['class_counts']
+        per_class = ', '.join(
+            f'{counts[c]}: {scores[c].mean():.2f}' for c in tail
+        )
+        summary = 'n/a' if mean is None else f'{mean:+.2f}'
+        if std is not None:
+            summary += f' ± {std:.2f}'
+        each = ', '.join('n/a' if v is None else f'{v:+.2f}' for v in rho)
+        seeds = ', '.join(str(r['seed']) for r in found)
+        lines.append(
+            f'| {run.label} | {summary} | {each} | {seeds} | {per_class} |'
+        )
+    if not lines:
+        return None
+    head = [
+        f'# {spec.title}: adaptive confidence at the end of stage two',
+        '',
+        "Spearman's rank correlation between a tail class's training count "
+        'and its final confidence score s_c (AFGHead, after the last '
+        'update), per seed and mean ± sample std over seeds; negative: '
+        'rarer classes end more confident (the paper, section 5.3.2). '
+        'Last column: training count: mean final s_c over the seeds.',
+        '',
+        '| run | Spearman (mean ± std) | per seed | seeds | '
+        'count: final s_c |',
+        '|---|---|---|---|---|',
+    ]
+    with open(path, 'w') as f:
+        f.write('\n'.join(head + lines) + '\n')
+    return path

@@ -45,6 +45,13 @@ from .records import (
 )
 from .spec import ExperimentSpec, RunSpec, SpecError, format_cfg_options
 
+# glag_tools, the library beside the scripts in tools/
+_TOOLS = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools'
+)
+if _TOOLS not in sys.path:
+    sys.path.append(_TOOLS)
+
 __all__ = [
     'ExperimentError',
     'Job',
@@ -170,7 +177,7 @@ def config_info(config: str, cfg_options: Dict[str, Any]) -> ConfigInfo:
     """Load a run's config (and its stages) with the run's options."""
     from mmengine.config import Config
 
-    from glag_mm.apis import is_multi_stage, load_stages
+    from glag_tools import is_multi_stage, load_stages
 
     cfg = Config.fromfile(config)
     options = dict(cfg_options)
@@ -202,7 +209,7 @@ def _check_epochs(run: RunSpec, info: ConfigInfo) -> None:
 
 
 def _has_checkpoint(work_dir: str) -> bool:
-    from glag_mm.apis import STAGE_DONE_FILE
+    from glag_tools import STAGE_DONE_FILE
 
     return bool(
         glob.glob(osp.join(work_dir, 'last_checkpoint'))
@@ -363,7 +370,7 @@ def _call(cmd: List[str], log: str, ctx: Context) -> Tuple[int, float]:
 
 def final_checkpoint(job: Job, ctx: Context) -> str:
     """The final checkpoint the training left (root-relative if inside)."""
-    from glag_mm.apis import finished_checkpoint
+    from glag_tools import finished_checkpoint
 
     with _cwd(ctx.root):
         path = finished_checkpoint(job.work_dir, job.run.config)
@@ -541,12 +548,24 @@ def make_record(
         train_attempts=train['attempts'],
         checkpoint=checkpoint,
         work_dir=ctx.rel(job.work_dir),
+        final_confidence=final_confidence(job.work_dir),
         git_commit=commit,
         git_dirty=None if dirty is None else bool(dirty),
         date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
         environment=environment(),
         command=commands,
     )
+
+
+def final_confidence(work_dir: str) -> Optional[List[Optional[float]]]:
+    """An AFGHead run's s_c after its last update (null for classes it
+    never scores), from the scalars AFGHook logged; None for other runs."""
+    from .plots import confidence_history  # matplotlib only where needed
+
+    history = confidence_history(work_dir)
+    if not history:
+        return None
+    return [_number(v) for v in history[-1][1]]
 
 
 # --------------------------------------------------------------- running

@@ -42,6 +42,7 @@ Fields of a run:
 * ``note``: free text for the table's footnotes.
 """
 
+import json
 import os.path as osp
 import re
 import runpy
@@ -55,6 +56,7 @@ __all__ = [
     'load_spec',
     'spec_from_dict',
     'format_cfg_options',
+    'chosen_settings',
 ]
 
 _NAME = re.compile(r'^[A-Za-z0-9_.+-]+$')
@@ -325,3 +327,29 @@ def format_cfg_options(options: Dict[str, Any]) -> Sequence[str]:
     ``DictAction`` (numbers, booleans, None, lists and tuples).
     """
     return [f'{key}={_format_value(value)}' for key, value in options.items()]
+
+
+def chosen_settings(
+    results_dir: str, method: str, hooks: Optional[Dict[str, int]] = None
+) -> Dict[str, Any]:
+    """The options tools/select_settings.py chose on the validation split.
+
+    Read from ``<results_dir>/selection/<method>/selection.json`` (the
+    committed record of the search); ``{}`` before the selection has run.
+    ``hooks`` maps a hook type to its position in the config's
+    ``custom_hooks``, so that keys naming a hook by type
+    (``custom_hooks.GLAGDistillHook.temperature``) become the index keys
+    that ``--cfg-options`` understands (``custom_hooks.3.temperature``).
+    """
+    path = osp.join(results_dir, 'selection', method, 'selection.json')
+    if not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        options = json.load(f)['chosen']['options']
+    out = {}
+    for key, value in options.items():
+        for hook, index in (hooks or {}).items():
+            old, new = f'custom_hooks.{hook}.', f'custom_hooks.{index}.'
+            key = key.replace(old, new)
+        out[key] = value
+    return out

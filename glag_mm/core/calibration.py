@@ -28,7 +28,6 @@ __all__ = [
     'WEIGHTINGS',
     'GENERATION_MODES',
     'tail_classes',
-    'donor_candidates',
     'num_donors',
     'support_sets',
     'donor_weights',
@@ -44,17 +43,9 @@ _CHUNK_ELEMS = 2**24  # bound on M x C distance blocks (64 MiB float32)
 
 
 def tail_classes(counts: Tensor, threshold: Union[int, float] = 100) -> Tensor:
-    """Tail mask: n_c below a count, or below a fraction of n_max.
-
-    Args:
-        counts: (C,) training images per class.
-        threshold: an int count (default 100, the many-shot threshold), or
-            a float in (0, 1) read as a fraction of n_max. A whole float
-            >= 1 (e.g. 100.0) is read as a count.
-
-    Returns:
-        BoolTensor: (C,) True for tail classes (n_c < threshold).
-    """
+    """(C,) bool: n_c < threshold, an int count (default 100, the
+    many-shot threshold; a whole float >= 1 counts too) or a float in (0, 1)
+    read as a fraction of n_max."""
     counts = torch.as_tensor(counts)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise TypeError(
@@ -71,16 +62,6 @@ def tail_classes(counts: Tensor, threshold: Union[int, float] = 100) -> Tensor:
             f'of n_max in (0, 1) (e.g. 0.1), got {threshold!r}'
         )
     return counts.to(torch.float64) < limit
-
-
-def donor_candidates(counts: Tensor) -> Tensor:
-    """(C, C) mask: entry [c, i] is True when class i has more images.
-
-    Dense in C; for large C prefer :func:`num_donors` and
-    :func:`support_sets`, which never build it.
-    """
-    counts = torch.as_tensor(counts)
-    return counts[None, :] > counts[:, None]
 
 
 def num_donors(counts: Tensor) -> Tensor:
@@ -104,25 +85,11 @@ def support_sets(
     counts: Tensor,
     k: int = 3,
 ) -> Tensor:
-    """The k donor classes nearest to each anchor (METHOD.md item 4).
+    """(M, k) donor ids per anchor, nearest first (METHOD.md item 4).
 
-    Donors of an anchor of class c are classes with more training images
-    than c; among them the k whose means are nearest in L2, nearest first.
-
-    Args:
-        anchors: (M, D) Tukey-transformed real features.
-        anchor_classes: (M,) their classes.
-        means: (C, D) class means mu_c.
-        counts: (C,) training images per class.
-        k: support set size.
-
-    Returns:
-        LongTensor: (M, k) donor class ids.
-
-    Raises:
-        ValueError: an anchor's class has fewer than k donor classes (lower
-            k, or the tail threshold so that the largest classes are not
-            tail).
+    Donors of an anchor of class c: the k classes with more training images
+    than c whose means mu (C, D) are nearest to the anchor in L2. A class
+    with fewer than k such classes is a ValueError.
     """
     _check_k(k)
     dev = means.device
@@ -160,14 +127,8 @@ def donor_weights(
     mode: str = 'count_distance',
     eps: float = 1e-12,
 ) -> Tensor:
-    """Mixing weights over each anchor's support set (METHOD.md item 5).
-
-    ``'count_distance'``: w_i = (n_i / ||x~ - mu_i||) / sum_j (n_j /
-    ||x~ - mu_j||) [ours]; ``'uniform'``: w_i = 1 / k [prior].
-
-    Returns:
-        Tensor: (M, k) float32 weights, each row summing to 1.
-    """
+    """(M, k) float32 donor weights, rows summing to 1 (METHOD.md item 5):
+    ``'count_distance'`` or ``'uniform'`` (module docstring)."""
     if mode not in WEIGHTINGS:
         raise ValueError(
             f'unknown donor weighting {mode!r}; choose one of {WEIGHTINGS}'
@@ -193,18 +154,8 @@ def calibrated_mean(
     means: Tensor,
     confidence: Tensor,
 ) -> Tensor:
-    """mu' = (1 - s) x~ + s sum_i w_i mu_i per anchor (METHOD.md item 5).
-
-    Args:
-        anchors: (M, D) real features x~.
-        donors: (M, k) support sets.
-        weights: (M, k) donor weights (rows sum to 1).
-        means: (C, D) class means.
-        confidence: (M,) s of each anchor's class (its adaptive score).
-
-    Returns:
-        Tensor: (M, D) float32 calibrated means.
-    """
+    """(M, D) float32 mu' = (1 - s) x~ + s sum_i w_i mu_i (METHOD.md
+    item 5), s (M,) the adaptive confidence of each anchor's class."""
     dev = means.device
     donors, weights = donors.to(dev), weights.to(dev, torch.float32)
     mixed = torch.zeros(anchors.shape[0], means.shape[1], device=dev)
@@ -222,32 +173,16 @@ def generation_plan(
     ratio: float = 1.0,
     generator: Optional[torch.Generator] = None,
 ) -> Tensor:
-    """Classes of the features to generate alongside one real batch.
+    """Sorted class ids of the features to generate beside one batch.
 
-    ``'balance'`` (instance-balanced real batches, GLAG's setting [ours]):
-    an epoch of N real samples in batches of B delivers n_c of class c, so
-    each batch carries e_c = B (n_max - n_c) / N generated features of class
-    c in expectation, i.e. B (n_max C / N - 1) in all, and over an epoch
-    real + generated reaches n_max for every class (METHOD.md item 7). e_c
-    is rounded at random (floor plus a Bernoulli draw of the fraction), so
-    the expectation is exact. Under DDP pass the per-rank batch; N is the
-    whole training set, so the ranks together top each class up.
-
-    ``'ratio'`` (real batches already class-balanced, e.g. a cRT
-    class-aware sampler): ``ratio`` generated features per real sample, of
-    that sample's class (fractional parts rounded at random).
-
-    Args:
-        counts: (C,) training images per class.
-        batch_labels: (B,) labels of the real batch.
-        n_max: the per-class target (default max n_c).
-        mode: ``'balance'`` or ``'ratio'``.
-        ratio: generated per real sample in ``'ratio'`` mode.
-        generator: a ``torch.Generator`` on ``batch_labels``' device.
-
-    Returns:
-        LongTensor: class ids to generate, on ``batch_labels``' device,
-        sorted by class.
+    ``'balance'`` (instance-balanced batches, GLAG's setting [ours]): each
+    batch of B carries e_c = B (n_max - n_c) / N features of class c in
+    expectation, so over an epoch real + generated reaches n_max for every
+    class (METHOD.md item 7); e_c is rounded at random (floor plus a
+    Bernoulli draw), keeping the expectation exact. Under DDP pass the
+    per-rank batch (N is the whole set). ``'ratio'`` (class-balanced real
+    batches, e.g. cRT's sampler): ``ratio`` features per real sample, of its
+    class. ``generator`` must be on ``batch_labels``' device.
     """
     if mode not in GENERATION_MODES:
         raise ValueError(
@@ -280,19 +215,11 @@ def check_generation_setup(
     k: int = 3,
     n_max: Optional[int] = None,
 ) -> List[str]:
-    """Checks that need only the class counts and the settings.
+    """Refuse, before the statistics pass, settings that cannot work.
 
-    Run before the statistics pass (METHOD.md stage two items 4 and 7), so
-    a setting that cannot work fails in seconds, not after a pass over the
-    training set.
-
-    Raises:
-        ValueError: a tail class has fewer than k classes with more images
-            (no support set), a class that is not tail has fewer than 2
-            images (no covariance of its own), or n_max is below max n_c.
-
-    Returns:
-        list of warnings (e.g. no tail class at all), empty when none.
+    ValueError: a tail class without k larger classes, a non-tail class
+    with under 2 images (no covariance), n_max below max n_c. Returns the
+    warnings (no tail class at all).
     """
     counts = torch.as_tensor(list(counts), dtype=torch.long)
     tail = tail_classes(counts, tail_threshold)
@@ -339,15 +266,11 @@ def adaptive_confidence(
     step: float,
     bounds=(0.0, 1.0),
 ):
-    """s_c <- clip(s_c + eta sign(acc_c - acc_c_prev), s_min, s_max).
+    """(s, acc record): s_c <- clip(s_c + eta sign(acc_c - acc_c_prev)).
 
-    METHOD.md stage two item 6, for tail classes only (all classes when
-    ``tail`` is None). A NaN accuracy (a class without validation samples)
-    or reference leaves that class's score unchanged, a NaN accuracy its
-    record too.
-
-    Returns:
-        (confidence, prev_acc): the new scores and accuracy record.
+    METHOD.md stage two item 6, tail classes only (all when ``tail`` is
+    None). A NaN accuracy or reference leaves the score (a NaN accuracy the
+    record too) unchanged.
     """
     seen = torch.isfinite(acc) & torch.isfinite(prev_acc)
     diff = torch.where(seen, acc - prev_acc, 0.0)

@@ -1,8 +1,5 @@
-"""Argument checks shared by every constructor of the plugin.
-
-One helper, so that every numeric setting is refused the same way: with its
-name, the range it must lie in and the value that was given.
-"""
+"""Argument checks shared by every constructor: a refusal names the
+setting, its range and the value given."""
 
 import math
 import numbers
@@ -29,20 +26,8 @@ def check_number(
     at_most: Optional[float] = None,
     owner: str = '',
 ) -> float:
-    """Return ``float(value)`` if it is a finite number in range, else raise.
-
-    Args:
-        name: the setting, as the user types it (``'eps'``, ``'tau_max'``).
-        value: what was given. ``bool`` is refused although it is an
-            ``int``; so are NaN and infinities.
-        above: exclusive lower bound, if any.
-        at_least: inclusive lower bound, if any.
-        at_most: inclusive upper bound, if any.
-        owner: the class the setting belongs to, prefixed to the message.
-
-    Raises:
-        ValueError: e.g. ``"GALALoss: eps must be a finite number > 0, got
-            0"``.
+    """``float(value)`` for a finite number (not ``bool``) in range, else
+    e.g. ``ValueError("GALALoss: eps must be a finite number > 0, got 0")``.
     """
     bounds = []
     if above is not None:
@@ -71,12 +56,7 @@ def check_integer(
     at_least: Optional[int] = None,
     owner: str = '',
 ) -> int:
-    """Return ``int(value)`` for an integer (not ``bool``) >= ``at_least``.
-
-    Raises:
-        ValueError: e.g. ``"GALALoss: num_classes must be an integer >= 1,
-            got 0"``.
-    """
+    """``int(value)`` for an integer (not ``bool``) >= ``at_least``."""
     ok = (
         not isinstance(value, bool)
         and isinstance(value, numbers.Integral)

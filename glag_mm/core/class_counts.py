@@ -14,19 +14,8 @@ def check_class_counts(
     owner: str = 'class_counts',
     source: str = 'given',
 ) -> torch.Tensor:
-    """Validate per-class training counts and return them as a tensor.
-
-    Args:
-        class_counts: n_c for c = 0..C-1, in class-index order.
-        num_classes: C expected by the model head, if known.
-        owner: what the counts are for, named in error messages.
-        source: where the counts came from, for the messages (``'given'``,
-            ``'counted from the training dataset'``).
-
-    Raises:
-        ValueError: wrong length, a negative or non-integer count, or a class
-            with zero images (its log-prior is -inf).
-    """
+    """n_c (float64) checked: length C, whole, every class >= 1 image;
+    ``owner`` and ``source`` are named in the ValueError."""
     counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
     if counts.ndim != 1 or counts.numel() == 0:
         raise ValueError(
@@ -59,18 +48,8 @@ def count_labels(
     num_classes: Optional[int] = None,
     source: str = 'labels',
 ) -> List[int]:
-    """n_c for c = 0..C-1 from one class index per sample.
-
-    Args:
-        labels: the class index of every sample, in sample order.
-        num_classes: C; counts are padded to it, and a label outside
-            [0, C) is an error. None: C = max label + 1.
-        source: the dataset the labels belong to, named in the message.
-
-    Raises:
-        ValueError: a label outside [0, num_classes) (or negative), naming
-            ``source``, the first offending sample index and its label.
-    """
+    """n_c from one label per sample (C: ``num_classes`` or max + 1); the
+    ValueError names ``source`` and the first label outside [0, C)."""
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     bad = labels < 0
     if num_classes is not None:

@@ -33,11 +33,7 @@ CURRICULA = ('authors', *SCHEDULES)
 def fbl_class_strength(
     class_counts: Union[Sequence[int], torch.Tensor],
 ) -> torch.Tensor:
-    """lambda~_j in [0, 1]: 0 for the largest class, 1 for the smallest.
-
-    With all classes equally large there is nothing to balance and every
-    lambda~_j is 0 [ours; the formula is 0 / 0 there].
-    """
+    """lambda~_j in [0, 1]; all 0 for equal classes [ours; 0 / 0 there]."""
     if isinstance(class_counts, torch.Tensor):
         class_counts = class_counts.tolist()
     log_n = check_class_counts(class_counts, owner='FBL').log()
@@ -54,19 +50,8 @@ def fbl_adjust_logits(
     scale: float,
     eps: float = 1e-6,
 ) -> torch.Tensor:
-    """z_j - scale * lambda~_j / (||f||_2 + eps), scale = a * lambda.
-
-    Args:
-        logits: z, (N, C).
-        features: f, (N, ...) the pooled feature each row's logits came
-            from; flattened per sample for the norm.
-        class_strength: lambda~, (C,).
-        scale: a(u) * lambda.
-        eps: keeps the division finite for an all-zero feature.
-
-    Returns:
-        torch.Tensor: (N, C); differentiable in both logits and features.
-    """
+    """z_j - scale lambda~_j / (||f||_2 + eps), scale = a lambda; f (N,
+    ...) is flattened per sample; differentiable in z and f."""
     if scale == 0:
         return logits
     norm = features.flatten(1).norm(p=2, dim=1, keepdim=True)
@@ -75,11 +60,8 @@ def fbl_adjust_logits(
 
 
 def authors_curriculum(epoch: int, max_epochs: int) -> float:
-    """The authors' a = (e / (E - 10)) ** 2, e the 0-based epoch, unclipped.
-
-    It reaches 1 ten epochs before the end and ends at
-    ((E - 1) / (E - 10)) ** 2 (about 1.1 for E = 200).
-    """
+    """The authors' a = (e / (E - 10)) ** 2, e 0-based, unclipped (about
+    1.1 at the end for E = 200)."""
     if max_epochs <= 10:
         raise ValueError(
             "curriculum='authors' is (epoch / (max_epochs - 10)) ** 2 and "

@@ -44,20 +44,8 @@ def gala_adjust_logits(
     lambda2: float,
     eps: float,
 ) -> torch.Tensor:
-    """Adjust the non-target logits of each row (METHOD.md, GALA).
-
-    Args:
-        logits: z, (N, C).
-        labels: class indices k, (N,).
-        pos_grad: theta, (C,).
-        neg_grad: phi, (C,).
-        lambda1, lambda2: weights of the two terms.
-        eps: added inside both logarithms.
-
-    Returns:
-        torch.Tensor: (N, C), z_j + lambda1 log(theta_j + eps)
-        - lambda2 log(phi_k + eps) for j != k and z_k for j = k.
-    """
+    """z_j + lambda1 log(theta_j + eps) - lambda2 log(phi_k + eps) for
+    j != k, z_k unchanged (module docstring)."""
     if lambda1 == 0 and lambda2 == 0:
         return logits
     pos = pos_grad.to(logits.device, torch.float64)
@@ -73,16 +61,8 @@ def gala_adjust_logits(
 def gala_increments(
     probs: torch.Tensor, labels: torch.Tensor, phi_mode: str = 'received'
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """This batch's additions to theta and phi.
-
-    Args:
-        probs: softmax of the adjusted logits, (N, C), detached.
-        labels: class indices, (N,).
-        phi_mode: 'received' or 'sent' (module docstring).
-
-    Returns:
-        (d_theta, d_phi), each (C,) in float64.
-    """
+    """(d_theta, d_phi), (C,) float64: this batch's additions, from the
+    softmax of the adjusted logits."""
     if phi_mode not in PHI_MODES:
         raise ValueError(
             f'phi_mode must be one of {PHI_MODES}, got {phi_mode!r}'
@@ -103,11 +83,8 @@ def update_running_statistic(
     increment: torch.Tensor,
     momentum: Optional[float] = None,
 ) -> None:
-    """In place: a running sum (momentum None) or an EMA.
-
-    The EMA follows PyTorch's batch-norm convention, momentum being the
-    weight of the new observation: stat <- (1 - m) * stat + m * increment.
-    """
+    """In place: a running sum (momentum None) or the EMA
+    stat <- (1 - m) stat + m increment (batch-norm convention)."""
     increment = increment.to(stat)
     if momentum is None:
         stat.add_(increment)

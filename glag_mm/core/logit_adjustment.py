@@ -37,12 +37,8 @@ def weight_reduce(
     reduction: str = 'mean',
     avg_factor: Optional[Union[int, float, torch.Tensor]] = None,
 ) -> torch.Tensor:
-    """Weight per-sample losses and reduce them like mmpretrain does.
-
-    ``loss * weight`` is reduced by ``reduction``; with ``avg_factor`` the
-    'mean' is ``sum / avg_factor`` and 'sum' is refused (as in mmpretrain's
-    ``weight_reduce_loss``).
-    """
+    """mmpretrain's ``weight_reduce_loss``: with ``avg_factor``, 'mean' is
+    ``sum / avg_factor`` and 'sum' is refused."""
     if reduction not in REDUCTIONS:
         raise ValueError(
             f'reduction must be one of {REDUCTIONS}, got {reduction!r}'
@@ -68,18 +64,8 @@ def weight_reduce(
 def cross_entropy_per_sample(
     logits: torch.Tensor, target: torch.Tensor
 ) -> torch.Tensor:
-    """Per-sample softmax cross-entropy for hard or soft targets.
-
-    Args:
-        logits: (N, C).
-        target: hard class indices (N,) or soft / one-hot targets (N, C)
-            (what mmpretrain heads pass as ``gt_score`` after a batch
-            augmentation).
-
-    Returns:
-        torch.Tensor: (N,) losses, ``-log softmax(z)_y`` or
-        ``-sum_c q_c log softmax(z)_c``.
-    """
+    """(N,) cross-entropy of logits (N, C) for class indices (N,) or soft
+    targets (N, C), mmpretrain's ``gt_score`` after batch augmentation."""
     if logits.ndim != 2:
         raise ValueError(
             f'logits must have shape (N, C), got {tuple(logits.shape)}'
@@ -119,23 +105,8 @@ def logit_adjusted_cross_entropy(
     reduction: str = 'mean',
     avg_factor: Optional[Union[int, float, torch.Tensor]] = None,
 ) -> torch.Tensor:
-    """Logit-adjusted cross-entropy (METHOD.md stage one, item 1).
-
-    L = -sum_c q_c log softmax(z + tau * log pi)_c, q one-hot for hard
-    labels.
-
-    Args:
-        logits: z, shape (N, C).
-        target: class indices (N,) or soft targets (N, C).
-        log_prior: log pi, shape (C,).
-        tau: adjustment strength; 0 gives cross-entropy, 1 Balanced Softmax.
-        weight: optional per-sample weights (N,).
-        reduction: 'none', 'mean' or 'sum'.
-        avg_factor: divide the summed loss by this instead of N ('mean').
-
-    Returns:
-        torch.Tensor: the reduced loss.
-    """
+    """-sum_c q_c log softmax(z + tau log pi)_c, reduced by
+    :func:`weight_reduce` (METHOD.md stage one, item 1)."""
     if log_prior.shape != logits.shape[-1:]:
         raise ValueError(
             f'log_prior has shape {tuple(log_prior.shape)} but the logits '

@@ -40,17 +40,7 @@ def schedule_value(
     value_max: float = 1.0,
     power: float = 2.0,
 ) -> float:
-    """Value of a schedule at progress ``u`` (clipped to [0, 1]).
-
-    Args:
-        progress: u, the fraction of the stage done (0 first step, 1 last).
-        schedule: one of :data:`SCHEDULES`.
-        value_max: the value reached at u = 1.
-        power: p of the convex (u ** p) and concave (u ** (1/p)) shapes.
-
-    Returns:
-        float: v(u).
-    """
+    """v(u), u = ``progress`` clipped to [0, 1] (module docstring)."""
     u = min(max(float(progress), 0.0), 1.0)
     if schedule == 'constant':
         return float(value_max)

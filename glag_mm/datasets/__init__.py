@@ -9,21 +9,4 @@ from .lt_lists import (
     PlacesLT,
 )
 from .samplers import ClassAwareSampler
-from .smoke import SmokeSubset
 from .utils import dataset_labels, dataset_num_classes
-
-__all__ = [
-    'PROFILES',
-    'LongTailDataset',
-    'long_tail_counts',
-    'LongTailListDataset',
-    'ImageNetLT',
-    'PlacesLT',
-    'INaturalist2018',
-    'ClassAwareSampler',
-    'PerClassSplit',
-    'SmokeSubset',
-    'heldout_counts',
-    'dataset_labels',
-    'dataset_num_classes',
-]

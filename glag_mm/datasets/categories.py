@@ -1,11 +1,5 @@
-"""Class names of the long-tail benchmarks that mmpretrain does not ship.
-
-Places-LT uses the 365 scene categories of Places365-Standard (Zhou et al.,
-2017) in the benchmark's label order (label i is the i-th name below; a
-'/' separates a scene from its sub-type). ImageNet-LT uses mmpretrain's
-``IMAGENET_CATEGORIES``; iNaturalist 2018 takes its names from the official
-json annotations.
-"""
+"""The 365 scene names of Places365-Standard (Zhou et al., 2017) in
+Places-LT's label order, which mmpretrain does not ship."""
 
 __all__ = ['PLACES365_CATEGORIES']
 

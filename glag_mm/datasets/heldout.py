@@ -23,6 +23,7 @@ from mmengine.dataset import BaseDataset as MMEngineBaseDataset
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
+from ..core import check_integer
 from .utils import IndexedSubset, seeded_class_orders
 
 __all__ = ['PerClassSplit', 'heldout_counts']
@@ -47,42 +48,19 @@ def heldout_counts(
     return held
 
 
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < low:
-        raise ValueError(
-            f'PerClassSplit: {name} must be an integer >= {low}, got {value!r}'
-        )
-    return int(value)
-
-
 @DATASETS.register_module()
 class PerClassSplit(IndexedSubset):
     """The training or the held-out part of a per-class split.
 
-    Use the same arguments (but ``split``) for the training and the
-    validation dataloader::
+    The same arguments but ``split`` serve both dataloaders::
 
         split = dict(type='PerClassSplit', fraction=0.1, min_per_class=2,
                      seed=0, dataset=dict(type='CustomDataset', ...))
         train_dataloader = dict(dataset=dict(split, split='train'))
         val_dataloader = dict(dataset=dict(split, split='heldout'))
 
-    ``metainfo`` is the wrapped dataset's plus ``class_counts`` (the images
-    of this split per class, class-index order; what the class-count hook
-    publishes for a training split) and ``heldout_counts``; the held-out
-    split also carries ``train_class_counts``.
-
-    Args:
-        dataset: a config dict (built with mmpretrain's DATASETS) or an
-            instance; single-label.
-        split: ``'train'`` or ``'heldout'``.
-        fraction: share of each class held out, in [0, 1).
-        min_per_class: held-out images per class at least (where the class
-            can spare them, see ``min_train_per_class``).
-        max_per_class: held-out images per class at most (None: no cap).
-        min_train_per_class: images per class always left for training.
-        seed: non-negative integer; the split depends only on it.
-        lazy_init: defer reading labels to :meth:`full_init`.
+    ``metainfo`` adds ``class_counts`` (this split's), ``heldout_counts``
+    and, for the held-out split, ``train_class_counts``.
     """
 
     def __init__(
@@ -109,16 +87,22 @@ class PerClassSplit(IndexedSubset):
             )
         self.split = split
         self.fraction = float(fraction)
-        self.min_per_class = _check_int(min_per_class, 'min_per_class', 0)
+
+        def whole(name, value):
+            return check_integer(
+                name, value, at_least=0, owner='PerClassSplit'
+            )
+
+        self.min_per_class = whole('min_per_class', min_per_class)
         self.max_per_class = (
             None
             if max_per_class is None
-            else _check_int(max_per_class, 'max_per_class', 0)
+            else whole('max_per_class', max_per_class)
         )
-        self.min_train_per_class = _check_int(
-            min_train_per_class, 'min_train_per_class', 0
+        self.min_train_per_class = whole(
+            'min_train_per_class', min_train_per_class
         )
-        self.seed = _check_int(seed, 'seed', 0)
+        self.seed = whole('seed', seed)
         self._wrap(dataset)
         if not lazy_init:
             self.full_init()

@@ -4,13 +4,10 @@ The long-tail literature builds CIFAR-10/100-LT by keeping, for the class of
 rank i (0 = largest), the first n_i images of a seeded random order of that
 class (METHOD.md, evaluation conventions [prior]):
 
-* ``'exp'``:  n_i = floor(n_max * IF^(-i / (C - 1)))   (n_0 = n_max,
-  n_{C-1} = floor(n_max / IF)); CIFAR-10 with IF = 100 gives
-  [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50] = 12,406 images.
-* ``'step'``: the first C - floor(C / 2) classes keep n_max, the last
-  floor(C / 2) keep floor(n_max / IF) (Buda et al.'s step imbalance with
-  half of the classes in the minority; for odd C the extra class is a
-  majority one).
+* ``'exp'``: n_i = floor(n_max * IF^(-i / (C - 1))); CIFAR-10 at IF 100:
+  [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50] = 12,406 images;
+* ``'step'`` (Buda et al.): the last floor(C / 2) classes keep
+  floor(n_max / IF), the others n_max.
 """
 
 import math
@@ -21,7 +18,7 @@ from mmengine.dataset import BaseDataset as MMEngineBaseDataset
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
-from ..core import check_number
+from ..core import check_integer, check_number
 from .utils import IndexedSubset, seeded_class_orders
 
 __all__ = ['PROFILES', 'long_tail_counts', 'LongTailDataset']
@@ -47,32 +44,15 @@ def long_tail_counts(
     imbalance_factor: float,
     profile: str = 'exp',
 ) -> List[int]:
-    """Images kept by the class of rank i = 0..C-1 (rank 0 is the largest).
-
-    Args:
-        num_classes: C.
-        max_count: n_max, the count of the rank-0 class.
-        imbalance_factor: IF = n_max / n_min, at least 1.
-        profile: ``'exp'`` (n_i = floor(n_max * IF^(-i/(C-1)))) or
-            ``'step'`` (see the module docstring).
-
-    Returns:
-        list[int]: n_0 >= n_1 >= ... >= n_{C-1} >= 1.
-
-    Raises:
-        ValueError: IF < 1, an unknown profile, or a profile that leaves a
-            class with no image (IF larger than n_max).
-    """
+    """n_0 >= ... >= n_{C-1} >= 1 kept by the class of rank i (module
+    docstring); a class left with no image is a ValueError."""
     imbalance_factor = _check_imbalance_factor(imbalance_factor)
     if profile not in PROFILES:
         raise ValueError(
             f'unknown long-tail profile {profile!r}; choose one of {PROFILES}'
         )
-    if int(num_classes) != num_classes or num_classes < 1:
-        raise ValueError(f'num_classes must be >= 1, got {num_classes!r}')
-    if int(max_count) != max_count or max_count < 1:
-        raise ValueError(f'max_count must be >= 1, got {max_count!r}')
-    num_classes, max_count = int(num_classes), int(max_count)
+    num_classes = check_integer('num_classes', num_classes, at_least=1)
+    max_count = check_integer('max_count', max_count, at_least=1)
     if profile == 'exp':
         if num_classes == 1:
             counts = [max_count]
@@ -103,57 +83,21 @@ def long_tail_counts(
 class LongTailDataset(IndexedSubset):
     """Keep a seeded long-tailed subset of a classification dataset.
 
-    The class of rank i (``class_order[i]``, default class i) keeps
-    ``long_tail_counts(C, n_max, imbalance_factor, profile)[i]`` images. Which
-    ones is a seeded choice made per class: the class's images, in the
-    wrapped dataset's order, are permuted by a generator seeded with
-    ``(seed, class index)`` and the first n_i are kept. It depends on nothing
-    else, so every process and every run keeps the same images, and for one
-    seed a larger imbalance factor keeps a subset of a smaller one's images.
-    Kept samples stay in the wrapped dataset's order.
+    The class of rank i (``class_order[i]``, default class i) keeps the
+    first ``long_tail_counts(C, max_count, imbalance_factor, profile)[i]``
+    of its images permuted by a generator seeded with (seed, class): the
+    same images in every process and run, and for one seed a larger IF
+    keeps a subset of a smaller one's. Kept samples stay in the wrapped
+    order; nothing is copied per image. A wrapped dataset built from a
+    config dict is shrunk in place (``get_subset_``, freeing in-memory
+    images); an instance passed in is never modified. ``metainfo`` adds
+    ``class_counts``, ``imbalance_factor`` and ``profile``. A class short
+    of its target is a ValueError unless ``allow_shortage`` (then logged).
 
-    Nothing is copied per image: the wrapper indexes into the wrapped
-    dataset, whose pipeline produces the samples. When the wrapper builds the
-    wrapped dataset itself (``dataset`` given as a config dict), it owns it
-    and shrinks it in place to the kept samples (``get_subset_``), freeing
-    the dropped images of in-memory sets such as CIFAR and Fashion-MNIST. A
-    dataset instance passed in is never modified (so, should its pipeline
-    return None in training mode, mmengine's refetch may pick any of its
-    images, kept or not; configs pass a dict).
-
-    ``metainfo`` is the wrapped dataset's plus ``class_counts`` (kept images
-    per class, class-index order; present once the dataset is initialised),
-    ``imbalance_factor`` and ``profile``.
-
-    ``split='heldout'`` gives a validation set that never touches the test
-    split [ours]: per class, the next ``heldout_per_class`` images of the
-    same seeded order, i.e. images the training subset did not keep (a class
-    whose every image is kept, such as the largest one when ``max_count`` is
-    its size, has none). Its ``class_counts`` are what it holds; the
-    training subset's stay in ``train_class_counts``. Stage two's adaptive
-    confidence reads per-class validation accuracy of the tail classes,
-    which always have images left over.
-
-    Args:
-        dataset: the dataset to subset, a config dict (built with
-            mmpretrain's DATASETS) or an instance (CIFAR10, CIFAR100, MNIST,
-            FashionMNIST, CustomDataset, ...). Single-label only.
-        imbalance_factor: IF = n_max / n_min, at least 1.
-        profile: ``'exp'`` or ``'step'`` (module docstring).
-        seed: non-negative integer; the choice of images depends only on it.
-        class_order: a permutation of the class indices; ``class_order[i]``
-            gets rank i (``n_i`` images). Defaults to 0, 1, ..., C-1 (class 0
-            is the largest), the literature's convention.
-        max_count: n_max. Defaults to the largest class count of the wrapped
-            dataset.
-        allow_shortage: a class with fewer images than its target raises a
-            ``ValueError`` (default); if True it keeps all it has and the
-            shortfall is logged.
-        lazy_init: defer reading the labels and choosing the subset to
-            :meth:`full_init` (called by the Runner, or by the first access).
-        split: ``'train'`` (the long-tailed subset) or ``'heldout'`` (images
-            the subset left out, ``heldout_per_class`` per class at most).
-        heldout_per_class: size of each class's held-out share.
+    ``split='heldout'`` [ours]: per class, the next ``heldout_per_class``
+    images of the same order, never kept by the training subset, so
+    validation never touches the test split; its ``class_counts`` are what
+    it holds, the training subset's are ``train_class_counts``.
     """
 
     def __init__(
@@ -174,36 +118,23 @@ class LongTailDataset(IndexedSubset):
             raise ValueError(
                 f'unknown split {split!r}; choose one of {SPLITS}'
             )
-        if int(heldout_per_class) != heldout_per_class or (
-            heldout_per_class < 1
-        ):
-            raise ValueError(
-                f'heldout_per_class must be >= 1, got {heldout_per_class!r}'
-            )
         self.split = split
-        self.heldout_per_class = int(heldout_per_class)
+        self.heldout_per_class = check_integer(
+            'heldout_per_class', heldout_per_class, at_least=1
+        )
         if profile not in PROFILES:
             raise ValueError(
                 f'unknown long-tail profile {profile!r}; choose one of '
                 f'{PROFILES}'
             )
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(
-                f'seed must be a non-negative integer, got {seed!r} (the '
-                'subset must be identical in every process, so it cannot '
-                'be random)'
-            )
-        if seed < 0:
-            raise ValueError(f'seed must be >= 0, got {seed}')
-        if max_count is not None and (
-            int(max_count) != max_count or max_count < 1
-        ):
-            raise ValueError(f'max_count must be >= 1, got {max_count!r}')
+        # the same subset in every process: never a random seed
+        self.seed = check_integer('seed', seed, at_least=0)
+        if max_count is not None:
+            max_count = check_integer('max_count', max_count, at_least=1)
         self._wrap(dataset)
         self.profile = profile
-        self.seed = int(seed)
         self.class_order = None if class_order is None else list(class_order)
-        self.max_count = None if max_count is None else int(max_count)
+        self.max_count = max_count
         self.allow_shortage = allow_shortage
         self._metainfo.update(
             imbalance_factor=self.imbalance_factor, profile=profile

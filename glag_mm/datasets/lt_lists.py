@@ -1,12 +1,10 @@
 """Readers for the published long-tail split files.
 
-ImageNet-LT and Places-LT (Liu et al., OLTR, 2019) and iNaturalist 2018 are
-distributed as list files, one ``relative/path.jpg label`` per line, which
-the decoupling literature reuses (METHOD.md, evaluation conventions). The
-readers parse only the list (or json) file: no image is opened before a
-sample is requested, so even the 437,513-line iNaturalist training list
-loads in about a second. ``metainfo['class_counts']`` holds the images per
-class of the split that was read (class-index order).
+ImageNet-LT and Places-LT (Liu et al., OLTR, 2019) and iNaturalist 2018
+ship as ``relative/path.jpg label`` list files, reused by the decoupling
+literature (METHOD.md, evaluation conventions). Only the list (or json) is
+parsed, no image opened: the 437,513-line iNaturalist list loads in about a
+second. ``metainfo['class_counts']`` counts the split read.
 """
 
 import json
@@ -19,6 +17,7 @@ from mmpretrain.datasets import BaseDataset
 from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
 from mmpretrain.registry import DATASETS
 
+from ..core import check_integer
 from .categories import PLACES365_CATEGORIES
 
 __all__ = [
@@ -52,13 +51,8 @@ def _parse_list(text: str, source: str) -> Tuple[List[str], List[int]]:
 def _parse_coco_json(
     text: str, source: str
 ) -> Tuple[List[str], List[int], List[str]]:
-    """Samples and class names from iNaturalist's COCO-like annotations.
-
-    ``categories[{id, name}]`` sorted by id give the class indices (the
-    iNaturalist 2018 ids are already 0..8141); every entry of
-    ``images[{id, file_name}]`` needs one entry of
-    ``annotations[{image_id, category_id}]``.
-    """
+    """(paths, labels, names) of COCO-like json; class index = rank of
+    ``categories[].id`` (iNaturalist 2018's are already 0..8141)."""
     data = json.loads(text)
     missing = [
         k for k in ('images', 'annotations', 'categories') if k not in data
@@ -101,24 +95,9 @@ def _parse_coco_json(
 
 @DATASETS.register_module()
 class LongTailListDataset(BaseDataset):
-    """A single-label split read from a list file or COCO-like json.
-
-    ``ann_file`` is either a text file of ``relative/path.jpg label`` lines
-    or, when it ends in ``.json``, COCO-like annotations (see
-    :class:`INaturalist2018`). Image paths are ``data_root / data_prefix /
-    relative path`` as in mmpretrain's ``CustomDataset`` with an
-    ``ann_file``; ``ann_file`` itself is relative to ``data_root``.
-
-    Args:
-        ann_file: the split file.
-        num_classes: C; every label must lie in 0..C-1. Subclasses fix it.
-        data_root: root of ``ann_file`` and ``data_prefix``.
-        data_prefix: image folder, relative to ``data_root``.
-        classes: class names, overriding the defaults (indices as strings,
-            or the json's category names).
-        **kwargs: other arguments of mmpretrain's ``BaseDataset``
-            (``pipeline``, ``test_mode``, ``lazy_init``, ``indices`` ...).
-    """
+    """A single-label split of C classes from ``relative/path.jpg label``
+    lines or (``.json``) COCO-like annotations; paths resolve as in
+    mmpretrain's ``CustomDataset`` with an ``ann_file``."""
 
     def __init__(
         self,
@@ -134,9 +113,9 @@ class LongTailListDataset(BaseDataset):
                 f'{type(self).__name__} needs ann_file, the split list '
                 '(e.g. ImageNet_LT_train.txt) or json annotations'
             )
-        if int(num_classes) != num_classes or num_classes < 1:
-            raise ValueError(f'num_classes must be >= 1, got {num_classes!r}')
-        self.num_classes = int(num_classes)
+        self.num_classes = check_integer(
+            'num_classes', num_classes, at_least=1
+        )
         if classes is not None and len(classes) != self.num_classes:
             raise ValueError(
                 f'{len(classes)} class names given for {self.num_classes} '
@@ -260,16 +239,11 @@ class PlacesLT(LongTailListDataset):
 
 @DATASETS.register_module()
 class INaturalist2018(LongTailListDataset):
-    """iNaturalist 2018: 8,142 species.
-
-    ``ann_file`` is a list file (iNaturalist18_train.txt: 437,513 images, 2
-    to 1,000 per class; iNaturalist18_val.txt: 24,426 images, the set the
-    literature tests on) or the official json annotations (train2018.json,
-    val2018.json: ``images[{id, file_name}]``, ``annotations[{image_id,
-    category_id}]``, ``categories[{id, name}]``). Class names come from the
-    json's categories; a list file gives the indices as strings. Set
-    ``data_root`` to the folder holding ``train_val2018/``.
-    """
+    """iNaturalist 2018: 8,142 species. A list file (iNaturalist18_train.txt:
+    437,513 images, 2 to 1,000 per class; iNaturalist18_val.txt: 24,426, the
+    literature's test set) or the official json (train2018.json,
+    val2018.json, which also give the names). ``data_root``: the folder
+    holding ``train_val2018/``."""
 
     def __init__(self, ann_file: str, **kwargs) -> None:
         super().__init__(ann_file, num_classes=8142, **kwargs)

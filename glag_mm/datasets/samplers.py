@@ -1,32 +1,18 @@
 """Class-aware (class-balanced) sampling that is correct under DDP.
 
-Class-aware sampling (Shen et al., 2016), as the decoupling literature uses
-it to re-train classifiers (Kang et al., 2020; cRT), draws every class
-equally often whatever its size. The exact scheme here, one epoch at a time:
+Class-aware sampling (Shen et al., 2016; cRT in Kang et al., 2020) draws
+every class equally often. Per epoch, from ``(seed, epoch)`` alone (so
+ranks stay in step and a resumed run draws what an uninterrupted one
+would; the decoupling code carries its iterators over epochs instead):
 
-1. Classes are visited in rounds. Each round is a fresh random permutation
-   of the K classes that have images, so a class is picked uniformly and,
-   over an epoch, every class is picked the same number of times (+-1 for
-   an unfinished last round).
-2. Each pick takes the next ``samples_per_pick`` images of that class from
-   its own stream: a random permutation of the class's images, followed by
-   a new permutation whenever it runs out (so an image recurs only after
-   all images of its class were drawn).
-3. An epoch has ``num_samples_per_class * K`` positions (rounded up to a
-   multiple of the world size W). The full index list is generated
-   identically on every rank from ``(seed, epoch)``, cut into W equal
-   contiguous pieces, and rank r takes piece r: the shares are disjoint in
-   position, equally long, and together exactly the epoch's list.
-   Contiguous pieces (rather than mmengine's DefaultSampler's every W-th
-   position) keep each rank's share balanced too: it is a run of whole
-   rounds plus two partial ones, so its class counts differ by at most 2
-   (with ``samples_per_pick=1``). Every training step's global batch, the
-   ranks' batches together, is a set of such runs as well.
-
-Unlike the decoupling code, whose per-class iterators carry over between
-epochs, every epoch here starts from fresh permutations: an epoch's order
-depends only on ``(seed, epoch)``, which keeps ranks in step and makes a
-resumed run draw what the uninterrupted one would have.
+1. classes are visited in rounds, each a fresh permutation of the K classes
+   with images (every class picked equally often, +-1);
+2. a pick takes the next ``samples_per_pick`` images from the class's
+   stream of back-to-back permutations of its images;
+3. the ``num_samples_per_class * K`` positions (rounded to a multiple of the
+   world size W) are cut into W contiguous pieces, rank r taking piece r:
+   disjoint, equally long, and each a run of whole rounds, so a rank's
+   class counts differ by at most 2 (unlike every W-th position).
 """
 
 import math
@@ -38,6 +24,7 @@ from mmengine.logging import print_log
 from mmpretrain.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
+from ..core import check_integer
 from .utils import dataset_labels, dataset_num_classes
 
 __all__ = ['ClassAwareSampler']
@@ -47,26 +34,12 @@ __all__ = ['ClassAwareSampler']
 class ClassAwareSampler(Sampler):
     """Class-balanced sampling with disjoint per-rank shares (module doc).
 
-    Args:
-        dataset: a single-label dataset (``get_gt_labels()`` or
-            ``get_cat_ids()``), e.g. a :class:`LongTailDataset` or a split
-            reader.
-        num_samples_per_class: picks of each class per epoch. Defaults to
-            n_max, the largest class count, as in the decoupling code (an
-            epoch of n_max * K samples: 1.28M for ImageNet-LT, 11 times the
-            dataset); ``ceil(len(dataset) / K)`` keeps the epoch about one
-            dataset long.
-        samples_per_pick: images taken from a class each time it is picked
-            (the decoupling code's ``num_samples_cls``; it used 4 on
-            ImageNet-LT). Default 1.
-        shuffle: if False, rounds visit the classes in index order and each
-            class's stream is its images in dataset order (every epoch the
-            same; for debugging).
-        seed: shared by all ranks; None takes mmengine's
-            ``sync_random_seed()`` (rank 0's random seed, broadcast).
-        round_up: pad the epoch with further draws to a multiple of the
-            world size (default); if False, drop the remainder instead.
-            Either way every rank gets the same number of indices.
+    ``num_samples_per_class`` defaults to n_max, as the decoupling code (an
+    epoch of n_max K: 11 datasets for ImageNet-LT); ``samples_per_pick`` is
+    its ``num_samples_cls`` (4 on ImageNet-LT). ``shuffle=False`` visits
+    classes and images in index order. ``seed`` None: mmengine's
+    ``sync_random_seed()``. ``round_up=False`` drops the remainder instead
+    of padding.
     """
 
     def __init__(
@@ -86,12 +59,9 @@ class ClassAwareSampler(Sampler):
         if self.seed < 0:
             raise ValueError(f'seed must be >= 0, got {seed}')
         self.epoch = 0
-        if int(samples_per_pick) != samples_per_pick or samples_per_pick < 1:
-            raise ValueError(
-                f'samples_per_pick must be an integer >= 1, got '
-                f'{samples_per_pick!r}'
-            )
-        self.samples_per_pick = int(samples_per_pick)
+        self.samples_per_pick = check_integer(
+            'samples_per_pick', samples_per_pick, at_least=1
+        )
 
         labels = dataset_labels(dataset)
         if labels.size == 0:
@@ -116,15 +86,11 @@ class ClassAwareSampler(Sampler):
 
         if num_samples_per_class is None:
             num_samples_per_class = int(counts.max())
-        if (
-            int(num_samples_per_class) != num_samples_per_class
-            or num_samples_per_class < 1
-        ):
-            raise ValueError(
-                'num_samples_per_class must be an integer >= 1 or None, '
-                f'got {num_samples_per_class!r}'
-            )
-        self.num_samples_per_class = int(num_samples_per_class)
+        self.num_samples_per_class = check_integer(
+            'num_samples_per_class (or None)',
+            num_samples_per_class,
+            at_least=1,
+        )
         epoch_size = self.num_samples_per_class * len(self.classes)
         if round_up:
             self.total_size = math.ceil(epoch_size / world_size) * world_size

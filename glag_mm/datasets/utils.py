@@ -17,15 +17,8 @@ __all__ = [
 
 
 def dataset_labels(dataset) -> np.ndarray:
-    """The single-label ground truth of every sample, as int64 in index order.
-
-    Uses ``dataset.get_gt_labels()`` where it exists (every mmpretrain
-    dataset and the wrappers of this package) and ``get_cat_ids(i)``
-    otherwise.
-
-    Raises:
-        TypeError: the dataset offers neither method or is multi-label.
-    """
+    """int64 labels in index order from ``get_gt_labels()`` or
+    ``get_cat_ids(i)``; TypeError for neither or multi-label."""
     if hasattr(dataset, 'get_gt_labels'):
         labels = dataset.get_gt_labels()
     elif hasattr(dataset, 'get_cat_ids'):
@@ -72,12 +65,8 @@ def dataset_num_classes(dataset, labels: Optional[np.ndarray] = None) -> int:
 def seeded_class_orders(
     labels: np.ndarray, num_classes: int, seed: int
 ) -> List[np.ndarray]:
-    """Each class's sample indices in an order seeded with ``(seed, c)``.
-
-    Entry c permutes the indices of class c (taken in dataset order) with
-    ``np.random.default_rng([seed, c])``, so the order depends only on the
-    seed and the class's samples, in every process and every run.
-    """
+    """Class c's sample indices (dataset order) permuted by
+    ``np.random.default_rng([seed, c])``: the same in every process."""
     available = np.bincount(labels, minlength=num_classes)
     # Stable sort groups each class's sample indices in dataset order.
     by_class = np.argsort(labels, kind='stable')
@@ -93,13 +82,10 @@ def seeded_class_orders(
 class IndexedSubset:
     """Base of the wrappers that keep some samples of a dataset by index.
 
-    A subclass calls :meth:`_wrap` in ``__init__`` and, in its
-    ``full_init``, :meth:`_wrapped_labels` (or :meth:`_init_wrapped`) and
-    :meth:`_keep` with the chosen indices (setting ``_labels`` itself).
-    Nothing is copied per image: samples come from the wrapped dataset's
-    pipeline. A wrapper that built the wrapped dataset from a config dict
-    owns it and shrinks it in place (``get_subset_``); an instance passed
-    in is never modified.
+    A subclass calls :meth:`_wrap` in ``__init__``, then in ``full_init``
+    :meth:`_wrapped_labels` and :meth:`_keep` (setting ``_labels``). A
+    wrapped dataset built from a config dict is shrunk in place; an
+    instance passed in is never modified.
     """
 
     def _wrap(self, dataset) -> None:

@@ -1,5 +1,6 @@
 """Hooks: class counts, distillation, feature statistics and confidence."""
 
+from . import runner_defaults
 from .afg_hook import AFGHook
 from .class_counts_hook import ClassCountsHook, count_dataset_labels
 from .distill_hook import GLAGDistillHook, LinearTeacher
@@ -7,24 +8,6 @@ from .feature_cache import FeatureTensorDataset
 from .feature_cache_hook import FeatureCacheHook
 from .nonfinite_hook import NonFiniteCheckHook, NonFiniteError
 from .posthoc_tau_hook import PosthocTauHook
-
-__all__ = ['ClassCountsHook', 'count_dataset_labels']
-__all__ += [
-    'AFGHook',
-    'GLAGDistillHook',
-    'LinearTeacher',
-    'FeatureCacheHook',
-    'FeatureTensorDataset',
-    'PosthocTauHook',
-    'NonFiniteCheckHook',
-    'NonFiniteError',
-]
-
-from .smoke_hook import SmokeTestHook  # noqa: E402
-
-__all__ += ['SmokeTestHook']
-
-from . import runner_defaults  # noqa: E402
 
 # Runners built by mmpretrain's own tools get ClassCountsHook when needed.
 runner_defaults.install()

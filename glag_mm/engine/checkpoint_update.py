@@ -1,12 +1,6 @@
-"""Add what a validation decided to the checkpoint saved just before it.
-
-mmengine's ``CheckpointHook`` saves an epoch's checkpoint in
-``after_train_epoch``, before that epoch's validation runs, so a decision
-taken from the validation (AFG's confidence update, the post-hoc tau chosen
-on the validation split) would otherwise reach only the next checkpoint and
-never the last one. :func:`update_last_checkpoint` rewrites that file once,
-on the main process, through an atomic rename.
-"""
+"""Add what a validation decided (AFG's confidence, post-hoc tau) to the
+checkpoint mmengine saved just before it (``after_train_epoch``), which
+would otherwise never hold it: one atomic rewrite on the main process."""
 
 import os
 import os.path as osp
@@ -28,17 +22,8 @@ def last_checkpoint_path(runner) -> Optional[str]:
 def update_last_checkpoint(
     runner, edit: Callable[[dict], bool]
 ) -> Optional[str]:
-    """Apply ``edit`` to the last checkpoint and write it back.
-
-    Args:
-        runner: the Runner whose ``last_ckpt`` is updated.
-        edit: changes the loaded checkpoint dict in place and returns
-            whether it changed anything (False: the file is left as it is).
-
-    Returns:
-        The path written, or None (not the main process, no local file, or
-        nothing to change).
-    """
+    """On the main process, apply ``edit`` (in place; True if it changed
+    anything) to the last local checkpoint and write it back; its path."""
     path = last_checkpoint_path(runner)
     if not is_main_process() or path is None:
         return None

@@ -20,18 +20,11 @@ __all__ = ['ClassCountsHook', 'count_dataset_labels']
 class ClassCountsHook(Hook):
     """Count the training labels once and publish them in the MessageHub.
 
-    The Gradual Balanced Loss, the feature generator and the many / medium /
-    few metric read the counts of the set the stage trains on (never val or
-    test, METHOD.md stage one item 3). In a test-only run the training
-    dataset is built from the config just to be counted. Before training,
-    every training label is checked against [0, C), C the head's
-    ``num_classes``: the first sample outside is reported with its dataset
-    (:func:`glag_mm.runtime.resolve_class_counts`). glag_mm's
-    ``tools/train.py`` and ``tools/test.py`` add this hook when a config
-    lacks it.
-
-    Args:
-        class_counts: explicit counts that override counting.
+    For the losses, heads and metrics that read the counts of the set the
+    stage trains on (never val or test, METHOD.md stage one item 3); in a
+    test-only run the training dataset is built just to be counted. Labels
+    outside [0, num_classes) are reported before training.
+    ``class_counts`` overrides counting. The tools add the hook.
     """
 
     priority = 'VERY_HIGH'
@@ -69,7 +62,6 @@ class ClassCountsHook(Hook):
                 'class counts are not published.'
             )
             return
-        # labels outside [0, num_classes) are reported here, before training
         counts = resolve_class_counts(
             self.class_counts,
             num_classes if isinstance(num_classes, int) else None,
@@ -77,8 +69,7 @@ class ClassCountsHook(Hook):
             owner='ClassCountsHook',
         )
         set_train_class_counts(counts)
-        # size count-dependent buffers now, before hooks such as EMAHook
-        # copy the model (VERY_HIGH priority runs first)
+        # size count-dependent buffers before e.g. EMAHook copies the model
         for module in runner.model.modules():
             init = getattr(module, 'init_class_counts', None)
             if callable(init):
@@ -91,12 +82,8 @@ class ClassCountsHook(Hook):
 
 
 def _check_evaluation_splits(runner) -> None:
-    """Name an empty validation or test split before anything runs.
-
-    Without this, an empty split runs zero iterations and fails only when
-    its metric is computed, after a whole training epoch, inside mmengine
-    ("need at least one array to concatenate").
-    """
+    """Name an empty val / test split now, not inside mmengine's metric
+    after a training epoch."""
     for field, loop in (
         ('val_dataloader', getattr(runner, '_val_loop', None)),
         ('test_dataloader', getattr(runner, '_test_loop', None)),

@@ -1,27 +1,15 @@
 """Stop training at the first NaN or Inf, before a checkpoint keeps it.
 
-fp16 overflow, a learning rate that diverges, or a bad image turn the
-features, then the logits and the loss into NaN; an optimiser step then
-makes every weight NaN, and mmengine goes on writing checkpoints of them.
-:class:`NonFiniteCheckHook` checks, in every training iteration,
-
-* the trunk's features (the output of the neck, or of the backbone when the
-  model has no neck; with cached stage-two features the trunk is not run
-  and the next check covers them),
-* the features entering the head's classifier (``head.fc`` input: after
-  the head's own transforms, generated features included),
-* the logits (``head.fc`` output),
-* every loss term the model returns,
-
-and raises :class:`NonFiniteError` naming the iteration and the first of
-these places that held a non-finite value. The check runs in
-``after_train_iter`` with the highest priority, so the iteration's
-``CheckpointHook`` never runs. The per-iteration cost is one
-``isfinite().all()`` per checked tensor and one host sync for all of them.
-
-The tools add the hook to every training config (see
-:func:`glag_mm.apis.prepare_train_config`); other configs add
-``dict(type='NonFiniteCheckHook')`` to ``custom_hooks``.
+fp16 overflow, a diverging learning rate or a bad image make the loss NaN,
+a step then every weight, and mmengine goes on saving them.
+:class:`NonFiniteCheckHook` checks, every training iteration, the trunk's
+features (neck or backbone output; not run with cached features), the
+``head.fc`` input (generated features included) and output, and every loss
+term, and raises :class:`NonFiniteError` naming the iteration and the first
+bad place. It runs in ``after_train_iter`` at the highest priority, so the
+iteration's ``CheckpointHook`` never runs; the cost is one
+``isfinite().all()`` per tensor and one host sync. The tools add it to every
+training config; others add ``dict(type='NonFiniteCheckHook')``.
 """
 
 from typing import List, Optional, Tuple

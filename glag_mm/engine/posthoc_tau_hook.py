@@ -35,31 +35,15 @@ def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
 class PosthocTauHook(Hook):
     """Choose post-hoc tau on validation, keep it, apply it on test.
 
-    For ``LongTailAccuracy(posthoc_tau='val')`` (see its docstring):
-
-    * tells the metric of ``val_evaluator`` to choose tau and the one of
-      ``test_evaluator`` to apply it (they may come from the same config
-      dict); a test metric set to choose tau by hand is refused, since it
-      would choose on test labels;
-    * after each validation publishes the chosen tau in the MessageHub on
-      every rank (``lt/posthoc_tau_selected`` is also logged);
-    * writes it into the ``meta`` of every checkpoint, with the iteration
-      of the weights it was chosen for. mmengine saves an epoch's
-      checkpoint before validating that epoch, so after the validation the
-      hook also adds the new tau to the checkpoint just saved (rank 0,
-      local files; ``update_last_checkpoint=False`` switches that off);
-    * after a checkpoint is loaded (``tools/test.py``, ``load_from``,
-      ``resume``) publishes its tau if it was chosen for those weights, so
-      testing a saved model applies the tau chosen on its validation. A
-      later training run forgets a loaded tau (the weights change) until
-      its own validation chooses one.
-
-    glag_mm's ``tools/train.py`` and ``tools/test.py`` add this hook when
-    an evaluator uses ``posthoc_tau='val'``.
-
-    Args:
-        update_last_checkpoint: add the tau to the checkpoint saved just
-            before the validation that chose it. Default True.
+    For ``LongTailAccuracy(posthoc_tau='val')``: tells the val metric to
+    choose and the test metric to apply (a test metric set to choose is
+    refused: it would choose on test labels); publishes each validation's
+    choice on every rank; writes it into checkpoint ``meta`` with the
+    weights' iteration, adding it to the checkpoint saved just before the
+    validation (mmengine saves first; rank 0, local files;
+    ``update_last_checkpoint=False`` switches that off); after a load,
+    publishes a checkpoint's tau chosen for those weights. A training run
+    forgets a loaded tau until its own validation. The tools add the hook.
     """
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook

@@ -1,24 +1,12 @@
 """What a Runner built by another tool needs from glag_mm, added on import.
 
-mmpretrain's ``tools/train.py`` / ``tools/test.py`` (and ``mim train``)
-build the Runner straight from a config. For the one-line swap to stay one
-line (``custom_imports`` plus the loss) under those tools, importing
-glag_mm wraps two Runner methods:
-
-* ``Runner.register_hooks``: when the model holds a glag_mm module that
-  reads the training class counts (``init_class_counts``: GraLoss, FBL,
-  ...), an ``AFGHead``, or an evaluator uses a glag_mm metric, and no
-  :class:`ClassCountsHook` is configured, one is added. It counts the
-  training set in ``before_run``, so a dataset whose labels cannot be
-  counted fails there, before any batch is loaded, with a message saying
-  what to add (``get_gt_labels()``, ``metainfo['class_counts']`` or the
-  loss's ``class_counts``);
-* ``Runner.from_cfg``: a two-stage config (``stages = [...]``, no
-  ``model``) is refused with a message that names glag_mm's
-  ``tools/train.py`` instead of ``KeyError: 'model'``.
-
-Runners built by glag_mm's tools already carry the hook; nothing changes
-for them. :func:`install` is idempotent.
+So that the one-line swap (``custom_imports`` plus the loss) works under
+mmpretrain's own tools and ``mim train``, importing glag_mm wraps
+``Runner.register_hooks`` (adds :class:`ClassCountsHook` where a glag_mm
+module reads class counts, an ``AFGHead`` or a glag_mm metric is used, and
+none is configured) and ``Runner.from_cfg`` (a multi-stage config is
+refused naming glag_mm's ``tools/train.py``, not ``KeyError: 'model'``).
+:func:`install` is idempotent.
 """
 
 import functools

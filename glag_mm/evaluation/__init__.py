@@ -26,27 +26,3 @@ from .posthoc_tau import (
     set_selected_posthoc_tau,
 )
 from .summaries import PerClassAccuracy, ReliabilityTable
-
-__all__ = [
-    'GROUPS',
-    'LongTailAccuracy',
-    'PerClassAccuracy',
-    'ReliabilityTable',
-    'group_accuracy',
-    'group_results',
-    'per_class_accuracy',
-    'posthoc_adjusted_labels',
-    'posthoc_labels_over_grid',
-    'rebalanced_labels',
-    'select_posthoc_tau',
-    'shot_groups',
-    'ECE_BINS',
-    'calibration_results',
-    'confidence_bins',
-    'expected_calibration_error',
-    'reliability_bins',
-    'DEFAULT_TAU_GRID',
-    'POSTHOC_TAU_KEY',
-    'get_selected_posthoc_tau',
-    'set_selected_posthoc_tau',
-]

@@ -43,13 +43,8 @@ def reliability_bins(
     correct: torch.Tensor,
     num_bins: int = ECE_BINS,
 ) -> ReliabilityTable:
-    """The reliability table of N top-1 predictions (percent).
-
-    Args:
-        confidence: (N,) top-1 probabilities in [0, 1].
-        correct: (N,) booleans, whether the top-1 prediction is right.
-        num_bins: B equal-width bins over [0, 1].
-    """
+    """The reliability table (percent) of N top-1 probabilities in [0, 1]
+    and whether each prediction is right."""
     confidence = confidence.double().flatten()
     correct = correct.flatten().double()
     if confidence.numel() and (confidence.min() < 0 or confidence.max() > 1):
@@ -104,11 +99,8 @@ def calibration_results(
     groups: Dict[str, torch.Tensor],
     num_bins: int = ECE_BINS,
 ) -> Tuple[Dict[str, float], ReliabilityTable]:
-    """``ece`` and ``ece_<group>`` (percent), and the overall table.
-
-    A group's ECE is taken over the samples whose *true* class is in the
-    group (as its accuracy is); groups without such samples are left out.
-    """
+    """(``ece``, ``ece_<group>`` over samples whose true class is in the
+    group, empty groups left out; the overall table)."""
     table = reliability_bins(confidence, correct, num_bins)
     metrics = {'ece': table['ece']}
     for name, class_mask in groups.items():

@@ -44,10 +44,7 @@ def shot_groups(
     many_threshold: float = 100,
     few_threshold: float = 20,
 ) -> Dict[str, torch.Tensor]:
-    """Boolean class masks of the many / medium / few-shot groups.
-
-    many: n_c > many_threshold; few: n_c < few_threshold; medium: the rest.
-    """
+    """Class masks: many n_c > many_threshold, few n_c < few_threshold."""
     counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
     many = counts > many_threshold
     few = counts < few_threshold
@@ -57,10 +54,7 @@ def shot_groups(
 def per_class_accuracy(
     pred: torch.Tensor, target: torch.Tensor, num_classes: int
 ) -> torch.Tensor:
-    """acc_c = 100 * #(pred == target == c) / #(target == c), float64.
-
-    Classes without evaluation samples get NaN.
-    """
+    """acc_c = 100 #(pred == target == c) / #(target == c); NaN if none."""
     total = torch.bincount(target, minlength=num_classes).double()
     correct = torch.bincount(
         target[pred == target], minlength=num_classes
@@ -71,10 +65,7 @@ def per_class_accuracy(
 
 
 def group_accuracy(per_class: torch.Tensor, mask: torch.Tensor) -> float:
-    """Mean of the per-class accuracies of the group's evaluated classes.
-
-    NaN when the group has no class with evaluation samples.
-    """
+    """Mean accuracy of the group's evaluated classes (NaN if none)."""
     values = per_class[mask]
     values = values[~values.isnan()]
     return values.mean().item() if values.numel() else math.nan
@@ -86,14 +77,8 @@ def group_results(
     groups: Dict[str, torch.Tensor],
     suffix: str = '',
 ) -> Tuple[Dict[str, float], torch.Tensor]:
-    """``top1``, ``class_mean``, ``many``, ``medium``, ``few`` (+ suffix).
-
-    top-1 is the sample mean; ``class_mean`` the mean of the per-class
-    accuracies over the classes with evaluation samples (top-1 on a
-    class-balanced split); a group is the mean of its evaluated classes'
-    accuracies and is left out when it has none (no NaN in the results).
-    Also returns the per-class accuracies.
-    """
+    """(``top1``, ``class_mean``, ``many``, ``medium``, ``few`` + suffix;
+    per-class accuracies). An empty group is left out (no NaN)."""
     per_class = per_class_accuracy(pred, target, len(groups['many']))
     metrics = {f'top1{suffix}': (pred == target).double().mean().item() * 100}
     everything = torch.ones_like(groups['many'])
@@ -115,11 +100,7 @@ def posthoc_adjusted_labels(
 def posthoc_labels_over_grid(
     scores: torch.Tensor, log_pi: torch.Tensor, taus: Sequence[float]
 ) -> torch.Tensor:
-    """Post-hoc labels for every tau of a grid: (G,) for one score row.
-
-    Row g is :func:`posthoc_adjusted_labels` at ``taus[g]``; ``scores`` may
-    also be (N, C), giving (G, N).
-    """
+    """:func:`posthoc_adjusted_labels` for every tau: (G,) or (G, N)."""
     grid = torch.as_tensor(list(taus), dtype=torch.float64)
     log_p = scores.double().log()
     shift = grid.view(-1, *([1] * log_p.dim())) * log_pi.double()
@@ -133,18 +114,11 @@ def select_posthoc_tau(
     num_classes: int,
     criterion: str = 'class_mean',
 ) -> Tuple[int, torch.Tensor]:
-    """Index of the tau with the best validation accuracy, and all scores.
+    """(index of the best tau, (G,) criterion values in percent).
 
-    ``grid_labels`` (G, N) holds the post-hoc labels of the N validation
-    samples for each of the G values of ``taus``. ``criterion``:
-    ``'class_mean'`` (the mean of the per-class accuracies over the classes
-    with validation samples; equal to top-1 on a class-balanced split and
-    the right target for the balanced test sets of long-tailed benchmarks)
-    or ``'top1'`` (the sample mean). Ties go to the smallest tau (the least
-    adjustment), then to the first listed.
-
-    Returns:
-        (index into ``taus``, the (G,) criterion values in percent).
+    ``grid_labels`` (G, N): post-hoc labels per tau. ``'class_mean'`` suits
+    the balanced test sets of long-tailed benchmarks; ``'top1'`` is the
+    sample mean. Ties go to the smallest tau, then the first listed.
     """
     if criterion not in POSTHOC_CRITERIA:
         raise ValueError(

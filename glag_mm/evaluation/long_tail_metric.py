@@ -1,10 +1,5 @@
-"""Overall and many / medium / few-shot accuracy for long-tailed recognition.
-
-The groups and prediction rules are in :mod:`.functional` (METHOD.md,
-"Evaluation conventions"); the calibration error in
-:mod:`.calibration_error`; the validation-selected post-hoc tau's run-time
-state in :mod:`.posthoc_tau`.
-"""
+"""Overall and many / medium / few-shot accuracy (rules: :mod:`.functional`,
+METHOD.md "Evaluation conventions")."""
 
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -12,7 +7,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from ..core import check_class_counts, log_prior
+from ..core import check_class_counts, check_integer, check_number, log_prior
 from ..runtime import get_train_class_counts
 from .calibration_error import ECE_BINS, calibration_results
 from .functional import (
@@ -29,131 +24,43 @@ from .summaries import PerClassAccuracy
 __all__ = ['LongTailAccuracy', 'PerClassAccuracy']
 
 
-def _check_threshold(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f'LongTailAccuracy: {name} must be a number of training images, '
-            f'got {value!r}'
-        )
-    if value < 0:
-        raise ValueError(f'LongTailAccuracy: {name} must be >= 0, got {value}')
-    return value
-
-
 def _check_tau(name: str, value: Any) -> Optional[float]:
-    if value is None:
+    if value is None:  # switched off
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f'LongTailAccuracy: {name} must be a number or None, got {value!r}'
-        )
-    if not value >= 0:
-        raise ValueError(
-            f'LongTailAccuracy: {name} must be >= 0 (None switches it off), '
-            f'got {value}'
-        )
-    return float(value)
+    return check_number(name, value, at_least=0, owner='LongTailAccuracy')
 
 
 @METRICS.register_module()
 class LongTailAccuracy(ValSelectedTau, BaseMetric):
     """Top-1 accuracy overall and per many / medium / few-shot group.
 
-    Results (with the default prefix ``'lt'``), accuracies in percent:
+    Results (prefix ``'lt'``, percent): ``top1`` (sample mean), ``many`` /
+    ``medium`` / ``few`` (mean per-class accuracy of the group, the OLTR /
+    decoupling convention; absent classes and empty groups are left out so
+    every value is finite), ``class_mean``; with ``pred_score`` and
+    ``ece_bins``: ``ece`` overall and per group and ``reliability`` (the
+    table ``tools/plot_reliability.py`` draws); ``*_posthoc`` with
+    ``posthoc_tau`` (argmax_j log p_ij - tau log pi_j, applied on top of
+    what the head returns), ``*_rebalanced`` with ``rebalance_tau`` (GALA's
+    argmax_j p_ij / s_j**tau: 1.0 CIFAR, 1.7 ImageNet-LT, 1.5 iNaturalist,
+    1.4 Places-LT); ``per_class`` (a :class:`PerClassAccuracy` on the main
+    process, NaN for classes without samples).
 
-    * ``lt/top1``: accuracy over all evaluation samples (a sample mean, as
-      mmpretrain's ``Accuracy``);
-    * ``lt/many``, ``lt/medium``, ``lt/few``: for each group the mean of the
-      per-class accuracies of its classes (the convention of the OLTR and
-      decoupling code; on a class-balanced test set it equals the sample
-      mean over the group). Classes absent from the evaluation set are left
-      out; a group with no evaluated class is left out of the results (e.g.
-      CIFAR-10-LT IF 100 has no few-shot class), so that every value is a
-      finite number and the logs stay strict JSON;
-    * ``lt/class_mean``: the mean of the per-class accuracies over the
-      classes with evaluation samples (equal to ``lt/top1`` on a
-      class-balanced split; a selection criterion on a long-tailed one);
-    * ``lt/ece``, ``lt/ece_many``, ... (``ece_bins``, with ``pred_score``):
-      the expected calibration error of the top-1 predictions in percent,
-      overall and over the samples whose true class is in each group
-      (:mod:`.calibration_error`);
-    * ``lt/top1_posthoc``, ``lt/many_posthoc``, ... with ``posthoc_tau``,
-      and ``lt/posthoc_tau_selected`` with ``posthoc_tau='val'``;
-    * ``lt/top1_rebalanced``, ``lt/many_rebalanced``, ... with
-      ``rebalance_tau``;
-    * ``lt/per_class`` (``per_class=True``): the per-class accuracies of the
-      plain prediction, a list of C floats (NaN for classes without
-      evaluation samples). mmengine's evaluator broadcasts the metrics, so
-      hooks receive it in ``after_val_epoch(runner, metrics)`` on every rank
-      (a :class:`PerClassAccuracy` on the main process, which logs as a
-      one-line summary, and a plain list elsewhere);
-    * ``lt/reliability`` (``reliability=True``, with ``pred_score``): the
-      reliability table of the plain prediction, a dict of ``count``,
-      ``confidence`` and ``accuracy`` lists over the ``ece_bins`` bins (None
-      for empty bins) and ``ece``; ``tools/plot_reliability.py`` draws it.
+    The groups (more than ``many_threshold`` / fewer than ``few_threshold``
+    training images) come from the training counts, never the evaluation
+    set: ``class_counts`` or :func:`glag_mm.runtime.get_train_class_counts`.
 
-    The groups come from the training class counts, never from the
-    evaluation set: ``class_counts`` if given, otherwise those published by
-    ``ClassCountsHook`` (:func:`glag_mm.runtime.get_train_class_counts`),
-    read when the metric is computed and, with ``posthoc_tau``, also when a
-    batch is processed: post-hoc labels are taken per sample there, so that
-    no score has to be kept for them.
+    ``posthoc_tau='val'``: on the validation split every tau of
+    ``posthoc_tau_grid`` is scored and the best by ``posthoc_tau_criterion``
+    (``'class_mean'`` or ``'top1'``, ties to the smallest tau) is reported
+    as ``posthoc_tau_selected``; on the test split the tau last chosen on
+    validation is applied, never compared on test labels.
+    ``select_posthoc_tau`` (None: :class:`~glag_mm.engine.PosthocTauHook`
+    decides by loop) says which split this metric evaluates.
 
-    Post-hoc tau chosen on validation (``posthoc_tau='val'``): evaluating
-    the validation split, the metric takes the post-hoc labels for every tau
-    of ``posthoc_tau_grid`` and reports the tau with the best validation
-    accuracy (``posthoc_tau_criterion``) as ``posthoc_tau_selected``, with
-    the ``*_posthoc`` accuracies at that tau. Evaluating the test split, it
-    applies the tau last chosen on validation, read from the MessageHub,
-    and never compares taus on test labels. Which split a metric evaluates
-    is told by :class:`~glag_mm.engine.PosthocTauHook` (the validation
-    evaluator selects, the test evaluator applies), which also keeps the
-    choice in checkpoints, so ``tools/test.py`` applies it to a saved model;
-    ``select_posthoc_tau`` sets it by hand. One config line serves both
-    evaluators: ``val_evaluator = dict(type='LongTailAccuracy',
-    posthoc_tau='val')`` with ``test_evaluator = val_evaluator``.
-
-    Under DDP each rank keeps only what is needed per sample - the ground
-    truth and predicted labels (and post-hoc labels, the top-1 confidence)
-    as numbers; the C softmax scores only when ``rebalance_tau`` is set,
-    since re-balancing needs the column sums over the whole set (N * C * 4
-    bytes gathered on rank 0: about 0.8 GB for the 24,426 x 8,142 scores of
-    iNaturalist 2018). mmengine's ``BaseMetric`` gathers them in sampler
-    order, drops the padding and computes the metric on rank 0.
-
-    Args:
-        class_counts: training images per class, in class-index order.
-            Default None: read from the message hub.
-        many_threshold: many-shot classes have more training images than
-            this. Default 100.
-        few_threshold: few-shot classes have fewer training images than
-            this. Default 20. Must not exceed ``many_threshold``.
-        posthoc_tau: tau of post-hoc logit adjustment,
-            argmax_j (log p_ij - tau * log pi_j): a number, ``'val'`` (chosen
-            on the validation split, see above) or None (default: skipped).
-            It applies to the scores the model returns: if the head already
-            adjusts its predictions, this adjusts them again.
-        posthoc_tau_grid: the taus compared on validation with
-            ``posthoc_tau='val'``. Default 0.0, 0.1, ..., 2.0.
-        posthoc_tau_criterion: what the validation selection maximises:
-            ``'class_mean'`` (default; the mean per-class accuracy, which is
-            top-1 on a balanced split, as the benchmarks' test sets are) or
-            ``'top1'``. Ties go to the smallest tau.
-        select_posthoc_tau: with ``posthoc_tau='val'``, True: this metric
-            evaluates the validation split and chooses tau; False: it
-            applies the chosen tau. None (default): ``PosthocTauHook``
-            decides by the loop that runs the metric.
-        rebalance_tau: tau of GALA's re-balancing, argmax_j p_ij / s_j**tau
-            (GALA used 1.0 on CIFAR, 1.7 ImageNet-LT, 1.5 iNaturalist, 1.4
-            Places-LT); None (default) skips it. The scores must be softmax
-            probabilities (mmpretrain heads' ``pred_score`` are).
-        ece_bins: bins of the expected calibration error; default 15 (Guo et
-            al. 2017); 0 skips ECE and the reliability table.
-        per_class: add ``per_class`` to the results. Default True.
-        reliability: add ``reliability`` to the results. Default True.
-        collect_device: 'cpu' or 'gpu', as in mmengine's ``BaseMetric``.
-        prefix: metric name prefix. Default ``'lt'``.
-        collect_dir: as in mmengine's ``BaseMetric``.
+    Per sample only labels (and post-hoc labels, top-1 confidence) are kept;
+    the C scores only for ``rebalance_tau``, which needs column sums over
+    the whole set (0.8 GB gathered on rank 0 for iNaturalist 2018's test).
     """
 
     default_prefix: Optional[str] = 'lt'
@@ -187,10 +94,13 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
             .long()
             .tolist()
         )
-        self.many_threshold = _check_threshold(
-            'many_threshold', many_threshold
+        self.many_threshold, self.few_threshold = (
+            check_number(name, value, at_least=0, owner='LongTailAccuracy')
+            for name, value in (
+                ('many_threshold', many_threshold),
+                ('few_threshold', few_threshold),
+            )
         )
-        self.few_threshold = _check_threshold('few_threshold', few_threshold)
         if self.few_threshold > self.many_threshold:
             raise ValueError(
                 f'LongTailAccuracy: few_threshold ({few_threshold}) must not '
@@ -223,16 +133,9 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
             )
         self.select_posthoc_tau = select_posthoc_tau
         self.rebalance_tau = _check_tau('rebalance_tau', rebalance_tau)
-        if (
-            isinstance(ece_bins, bool)
-            or not isinstance(ece_bins, int)
-            or (ece_bins < 0)
-        ):
-            raise ValueError(
-                'LongTailAccuracy: ece_bins must be a number of bins (15 is '
-                f'usual; 0 switches ECE off), got {ece_bins!r}'
-            )
-        self.ece_bins = ece_bins
+        self.ece_bins = check_integer(  # 0 switches ECE off
+            'ece_bins', ece_bins, at_least=0, owner='LongTailAccuracy'
+        )
         self.per_class = bool(per_class)
         self.reliability = bool(reliability)
         self._log_prior_cache = None
@@ -312,9 +215,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                     result['pred_grid'] = posthoc_labels_over_grid(
                         score, log_pi, grid
                     ).to(torch.int32)
-                if self.rebalance_tau is not None:
-                    # clone: a row of the batch's score matrix would pickle
-                    # the whole batch when results are gathered.
+                if self.rebalance_tau is not None:  # clone: not the batch
                     result['score'] = score.float().clone()
             self.results.append(result)
 

@@ -1,15 +1,11 @@
-"""The post-hoc tau chosen on the validation split, and its run-time state.
+"""The post-hoc tau chosen on the validation split [prior: Menon et al.
+2021, sec. 4, tune tau on held-out data], and its run-time state.
 
-``LongTailAccuracy(posthoc_tau='val')`` compares the taus of a grid on the
-validation split and applies the chosen one to the test split [prior:
-Menon et al. 2021, sec. 4, who tune tau on held-out data]. The choice
-travels between the two metric instances (mmengine builds one for
-``val_evaluator`` and one for ``test_evaluator``) through the current
-MessageHub, where :class:`glag_mm.engine.PosthocTauHook` publishes it on
-every rank after a validation and after loading a checkpoint that holds
-one. It is stored with ``resumed=False``: the checkpoint's ``meta`` carries
-it instead, tagged with the iteration of the weights it was chosen for, so
-that a stale copy in the saved message hub never overrides it on resume.
+The choice travels from the ``val_evaluator``'s metric to the
+``test_evaluator``'s through the MessageHub (published on every rank by
+:class:`glag_mm.engine.PosthocTauHook`) with ``resumed=False``: checkpoints
+carry it in ``meta``, tagged with the weights' iteration, so a stale copy in
+a saved message hub never wins on resume.
 """
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -67,11 +63,7 @@ def set_selected_posthoc_tau(record: Optional[dict]) -> None:
 
 
 class ValSelectedTau:
-    """The ``posthoc_tau='val'`` part of ``LongTailAccuracy``.
-
-    Uses the metric's ``posthoc_tau_grid``, ``posthoc_tau_criterion`` and
-    ``select_posthoc_tau`` attributes.
-    """
+    """The ``posthoc_tau='val'`` part of ``LongTailAccuracy``."""
 
     _split_from_hook: Optional[str] = None
 

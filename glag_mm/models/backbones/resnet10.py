@@ -8,16 +8,10 @@ __all__ = ['ResNet10']
 
 @MODELS.register_module()
 class ResNet10(ResNet):
-    """mmpretrain's ResNet with one basic block per stage (512-d features).
+    """mmpretrain's ResNet with one basic block per stage (512-d).
 
-    Kang et al. (2020, "Decoupling representation and classifier") train it
-    from scratch on ImageNet-LT; the GLAG paper reports ImageNet-LT results
-    with it. mmpretrain's ``ResNet`` only knows depths 18 to 152, so this
-    subclass adds depth 10; every other argument is ``ResNet``'s.
-
-    Args:
-        depth: must be 10 (accepted so configs may spell it out).
-        **kwargs: arguments of :class:`mmpretrain.models.ResNet`.
+    Kang et al. (2020) train it on ImageNet-LT, as the GLAG paper does;
+    mmpretrain's ``ResNet`` knows depths 18 to 152 only.
     """
 
     arch_settings = {10: (BasicBlock, (1, 1, 1, 1))}

@@ -1,23 +1,14 @@
 """The CIFAR ResNet of the long-tail literature (ResNet-20/32/44/56/110).
 
-He et al. (2016, section 4.2) define a ResNet for 32x32 inputs: a 3x3 stem
-conv with 16 channels, then three stages of n basic blocks with 16, 32 and 64
-channels (the second and third halve the resolution), depth = 6n + 2. The
-long-tail papers (LDAM-DRW, BBN, decoupling, Balanced Softmax, GLAG) report
-CIFAR-LT results with depth 32 (n = 5, about 0.46M parameters without the
-classifier). mmpretrain's ``ResNet_CIFAR`` is the ImageNet ResNet-18..152
-with a CIFAR stem, a different and much larger network.
-
-Where the number of channels grows, the identity branch of the first block of
-a stage needs a shortcut. He et al. give two options, both offered here:
-
-* ``'A'`` (default, as in the long-tail code bases for ResNet-32): subsample
-  the input with stride 2 and zero-pad the new channels; no parameters.
-* ``'B'``: a strided 1x1 convolution followed by a norm layer.
-
-Output convention as mmpretrain's backbones: a tuple of feature maps, one per
-index in ``out_indices`` (stage 0, 1, 2), to be pooled by a neck such as
-``GlobalAveragePooling``.
+He et al. (2016, section 4.2): a 3x3 stem with 16 channels, then three
+stages of n basic blocks with 16, 32 and 64 channels (the last two halve the
+resolution), depth = 6n + 2. The CIFAR-LT papers (LDAM-DRW, BBN, decoupling,
+Balanced Softmax, GLAG) use depth 32 (about 0.46M parameters without the
+classifier); mmpretrain's ``ResNet_CIFAR`` is the much larger ImageNet
+ResNet with a CIFAR stem. Shortcuts where the width grows: ``'A'`` (default,
+as the long-tail code bases: stride-2 subsampling plus zero-padded channels,
+no parameters) or ``'B'`` (strided 1x1 conv plus norm). Outputs: a tuple of
+the ``out_indices`` stages' feature maps, as mmpretrain's backbones.
 """
 
 from typing import Optional, Sequence, Tuple, Union
@@ -36,11 +27,8 @@ __all__ = ['CifarResNet', 'ZeroPadShortcut']
 
 
 class ZeroPadShortcut(nn.Module):
-    """Option-A shortcut: strided subsampling plus zero-padded channels.
-
-    ``y = pad(x[:, :, ::s, ::s])`` with ``out - in`` zero channels split
-    evenly before and after the input channels (He et al. 2016, option A).
-    """
+    """Option A: ``x[:, :, ::s, ::s]`` with ``out - in`` zero channels
+    split evenly before and after."""
 
     def __init__(
         self, in_channels: int, out_channels: int, stride: int = 1
@@ -63,32 +51,12 @@ class ZeroPadShortcut(nn.Module):
 
 @MODELS.register_module()
 class CifarResNet(BaseBackbone):
-    """ResNet-(6n+2) for small images, as used by the CIFAR-LT literature.
+    """ResNet-(6n+2) for small images (module docstring).
 
-    Args:
-        depth: 20, 32, 44, 56 or 110 (n = (depth - 2) / 6 blocks per stage).
-            Default 32, the long-tail papers' backbone.
-        in_channels: image channels (3 for CIFAR, 1 for Fashion-MNIST).
-        stage_channels: widths of the three stages. Default (16, 32, 64).
-        shortcut_type: ``'A'`` (zero-padded identity, no parameters; the
-            long-tail code bases' choice for ResNet-32) or ``'B'`` (1x1 conv
-            plus norm) where a block changes resolution or width.
-        out_indices: stages whose outputs are returned (0, 1, 2; negative
-            indices count from the end). Default ``(2,)``: the last stage.
-        frozen_stages: -1 freezes nothing; 0 the stem; k in 1..3 the stem and
-            stages 1..k. Frozen parts have ``requires_grad=False`` and stay
-            in eval mode after ``model.train()`` (as mmpretrain's ResNet).
-        norm_eval: keep every norm layer in eval mode during training.
-        zero_init_residual: start each block's last norm at zero so that the
-            block begins as the identity (mmpretrain's ResNet default is
-            True; the CIFAR-LT code bases do not, so the default here is
-            False).
-        norm_cfg: norm layer config; default ``dict(type='BN')`` (e.g.
-            ``dict(type='SyncBN')`` under DDP).
-        conv_cfg: conv layer config.
-        with_cp: gradient checkpointing in the blocks.
-        init_cfg: default Kaiming-normal convs (mmengine's defaults: fan_out,
-            ReLU gain) and norm weights 1, biases 0, as mmpretrain's ResNet.
+    ``frozen_stages``: -1 none, 0 the stem, k the stem and stages 1..k (kept
+    in eval mode, as mmpretrain's ResNet). ``zero_init_residual`` defaults
+    to False, as the CIFAR-LT code bases (mmpretrain's ResNet: True). The
+    default init is Kaiming-normal convs and unit norms, as mmpretrain's.
 
     Example:
         >>> net = CifarResNet(depth=32)

@@ -1,5 +1,5 @@
 """Classification heads."""
 
-from .afg_head import AFGHead  # noqa: F401
-from .fbl_head import FBLHead  # noqa: F401
-from .lws_head import LWSHead  # noqa: F401
+from .afg_head import AFGHead
+from .fbl_head import FBLHead
+from .lws_head import LWSHead

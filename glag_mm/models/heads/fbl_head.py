@@ -28,46 +28,19 @@ __all__ = ['FBLHead']
 class FBLHead(LinearClsHead):
     """``LinearClsHead`` whose training logits are feature-balanced.
 
-    METHOD.md, "Sibling losses", FBL (Li, Cheung & Jiang, ICME 2022). With f
-    the pooled feature (the output of :meth:`pre_logits`) and
-    lambda~_j = (log n_max - log n_j) / (log n_max - log n_min),
+    METHOD.md, "Sibling losses", FBL (Li, Cheung & Jiang, ICME 2022): with f
+    the pooled feature and lambda~_j = (log n_max - log n_j) / (log n_max -
+    log n_min), the loss sees z'_j = z_j - a lambda lambda~_j / (||f|| +
+    eps) (gradient through ||f||); :meth:`predict` gives the raw z.
+    ``fbl_lambda`` 60 is the authors' CIFAR value (150 on ImageNet-LT,
+    iNaturalist, Places-LT); ``eps`` 1e-6 [ours; theirs 1e-12].
 
-        z'_j = z_j - a * lambda * lambda~_j / (||f||_2 + eps)
-
-    for every class j. The head's loss module (``CrossEntropyLoss`` by
-    default, any mmpretrain loss) is applied to z' in :meth:`loss`; the
-    gradient flows through ||f||. :meth:`predict` and :meth:`forward` give
-    the raw logits z. Swap it in for ``LinearClsHead`` by changing the
-    type and adding the FBL arguments.
-
-    Curriculum a: ``'authors'`` is (e / (E - 10)) ** 2 per epoch, e the
-    0-based epoch from the MessageHub ('epoch') and E = ``max_epochs`` or
-    the MessageHub's 'max_epochs', unclipped (it ends near 1.1); any GraLoss
-    schedule name ('convex', 'linear', 'concave', 'constant') gives
-    a = schedule(u) rising from 0 to 1 with the iteration progress u
-    [ours]. Outside a training loop a is 0 ('authors') or the schedule's
-    value at u = 0. The last value used is :attr:`current_curriculum`,
-    logged as ``train/fbl_a``.
-
-    Class counts are a persistent buffer (``class_counts``, zeros until
-    known, so checkpoints carry them); None reads the training set's counts
-    published by ``ClassCountsHook`` at the first :meth:`loss` call. With
-    ``fbl_lambda=0`` the head is exactly ``LinearClsHead`` and needs no
-    counts.
-
-    Args:
-        num_classes: number of classes.
-        in_channels: feature dimension D.
-        class_counts: training images per class index, or None.
-        fbl_lambda: lambda, the strength (>= 0). Defaults to 60.0 (the
-            authors' CIFAR value; they use 150 on ImageNet-LT, iNaturalist
-            2018 and Places-LT).
-        curriculum: 'authors' (default) or a schedule name.
-        power: p of the convex / concave schedules. Defaults to 2.0.
-        max_epochs: E of the authors' curriculum; None reads the runner's.
-        eps: added to ||f||. Defaults to 1e-6 [ours; the authors' 1e-12].
-        **kwargs: ``LinearClsHead`` arguments (loss, topk, cal_acc,
-            init_cfg).
+    Curriculum a: ``'authors'`` is (e / (E - 10)) ** 2, e the 0-based epoch,
+    unclipped (ends near 1.1); a GraLoss schedule name gives schedule(u)
+    over the iteration progress [ours]. Logged as ``train/fbl_a``. The
+    counts are a persistent buffer (zeros until known), read from
+    ``ClassCountsHook`` at the first :meth:`loss` when not given; with
+    ``fbl_lambda=0`` the head is exactly ``LinearClsHead``.
     """
 
     def __init__(

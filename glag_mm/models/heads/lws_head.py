@@ -26,25 +26,12 @@ __all__ = ['LWSHead']
 class LWSHead(LinearClsHead):
     """Frozen linear classifier with learnable per-class scales.
 
-    A drop-in for ``LinearClsHead`` in a cRT config: the only trainable
-    parameter is ``scales`` (C,). The frozen ``fc`` must come from the
-    stage-one model, e.g.
+    A drop-in for ``LinearClsHead`` in a cRT config; only ``scales`` (C,)
+    trains. The frozen ``fc`` comes from stage one, e.g.
     ``init_cfg=dict(type='Pretrained', checkpoint='{stage_one_checkpoint}',
-    prefix='head.')`` (mmengine then reports the new ``scales`` as a missing
-    key, which is expected).
-
-    Args:
-        num_classes: C.
-        in_channels: D, the pooled feature size.
-        init_scale: initial value of every s_c (1 keeps the stage-one
-            logits).
-        init_cfg: initialisation; use the Pretrained form above.
-        **kwargs: ``loss``, ``topk``, ``cal_acc`` as for ``LinearClsHead``.
-
-    Attributes:
-        distiller: optional callable ``(raw_features, logits, labels) ->
-            dict`` of extra losses, installed by
-            :class:`~glag_mm.engine.GLAGDistillHook`.
+    prefix='head.')`` (mmengine then reports ``scales`` missing, as
+    expected). ``distiller``: optional ``(features, logits, labels) ->
+    losses`` installed by :class:`~glag_mm.engine.GLAGDistillHook`.
     """
 
     def __init__(

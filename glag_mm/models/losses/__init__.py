@@ -2,5 +2,3 @@
 
 from .gala_loss import GALALoss
 from .gradual_balanced_loss import GradualBalancedLoss
-
-__all__ = ['GradualBalancedLoss', 'GALALoss']

@@ -14,16 +14,8 @@ __all__ = ['AdjustedCrossEntropyBase']
 class AdjustedCrossEntropyBase(nn.Module):
     """Cross-entropy on adjusted logits, called as mmpretrain calls a loss.
 
-    ``forward(cls_score, label, weight, avg_factor, reduction_override)``
-    as in mmpretrain's ``CrossEntropyLoss``: the arguments are checked here
-    once, and a subclass only computes the reduced loss of its adjusted
-    logits in :meth:`adjusted_loss`; ``loss_weight`` multiplies it.
-
-    Args:
-        num_classes: C, the head's number of classes; sizes the class
-            statistics a subclass keeps as buffers.
-        loss_weight: multiplies the loss. Defaults to 1.0.
-        reduction: 'none', 'mean' or 'sum'. Defaults to 'mean'.
+    :meth:`forward` checks mmpretrain's ``CrossEntropyLoss`` arguments once;
+    a subclass computes the reduced loss in :meth:`adjusted_loss`.
     """
 
     def __init__(
@@ -64,18 +56,8 @@ class AdjustedCrossEntropyBase(nn.Module):
         reduction_override: Optional[str] = None,
         **kwargs,
     ) -> torch.Tensor:
-        """Loss of logits ``cls_score`` (N, C) against ``label``.
-
-        Args:
-            cls_score: logits z, (N, C).
-            label: class indices (N,) or soft targets (N, C).
-            weight: optional per-sample weights (N,).
-            avg_factor: divide the summed loss by this ('mean').
-            reduction_override: 'none', 'mean' or 'sum' for this call.
-
-        Returns:
-            torch.Tensor: ``loss_weight`` times the reduced loss.
-        """
+        """``loss_weight`` times the loss of logits (N, C) against class
+        indices (N,) or soft targets (N, C)."""
         owner = type(self).__name__
         if kwargs:
             raise TypeError(

@@ -24,49 +24,18 @@ __all__ = ['GALALoss']
 class GALALoss(AdjustedCrossEntropyBase):
     """Cross-entropy on gradient-aware adjusted logits.
 
-    METHOD.md, "Sibling losses", GALA (Zhang et al., arXiv 2403.09036). For
-    a sample of class k the non-target logits are shifted,
+    METHOD.md, "Sibling losses", GALA (Zhang et al., arXiv 2403.09036); the
+    adjustment and ``phi_mode`` are in :mod:`glag_mm.core.gala`.
 
-        z'_j = z_j + lambda1 * log(theta_j + eps) - lambda2 * log(phi_k + eps)
-        (j != k),    z'_k = z_k,
-
-    and the loss is -log softmax(z')_k. theta_j is the positive gradient
-    classifier j has accumulated and phi_k the negative gradient tied to
-    class k (``phi_mode``: 'received' = sum over samples of other classes of
-    p_{i,k}, our default; 'sent' = sum over class-k samples of
-    sum_{j != k} p_{i,j}, the authors' code, equal to theta_k). See
-    :mod:`glag_mm.core.gala`.
-
-    Statistics. theta (buffer ``pos_grad``) and phi (``neg_grad``) start at
-    zero and are persistent buffers (checkpointed, float64). After each
-    forward in training mode they are updated from p = softmax(z') of *this*
-    forward, i.e. the adjusted logits computed with the statistics before
-    the update, detached: the gradient of the loss with respect to z' is
-    p - onehot(k), so 1 - p_{i,k} is the positive and p_{i,j} (j != k) the
-    negative gradient of the step. ``momentum=None`` keeps running sums
-    (the paper; each step's increment is added once [ours: the released
-    code re-adds its cumulative matrix]); a float m keeps an exponential
-    moving average, stat <- (1 - m) * stat + m * increment [ours]. Under
-    DDP the increments of a step are summed over all ranks before the
-    update, so every rank holds the statistics of the global batch. In eval
-    mode nothing is updated.
-
-    Soft targets (N, C) (mixup / cutmix ``gt_score``) are accepted: the
-    class k of a row, which decides the target logit left alone and the
-    statistics, is the argmax of the soft target, and the loss is
-    -sum_c q_c log softmax(z')_c.
-
-    Args:
-        num_classes: C; must match the logits.
-        lambda1: weight of log(theta_j + eps). Defaults to 1.0.
-        lambda2: weight of log(phi_k + eps). Defaults to 1.0 (the authors'
-            CIFAR-100-LT IF100 run used 1.2 / 0.9).
-        phi_mode: 'received' (default) or 'sent'.
-        momentum: None for running sums, or the EMA weight in (0, 1].
-        eps: added inside the logarithms. Defaults to 1e-3 (the authors'
-            code).
-        loss_weight: multiplies the loss. Defaults to 1.0.
-        reduction: 'none', 'mean' or 'sum'. Defaults to 'mean'.
+    theta (buffer ``pos_grad``) and phi (``neg_grad``) are persistent
+    float64 buffers starting at zero. In training, after each forward they
+    take this forward's increments from p = softmax(z') (detached; the
+    gradient with respect to z' is p - onehot(k)), summed over DDP ranks.
+    ``momentum=None`` keeps running sums (the paper; each increment added
+    once [ours: the released code re-adds its cumulative matrix]); a float
+    keeps an EMA [ours]. Soft targets (N, C): the row's class is their
+    argmax. ``lambda2`` 1.0 (the authors' CIFAR-100-LT IF100 run: 1.2 /
+    0.9); ``eps`` 1e-3 as the authors' code.
     """
 
     def __init__(

@@ -12,15 +12,10 @@ from ...core import (
     logit_adjusted_cross_entropy,
     schedule_value,
 )
-from ...runtime import (
-    missing_class_counts_error,
-    resolve_class_counts,
-    training_progress,
-)
+from ...runtime import resolve_class_counts, training_progress
 from .base import AdjustedCrossEntropyBase
 
-# missing_class_counts_error lives in glag_mm.runtime; re-exported here
-__all__ = ['GradualBalancedLoss', 'missing_class_counts_error']
+__all__ = ['GradualBalancedLoss']
 
 
 @MODELS.register_module()
@@ -28,42 +23,18 @@ class GradualBalancedLoss(AdjustedCrossEntropyBase):
     """Logit-adjusted cross-entropy whose strength tau rises during training.
 
     GLAG stage one (METHOD.md, stage one, items 1-3; Zhang & Xiang, arXiv
-    2203.00452). With progress u in [0, 1] through the stage and the
-    training prior pi_c = n_c / N,
+    2203.00452): L = -log softmax(z + tau(u) log pi)_y (soft targets:
+    -sum_c q_c ...), tau(u) = tau_max u ** p ('convex', the paper's best),
+    tau_max u ('linear'), tau_max u ** (1/p) ('concave') or tau_max
+    ('constant', Menon et al.'s loss); tau 0 is cross-entropy, 1 Balanced
+    Softmax. u = iter / (max_iters - 1) from mmengine's MessageHub (0
+    outside training); the last tau is :attr:`current_tau`, logged as
+    ``train/tau``.
 
-        L(z, y) = -log softmax(z + tau(u) * log pi)_y,
-
-    tau(u) = tau_max * u ** p ('convex', the paper's best), tau_max * u
-    ('linear'), tau_max * u ** (1/p) ('concave') or tau_max ('constant', the
-    fixed logit-adjusted loss of Menon et al.). tau = 0 is plain
-    cross-entropy, tau = 1 Balanced Softmax. Soft targets q (N, C) give
-    -sum_c q_c log softmax(z + tau * log pi)_c.
-
-    u = iter / (max_iters - 1) comes from the MessageHub runtime info that
-    mmengine's ``RuntimeInfoHook`` keeps ('iter', 'max_iters'), so the loss
-    needs no hook of its own; outside a training loop u = 0. The tau used by
-    the last forward is kept in :attr:`current_tau` and, in training, logged
-    as ``train/tau`` (shown as ``tau`` in the training log). In eval mode
-    the loss is computed at the current schedule value as well.
-
-    The log prior is a persistent buffer of C values (NaN until known),
-    so checkpoints carry it. With ``class_counts=None`` it is filled at the
-    first forward from the counts that
-    :class:`glag_mm.engine.ClassCountsHook` publishes for the training set
-    (never val / test, METHOD.md stage one item 3), or earlier through
-    :meth:`init_class_counts`; :func:`glag_mm.runtime.resolve_class_counts`
-    resolves and checks them. Post-hoc adjustment at prediction time
-    belongs to the metric, not to this loss.
-
-    Args:
-        num_classes: C, the head's number of classes.
-        schedule: 'convex', 'linear', 'concave' or 'constant'.
-        tau_max: tau at the end of the stage (>= 0). Defaults to 1.0.
-        power: p of the convex / concave shapes (> 0). Defaults to 2.0.
-        class_counts: training images per class index; None reads them
-            from the running stage's training set.
-        loss_weight: multiplies the loss. Defaults to 1.0.
-        reduction: 'none', 'mean' or 'sum'. Defaults to 'mean'.
+    The log prior is a persistent buffer (NaN until known); with
+    ``class_counts=None`` it is filled at the first forward from the
+    training counts of :class:`glag_mm.engine.ClassCountsHook` (never val /
+    test). Post-hoc adjustment belongs to the metric.
     """
 
     def __init__(

@@ -1,4 +1,6 @@
-"""The first few samples of a dataset, for a rehearsal (``--smoke``) run.
+"""A rehearsal (``--smoke``) run's dataset subset and end-of-stage test.
+
+``SmokeSubset`` keeps the first few samples of a dataset.
 
 ``per_class=True`` keeps, for class c with n_c images, the first
 ``min(n_c, max(min_per_class, ceil(f * n_c)))`` of them in the dataset's
@@ -13,11 +15,16 @@ from typing import List, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset as MMEngineBaseDataset
-from mmpretrain.registry import DATASETS
+from mmengine.hooks import Hook
+from mmpretrain.registry import DATASETS, HOOKS
 
-from .utils import IndexedSubset, dataset_labels, dataset_num_classes
+from glag_mm.datasets.utils import (
+    IndexedSubset,
+    dataset_labels,
+    dataset_num_classes,
+)
 
-__all__ = ['SmokeSubset']
+__all__ = ['SmokeSubset', 'SmokeTestHook']
 
 
 @DATASETS.register_module()
@@ -91,3 +98,22 @@ class SmokeSubset(IndexedSubset):
         if self._labels is None:
             raise TypeError('SmokeSubset: the wrapped dataset has no labels')
         return super().get_cat_ids(idx)
+
+
+@HOOKS.register_module()
+class SmokeTestHook(Hook):
+    """Run the config's test loop once training has finished.
+
+    A rehearsal checks every part of a config that a long run will need,
+    the test dataloader and evaluator included, so each stage ends with a
+    test on its (small) test subset. ``LOWEST`` priority: the other hooks
+    have undone their training set-up (e.g. the feature cache) first.
+    """
+
+    priority = 'LOWEST'
+
+    def after_train(self, runner) -> None:
+        if runner.test_loop is None:
+            return
+        metrics = runner.test_loop.run()
+        runner.logger.info(f'smoke test metrics: {metrics}')

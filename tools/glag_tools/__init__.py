@@ -1,7 +1,11 @@
 """The library behind ``tools/``: config preparation and the stage driver.
 
-Not imported by ``import glag_mm``; the tools import it explicitly.
+It ships with the scripts (in ``glag_mm/.mim/tools`` of an installed
+package), not in the plugin: ``import glag_mm`` does not need it. Importing
+it imports the plugin (the registries) first.
 """
+
+import glag_mm  # noqa: F401  (registers the plugin, applies compat)
 
 from .config import (
     DATALOADER_FIELDS,

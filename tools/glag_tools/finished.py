@@ -9,20 +9,27 @@ The one place of two rules the tools share:
   (or of a plain config): written by :func:`write_stage_done` after
   ``runner.train()`` returns, removed by :func:`clear_stage_done` before a
   run starts, read by :func:`read_stage_done`.
+
+:func:`latest_readable_checkpoint` is the automatic resume's choice.
 """
 
 import json
 import os
 import os.path as osp
+import re
+import warnings
 from typing import Optional
 
 from mmengine.dist import barrier, is_main_process
 from mmengine.runner import Runner
 
+from glag_mm.safe_load import UnreadableCheckpointError, check_readable
+
 __all__ = [
     'STAGE_DONE_FILE',
     'final_checkpoint',
     'recorded_checkpoint',
+    'latest_readable_checkpoint',
     'read_stage_done',
     'write_stage_done',
     'clear_stage_done',
@@ -84,3 +91,55 @@ def write_stage_done(name: str, config: str, runner: Runner) -> dict:
         os.replace(path + '.tmp', path)
     barrier()
     return record
+
+
+_NUMBERED = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')
+
+
+def latest_readable_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint an automatic resume should use, or None for none.
+
+    mmengine resumes from the file named in ``work_dir/last_checkpoint``.
+    If that file is unreadable (a save cut short by a kill or a full disk),
+    it is skipped with a warning and the newest readable ``epoch_N.pth`` /
+    ``iter_N.pth`` of the work_dir is returned instead.
+
+    Raises:
+        UnreadableCheckpointError: the work_dir has checkpoints and none is
+            readable.
+    """
+    from mmengine.runner import find_latest_checkpoint
+
+    if not osp.isdir(work_dir):
+        return None
+    latest = find_latest_checkpoint(work_dir)
+    if latest is None:  # no run has saved here: start afresh, as mmengine
+        return None
+    numbered = sorted(
+        (
+            (int(found.group(1)), name)
+            for name in os.listdir(work_dir)
+            if (found := _NUMBERED.match(name))
+        ),
+        reverse=True,
+    )
+    candidates = [latest]
+    candidates += [osp.join(work_dir, name) for _, name in numbered]
+    skipped = []
+    for path in dict.fromkeys(candidates):
+        if not osp.isfile(path):
+            continue
+        try:
+            check_readable(path, crc=True)
+        except UnreadableCheckpointError as error:
+            skipped.append(path)
+            warnings.warn(f'{error} Automatic resume skips it.', stacklevel=2)
+            continue
+        return path
+    if skipped:
+        raise UnreadableCheckpointError(
+            f'no readable checkpoint in {work_dir!r} to resume from '
+            f'({len(skipped)} unreadable: {skipped}); delete them to start '
+            'afresh, or give --resume PATH to an intact checkpoint.'
+        )
+    return None

@@ -2,9 +2,9 @@
 
 * ``--smoke``: a rehearsal of a config before a long run. Every stage
   trains one epoch (an iteration-based loop: ``SMOKE_ITERS`` iterations) on
-  a :class:`~glag_mm.datasets.SmokeSubset` of about ``SMOKE_IMAGES`` of its
+  a :class:`~glag_tools.smoke.SmokeSubset` of about ``SMOKE_IMAGES`` of its
   real training images (every class present, the long tail's shape kept),
-  validates and tests (:class:`~glag_mm.engine.SmokeTestHook`) on about
+  validates and tests (:class:`~glag_tools.smoke.SmokeTestHook`) on about
   ``SMOKE_IMAGES`` of its real validation and test images (every class),
   computes stage two's statistics and feature cache on that subset,
   saves a checkpoint and hands it to the next stage, all in a separate
@@ -23,6 +23,7 @@ import torch
 from mmengine.config import Config
 
 from .config import DATALOADER_FIELDS, default_work_dir
+from .smoke import SmokeSubset, SmokeTestHook  # noqa: F401  (registers them)
 
 __all__ = [
     'SMOKE_IMAGES',

@@ -16,13 +16,12 @@ plus what glag_mm needs on top:
 * ``--resume`` without a path skips an unreadable latest checkpoint (with a
   warning) for the newest readable one;
 * on a CPU machine, distributed runs get a DDP wrapper without devices
-  (:func:`~glag_mm.apis.launch.set_cpu_model_wrapper`);
+  (:func:`~glag_tools.launch.set_cpu_model_wrapper`);
 * every string ``'{stage_one_checkpoint}'`` anywhere in the config is
   replaced by the stage-one checkpoint (``cfg.stage_one_checkpoint``), see
   :func:`resolve_stage_one_checkpoint`.
 
-This module is the library behind ``tools/``; it is not imported by
-``import glag_mm``.
+This module is part of the library behind ``tools/`` (``glag_tools``).
 """
 
 import os.path as osp
@@ -33,7 +32,9 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import find_latest_checkpoint
 
-from ..safe_load import CheckpointError, latest_readable_checkpoint
+from glag_mm.safe_load import CheckpointError
+
+from .finished import latest_readable_checkpoint
 from .launch import set_cpu_model_wrapper
 
 __all__ = [
