@@ -133,36 +133,9 @@ runs[3]['note'] = (
     'classifier on f ** 0.5 (train and test), nothing generated'
 )
 
-# GLAG's own stage-two sampling (METHOD.md stage two, item 7): instance-
-# balanced real batches, every class topped up to n_max with generated
-# features, instead of class-aware batches plus one generated feature per
-# real one ('ratio').
-_BALANCE = {
-    'model.head.generation': 'balance',
-    'train_dataloader.sampler.type': 'DefaultSampler',
-    'train_dataloader.sampler.shuffle': True,
-}
-for _name, _label, _config, _options, _ in _STAGE_TWO[3:5]:
-    runs.append(
-        dict(
-            name=f'{_name}_balance',
-            label=f'{_label}, top-up sampling',
-            group='Stage two on the linear probe',
-            config=_C + _config,
-            epochs=10,
-            stage_one_from='probe',
-            stage_one_seed=0,
-            seeds=[0, 1, 2],
-            cfg_options={**_options, **_BALANCE},
-            baseline=[_name],
-            note=(
-                "generation='balance' on instance-balanced batches "
-                '(DefaultSampler): each batch is topped up with generated '
-                'features until real + generated is uniform over classes'
-            ),
-        )
-    )
-
+# GLAG's own stage-two sampling (METHOD.md stage two, item 7: instance-
+# balanced real batches topped up with generated features) is one value of
+# the selection's generation axis (experiments/selection/glag_stage_two.py).
 if _GLAG:
     runs[-1]['note'] = 'chosen setting: ' + json.dumps(_GLAG, sort_keys=True)
 compare = [('crt', 'afg_kd'), ('probe', 'afg_kd')]
