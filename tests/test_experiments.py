@@ -535,8 +535,8 @@ def test_shipped_specs_plan_with_their_options(path, tmp_path):
         cfg = job.info.test_cfg
         for key, value in job.run.cfg_options.items():
             got = cfg
-            for part in key.split('.'):
-                got = got[part]
+            for part in key.split('.'):  # 'custom_hooks.3.x': a position
+                got = got[int(part) if part.isdigit() else part]
             assert got == value, (job.title, key)
         if job.run.stage_one_from is not None:
             assert job.depends_on.run.name == job.run.stage_one_from
