@@ -801,6 +801,12 @@ def test_confidence_spearman_against_direct_ranks(tmp_path):
     assert '-0.80, +1.00' in row and '| 0, 1 |' in row
     assert '12: 0.75' in row  # the rarest class's mean final s_c
     assert write_confidence_table(spec, {}, str(tmp_path / 'x.md')) is None
+    # only the named runs (make_report: those whose head generates)
+    only_ce = str(tmp_path / 'ce.md')
+    assert (
+        write_confidence_table(spec, {'glag': records}, only_ce, ['ce'])
+        is None
+    )
 
 
 def test_record_keeps_the_last_logged_confidence(tmp_path):

@@ -176,8 +176,9 @@ def report(spec, results_dir: str) -> list:
             [(labels[a], records[a]), (labels[b], records[b])], out, title
         )
         written.append(out)
+    generating = [r.name for r in spec.runs if _afg_head(r, ctx) is not None]
     confidence = write_confidence_table(
-        spec, records, osp.join(results_dir, 'confidence.md')
+        spec, records, osp.join(results_dir, 'confidence.md'), generating
     )
     if confidence:
         written.append(confidence)

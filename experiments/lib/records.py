@@ -406,14 +406,20 @@ def confidence_spearman(record: dict) -> Optional[float]:
 
 
 def write_confidence_table(
-    spec: ExperimentSpec, records: Dict[str, List[dict]], path: str
+    spec: ExperimentSpec,
+    records: Dict[str, List[dict]],
+    path: str,
+    names: Optional[Sequence[str]] = None,
 ) -> Optional[str]:
     """``confidence.md``: per AFG run, the Spearman correlation between a
     tail class's training count and its final s_c, per seed and as mean
     +- std over seeds, and the mean final s_c of each tail class; nothing
-    is written where no record holds final scores."""
+    is written where no record holds final scores. ``names``: only these
+    runs (e.g. those whose head generates, so that s_c is used)."""
     lines = []
     for run in spec.runs:
+        if names is not None and run.name not in names:
+            continue
         found = [
             r for r in records.get(run.name, []) if r.get('final_confidence')
         ]
