@@ -8,6 +8,7 @@ epoch, so that their checkpoints hold what real runs write.
 """
 
 import os.path as osp
+import time
 from pathlib import Path
 
 import torch
@@ -57,10 +58,21 @@ def demo_config(
     )
 
 
+_last_start = [None]
+
+
 def train(cfg: Config):
+    # A Runner's log folder is <work_dir>/<timestamp to the second>: a run
+    # started in the same second as the one before it in the same work_dir
+    # would write into the earlier run's folder, so wait for the next second.
+    while time.strftime('%Y%m%d_%H%M%S') == _last_start[0]:
+        time.sleep(0.05)
+    _last_start[0] = time.strftime('%Y%m%d_%H%M%S')
     # distinct experiment names: runners built in the same second would
     # share mmengine's logger (and its file) and message hub otherwise
-    return train_config(cfg, name='demo')
+    runner = train_config(cfg, name='demo')
+    _last_start[0] = getattr(runner, 'timestamp', _last_start[0])
+    return runner
 
 
 def checkpoint_files(work_dir) -> dict:
