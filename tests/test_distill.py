@@ -181,3 +181,7 @@ def test_clear_errors(tmp_path):
         GLAGDistillHook(checkpoint=ckpt, temperature=0)
     with pytest.raises(ValueError, match='schedule'):
         GLAGDistillHook(checkpoint=ckpt, schedule='cubic')
+    with pytest.raises(ValueError, match='cache_logits_mib must be'):
+        GLAGDistillHook(checkpoint=ckpt, cache_logits_mib=-1)
+    with pytest.raises((TypeError, ValueError), match='cache_logits_mib'):
+        GLAGDistillHook(checkpoint=ckpt, cache_logits_mib='2G')

@@ -19,7 +19,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 from torch import Tensor
 
-from ..core import check_schedule, schedule_value
+from ..core import check_number, check_schedule, schedule_value
 from ..core.calibration import tail_classes
 from ..core.distill import distillation_loss
 from ..runtime import get_train_class_counts, training_progress
@@ -183,7 +183,12 @@ class GLAGDistillHook(Hook):
         self.tail_threshold = tail_threshold
         self.teacher_prefix = teacher_prefix
         self.check_trunk = check_trunk
-        self.cache_logits_mib = cache_logits_mib
+        self.cache_logits_mib = check_number(
+            'cache_logits_mib',
+            cache_logits_mib,
+            at_least=0,
+            owner='GLAGDistillHook',
+        )
         self.teacher: Optional[LinearTeacher] = None
 
     # -- checks --------------------------------------------------------------
