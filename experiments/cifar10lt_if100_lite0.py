@@ -17,23 +17,17 @@
 # the probe), and Tukey's transform alone (AFGHead generating nothing).
 
 import json
-import os.path as _osp
 
 from experiments.lib.spec import chosen_settings
 
 _C = 'configs/experiments/cifar10lt_if100_lite0/'
-_RESULTS = _osp.join(
-    _osp.dirname(_osp.dirname(_osp.abspath(__file__))),
-    'results',
-    'cifar10lt_if100_lite0',
-)
 # cRT's, LWS's and GLAG's stage-two settings chosen on the validation split
 # by tools/select_settings.py on the probe (experiments/selection/ budgets),
 # committed under results/cifar10lt_if100_lite0/selection/<method>/;
 # positions in afg_kd_lite0_10e.py's custom_hooks for the chosen keys.
 _HOOKS = {'AFGHook': 2, 'GLAGDistillHook': 3}
 _CRT, _LWS, _GLAG = (
-    chosen_settings(_RESULTS, m, _HOOKS) for m in ('crt', 'lws', 'glag')
+    chosen_settings(__file__, m, _HOOKS) for m in ('crt', 'lws', 'glag')
 )
 _KEEP_ALL = {
     'default_hooks.checkpoint.interval': 1,

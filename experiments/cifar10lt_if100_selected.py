@@ -17,20 +17,14 @@
 #   python tools/make_report.py results/cifar10lt_if100_selected
 
 import json
-import os.path as _osp
 
 from experiments.lib.spec import chosen_settings
 
 _C = 'configs/experiments/cifar10lt_if100/'
-_RESULTS = _osp.join(
-    _osp.dirname(_osp.dirname(_osp.abspath(__file__))),
-    'results',
-    'cifar10lt_if100_selected',
-)
 # positions in afg_kd_r32_10e.py's custom_hooks, for the chosen keys
 _HOOKS = {'AFGHook': 2, 'GLAGDistillHook': 3}
 _CRT, _LWS, _GLAG = (
-    chosen_settings(_RESULTS, m, _HOOKS) for m in ('crt', 'lws', 'glag')
+    chosen_settings(__file__, m, _HOOKS) for m in ('crt', 'lws', 'glag')
 )
 _KEEP_ALL = {
     'default_hooks.checkpoint.interval': 1,

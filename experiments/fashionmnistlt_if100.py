@@ -34,22 +34,16 @@
 # 'stage_one' confidence reference) locate what GLAG's row costs or gains.
 
 import json
-import os.path as _osp
 
 from experiments.lib.spec import chosen_settings
 
 _C = 'configs/experiments/fashionmnistlt_if100/'
-_RESULTS = _osp.join(
-    _osp.dirname(_osp.dirname(_osp.abspath(__file__))),
-    'results',
-    'fashionmnistlt_if100',
-)
 
 
 def _chosen(method):
     # positions in afg_kd_r8.py's custom_hooks, for the chosen keys
     hooks = {'AFGHook': 2, 'GLAGDistillHook': 3}
-    return chosen_settings(_RESULTS, method, hooks)
+    return chosen_settings(__file__, method, hooks)
 
 
 def _epochs_of(options):

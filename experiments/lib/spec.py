@@ -330,18 +330,23 @@ def format_cfg_options(options: Dict[str, Any]) -> Sequence[str]:
 
 
 def chosen_settings(
-    results_dir: str, method: str, hooks: Optional[Dict[str, int]] = None
+    spec_file: str, method: str, hooks: Optional[Dict[str, int]] = None
 ) -> Dict[str, Any]:
     """The options tools/select_settings.py chose on the validation split.
 
-    Read from ``<results_dir>/selection/<method>/selection.json`` (the
-    committed record of the search); ``{}`` before the selection has run.
-    ``hooks`` maps a hook type to its position in the config's
+    Read from ``results/<spec>/selection/<method>/selection.json`` beside
+    the spec's ``experiments/`` folder (the committed record of the search;
+    ``spec_file`` is the spec's ``__file__``); ``{}`` before the selection
+    has run. ``hooks`` maps a hook type to its position in the config's
     ``custom_hooks``, so that keys naming a hook by type
     (``custom_hooks.GLAGDistillHook.temperature``) become the index keys
     that ``--cfg-options`` understands (``custom_hooks.3.temperature``).
     """
-    path = osp.join(results_dir, 'selection', method, 'selection.json')
+    spec_file = osp.abspath(spec_file)
+    name = osp.splitext(osp.basename(spec_file))[0]
+    root = osp.dirname(osp.dirname(spec_file))
+    path = osp.join(root, 'results', name, 'selection', method)
+    path = osp.join(path, 'selection.json')
     if not osp.isfile(path):
         return {}
     with open(path) as f:
