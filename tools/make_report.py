@@ -176,7 +176,8 @@ def report(spec, results_dir: str) -> list:
             [(labels[a], records[a]), (labels[b], records[b])], out, title
         )
         written.append(out)
-    generating = [r.name for r in spec.runs if _afg_head(r, ctx) is not None]
+    heads = {run.name: _afg_head(run, ctx) for run in spec.runs}
+    generating = [name for name, head in heads.items() if head is not None]
     confidence = write_confidence_table(
         spec, records, osp.join(results_dir, 'confidence.md'), generating
     )
@@ -190,7 +191,7 @@ def report(spec, results_dir: str) -> list:
     for run in spec.runs:
         if not records.get(run.name):
             continue
-        head = _afg_head(run, ctx)
+        head = heads[run.name]
         if head is None:
             continue
         for record in records[run.name]:
