@@ -34,15 +34,6 @@ import torch
 
 from .safe_load import load_checkpoint_file
 
-__all__ = [
-    'APPLIED',
-    'apply_all',
-    'patch_checkpoint_loading',
-    'patch_package_lookup',
-    'patch_empty_dataset_message',
-    'load_from_local',
-]
-
 warnings.filterwarnings('ignore', message='.*MultiScaleDeformableAttention.*')
 
 logger = logging.getLogger(__name__)

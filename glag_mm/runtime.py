@@ -10,17 +10,6 @@ from mmengine.logging import MessageHub
 
 from .core.class_counts import check_class_counts, count_labels
 
-__all__ = [
-    'CLASS_COUNTS_KEY',
-    'training_progress',
-    'get_train_class_counts',
-    'set_train_class_counts',
-    'missing_class_counts_error',
-    'describe_dataset',
-    'count_dataset_labels',
-    'resolve_class_counts',
-]
-
 CLASS_COUNTS_KEY = 'glag_train_class_counts'
 
 

@@ -26,17 +26,6 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
-__all__ = [
-    'TRUST_ENV',
-    'CheckpointError',
-    'UnreadableCheckpointError',
-    'UnsafeCheckpointError',
-    'SAFE_GLOBALS',
-    'trusted',
-    'check_readable',
-    'load_checkpoint_file',
-]
-
 TRUST_ENV = 'GLAG_MM_TRUST_CHECKPOINTS'
 
 

@@ -6,8 +6,6 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ['AllGather', 'resolve_all_gather']
-
 #: ``all_gather(tensor) -> [tensor from rank 0, rank 1, ...]``; every rank
 #: passes a tensor of the same shape and dtype (``mmengine.dist.all_gather``
 #: has this contract).

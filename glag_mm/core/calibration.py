@@ -24,19 +24,6 @@ from typing import List, Optional, Union
 import torch
 from torch import Tensor
 
-__all__ = [
-    'WEIGHTINGS',
-    'GENERATION_MODES',
-    'tail_classes',
-    'num_donors',
-    'support_sets',
-    'donor_weights',
-    'calibrated_mean',
-    'generation_plan',
-    'check_generation_setup',
-    'adaptive_confidence',
-]
-
 WEIGHTINGS = ('count_distance', 'uniform')
 GENERATION_MODES = ('balance', 'ratio')
 _CHUNK_ELEMS = 2**24  # bound on M x C distance blocks (64 MiB float32)

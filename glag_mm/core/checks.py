@@ -5,8 +5,6 @@ import math
 import numbers
 from typing import Any, Optional
 
-__all__ = ['check_number', 'check_integer']
-
 
 def _refuse(name, value, kind, bounds, owner):
     prefix = f'{owner}: ' if owner else ''

@@ -5,8 +5,6 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ['check_class_counts', 'count_labels', 'log_prior']
-
 
 def check_class_counts(
     class_counts: Sequence[int],

@@ -37,8 +37,6 @@ from torch import Tensor
 
 from .calibration import donor_weights, support_sets
 
-__all__ = ['ClassStatistics']
-
 _TABLES = (
     'counts',
     'factor_start',

@@ -14,8 +14,6 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ['distillation_loss']
-
 
 def distillation_loss(
     student_logits: Tensor,

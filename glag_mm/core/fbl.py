@@ -20,13 +20,6 @@ import torch
 from .class_counts import check_class_counts
 from .schedules import SCHEDULES
 
-__all__ = [
-    'CURRICULA',
-    'fbl_class_strength',
-    'fbl_adjust_logits',
-    'authors_curriculum',
-]
-
 CURRICULA = ('authors', *SCHEDULES)
 
 

@@ -24,14 +24,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-__all__ = [
-    'PHI_MODES',
-    'gala_adjust_logits',
-    'gala_increments',
-    'update_running_statistic',
-    'all_reduce_sum',
-]
-
 PHI_MODES = ('received', 'sent')
 
 

@@ -16,8 +16,6 @@ from torch import Tensor
 
 from .class_statistics import ClassStatistics
 
-__all__ = ['seeded_generators', 'anchor_positions', 'generate_features']
-
 Generators = Tuple[Optional[torch.Generator], Optional[torch.Generator]]
 
 

@@ -20,14 +20,6 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-__all__ = [
-    'REDUCTIONS',
-    'weight_reduce',
-    'cross_entropy_per_sample',
-    'adjust_logits',
-    'logit_adjusted_cross_entropy',
-]
-
 REDUCTIONS = ('none', 'mean', 'sum')
 
 

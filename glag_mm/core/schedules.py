@@ -17,8 +17,6 @@ from typing import Tuple
 
 from .checks import check_number
 
-__all__ = ['SCHEDULES', 'check_schedule', 'schedule_value']
-
 SCHEDULES: Tuple[str, ...] = ('convex', 'linear', 'concave', 'constant')
 
 

@@ -16,8 +16,6 @@ from torch import Tensor
 from .all_gather import AllGather, resolve_all_gather
 from .class_statistics import ClassStatistics
 
-__all__ = ['StatisticsBuilder', 'AllGather']
-
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _BLOCK_BYTES = 64 * 2**20  # storage grows in blocks of at most this size
 _ROUND_BYTES = 16 * 2**20  # rows sent per rank in one all_gather round

@@ -17,8 +17,6 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ['check_tukey_lambda', 'tukey_transform']
-
 
 def check_tukey_lambda(lam: float) -> float:
     """Tukey's lambda as a float (a finite real number)."""

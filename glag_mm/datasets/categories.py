@@ -1,8 +1,6 @@
 """The 365 scene names of Places365-Standard (Zhou et al., 2017) in
 Places-LT's label order, which mmpretrain does not ship."""
 
-__all__ = ['PLACES365_CATEGORIES']
-
 # whitespace-separated, in label order
 PLACES365_CATEGORIES = tuple(
     """

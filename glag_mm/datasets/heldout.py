@@ -26,8 +26,6 @@ from mmpretrain.registry import DATASETS
 from ..core import check_integer
 from .utils import IndexedSubset, seeded_class_orders
 
-__all__ = ['PerClassSplit', 'heldout_counts']
-
 SPLITS = ('train', 'heldout')
 
 

@@ -21,8 +21,6 @@ from mmpretrain.registry import DATASETS
 from ..core import check_integer, check_number
 from .utils import IndexedSubset, seeded_class_orders
 
-__all__ = ['PROFILES', 'long_tail_counts', 'LongTailDataset']
-
 PROFILES = ('exp', 'step')
 SPLITS = ('train', 'heldout')
 

@@ -20,13 +20,6 @@ from mmpretrain.registry import DATASETS
 from ..core import check_integer
 from .categories import PLACES365_CATEGORIES
 
-__all__ = [
-    'LongTailListDataset',
-    'ImageNetLT',
-    'PlacesLT',
-    'INaturalist2018',
-]
-
 
 def _parse_list(text: str, source: str) -> Tuple[List[str], List[int]]:
     """Split ``path label`` lines; blank lines are skipped."""

@@ -27,8 +27,6 @@ from torch.utils.data import Sampler
 from ..core import check_integer
 from .utils import dataset_labels, dataset_num_classes
 
-__all__ = ['ClassAwareSampler']
-
 
 @DATA_SAMPLERS.register_module()
 class ClassAwareSampler(Sampler):

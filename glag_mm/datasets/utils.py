@@ -8,13 +8,6 @@ from mmengine.dataset import BaseDataset as MMEngineBaseDataset
 from mmengine.dataset import force_full_init
 from mmpretrain.registry import DATASETS
 
-__all__ = [
-    'dataset_labels',
-    'dataset_num_classes',
-    'seeded_class_orders',
-    'IndexedSubset',
-]
-
 
 def dataset_labels(dataset) -> np.ndarray:
     """int64 labels in index order from ``get_gt_labels()`` or

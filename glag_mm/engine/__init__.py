@@ -1,8 +1,9 @@
 """Hooks: class counts, distillation, feature statistics and confidence."""
 
+from ..runtime import count_dataset_labels
 from . import runner_defaults
 from .afg_hook import AFGHook
-from .class_counts_hook import ClassCountsHook, count_dataset_labels
+from .class_counts_hook import ClassCountsHook
 from .distill_hook import GLAGDistillHook, LinearTeacher
 from .feature_cache import FeatureTensorDataset
 from .feature_cache_hook import FeatureCacheHook

@@ -39,8 +39,6 @@ from .afg_statistics import load_or_build
 from .checkpoint_update import update_last_checkpoint
 from .feature_cache import unwrap
 
-__all__ = ['AFGHook']
-
 
 @HOOKS.register_module()
 class AFGHook(Hook):

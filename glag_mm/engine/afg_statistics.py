@@ -33,13 +33,6 @@ from .feature_cache import (
 )
 from .shared_file import write_once_per_node
 
-__all__ = [
-    'statistics_pipeline',
-    'statistics_key',
-    'build_statistics',
-    'load_or_build',
-]
-
 STATISTICS_DIR = 'afg_statistics'
 
 

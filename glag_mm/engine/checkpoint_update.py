@@ -10,8 +10,6 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ['last_checkpoint_path', 'update_last_checkpoint']
-
 
 def last_checkpoint_path(runner) -> Optional[str]:
     """The local file of the runner's last saved checkpoint, or None."""

@@ -8,12 +8,9 @@ from mmpretrain.registry import DATASETS, HOOKS
 
 from ..core import check_class_counts
 from ..runtime import (
-    count_dataset_labels,
     resolve_class_counts,
     set_train_class_counts,
 )
-
-__all__ = ['ClassCountsHook', 'count_dataset_labels']
 
 
 @HOOKS.register_module()

@@ -25,8 +25,6 @@ from ..core.distill import distillation_loss
 from ..runtime import get_train_class_counts, training_progress
 from .feature_cache import FeatureTensorDataset, trunk_modules
 
-__all__ = ['GLAGDistillHook', 'LinearTeacher']
-
 PLACEHOLDER = '{stage_one_checkpoint}'
 
 

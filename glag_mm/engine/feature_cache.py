@@ -26,17 +26,6 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = [
-    'FeatureTensorDataset',
-    'feature_cache_key',
-    'feature_collate',
-    'find_random_transforms',
-    'trunk_features',
-    'iter_trunk_features',
-    'gather_shards',
-    'trunk_modules',
-]
-
 #: transform names (besides any containing 'Random') that draw randomly.
 RANDOM_TRANSFORMS = frozenset(
     {

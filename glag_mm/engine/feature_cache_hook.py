@@ -37,8 +37,6 @@ from .feature_cache import (
 )
 from .shared_file import write_once_per_node
 
-__all__ = ['FeatureCacheHook']
-
 
 def _loader_like(loader: DataLoader, dataset: Dataset) -> DataLoader:
     """A loader over ``dataset`` drawing the same indices as ``loader``."""

@@ -19,8 +19,6 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-__all__ = ['NonFiniteCheckHook', 'NonFiniteError']
-
 
 class NonFiniteError(FloatingPointError):
     """A NaN or Inf in training; the message names the iteration and place."""

@@ -15,8 +15,6 @@ from ..evaluation.posthoc_tau import (
 )
 from .checkpoint_update import last_checkpoint_path, update_last_checkpoint
 
-__all__ = ['PosthocTauHook']
-
 
 def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
     """The posthoc_tau='val' metrics of a built loop (runner._val_loop /

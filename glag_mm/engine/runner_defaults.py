@@ -16,8 +16,6 @@ from mmpretrain.registry import METRICS
 
 from .class_counts_hook import ClassCountsHook
 
-__all__ = ['install', 'needs_class_counts']
-
 _MARK = '_glag_mm_wrapped'
 
 

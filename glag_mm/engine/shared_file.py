@@ -9,8 +9,6 @@ from typing import Callable
 
 from mmengine.dist import barrier, get_rank
 
-__all__ = ['write_once_per_node']
-
 
 def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
     """Local rank 0 of each machine (``LOCAL_RANK``; without it rank 0

@@ -18,14 +18,6 @@ import torch
 
 from .summaries import ReliabilityTable
 
-__all__ = [
-    'ECE_BINS',
-    'confidence_bins',
-    'reliability_bins',
-    'expected_calibration_error',
-    'calibration_results',
-]
-
 ECE_BINS = 15
 
 

@@ -22,19 +22,6 @@ from typing import Dict, Sequence, Tuple
 
 import torch
 
-__all__ = [
-    'GROUPS',
-    'POSTHOC_CRITERIA',
-    'shot_groups',
-    'per_class_accuracy',
-    'group_accuracy',
-    'group_results',
-    'posthoc_adjusted_labels',
-    'posthoc_labels_over_grid',
-    'select_posthoc_tau',
-    'rebalanced_labels',
-]
-
 GROUPS = ('many', 'medium', 'few')
 POSTHOC_CRITERIA = ('class_mean', 'top1')
 

@@ -21,8 +21,6 @@ from .functional import (
 from .posthoc_tau import DEFAULT_TAU_GRID, ValSelectedTau, check_tau_grid
 from .summaries import PerClassAccuracy
 
-__all__ = ['LongTailAccuracy', 'PerClassAccuracy']
-
 
 def _check_tau(name: str, value: Any) -> Optional[float]:
     if value is None:  # switched off

@@ -15,15 +15,6 @@ from mmengine.logging import MessageHub, print_log
 
 from .functional import group_results, select_posthoc_tau
 
-__all__ = [
-    'POSTHOC_TAU_KEY',
-    'DEFAULT_TAU_GRID',
-    'check_tau_grid',
-    'get_selected_posthoc_tau',
-    'set_selected_posthoc_tau',
-    'ValSelectedTau',
-]
-
 POSTHOC_TAU_KEY = 'glag_posthoc_tau'
 # 0.0, 0.1, ..., 2.0: covers Menon et al.'s tau = 1 and GraLoss's tau_max.
 DEFAULT_TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))

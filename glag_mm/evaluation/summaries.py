@@ -7,8 +7,6 @@ mmengine's log processor prints non-scalar metrics on the val / test line
 
 import math
 
-__all__ = ['PerClassAccuracy', 'ReliabilityTable']
-
 
 class PerClassAccuracy(list):
     """Per-class accuracies (percent), a ``list`` but for its ``repr``."""

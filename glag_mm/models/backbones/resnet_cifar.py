@@ -23,8 +23,6 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.resnet import BasicBlock
 from mmpretrain.registry import MODELS
 
-__all__ = ['CifarResNet', 'ZeroPadShortcut']
-
 
 class ZeroPadShortcut(nn.Module):
     """Option A: ``x[:, :, ::s, ::s]`` with ``out - in`` zero channels

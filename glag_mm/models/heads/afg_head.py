@@ -31,8 +31,6 @@ from ...core.generator import generate_features, seeded_generators
 from ...core.tukey import tukey_transform
 from .afg_settings import check_afg_settings
 
-__all__ = ['AFGHead']
-
 
 @MODELS.register_module()
 class AFGHead(LinearClsHead):

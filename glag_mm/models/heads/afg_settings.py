@@ -8,8 +8,6 @@ import torch
 from ...core.calibration import GENERATION_MODES, WEIGHTINGS, tail_classes
 from ...core.tukey import check_tukey_lambda
 
-__all__ = ['check_afg_settings']
-
 
 def _number(value, name: str, low: Optional[float] = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):

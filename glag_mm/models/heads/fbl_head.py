@@ -21,8 +21,6 @@ from ...core.fbl import (
 )
 from ...runtime import resolve_class_counts, training_progress
 
-__all__ = ['FBLHead']
-
 
 @MODELS.register_module()
 class FBLHead(LinearClsHead):

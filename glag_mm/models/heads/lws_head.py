@@ -19,8 +19,6 @@ from mmpretrain.registry import MODELS
 
 from ...core import check_number
 
-__all__ = ['LWSHead']
-
 
 @MODELS.register_module()
 class LWSHead(LinearClsHead):

@@ -8,8 +8,6 @@ import torch.nn as nn
 from ...core.checks import check_integer, check_number
 from ...core.logit_adjustment import REDUCTIONS
 
-__all__ = ['AdjustedCrossEntropyBase']
-
 
 class AdjustedCrossEntropyBase(nn.Module):
     """Cross-entropy on adjusted logits, called as mmpretrain calls a loss.

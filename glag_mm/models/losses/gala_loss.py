@@ -17,8 +17,6 @@ from ...core.gala import (
 from ...core.logit_adjustment import cross_entropy_per_sample, weight_reduce
 from .base import AdjustedCrossEntropyBase
 
-__all__ = ['GALALoss']
-
 
 @MODELS.register_module()
 class GALALoss(AdjustedCrossEntropyBase):

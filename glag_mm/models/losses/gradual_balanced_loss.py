@@ -15,8 +15,6 @@ from ...core import (
 from ...runtime import resolve_class_counts, training_progress
 from .base import AdjustedCrossEntropyBase
 
-__all__ = ['GradualBalancedLoss']
-
 
 @MODELS.register_module()
 class GradualBalancedLoss(AdjustedCrossEntropyBase):
