@@ -167,15 +167,27 @@ if _GLAG:
             **_ON_GRALOSS,
         )
     )
-# The paper's 40 stage-two epochs for the rows that decide the comparison.
+# The paper's 40 stage-two epochs for every stage-two method on GraLoss
+# and for the best 10-epoch row (LA + cRT).
 _FORTY = {
     'train_cfg.max_epochs': 40,
     'param_scheduler.T_max': 40,
     'param_scheduler.end': 40,
 }
-for _name, _label, _config, _options in (
-    ('graloss_crt', 'GraLoss + cRT', 'crt_r8.py', _CRT),
-    ('graloss_glag_val', 'GLAG, val-selected', 'afg_kd_r8.py', _GLAG),
+for _s1, _name, _label, _config, _options in (
+    ('graloss', 'graloss_crt', 'GraLoss + cRT', 'crt_r8.py', _CRT),
+    ('la', 'la_crt', 'LA + cRT', 'crt_r8.py', _CRT),
+    ('graloss', 'graloss_lws', 'GraLoss + LWS', 'lws_r8.py', _LWS),
+    ('graloss', 'graloss_kd', 'GraLoss + KD', 'kd_r8.py', _CRT),
+    ('graloss', 'graloss_afg', 'GraLoss + AFG', 'afg_r8.py', _KEEP_ALL),
+    ('graloss', 'graloss_afg_kd', 'GLAG, defaults', 'afg_kd_r8.py', _KEEP_ALL),
+    (
+        'graloss',
+        'graloss_glag_val',
+        'GLAG, val-selected',
+        'afg_kd_r8.py',
+        _GLAG,
+    ),
 ):
     if _name.endswith('glag_val') and not _GLAG:
         continue
@@ -183,14 +195,19 @@ for _name, _label, _config, _options in (
         dict(
             name=f'{_name}_40e',
             label=f'{_label}, 40 epochs',
-            group='Stage two on GraLoss, 40 epochs',
+            group='Stage two, 40 epochs',
             config=_C + _config,
-            stage_one_from='graloss',
+            stage_one_from=_s1,
             cfg_options={**_options, **_FORTY},
-            baseline=['graloss_crt_40e'] if 'glag' in _name else [],
+            baseline=[]
+            if _name == 'graloss_crt'
+            else ['graloss_crt_40e']
+            if _s1 == 'graloss'
+            else [],
             epochs=40,
         )
     )
+runs[-1]['baseline'] = ['graloss_crt_40e', 'la_crt_40e', 'graloss_afg_40e']
 
 compare = [
     ('ce', 'graloss_afg_kd'),
