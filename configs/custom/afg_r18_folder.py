@@ -5,12 +5,11 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-# GLAG's stage two on your own folder tree: the frozen stage-one trunk
-# ('{stage_one_checkpoint}', filled in by tools/train.py), a re-initialised
-# AFGHead on class-aware batches with one generated feature per real one, the
-# statistics pass and adaptive confidence (AFGHook, validated on the
-# held-out part of the training tree) and distillation from the stage-one
-# model. No augmentation on the frozen trunk, so features are computed once.
+# GLAG's stage two on your own folder tree: the stage-one trunk, frozen
+# (configs/glag/_base_/stage_two_40e_bs512.py), a re-initialised AFGHead on
+# class-aware batches with one generated feature per real one, the statistics
+# pass and adaptive confidence (AFGHook, validated on the held-out part of the
+# training tree) and distillation from the stage-one model.
 # Tail classes: fewer than a fifth of n_max images (a fraction, as your
 # dataset's scale is unknown; METHOD.md's default is the count 100).
 train_dataloader = dict(
@@ -20,10 +19,7 @@ model = dict(
     backbone=dict(
         frozen_stages=4,
         norm_eval=True,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='{stage_one_checkpoint}',
-            prefix='backbone.')),
+        init_cfg={{_base_.stage_one_weights}}),
     head=dict(
         type='AFGHead',
         num_classes={{_base_.num_classes}},

@@ -6,21 +6,17 @@ _base_ = [
 ]
 
 # The demo's stage two (tools/demo.py), cRT (Kang et al. 2020): the stage-one
-# trunk of configs/demo/*_r8_fmnistlt.py, frozen (frozen_stages, norm_eval)
-# and loaded from '{stage_one_checkpoint}' (the demo passes the stage-one
-# row's final checkpoint); a re-initialised linear classifier trained on
-# class-aware batches (an epoch: 6,000 picks per class). No augmentation, so
-# the trunk's features are computed once (FeatureCacheHook) and the epochs
-# run on the cache: 10 epochs (the paper's 40 scaled down, cosine to 0).
+# trunk of configs/demo/*_r8_fmnistlt.py, frozen and loaded from the stage-one
+# row's final checkpoint (configs/glag/_base_/stage_two_40e_bs512.py); a
+# re-initialised linear classifier on class-aware batches (an epoch: 6,000
+# picks per class), features computed once: 10 epochs (the paper's 40 scaled
+# down, cosine to 0).
 train_dataloader = dict(sampler=dict(type='ClassAwareSampler'))
 model = dict(
     backbone=dict(
         frozen_stages=3,
         norm_eval=True,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='{stage_one_checkpoint}',
-            prefix='backbone.')))
+        init_cfg={{_base_.stage_one_weights}}))
 
 # Validation after every epoch (AFG's adaptive confidence learns from it) on
 # 100 images per class of the Fashion-MNIST *training* files that the

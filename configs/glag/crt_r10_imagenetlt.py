@@ -5,12 +5,8 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-# cRT (Kang et al. 2020) stage two, ResNet-10 on ImageNet-LT: the stage-one
-# trunk, frozen (frozen_stages, norm_eval) and loaded from the stage-one
-# checkpoint ('{stage_one_checkpoint}', filled in by tools/train.py); a
-# re-initialised linear classifier trained on class-aware (class-balanced)
-# batches. No augmentation on the frozen trunk [ours], so its features are
-# computed once (FeatureCacheHook) and the 40 epochs run on the cache.
+# cRT (Kang et al. 2020) stage two, ResNet-10 on ImageNet-LT:
+# the stage-one trunk, frozen (_base_/stage_two_40e_bs512.py).
 train_dataloader = dict(
     dataset=dict(pipeline={{_base_.test_pipeline}}),
     sampler=dict(type='ClassAwareSampler'))
@@ -18,10 +14,7 @@ model = dict(
     backbone=dict(
         frozen_stages=4,
         norm_eval=True,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='{stage_one_checkpoint}',
-            prefix='backbone.')),
+        init_cfg={{_base_.stage_one_weights}}),
     head=dict(num_classes=1000, topk=(1, 5)))
 
 custom_hooks = [dict(type='ClassCountsHook'), dict(type='FeatureCacheHook')]

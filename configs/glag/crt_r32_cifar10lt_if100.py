@@ -6,12 +6,7 @@ _base_ = [
 ]
 
 # cRT (Kang et al. 2020) stage two, ResNet-32 on CIFAR-10-LT, imbalance factor
-# 100: the stage-one trunk, frozen (frozen_stages, norm_eval) and loaded from
-# the stage-one checkpoint ('{stage_one_checkpoint}', filled in by
-# tools/train.py); a re-initialised linear classifier trained on class-aware
-# (class-balanced) batches. No augmentation on the frozen trunk [ours], so its
-# features are computed once (FeatureCacheHook) and the 40 epochs run on the
-# cache.
+# 100: the stage-one trunk, frozen (_base_/stage_two_40e_bs512.py).
 train_dataloader = dict(
     dataset=dict(
         imbalance_factor=100,
@@ -21,10 +16,7 @@ model = dict(
     backbone=dict(
         frozen_stages=3,
         norm_eval=True,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='{stage_one_checkpoint}',
-            prefix='backbone.')),
+        init_cfg={{_base_.stage_one_weights}}),
     head=dict(num_classes=10))
 
 # Validation: images of the training split that the long-tailed subset left out
