@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .calibration import calibrated_mean
 from .class_statistics import ClassStatistics
 
 Generators = Tuple[Optional[torch.Generator], Optional[torch.Generator]]
@@ -103,14 +104,9 @@ def generate_features(
         table = stats.anchor_base[cls_t] + j
         d, w = stats.donors[table], stats.donor_weights[table]
         stats.check_sampleable(d.flatten(), 'used as a donor')
-        # (1 - s) (mu_c + row_j) + s sum_i w_i mu_i in one gather + bmm
-        ids = torch.cat([cls_t[:, None], d], 1).to(dev)
-        s = torch.as_tensor(confidence).to(dev, torch.float32)[ids[:, :1]]
-        coef = torch.cat([1 - s, s * w.to(dev)], 1)
-        centre = torch.bmm(coef[:, None], stats.means[ids]).squeeze(1)
-        rows = stats.rows[(stats.anchor_start[cls_t] + j).to(dev)]
-        centre.addcmul_(rows, coef[:, :1])
-        _put(out, pos_tail, centre, num)
+        x = stats.anchor_features(stats.anchor_start[cls_t] + j, cls_t)
+        s = torch.as_tensor(confidence).to(dev)[cls_t.to(dev)]
+        out[pos_tail.to(dev)] = calibrated_mean(x, d, w, stats.means, s)
         samples.append(pos_tail.repeat_interleave(d.shape[1]))
         donors.append(d.flatten())
         weights.append(w.flatten())
@@ -118,7 +114,7 @@ def generate_features(
     if pos_own.numel():
         cls_o = classes[pos_own]
         stats.check_sampleable(cls_o, 'drawn from its own statistics')
-        _put(out, pos_own, stats.means[cls_o.to(dev)], num)
+        out[pos_own.to(dev)] = stats.means[cls_o.to(dev)]
         samples.append(pos_own)
         donors.append(cls_o)
         weights.append(torch.ones(pos_own.numel()))
@@ -134,11 +130,3 @@ def generate_features(
         out=out,
     )
     return out, classes.to(dev)
-
-
-def _put(out: Tensor, pos: Tensor, rows: Tensor, num: int) -> None:
-    """out[pos] = rows, a plain copy when pos is every row."""
-    if pos.numel() == num:
-        out.copy_(rows)
-    else:
-        out[pos.to(out.device)] = rows
