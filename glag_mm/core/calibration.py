@@ -24,6 +24,8 @@ from typing import List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from .checks import check_integer, check_number
+
 WEIGHTINGS = ('count_distance', 'uniform')
 GENERATION_MODES = ('balance', 'ratio')
 
@@ -60,10 +62,7 @@ def num_donors(counts: Tensor) -> Tensor:
 def _require_donors(counts: Tensor, needs: Tensor, k: int) -> None:
     """ValueError unless every class in the bool mask ``needs`` has k
     classes with more images (METHOD.md item 4)."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(
-            f'k (support set size) must be an int >= 1, got {k!r}'
-        )
+    check_integer('k (support set size)', k, at_least=1)
     available = num_donors(counts)
     short = torch.nonzero(needs & (available < k)).flatten()
     if short.numel():
@@ -158,8 +157,7 @@ def generation_plan(
     labels = torch.as_tensor(batch_labels).reshape(-1)
     dev = labels.device
     if mode == 'ratio':
-        if not (isinstance(ratio, (int, float)) and ratio >= 0):
-            raise ValueError(f'ratio must be a number >= 0, got {ratio!r}')
+        check_number('ratio', ratio, at_least=0)
         whole = math.floor(ratio)
         extra = torch.rand(labels.numel(), generator=generator, device=dev)
         reps = whole + (extra < ratio - whole).long()

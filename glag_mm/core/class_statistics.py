@@ -10,7 +10,7 @@ never a D x D matrix. Which classes are exact and which approximated [ours]:
 
 * n_c <= ``exact_rows`` (default 32): F_c is the class's centred rows
   X_c - mu_c (n_c x D), s_c = 1 / (n_c - 1), rho_c = 0: the unbiased
-  covariance exactly, and A^T z sqrt(s_c), z ~ N(0, I), an exact draw;
+  covariance exactly, and sqrt(s_c) F_c^T z, z ~ N(0, I), an exact draw;
 * n_c > ``exact_rows``: the rank-r probabilistic-PCA approximation
   (r = min(``rank``, n_c - 1), default 32): the top-r eigenpairs
   (lam_j, v_j) of the class's covariance, rho_c = the mean of the other
@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from .calibration import support_sets
+from .checks import check_integer
 
 _TABLES = (
     'counts factor_start factor_size factor_scale residual exact tail '
@@ -130,19 +131,14 @@ class ClassStatistics:
     ) -> 'ClassStatistics':
         """Bound each class's factor; keep anchors and support sets.
 
-        Args:
-            counts: (C,) n_c.
-            means: (C, D) class means.
-            rows: (N, D) centred rows sorted by class (float32; consumed).
-            tail_mask: (C,) bool, classes calibrated from donors.
-            num_donors, weighting: k and the donor weighting.
-            exact_rows: classes with at most this many images keep their
-                exact covariance.
-            rank: r of the factor of larger classes.
+        ``counts`` (C,) n_c, ``means`` (C, D), ``rows`` (N, D) float32
+        centred rows sorted by class (consumed), ``tail_mask`` (C,) bool:
+        the classes calibrated from ``num_donors`` donors; classes with at
+        most ``exact_rows`` images keep their exact covariance, larger ones
+        a rank-``rank`` factor (module docstring).
         """
-        for name, val in (('exact_rows', exact_rows), ('rank', rank)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f'{name} must be a positive int, got {val!r}')
+        check_integer('exact_rows', exact_rows, at_least=1)
+        check_integer('rank', rank, at_least=1)
         counts = torch.as_tensor(counts).cpu().long()
         tail = torch.as_tensor(tail_mask).cpu().bool()
         n = counts.tolist()

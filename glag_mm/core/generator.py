@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .calibration import calibrated_mean
+from .checks import check_number
 from .class_statistics import ClassStatistics
 
 Generators = Tuple[Optional[torch.Generator], Optional[torch.Generator]]
@@ -34,19 +35,12 @@ def seeded_generators(
 def anchor_positions(
     classes: Tensor, sizes: Tensor, generator: Optional[torch.Generator]
 ) -> Tensor:
-    """Which real row of its class each request takes as its anchor.
+    """(M,) row j in [0, n_c) of its class's anchors for each request.
 
-    The t-th of the g_c requests for class c takes row
-    floor((t + u_c) n_c / g_c) of the class's n_c anchor rows, u_c ~ U[0, 1)
-    once per class and call: g_c <= n_c picks a stratified subset, g_c > n_c
-    cycles through every row as evenly as possible.
-
-    Args:
-        classes: (M,) host class ids, sorted by class.
-        sizes: (C,) anchor rows per class (n_c).
-
-    Returns:
-        LongTensor: (M,) positions j in [0, n_c).
+    The t-th of the g_c requests for class c (``classes``: (M,) host ids,
+    sorted) takes row floor((t + u_c) n_c / g_c), u_c ~ U[0, 1) once per
+    class and call: a stratified subset when g_c <= n_c, else every row as
+    evenly as possible. ``sizes``: (C,) n_c.
     """
     per_class = torch.bincount(classes, minlength=sizes.numel())
     first = torch.cumsum(per_class, 0) - per_class
@@ -64,21 +58,13 @@ def generate_features(
     alpha: float = 0.0,
     generators: Generators = (None, None),
 ) -> Tuple[Tensor, Tensor]:
-    """Generated features (Tukey space) and labels for requested classes.
-
-    Args:
-        stats: finished class statistics.
-        confidence: (C,) adaptive confidence s_c.
-        classes: (M,) host class ids to generate, sorted by class (e.g.
-            :func:`~glag_mm.core.calibration.generation_plan`).
-        alpha: isotropic dispersion added to calibrated covariances.
-        generators: (host, device) generators, e.g. from
-            :func:`seeded_generators`; the host one picks anchors, the
-            device one draws the noise.
-
-    Returns:
-        (features, labels): (M, D) float32 on the statistics' device, and
-        the (M,) labels, rows in the order of ``classes``.
+    """(M, D) float32 features (Tukey space) and (M,) labels of the
+    requested ``classes`` ((M,) host ids sorted by class, e.g. from
+    :func:`~glag_mm.core.calibration.generation_plan`), on the statistics'
+    device. ``confidence``: (C,) s_c; ``alpha``: isotropic dispersion added
+    to calibrated covariances; ``generators``: (host, device), e.g.
+    :func:`seeded_generators`: the host one picks anchors, the device one
+    draws the noise.
     """
     host_gen, dev_gen = generators
     classes = torch.as_tensor(classes).reshape(-1).to('cpu', torch.long)
@@ -90,8 +76,7 @@ def generate_features(
             f'class ids must lie in [0, {stats.num_classes}), got '
             f'[{int(classes.min())}, {int(classes.max())}]'
         )
-    if not (isinstance(alpha, (int, float)) and alpha >= 0):
-        raise ValueError(f'alpha must be a number >= 0, got {alpha!r}')
+    check_number('alpha', alpha, at_least=0)
     is_tail = stats.tail[classes]
     pos_tail = torch.nonzero(is_tail).flatten()
     pos_own = torch.nonzero(~is_tail).flatten()

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .checks import check_integer
 from .class_statistics import ClassStatistics
 
 #: ``all_gather(tensor) -> [tensor from rank 0, rank 1, ...]``; every rank
@@ -78,16 +79,15 @@ class StatisticsBuilder:
         dtype: torch.dtype = torch.float32,
         device: Union[str, torch.device, None] = None,
     ) -> None:
-        for name, val in (('num_classes', num_classes), ('dim', dim)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f'{name} must be a positive int, got {val!r}')
+        self.num_classes = check_integer(
+            'num_classes', num_classes, at_least=1
+        )
+        self.dim = check_integer('dim', dim, at_least=1)
         if dtype not in _DTYPES:
             raise TypeError(
                 'dtype must be torch.float16, bfloat16, float32 or float64, '
                 f'got {dtype!r}'
             )
-        self.num_classes = num_classes
-        self.dim = dim
         self.dtype = dtype
         self.device = torch.device('cpu' if device is None else device)
         # this rank's batches, as added (rows in ``dtype``)
