@@ -157,20 +157,19 @@ def generation_plan(
     labels = torch.as_tensor(batch_labels).reshape(-1)
     dev = labels.device
     if mode == 'ratio':
-        check_number('ratio', ratio, at_least=0)
-        whole = math.floor(ratio)
-        extra = torch.rand(labels.numel(), generator=generator, device=dev)
-        reps = whole + (extra < ratio - whole).long()
-        return torch.sort(torch.repeat_interleave(labels.long(), reps)).values
-    counts = torch.as_tensor(counts).to(dev, torch.float64)
-    target = float(counts.max()) if n_max is None else float(n_max)
-    expected = labels.numel() * (target - counts).clamp(min=0) / counts.sum()
+        ratio = check_number('ratio', ratio, at_least=0)
+        ids = labels.long()
+        expected = torch.full(ids.shape, ratio, device=dev).double()
+    else:
+        counts = torch.as_tensor(counts).to(dev, torch.float64)
+        ids = torch.arange(counts.numel(), device=dev)
+        target = float(counts.max()) if n_max is None else float(n_max)
+        gap = (target - counts).clamp(min=0)
+        expected = labels.numel() * gap / counts.sum()
     whole = expected.floor()
-    extra = torch.rand(counts.numel(), generator=generator, device=dev)
+    extra = torch.rand(ids.numel(), generator=generator, device=dev)
     reps = (whole + (extra < expected - whole)).long()
-    return torch.repeat_interleave(
-        torch.arange(counts.numel(), device=dev), reps
-    )
+    return torch.sort(torch.repeat_interleave(ids, reps)).values
 
 
 def check_generation_setup(

@@ -266,28 +266,21 @@ class StatisticsBuilder:
         Rows sort by (label, dataset index); without indices by (label,
         arrival order), arrival being rank 0's rows, then rank 1's, ...
         """
-        total = labels.numel()
-        dev = labels.device
-        keep = torch.ones(total, dtype=torch.bool, device=dev)
-        if idx is not None:
-            order = torch.argsort(idx, stable=True)
-            s_idx, s_lab = idx[order], labels[order]
-            repeat = torch.zeros(total, dtype=torch.bool, device=dev)
-            repeat[1:] = s_idx[1:] == s_idx[:-1]
-            clash = repeat[1:] & (s_lab[1:] != s_lab[:-1])
-            if bool(clash.any()):
-                bad = int(s_idx[1:][clash][0])
-                raise ValueError(
-                    f'dataset index {bad} was added with two different '
-                    'labels; indices must identify samples uniquely'
-                )
-            keep[order[repeat]] = False
-            key = idx
-        else:
-            key = torch.arange(total, device=dev)
-        kept = torch.nonzero(keep).flatten()
-        by_key = kept[torch.argsort(key[kept], stable=True)]
-        order = by_key[torch.argsort(labels[by_key], stable=True)]
+        total, dev = labels.numel(), labels.device
+        if idx is None:
+            idx = torch.arange(total, device=dev)
+        order = torch.argsort(idx, stable=True)
+        s_idx, s_lab = idx[order], labels[order]
+        repeat = torch.zeros(total, dtype=torch.bool, device=dev)
+        repeat[1:] = s_idx[1:] == s_idx[:-1]
+        clash = repeat[1:] & (s_lab[1:] != s_lab[:-1])
+        if bool(clash.any()):
+            raise ValueError(
+                f'dataset index {int(s_idx[1:][clash][0])} was added with '
+                'two different labels; indices must identify samples uniquely'
+            )
+        order = order[~repeat]
+        order = order[torch.argsort(labels[order], stable=True)]
         dest = torch.full((total,), -1, dtype=torch.long, device=dev)
         dest[order] = torch.arange(order.numel(), device=dev)
         return dest, labels[order]
