@@ -285,7 +285,7 @@ def test_factor_draws_match_their_covariance():
     )
 
 
-def test_one_image_class_cannot_be_sampled_or_donate():
+def test_one_image_class_cannot_be_drawn_from_its_own_statistics():
     x, y, idx = make_features([6, 1, 9], 3)
     stats = _stats(x, y, idx)
     with pytest.raises(ValueError, match='class 1 has 1 training.*tail'):

@@ -200,22 +200,6 @@ class ClassStatistics:
         row_ids = row_ids.to(self.device)
         return self.means[classes.to(self.device)] + self.rows[row_ids]
 
-    def check_sampleable(self, classes: Tensor, role: str) -> None:
-        """Refuse classes without a covariance (n_c < 2) with a fix."""
-        if classes.numel() == 0:
-            return
-        n = self.counts[classes]
-        if bool((n >= 2).all()):
-            return
-        c = int(classes[n < 2][0])
-        raise ValueError(
-            f'class {c} has {int(self.counts[c])} training feature(s), so '
-            f'its covariance (divided by n_c - 1) is undefined and it '
-            f'cannot be {role}. Make it a tail class (raise tail_threshold '
-            f'above {int(self.counts[c])}) so it is calibrated from donors '
-            'with more images.'
-        )
-
     def noise(
         self,
         num: int,

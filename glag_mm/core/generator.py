@@ -88,7 +88,6 @@ def generate_features(
         j = anchor_positions(cls_t, stats.anchor_size, host_gen)
         table = stats.anchor_base[cls_t] + j
         d, w = stats.donors[table], stats.donor_weights[table]
-        stats.check_sampleable(d.flatten(), 'used as a donor')
         x = stats.anchor_features(stats.anchor_start[cls_t] + j, cls_t)
         s = torch.as_tensor(confidence).to(dev)[cls_t.to(dev)]
         out[pos_tail.to(dev)] = calibrated_mean(x, d, w, stats.means, s)
@@ -98,7 +97,16 @@ def generate_features(
         extra[pos_tail] = float(alpha)
     if pos_own.numel():
         cls_o = classes[pos_own]
-        stats.check_sampleable(cls_o, 'drawn from its own statistics')
+        lonely = cls_o[stats.counts[cls_o] < 2]  # no covariance
+        if lonely.numel():
+            c, n = int(lonely[0]), int(stats.counts[lonely[0]])
+            raise ValueError(
+                f'class {c} has {n} training feature(s), so its covariance '
+                '(divided by n_c - 1) is undefined and it cannot be drawn '
+                'from its own statistics. Make it a tail class (raise '
+                f'tail_threshold above {n}) so it is calibrated from donors '
+                'with more images.'
+            )
         out[pos_own.to(dev)] = stats.means[cls_o.to(dev)]
         samples.append(pos_own)
         donors.append(cls_o)
