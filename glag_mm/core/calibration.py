@@ -200,15 +200,14 @@ def check_generation_setup(
             f'n_max={n_max} is below the largest class ({int(counts.max())} '
             'images); set n_max to None (max n_c) or larger.'
         )
-    warnings = []
-    if not bool(tail.any()):
-        warnings.append(
-            f'no tail class: tail_threshold={tail_threshold!r} is at or '
-            f'below every class count (smallest {int(counts.min())}), so no '
-            'feature is calibrated from donors; raise tail_threshold to '
-            'calibrate the rare classes.'
-        )
-    return warnings
+    if bool(tail.any()):
+        return []
+    return [
+        f'no tail class: tail_threshold={tail_threshold!r} is at or '
+        f'below every class count (smallest {int(counts.min())}), so no '
+        'feature is calibrated from donors; raise tail_threshold to '
+        'calibrate the rare classes.'
+    ]
 
 
 def adaptive_confidence(

@@ -102,12 +102,9 @@ class ClassStatistics:
         self.settings = dict(settings or {})
         self.device = means.device
         self._has_residual = bool((self.residual > 0).any())
-        self._factors = [  # one view per class: no slicing per draw
-            rows[a : a + n]
-            for a, n in zip(
-                self.factor_start.tolist(), self.factor_size.tolist()
-            )
-        ]
+        # one view per class: no slicing per draw
+        spans = zip(self.factor_start.tolist(), self.factor_size.tolist())
+        self._factors = [rows[a : a + n] for a, n in spans]
 
     @property
     def num_classes(self) -> int:
@@ -282,11 +279,8 @@ class ClassStatistics:
         mmap: bool = True,
         device: Union[str, torch.device, None] = None,
     ) -> 'ClassStatistics':
-        """Read a file written by :meth:`save` (no code runs from it).
-
-        With ``mmap`` (default) the tensors map the file's pages: every
-        process of a machine that loads it shares one copy in memory.
-        """
+        """Read a file written by :meth:`save` (no code runs from it); with
+        ``mmap`` every process of a machine shares one copy in memory."""
         data = torch.load(
             path, map_location='cpu', mmap=mmap, weights_only=True
         )

@@ -166,18 +166,14 @@ class StatisticsBuilder:
     ) -> ClassStatistics:
         """Gather, order, centre; return the finished statistics.
 
-        Args:
-            tail_mask: (C,) bool, the classes calibrated from donors (their
-                real rows are kept as anchors), or a function of the
-                gathered (C,) counts that returns it; None: no tail class.
-            num_donors, weighting: k and the donor weighting of the
-                support sets, computed once per anchor here.
-            exact_rows, rank: covariance bound, see
-                :meth:`ClassStatistics.from_centred_rows`.
-            all_gather: how to combine ranks. A callable with the contract
-                of :data:`AllGather` (e.g. ``mmengine.dist.all_gather``);
-                None uses ``torch.distributed`` when it is initialised with
-                more than one process (else local); False forces local.
+        ``tail_mask``: (C,) bool, the classes calibrated from donors (their
+        real rows kept as anchors), or a function of the gathered (C,)
+        counts returning it; None: no tail class. ``num_donors``,
+        ``weighting``, ``exact_rows``, ``rank``: see
+        :meth:`ClassStatistics.from_centred_rows`. ``all_gather``: an
+        :data:`AllGather` (e.g. ``mmengine.dist.all_gather``); None:
+        ``torch.distributed`` when it runs with over one process; False:
+        local.
         """
         if self.finalized:
             raise RuntimeError('finalize() was already called')
@@ -236,11 +232,11 @@ class StatisticsBuilder:
         )
         heads = [h.to(dev) for h in gather(head)]
         sizes = [int(h[0]) for h in heads]
-        if len({(int(h[2]), int(h[3])) for h in heads}) != 1:
+        shapes = {(int(h[2]), int(h[3])) for h in heads}
+        if len(shapes) != 1:
             raise ValueError(
-                'ranks disagree on (num_classes, dim): '
-                f'{sorted({(int(h[2]), int(h[3])) for h in heads})}; build '
-                'the bank identically on every rank'
+                f'ranks disagree on (num_classes, dim): {sorted(shapes)}; '
+                'build the bank identically on every rank'
             )
         if len({int(h[1]) for h in heads}) != 1:
             raise ValueError(

@@ -67,19 +67,6 @@ def statistics_pipeline(runner, pipeline: Optional[list]) -> list:
     return pipeline
 
 
-def statistics_key(runner, head, pipeline: list) -> str:
-    """Hex key of the statistics this run would build."""
-    digest = hashlib.sha256()
-    digest.update(
-        feature_cache_key(
-            runner.model, runner.train_loop.dataloader.dataset
-        ).encode()
-    )
-    digest.update(repr(pipeline).encode())
-    digest.update(repr(sorted(head.settings().items())).encode())
-    return digest.hexdigest()[:32]
-
-
 def _source(runner, pipeline, batch_size, num_workers, progress):
     """This rank's (features, labels, indices) batches of the training set
     read through ``pipeline``: from the feature cache when it holds them."""
@@ -128,14 +115,10 @@ def _source(runner, pipeline, batch_size, num_workers, progress):
 
 
 def build_statistics(head, batches, all_gather=None) -> ClassStatistics:
-    """Statistics of raw pooled features for an AFGHead.
-
-    Args:
-        head: the AFGHead (its Tukey transform and settings are used).
-        batches: iterable of (features (B, D), labels (B,), dataset
-            indices (B,)), this rank's share of the training set.
-        all_gather: see :meth:`StatisticsBuilder.finalize`.
-    """
+    """Statistics for an AFGHead (its Tukey transform and settings) of
+    ``batches``: this rank's (raw pooled features (B, D), labels (B,),
+    dataset indices (B,)); ``all_gather``: see
+    :meth:`StatisticsBuilder.finalize`."""
     device = head.fc.weight.device
     builder = StatisticsBuilder(
         head.num_classes, head.in_channels, device=device
@@ -163,7 +146,12 @@ def load_or_build(
 ) -> Tuple[ClassStatistics, str]:
     """The run's statistics (loaded from their file, else built); the path."""
     pipeline = statistics_pipeline(runner, pipeline)
-    key = statistics_key(runner, head, pipeline)
+    data_key = feature_cache_key(
+        runner.model, runner.train_loop.dataloader.dataset
+    )
+    settings = repr(sorted(head.settings().items()))
+    text = data_key + repr(pipeline) + settings
+    key = hashlib.sha256(text.encode()).hexdigest()[:32]
     path = osp.join(runner.work_dir, STATISTICS_DIR, f'{key}.pth')
     found = [osp.isfile(path)]  # rank 0 decides for every rank
     broadcast_object_list(found)
