@@ -29,7 +29,6 @@ from glag_mm.core import (
     check_generation_setup,
     check_tukey_lambda,
     distillation_loss,
-    donor_weights,
     generate_features,
     generation_plan,
     num_donors,
@@ -56,8 +55,16 @@ def _sorted_rows(x, y, idx, c):
     return x[y == c][torch.argsort(idx[y == c])]
 
 
+def _covariance(stats, c):
+    """Class c's D x D covariance s_c F_c^T F_c + rho_c I, float64."""
+    a, size = int(stats.factor_start[c]), int(stats.factor_size[c])
+    rows = stats.rows[a : a + size].double()
+    cov = rows.T @ rows * float(stats.factor_scale[c])
+    return cov + float(stats.residual[c]) * torch.eye(stats.dim).double()
+
+
 def _dense_mixture(stats, donors, weights, alpha):
-    cov = sum(w * stats.covariance(c) for c, w in zip(donors, weights))
+    cov = sum(w * _covariance(stats, c) for c, w in zip(donors, weights))
     return cov + alpha * torch.eye(stats.dim, dtype=torch.float64)
 
 
@@ -124,13 +131,12 @@ def test_statistics_equal_direct_computation():
         rows = _sorted_rows(x, y, idx, c)
         torch.testing.assert_close(stats.means[c].double(), rows.mean(0))
         torch.testing.assert_close(
-            stats.covariance(c), torch.cov(rows.T), atol=1e-6, rtol=1e-5
+            _covariance(stats, c), torch.cov(rows.T), atol=1e-6, rtol=1e-5
         )
 
 
 def test_sharded_adds_equal_single_process(monkeypatch):
     # tiny storage blocks and gather rounds: exercise the multi-block paths
-    monkeypatch.setattr(statistics_builder, '_BLOCK_BYTES', 4 * 4 * 6)
     monkeypatch.setattr(statistics_builder, '_ROUND_BYTES', 4 * 4 * 5)
     counts = [9, 20, 4, 1, 15]
     tail = [True, False, True, True, False]
@@ -207,7 +213,7 @@ def test_bounded_factor_is_ppca_of_the_dense_covariance():
         top, v = lam.flip(0)[:3], vec.flip(1)[:, :3]
         rho = lam.flip(0)[3:].sum() / (8 - 3)
         ppca = v @ torch.diag(top) @ v.T + rho * (torch.eye(8) - v @ v.T)
-        approx = stats.covariance(c)
+        approx = _covariance(stats, c)
         torch.testing.assert_close(approx, ppca, atol=1e-5, rtol=1e-4)
         # the error left is exactly the discarded spectrum's spread
         err = torch.linalg.matrix_norm(approx - dense)
@@ -216,7 +222,7 @@ def test_bounded_factor_is_ppca_of_the_dense_covariance():
         assert err < 0.5 * torch.linalg.matrix_norm(dense)
         torch.testing.assert_close(approx.trace(), dense.trace())
     torch.testing.assert_close(
-        stats.covariance(2),
+        _covariance(stats, 2),
         torch.cov(_sorted_rows(x, y, idx, 2).T),
         atol=1e-6,
         rtol=1e-5,
@@ -246,7 +252,7 @@ def test_exact_draws_match_dense_gaussian_and_mixture():
         n, torch.arange(n), torch.full((n,), 2), torch.ones(n), None, gen
     )
     _assert_moments(
-        own, torch.zeros(6, dtype=torch.float64), stats.covariance(2)
+        own, torch.zeros(6, dtype=torch.float64), _covariance(stats, 2)
     )
     # mixture sum_i w_i Sigma_i + alpha I
     w = torch.tensor([0.5, 0.3, 0.2])
@@ -275,11 +281,11 @@ def test_factor_draws_match_their_covariance():
         torch.Generator().manual_seed(2),
     )
     _assert_moments(
-        out, torch.zeros(6, dtype=torch.float64), stats.covariance(0)
+        out, torch.zeros(6, dtype=torch.float64), _covariance(stats, 0)
     )
 
 
-def test_one_image_class_cannot_be_sampled_or_donate():
+def test_one_image_class_cannot_be_drawn_from_its_own_statistics():
     x, y, idx = make_features([6, 1, 9], 3)
     stats = _stats(x, y, idx)
     with pytest.raises(ValueError, match='class 1 has 1 training.*tail'):
@@ -344,8 +350,7 @@ def test_support_sets_and_weights_against_brute_force():
     anchors = torch.randn(40, dim, generator=g)
     small = torch.nonzero(num_donors(counts) >= k).flatten()
     cls = small[torch.randint(len(small), (40,), generator=g)]
-    donors = support_sets(anchors, cls, means, counts, k)
-    weights = donor_weights(anchors, donors, means, counts)
+    donors, weights = support_sets(anchors, cls, means, counts, k)
     for m in range(40):
         cand = [i for i in range(num_classes) if counts[i] > counts[cls[m]]]
         dist_ = {i: float((anchors[m] - means[i]).norm()) for i in cand}
@@ -353,7 +358,8 @@ def test_support_sets_and_weights_against_brute_force():
         assert donors[m].tolist() == best
         raw = torch.tensor([counts[i] / dist_[i] for i in best])
         torch.testing.assert_close(weights[m], (raw / raw.sum()).float())
-    uniform = donor_weights(anchors, donors, means, counts, 'uniform')
+    same, uniform = support_sets(anchors, cls, means, counts, k, 'uniform')
+    assert torch.equal(same, donors)
     assert torch.equal(uniform, torch.full((40, k), 1 / k))
 
 
@@ -411,7 +417,9 @@ def test_generator_draws_calibrated_and_own_distributions():
     # support sets are the brute-force ones of METHOD.md item 4
     torch.testing.assert_close(
         d,
-        support_sets(real, torch.full((m,), 4), stats.means, stats.counts, 2),
+        support_sets(real, torch.full((m,), 4), stats.means, stats.counts, 2)[
+            0
+        ],
     )
     torch.testing.assert_close(
         feats.mean(0), centres.mean(0), atol=0.02, rtol=0

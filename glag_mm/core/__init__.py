@@ -1,12 +1,10 @@
 """The method as pure PyTorch (no OpenMMLab imports)."""
 
-from .all_gather import AllGather
 from .calibration import (
     GENERATION_MODES,
     WEIGHTINGS,
     calibrated_mean,
     check_generation_setup,
-    donor_weights,
     generation_plan,
     num_donors,
     support_sets,
@@ -37,5 +35,5 @@ from .logit_adjustment import (
     weight_reduce,
 )
 from .schedules import SCHEDULES, check_schedule, schedule_value
-from .statistics_builder import StatisticsBuilder
+from .statistics_builder import AllGather, StatisticsBuilder
 from .tukey import check_tukey_lambda, tukey_transform

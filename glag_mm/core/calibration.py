@@ -19,14 +19,15 @@ own N(mu_c, Sigma_c). The draws themselves are made by
 """
 
 import math
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from .checks import check_integer, check_number
+
 WEIGHTINGS = ('count_distance', 'uniform')
 GENERATION_MODES = ('balance', 'ratio')
-_CHUNK_ELEMS = 2**24  # bound on M x C distance blocks (64 MiB float32)
 
 
 def tail_classes(counts: Tensor, threshold: Union[int, float] = 100) -> Tensor:
@@ -58,10 +59,19 @@ def num_donors(counts: Tensor) -> Tensor:
     return counts.numel() - torch.searchsorted(srt, counts, right=True)
 
 
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+def _require_donors(counts: Tensor, needs: Tensor, k: int) -> None:
+    """ValueError unless every class in the bool mask ``needs`` has k
+    classes with more images (METHOD.md item 4)."""
+    check_integer('k (support set size)', k, at_least=1)
+    available = num_donors(counts)
+    short = torch.nonzero(needs & (available < k)).flatten()
+    if short.numel():
+        c = int(short[0])
         raise ValueError(
-            f'k (support set size) must be an int >= 1, got {k!r}'
+            f'class {c} ({int(counts[c])} images) is a tail class with only '
+            f'{int(available[c])} classes with more images, fewer than '
+            f'k={k} donors ({short.numel()} such classes); lower num_donors '
+            'or tail_threshold (a tail class needs k larger classes).'
         )
 
 
@@ -71,67 +81,37 @@ def support_sets(
     means: Tensor,
     counts: Tensor,
     k: int = 3,
-) -> Tensor:
-    """(M, k) donor ids per anchor, nearest first (METHOD.md item 4).
+    weighting: str = 'count_distance',
+    eps: float = 1e-12,
+) -> Tuple[Tensor, Tensor]:
+    """(M, k) donor ids per anchor, nearest first, and their (M, k) float32
+    weights, rows summing to 1 (METHOD.md items 4 and 5).
 
     Donors of an anchor of class c: the k classes with more training images
-    than c whose means mu (C, D) are nearest to the anchor in L2. A class
-    with fewer than k such classes is a ValueError.
+    than c whose means mu (C, D) are nearest to the anchor in L2; weighting
+    ``'count_distance'`` or ``'uniform'`` (module docstring).
     """
-    _check_k(k)
+    if weighting not in WEIGHTINGS:
+        raise ValueError(
+            f'unknown donor weighting {weighting!r}; choose one of '
+            f'{WEIGHTINGS}'
+        )
     dev = means.device
     anchor_classes = anchor_classes.to(dev, torch.long)
     counts = torch.as_tensor(counts).to(dev)
-    available = num_donors(counts)
-    short = available[anchor_classes] < k
-    if bool(short.any()):
-        cls = int(anchor_classes[short][0])
-        raise ValueError(
-            f'class {cls} ({int(counts[cls])} images) has only '
-            f'{int(available[cls])} classes with more images, fewer than '
-            f'k={k} donors; lower k or the tail threshold (a class needs k '
-            'larger classes to be calibrated)'
-        )
-    num = anchors.shape[0]
-    out = torch.empty(num, k, dtype=torch.long, device=dev)
-    means = means.to(torch.float32)
-    sq_means = means.square().sum(1)
-    step = max(1, _CHUNK_ELEMS // max(1, means.shape[0]))
-    for a in range(0, num, step):
-        x = anchors[a : a + step].to(dev, torch.float32)
-        dist2 = (x.square().sum(1, keepdim=True) - 2 * x @ means.T) + sq_means
-        own = counts[anchor_classes[a : a + step]]
-        dist2.masked_fill_(counts[None, :] <= own[:, None], math.inf)
-        out[a : a + step] = torch.topk(dist2, k, dim=1, largest=False).indices
-    return out
-
-
-def donor_weights(
-    anchors: Tensor,
-    donors: Tensor,
-    means: Tensor,
-    counts: Tensor,
-    mode: str = 'count_distance',
-    eps: float = 1e-12,
-) -> Tensor:
-    """(M, k) float32 donor weights, rows summing to 1 (METHOD.md item 5):
-    ``'count_distance'`` or ``'uniform'`` (module docstring)."""
-    if mode not in WEIGHTINGS:
-        raise ValueError(
-            f'unknown donor weighting {mode!r}; choose one of {WEIGHTINGS}'
-        )
-    num, k = donors.shape
-    dev = means.device
-    if mode == 'uniform':
-        return torch.full((num, k), 1.0 / k, device=dev)
-    donors = donors.to(dev)
-    x = anchors.to(dev, torch.float32)
-    dist = torch.stack(
-        [(x - means[donors[:, j]]).norm(dim=1) for j in range(k)], dim=1
-    )
-    n = torch.as_tensor(counts).to(dev, torch.float32)[donors]
-    raw = n / dist.clamp(min=eps)
-    return raw / raw.sum(1, keepdim=True)
+    needs = torch.zeros(counts.numel(), dtype=torch.bool, device=dev)
+    _require_donors(counts, needs.index_fill_(0, anchor_classes, True), k)
+    x, means = anchors.to(dev, torch.float32), means.to(torch.float32)
+    dist2 = x.square().sum(1, keepdim=True) - 2 * x @ means.T
+    dist2 += means.square().sum(1)
+    own = counts[anchor_classes]
+    dist2.masked_fill_(counts[None, :] <= own[:, None], math.inf)
+    donors = torch.topk(dist2, k, dim=1, largest=False).indices
+    if weighting == 'uniform':
+        return donors, torch.full(donors.shape, 1.0 / k, device=dev)
+    dist = (x[:, None] - means[donors]).norm(dim=2)
+    raw = counts.to(torch.float32)[donors] / dist.clamp(min=eps)
+    return donors, raw / raw.sum(1, keepdim=True)
 
 
 def calibrated_mean(
@@ -144,10 +124,8 @@ def calibrated_mean(
     """(M, D) float32 mu' = (1 - s) x~ + s sum_i w_i mu_i (METHOD.md
     item 5), s (M,) the adaptive confidence of each anchor's class."""
     dev = means.device
-    donors, weights = donors.to(dev), weights.to(dev, torch.float32)
-    mixed = torch.zeros(anchors.shape[0], means.shape[1], device=dev)
-    for j in range(donors.shape[1]):
-        mixed.addcmul_(weights[:, j : j + 1], means[donors[:, j]])
+    w = weights.to(dev, torch.float32)[:, None]
+    mixed = torch.bmm(w, means[donors.to(dev)]).squeeze(1)
     s = confidence.to(dev, torch.float32).reshape(-1, 1)
     return (1 - s) * anchors.to(dev, torch.float32) + s * mixed
 
@@ -179,21 +157,19 @@ def generation_plan(
     labels = torch.as_tensor(batch_labels).reshape(-1)
     dev = labels.device
     if mode == 'ratio':
-        if not (isinstance(ratio, (int, float)) and ratio >= 0):
-            raise ValueError(f'ratio must be a number >= 0, got {ratio!r}')
-        whole = math.floor(ratio)
-        extra = torch.rand(labels.numel(), generator=generator, device=dev)
-        reps = whole + (extra < ratio - whole).long()
-        return torch.sort(torch.repeat_interleave(labels.long(), reps)).values
-    counts = torch.as_tensor(counts).to(dev, torch.float64)
-    target = float(counts.max()) if n_max is None else float(n_max)
-    expected = labels.numel() * (target - counts).clamp(min=0) / counts.sum()
+        ratio = check_number('ratio', ratio, at_least=0)
+        ids = labels.long()
+        expected = torch.full(ids.shape, ratio, device=dev).double()
+    else:
+        counts = torch.as_tensor(counts).to(dev, torch.float64)
+        ids = torch.arange(counts.numel(), device=dev)
+        target = float(counts.max()) if n_max is None else float(n_max)
+        gap = (target - counts).clamp(min=0)
+        expected = labels.numel() * gap / counts.sum()
     whole = expected.floor()
-    extra = torch.rand(counts.numel(), generator=generator, device=dev)
+    extra = torch.rand(ids.numel(), generator=generator, device=dev)
     reps = (whole + (extra < expected - whole)).long()
-    return torch.repeat_interleave(
-        torch.arange(counts.numel(), device=dev), reps
-    )
+    return torch.sort(torch.repeat_interleave(ids, reps)).values
 
 
 def check_generation_setup(
@@ -210,17 +186,7 @@ def check_generation_setup(
     """
     counts = torch.as_tensor(list(counts), dtype=torch.long)
     tail = tail_classes(counts, tail_threshold)
-    _check_k(k)
-    available = num_donors(counts)
-    short = torch.nonzero(tail & (available < k)).flatten()
-    if short.numel():
-        c = int(short[0])
-        raise ValueError(
-            f'class {c} ({int(counts[c])} images) is a tail class with only '
-            f'{int(available[c])} classes with more images, fewer than '
-            f'k={k} donors ({short.numel()} such classes); lower num_donors '
-            'or tail_threshold (a tail class needs k larger classes).'
-        )
+    _require_donors(counts, tail, k)
     lonely = torch.nonzero(~tail & (counts < 2)).flatten()
     if lonely.numel():
         c = int(lonely[0])
@@ -234,15 +200,14 @@ def check_generation_setup(
             f'n_max={n_max} is below the largest class ({int(counts.max())} '
             'images); set n_max to None (max n_c) or larger.'
         )
-    warnings = []
-    if not bool(tail.any()):
-        warnings.append(
-            f'no tail class: tail_threshold={tail_threshold!r} is at or '
-            f'below every class count (smallest {int(counts.min())}), so no '
-            'feature is calibrated from donors; raise tail_threshold to '
-            'calibrate the rare classes.'
-        )
-    return warnings
+    if bool(tail.any()):
+        return []
+    return [
+        f'no tail class: tail_threshold={tail_threshold!r} is at or '
+        f'below every class count (smallest {int(counts.min())}), so no '
+        'feature is calibrated from donors; raise tail_threshold to '
+        'calibrate the rare classes.'
+    ]
 
 
 def adaptive_confidence(

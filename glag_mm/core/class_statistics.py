@@ -10,7 +10,7 @@ never a D x D matrix. Which classes are exact and which approximated [ours]:
 
 * n_c <= ``exact_rows`` (default 32): F_c is the class's centred rows
   X_c - mu_c (n_c x D), s_c = 1 / (n_c - 1), rho_c = 0: the unbiased
-  covariance exactly, and A^T z sqrt(s_c), z ~ N(0, I), an exact draw;
+  covariance exactly, and sqrt(s_c) F_c^T z, z ~ N(0, I), an exact draw;
 * n_c > ``exact_rows``: the rank-r probabilistic-PCA approximation
   (r = min(``rank``, n_c - 1), default 32): the top-r eigenpairs
   (lam_j, v_j) of the class's covariance, rho_c = the mean of the other
@@ -35,23 +35,14 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from .calibration import donor_weights, support_sets
+from .calibration import support_sets
+from .checks import check_integer
 
 _TABLES = (
-    'counts',
-    'factor_start',
-    'factor_size',
-    'factor_scale',
-    'residual',
-    'exact',
-    'tail',
-    'anchor_start',
-    'anchor_size',
-    'anchor_base',
-    'donors',
-    'donor_weights',
-)
-_CHUNK_ROWS = 4096  # anchors per support-set block
+    'counts factor_start factor_size factor_scale residual exact tail '
+    'anchor_start anchor_size anchor_base donors donor_weights'
+).split()
+_CHUNK_ROWS = 2048  # anchors per support-set block (2048 x C distances)
 
 
 def _low_rank_factor(block: Tensor, rank: int) -> Tuple[Tensor, float]:
@@ -98,31 +89,22 @@ class ClassStatistics:
         tables: Dict[str, Tensor],
         settings: Optional[dict] = None,
     ) -> None:
-        missing = [k for k in _TABLES if k not in tables]
-        if missing:
-            raise KeyError(f'ClassStatistics: tables lack {missing}')
         num, dim = means.shape
-        for key in _TABLES:
-            if key not in ('donors', 'donor_weights'):
-                if tables[key].shape != (num,):
-                    raise ValueError(
-                        f'ClassStatistics: {key} has shape '
-                        f'{tuple(tables[key].shape)}, expected ({num},)'
-                    )
-        if rows.ndim != 2 or rows.shape[1] != dim:
-            raise ValueError(f'ClassStatistics: rows must be (R, {dim})')
+        bad = [k for k in _TABLES[:-2] if tables[k].shape != (num,)]
+        if bad or rows.ndim != 2 or rows.shape[1] != dim:
+            raise ValueError(
+                f'ClassStatistics: tables {bad} are not ({num},) or rows '
+                f'{tuple(rows.shape)} not (R, {dim})'
+            )
         self.means, self.rows = means, rows
         for key in _TABLES:
             setattr(self, key, tables[key].cpu())
         self.settings = dict(settings or {})
         self.device = means.device
         self._has_residual = bool((self.residual > 0).any())
-        self._factors = [  # one view per class: no slicing per draw
-            rows[a : a + n]
-            for a, n in zip(
-                self.factor_start.tolist(), self.factor_size.tolist()
-            )
-        ]
+        # one view per class: no slicing per draw
+        spans = zip(self.factor_start.tolist(), self.factor_size.tolist())
+        self._factors = [rows[a : a + n] for a, n in spans]
 
     @property
     def num_classes(self) -> int:
@@ -132,13 +114,6 @@ class ClassStatistics:
     def dim(self) -> int:
         return self.means.shape[1]
 
-    @property
-    def num_donors(self) -> int:
-        return self.donors.shape[1]
-
-    # ------------------------------------------------------------------
-    # construction
-    # ------------------------------------------------------------------
     @classmethod
     def from_centred_rows(
         cls,
@@ -153,123 +128,74 @@ class ClassStatistics:
     ) -> 'ClassStatistics':
         """Bound each class's factor; keep anchors and support sets.
 
-        Args:
-            counts: (C,) n_c.
-            means: (C, D) class means.
-            rows: (N, D) centred rows sorted by class (float32; consumed).
-            tail_mask: (C,) bool, classes calibrated from donors.
-            num_donors, weighting: k and the donor weighting.
-            exact_rows: classes with at most this many images keep their
-                exact covariance.
-            rank: r of the factor of larger classes.
+        ``counts`` (C,) n_c, ``means`` (C, D), ``rows`` (N, D) float32
+        centred rows sorted by class (consumed), ``tail_mask`` (C,) bool:
+        the classes calibrated from ``num_donors`` donors; classes with at
+        most ``exact_rows`` images keep their exact covariance, larger ones
+        a rank-``rank`` factor (module docstring).
         """
-        for name, val in (('exact_rows', exact_rows), ('rank', rank)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f'{name} must be a positive int, got {val!r}')
+        check_integer('exact_rows', exact_rows, at_least=1)
+        check_integer('rank', rank, at_least=1)
         counts = torch.as_tensor(counts).cpu().long()
         tail = torch.as_tensor(tail_mask).cpu().bool()
-        num, dim = means.shape
-        dev = rows.device
         n = counts.tolist()
-        offsets = [0]
-        for c in n:
-            offsets.append(offsets[-1] + c)
-        parts, anchor_parts = [], []
-        t = {k: torch.zeros(num, dtype=torch.long) for k in _TABLES[:3]}
-        t['factor_scale'] = torch.zeros(num)
-        t['residual'] = torch.zeros(num)
-        t['exact'] = torch.ones(num, dtype=torch.bool)
-        t['anchor_start'] = torch.zeros(num, dtype=torch.long)
-        t['anchor_size'] = torch.zeros(num, dtype=torch.long)
-        pos = 0
-        pending = []  # tail classes whose anchors follow the factors
-        for c in range(num):
-            block = rows[offsets[c] : offsets[c + 1]]
-            t['factor_start'][c] = pos
-            if n[c] <= exact_rows:
-                parts.append(block)
-                size, scale = n[c], 1.0 / (n[c] - 1) if n[c] > 1 else 0.0
-                if tail[c]:
-                    t['anchor_start'][c], t['anchor_size'][c] = pos, n[c]
+        blocks = torch.split(rows, n)
+        t = {key: [] for key in _TABLES[1:5]}  # factor_start ... residual
+        parts, pos = [], 0
+        for block in blocks:
+            if len(block) <= exact_rows:  # exact: the centred rows
+                factor, resid = block, 0.0
+                scale = 1.0 / (len(block) - 1) if len(block) > 1 else 0.0
             else:
                 factor, resid = _low_rank_factor(block, rank)
-                parts.append(factor.to(dev))
-                size, scale = factor.shape[0], 1.0
-                t['residual'][c] = resid
-                t['exact'][c] = False
-                if tail[c]:
-                    pending.append(c)
-            t['factor_size'][c], t['factor_scale'][c] = size, scale
-            pos += size
-        for c in pending:
-            anchor_parts.append(rows[offsets[c] : offsets[c + 1]])
-            t['anchor_start'][c], t['anchor_size'][c] = pos, n[c]
-            pos += n[c]
-        out_rows = torch.cat(parts + anchor_parts) if pos else rows[:0]
-        del parts, anchor_parts
-        t['counts'], t['tail'] = counts, tail
-        base = torch.cumsum(t['anchor_size'], 0) - t['anchor_size']
-        t['anchor_base'] = base
-        total = int(t['anchor_size'].sum())
-        t['donors'] = torch.zeros(total, num_donors, dtype=torch.long)
-        t['donor_weights'] = torch.zeros(total, num_donors)
-        stats = cls(
-            means.float(),
-            out_rows.float(),
-            t,
-            dict(
-                exact_rows=exact_rows,
-                rank=rank,
-                weighting=weighting,
-            ),
+                scale = 1.0
+            parts.append(factor)
+            for key, val in zip(t, (pos, len(factor), scale, resid)):
+                t[key].append(val)
+            pos += len(factor)
+        t = {key: torch.tensor(val) for key, val in t.items()}
+        exact = counts <= exact_rows
+        # tail anchors: an exact class's factor rows, else its rows again
+        anchor_start = t['factor_start'].clone()
+        for c in torch.nonzero(tail & ~exact).flatten().tolist():
+            parts.append(blocks[c])
+            anchor_start[c], pos = pos, pos + n[c]
+        out_rows = torch.cat(parts) if pos else rows[:0]
+        del parts, blocks
+        size = torch.where(tail, counts, 0)
+        t.update(
+            counts=counts,
+            exact=exact,
+            tail=tail,
+            anchor_start=torch.where(tail, anchor_start, 0),
+            anchor_size=size,
+            anchor_base=torch.cumsum(size, 0) - size,
+            donors=torch.zeros(int(size.sum()), num_donors, dtype=torch.long),
+            donor_weights=torch.zeros(int(size.sum()), num_donors),
         )
+        settings = dict(exact_rows=exact_rows, rank=rank, weighting=weighting)
+        stats = cls(means.float(), out_rows.float(), t, settings)
         stats._fill_support(num_donors, weighting)
         return stats
 
     def _fill_support(self, k: int, weighting: str) -> None:
         """Support set and donor weights of every anchor, once."""
-        classes = torch.nonzero(self.anchor_size).flatten().tolist()
-        ids, labels = [], []
-        for c in classes:
-            a, m = int(self.anchor_start[c]), int(self.anchor_size[c])
-            ids.append(torch.arange(a, a + m))
-            labels.append(torch.full((m,), c))
-        if not ids:
-            return
-        ids, labels = torch.cat(ids), torch.cat(labels)
-        means, counts = self.means, self.counts.to(self.device)
+        sizes = self.anchor_size
+        labels = torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
+        shift = self.anchor_start - self.anchor_base
+        ids = torch.arange(labels.numel()) + shift[labels]
+        counts = self.counts.to(self.device)
         for a in range(0, ids.numel(), _CHUNK_ROWS):
-            part = ids[a : a + _CHUNK_ROWS]
             cls_ = labels[a : a + _CHUNK_ROWS]
-            x = self.anchor_features(part, cls_)
-            d = support_sets(x, cls_.to(self.device), means, counts, k)
-            w = donor_weights(x, d, means, counts, weighting)
+            x = self.anchor_features(ids[a : a + _CHUNK_ROWS], cls_)
+            d, w = support_sets(x, cls_, self.means, counts, k, weighting)
             self.donors[a : a + _CHUNK_ROWS] = d.cpu()
             self.donor_weights[a : a + _CHUNK_ROWS] = w.cpu()
 
-    # ------------------------------------------------------------------
-    # reading
-    # ------------------------------------------------------------------
     def anchor_features(self, row_ids: Tensor, classes: Tensor) -> Tensor:
         """Real features x~ = mu_c + rows[j] of anchor rows, (M, D)."""
         row_ids = row_ids.to(self.device)
         return self.means[classes.to(self.device)] + self.rows[row_ids]
-
-    def check_sampleable(self, classes: Tensor, role: str) -> None:
-        """Refuse classes without a covariance (n_c < 2) with a fix."""
-        if classes.numel() == 0:
-            return
-        n = self.counts[classes]
-        if bool((n >= 2).all()):
-            return
-        c = int(classes[n < 2][0])
-        raise ValueError(
-            f'class {c} has {int(self.counts[c])} training feature(s), so '
-            f'its covariance (divided by n_c - 1) is undefined and it '
-            f'cannot be {role}. Make it a tail class (raise tail_threshold '
-            f'above {int(self.counts[c])}) so it is calibrated from donors '
-            'with more images.'
-        )
 
     def noise(
         self,
@@ -326,17 +252,6 @@ class ClassStatistics:
             out.index_add_(0, idx.to(dev), eps)
         return out.index_add_(0, samples[order].to(dev), buf)
 
-    def covariance(self, c: int) -> Tensor:
-        """Class c's (approximated) D x D covariance, float64: tests only."""
-        a, size = int(self.factor_start[c]), int(self.factor_size[c])
-        rows = self.rows[a : a + size].double()
-        cov = rows.T @ rows * float(self.factor_scale[c])
-        eye = torch.eye(self.dim, dtype=torch.float64, device=self.device)
-        return cov + float(self.residual[c]) * eye
-
-    # ------------------------------------------------------------------
-    # file
-    # ------------------------------------------------------------------
     def tensors(self) -> Dict[str, Tensor]:
         return dict(
             means=self.means,
@@ -364,11 +279,8 @@ class ClassStatistics:
         mmap: bool = True,
         device: Union[str, torch.device, None] = None,
     ) -> 'ClassStatistics':
-        """Read a file written by :meth:`save` (no code runs from it).
-
-        With ``mmap`` (default) the tensors map the file's pages: every
-        process of a machine that loads it shares one copy in memory.
-        """
+        """Read a file written by :meth:`save` (no code runs from it); with
+        ``mmap`` every process of a machine shares one copy in memory."""
         data = torch.load(
             path, map_location='cpu', mmap=mmap, weights_only=True
         )
@@ -381,11 +293,3 @@ class ClassStatistics:
         )
         stats.info = dict(data.get('info', {}))
         return stats
-
-    def __repr__(self) -> str:
-        return (
-            f'{type(self).__name__}(num_classes={self.num_classes}, '
-            f'dim={self.dim}, rows={self.rows.shape[0]}, exact classes='
-            f'{int(self.exact.sum())}, tail classes={int(self.tail.sum())}, '
-            f'{self.memory_bytes() / 2**20:.1f} MiB)'
-        )

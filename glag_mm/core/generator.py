@@ -14,6 +14,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .calibration import calibrated_mean
+from .checks import check_number
 from .class_statistics import ClassStatistics
 
 Generators = Tuple[Optional[torch.Generator], Optional[torch.Generator]]
@@ -33,19 +35,12 @@ def seeded_generators(
 def anchor_positions(
     classes: Tensor, sizes: Tensor, generator: Optional[torch.Generator]
 ) -> Tensor:
-    """Which real row of its class each request takes as its anchor.
+    """(M,) row j in [0, n_c) of its class's anchors for each request.
 
-    The t-th of the g_c requests for class c takes row
-    floor((t + u_c) n_c / g_c) of the class's n_c anchor rows, u_c ~ U[0, 1)
-    once per class and call: g_c <= n_c picks a stratified subset, g_c > n_c
-    cycles through every row as evenly as possible.
-
-    Args:
-        classes: (M,) host class ids, sorted by class.
-        sizes: (C,) anchor rows per class (n_c).
-
-    Returns:
-        LongTensor: (M,) positions j in [0, n_c).
+    The t-th of the g_c requests for class c (``classes``: (M,) host ids,
+    sorted) takes row floor((t + u_c) n_c / g_c), u_c ~ U[0, 1) once per
+    class and call: a stratified subset when g_c <= n_c, else every row as
+    evenly as possible. ``sizes``: (C,) n_c.
     """
     per_class = torch.bincount(classes, minlength=sizes.numel())
     first = torch.cumsum(per_class, 0) - per_class
@@ -63,21 +58,13 @@ def generate_features(
     alpha: float = 0.0,
     generators: Generators = (None, None),
 ) -> Tuple[Tensor, Tensor]:
-    """Generated features (Tukey space) and labels for requested classes.
-
-    Args:
-        stats: finished class statistics.
-        confidence: (C,) adaptive confidence s_c.
-        classes: (M,) host class ids to generate, sorted by class (e.g.
-            :func:`~glag_mm.core.calibration.generation_plan`).
-        alpha: isotropic dispersion added to calibrated covariances.
-        generators: (host, device) generators, e.g. from
-            :func:`seeded_generators`; the host one picks anchors, the
-            device one draws the noise.
-
-    Returns:
-        (features, labels): (M, D) float32 on the statistics' device, and
-        the (M,) labels, rows in the order of ``classes``.
+    """(M, D) float32 features (Tukey space) and (M,) labels of the
+    requested ``classes`` ((M,) host ids sorted by class, e.g. from
+    :func:`~glag_mm.core.calibration.generation_plan`), on the statistics'
+    device. ``confidence``: (C,) s_c; ``alpha``: isotropic dispersion added
+    to calibrated covariances; ``generators``: (host, device), e.g.
+    :func:`seeded_generators`: the host one picks anchors, the device one
+    draws the noise.
     """
     host_gen, dev_gen = generators
     classes = torch.as_tensor(classes).reshape(-1).to('cpu', torch.long)
@@ -89,8 +76,7 @@ def generate_features(
             f'class ids must lie in [0, {stats.num_classes}), got '
             f'[{int(classes.min())}, {int(classes.max())}]'
         )
-    if not (isinstance(alpha, (int, float)) and alpha >= 0):
-        raise ValueError(f'alpha must be a number >= 0, got {alpha!r}')
+    check_number('alpha', alpha, at_least=0)
     is_tail = stats.tail[classes]
     pos_tail = torch.nonzero(is_tail).flatten()
     pos_own = torch.nonzero(~is_tail).flatten()
@@ -102,23 +88,26 @@ def generate_features(
         j = anchor_positions(cls_t, stats.anchor_size, host_gen)
         table = stats.anchor_base[cls_t] + j
         d, w = stats.donors[table], stats.donor_weights[table]
-        stats.check_sampleable(d.flatten(), 'used as a donor')
-        # (1 - s) (mu_c + row_j) + s sum_i w_i mu_i in one gather + bmm
-        ids = torch.cat([cls_t[:, None], d], 1).to(dev)
-        s = torch.as_tensor(confidence).to(dev, torch.float32)[ids[:, :1]]
-        coef = torch.cat([1 - s, s * w.to(dev)], 1)
-        centre = torch.bmm(coef[:, None], stats.means[ids]).squeeze(1)
-        rows = stats.rows[(stats.anchor_start[cls_t] + j).to(dev)]
-        centre.addcmul_(rows, coef[:, :1])
-        _put(out, pos_tail, centre, num)
+        x = stats.anchor_features(stats.anchor_start[cls_t] + j, cls_t)
+        s = torch.as_tensor(confidence).to(dev)[cls_t.to(dev)]
+        out[pos_tail.to(dev)] = calibrated_mean(x, d, w, stats.means, s)
         samples.append(pos_tail.repeat_interleave(d.shape[1]))
         donors.append(d.flatten())
         weights.append(w.flatten())
         extra[pos_tail] = float(alpha)
     if pos_own.numel():
         cls_o = classes[pos_own]
-        stats.check_sampleable(cls_o, 'drawn from its own statistics')
-        _put(out, pos_own, stats.means[cls_o.to(dev)], num)
+        lonely = cls_o[stats.counts[cls_o] < 2]  # no covariance
+        if lonely.numel():
+            c, n = int(lonely[0]), int(stats.counts[lonely[0]])
+            raise ValueError(
+                f'class {c} has {n} training feature(s), so its covariance '
+                '(divided by n_c - 1) is undefined and it cannot be drawn '
+                'from its own statistics. Make it a tail class (raise '
+                f'tail_threshold above {n}) so it is calibrated from donors '
+                'with more images.'
+            )
+        out[pos_own.to(dev)] = stats.means[cls_o.to(dev)]
         samples.append(pos_own)
         donors.append(cls_o)
         weights.append(torch.ones(pos_own.numel()))
@@ -134,11 +123,3 @@ def generate_features(
         out=out,
     )
     return out, classes.to(dev)
-
-
-def _put(out: Tensor, pos: Tensor, rows: Tensor, num: int) -> None:
-    """out[pos] = rows, a plain copy when pos is every row."""
-    if pos.numel() == num:
-        out.copy_(rows)
-    else:
-        out[pos.to(out.device)] = rows

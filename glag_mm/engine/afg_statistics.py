@@ -1,27 +1,23 @@
 """AFGHead's class statistics: the streaming pass and their file.
 
-The statistics are built once per stage-two work_dir, by one streaming pass
-of the frozen model over the training set with a deterministic pipeline
-(METHOD.md stage two item 3; every rank reads its share, the builder
-gathers them), and written to ``<work_dir>/afg_statistics/<key>.pth``. The
-key hashes what they depend on: the trunk's weights, the data preprocessor,
-the dataset (length, labels, pipeline) as :func:`feature_cache_key` does,
-the statistics pipeline and the head's settings. A resumed run, or a run
-in the same work_dir, loads the file instead of repeating the pass; a
-missing file is rebuilt. Every rank memory-maps the one file.
+One streaming pass of the frozen model over the training set, with a
+deterministic pipeline (METHOD.md stage two item 3), writes
+``<work_dir>/afg_statistics/<key>.pth``; the key hashes the trunk's weights,
+the data (as :func:`feature_cache_key`), the statistics pipeline and the
+head's settings. A resumed run loads the file (rebuilds it when missing);
+every rank memory-maps it.
 """
 
 import copy
 import hashlib
 import os.path as osp
 from functools import partial
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from mmengine.dist import broadcast_object_list, get_dist_info
 from mmengine.registry import FUNCTIONS
 from mmpretrain.registry import DATASETS
-from torch import Tensor
 
 from ..core.calibration import tail_classes
 from ..core.class_statistics import ClassStatistics
@@ -59,58 +55,27 @@ def _set_pipeline(cfg: Any, pipeline: list) -> bool:
 
 def statistics_pipeline(runner, pipeline: Optional[list]) -> list:
     """The given pipeline, else the validation (or test) loader's."""
-    if pipeline is not None:
-        return pipeline
-    for key in ('val_dataloader', 'test_dataloader'):
-        loader = runner.cfg.get(key)
-        found = (
-            _find_pipeline(loader.get('dataset'))
-            if isinstance(loader, dict)
-            else None
+    for loader in ('val_dataloader', 'test_dataloader'):
+        if pipeline is None and isinstance(runner.cfg.get(loader), dict):
+            pipeline = _find_pipeline(runner.cfg[loader].get('dataset'))
+    if pipeline is None:
+        raise ValueError(
+            'AFGHook: no validation or test pipeline in the config to read '
+            'the training set without augmentation; pass pipeline=[...] to '
+            'AFGHook.'
         )
-        if found is not None:
-            return found
-    raise ValueError(
-        'AFGHook: no validation or test pipeline in the config to read the '
-        'training set without augmentation; pass pipeline=[...] to AFGHook.'
-    )
+    return pipeline
 
 
-def _train_cfg(runner) -> dict:
+def _source(runner, pipeline, batch_size, num_workers, progress):
+    """This rank's (features, labels, indices) batches of the training set
+    read through ``pipeline``: from the feature cache when it holds them."""
     train_cfg = runner.cfg.get('train_dataloader')
     if not isinstance(train_cfg, dict) or 'dataset' not in train_cfg:
         raise ValueError(
             'AFGHook: the config has no train_dataloader.dataset to run the '
             'statistics pass on; build the Runner from a config.'
         )
-    return train_cfg
-
-
-def statistics_key(runner, head, pipeline: list) -> str:
-    """Hex key of the statistics this run would build."""
-    digest = hashlib.sha256()
-    digest.update(
-        feature_cache_key(
-            runner.model, runner.train_loop.dataloader.dataset
-        ).encode()
-    )
-    digest.update(repr(pipeline).encode())
-    digest.update(repr(sorted(head.settings().items())).encode())
-    return digest.hexdigest()[:32]
-
-
-def _iter_cached(
-    dataset: FeatureTensorDataset, batch_size: int
-) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
-    rank, world = get_dist_info()
-    idx = torch.arange(rank, len(dataset), world)
-    for a in range(0, idx.numel(), batch_size):
-        part = idx[a : a + batch_size]
-        yield dataset.features[part], dataset.labels[part], part
-
-
-def _source(runner, pipeline, batch_size, num_workers, progress):
-    train_cfg = _train_cfg(runner)
     batch_size = batch_size or train_cfg.get('batch_size', 32)
     live = runner.train_loop.dataloader.dataset
     if isinstance(live, FeatureTensorDataset) and (
@@ -120,30 +85,29 @@ def _source(runner, pipeline, batch_size, num_workers, progress):
             'AFGHook: statistics from the feature cache (its pipeline is the '
             'statistics pipeline)'
         )
-        return _iter_cached(live, batch_size)
+        rank, world = get_dist_info()
+        idx = torch.arange(rank, len(live), world)
+        return (
+            (live.features[part], live.labels[part], part)
+            for part in torch.split(idx, batch_size)
+        )
     dataset_cfg = copy.deepcopy(train_cfg['dataset'])
     if not _set_pipeline(dataset_cfg, pipeline):
         raise ValueError(
             'AFGHook: the training dataset config has no pipeline to replace '
             'with the statistics pipeline'
         )
-    dataset = DATASETS.build(dataset_cfg)
     collate_cfg = dict(train_cfg.get('collate_fn', None) or {})
-    collate_type = collate_cfg.pop('type', 'pseudo_collate')
-    collate = (
-        FUNCTIONS.get(collate_type)
-        if isinstance(collate_type, str)
-        else collate_type
-    )
-    if collate_cfg:
-        collate = partial(collate, **collate_cfg)
+    collate = collate_cfg.pop('type', 'pseudo_collate')
+    if isinstance(collate, str):
+        collate = FUNCTIONS.get(collate)
     if num_workers is None:
         num_workers = train_cfg.get('num_workers', 0)
     return iter_trunk_features(
         runner.model,
-        dataset,
+        DATASETS.build(dataset_cfg),
         batch_size=batch_size,
-        collate_fn=collate,
+        collate_fn=partial(collate, **collate_cfg),
         num_workers=num_workers,
         progress=progress,
         desc='AFG statistics pass',
@@ -151,14 +115,10 @@ def _source(runner, pipeline, batch_size, num_workers, progress):
 
 
 def build_statistics(head, batches, all_gather=None) -> ClassStatistics:
-    """Statistics of raw pooled features for an AFGHead.
-
-    Args:
-        head: the AFGHead (its Tukey transform and settings are used).
-        batches: iterable of (features (B, D), labels (B,), dataset
-            indices (B,)), this rank's share of the training set.
-        all_gather: see :meth:`StatisticsBuilder.finalize`.
-    """
+    """Statistics for an AFGHead (its Tukey transform and settings) of
+    ``batches``: this rank's (raw pooled features (B, D), labels (B,),
+    dataset indices (B,)); ``all_gather``: see
+    :meth:`StatisticsBuilder.finalize`."""
     device = head.fc.weight.device
     builder = StatisticsBuilder(
         head.num_classes, head.in_channels, device=device
@@ -186,15 +146,20 @@ def load_or_build(
 ) -> Tuple[ClassStatistics, str]:
     """The run's statistics (loaded from their file, else built); the path."""
     pipeline = statistics_pipeline(runner, pipeline)
-    key = statistics_key(runner, head, pipeline)
+    data_key = feature_cache_key(
+        runner.model, runner.train_loop.dataloader.dataset
+    )
+    settings = repr(sorted(head.settings().items()))
+    text = data_key + repr(pipeline) + settings
+    key = hashlib.sha256(text.encode()).hexdigest()[:32]
     path = osp.join(runner.work_dir, STATISTICS_DIR, f'{key}.pth')
     found = [osp.isfile(path)]  # rank 0 decides for every rank
     broadcast_object_list(found)
+    device = head.fc.weight.device
     if found[0]:
-        stats = ClassStatistics.load(path, device=head.fc.weight.device)
+        stats = ClassStatistics.load(path, device=device)
         runner.logger.info(f'AFGHook: class statistics loaded from {path}')
         return stats, path
-    device = head.fc.weight.device
     stats = build_statistics(
         head, _source(runner, pipeline, batch_size, num_workers, progress)
     )
