@@ -4,17 +4,11 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import all_reduce
 from mmpretrain.registry import MODELS
 
 from ...core.checks import check_number
-from ...core.gala import (
-    PHI_MODES,
-    all_reduce_sum,
-    gala_adjust_logits,
-    gala_increments,
-    update_running_statistic,
-)
-from ...core.logit_adjustment import cross_entropy_per_sample, weight_reduce
+from ...core.gala import PHI_MODES, gala_adjust_logits, gala_increments
 from .base import AdjustedCrossEntropyBase
 
 
@@ -66,37 +60,10 @@ class GALALoss(AdjustedCrossEntropyBase):
         self.register_buffer('pos_grad', zeros.clone(), persistent=True)
         self.register_buffer('neg_grad', zeros.clone(), persistent=True)
 
-    def _class_of_each_row(self, label: torch.Tensor, n: int) -> torch.Tensor:
-        if label.ndim == 2 and label.shape == (n, self.num_classes):
-            return label.argmax(dim=-1)
-        if label.ndim == 1 and label.shape[0] == n:
-            if label.dtype.is_floating_point:
-                raise TypeError(
-                    'GALALoss: hard labels must be integer class indices, '
-                    f'got dtype {label.dtype}'
-                )
-            return label.long()
-        raise ValueError(
-            f'GALALoss: label of shape {tuple(label.shape)} does not fit '
-            f'logits ({n}, {self.num_classes}): give class indices (N,) or '
-            'soft targets (N, C)'
-        )
-
-    @torch.no_grad()
-    def _update_statistics(
-        self, adjusted: torch.Tensor, classes: torch.Tensor
-    ) -> None:
-        probs = F.softmax(adjusted.detach().double(), dim=-1)
-        d_pos, d_neg = gala_increments(probs, classes, self.phi_mode)
-        increments = all_reduce_sum(torch.cat([d_pos, d_neg]))
-        c = self.num_classes
-        update_running_statistic(self.pos_grad, increments[:c], self.momentum)
-        update_running_statistic(self.neg_grad, increments[c:], self.momentum)
-
-    def adjusted_loss(self, cls_score, label, weight, reduction, avg_factor):
-        """The loss on z' (the statistics count every sample once, whatever
-        its ``weight``); updates them in training mode."""
-        classes = self._class_of_each_row(label, cls_score.shape[0])
+    def adjust(self, cls_score, classes):
+        """z' (:func:`~glag_mm.core.gala.gala_adjust_logits`); in training,
+        then adds this batch's increments (every sample counted once,
+        whatever its ``weight``)."""
         adjusted = gala_adjust_logits(
             cls_score,
             classes,
@@ -106,10 +73,24 @@ class GALALoss(AdjustedCrossEntropyBase):
             self.lambda2,
             self.eps,
         )
-        loss = cross_entropy_per_sample(adjusted, label)
         if self.training:
-            self._update_statistics(adjusted, classes)
-        return weight_reduce(loss, weight, reduction, avg_factor)
+            self._add_increments(adjusted.detach(), classes)
+        return adjusted
+
+    @torch.no_grad()
+    def _add_increments(self, adjusted, classes) -> None:
+        """theta, phi += this batch's increments summed over ranks; with
+        ``momentum`` m the EMA (1 - m) s + m d (batch-norm convention)."""
+        probs = F.softmax(adjusted.double(), dim=-1)
+        increments = torch.cat(gala_increments(probs, classes, self.phi_mode))
+        all_reduce(increments, op='sum')
+        for stat, inc in zip(
+            (self.pos_grad, self.neg_grad), increments.split(self.num_classes)
+        ):
+            if self.momentum is not None:
+                stat.mul_(1.0 - self.momentum)
+                inc = self.momentum * inc
+            stat.add_(inc.to(stat))
 
     def extra_repr(self) -> str:
         return (
