@@ -12,7 +12,7 @@ B = 15 as in Guo et al. Values here are in percent, like the accuracies.
 """
 
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 
@@ -72,18 +72,6 @@ def reliability_bins(
     )
 
 
-def expected_calibration_error(
-    confidence: torch.Tensor,
-    correct: torch.Tensor,
-    num_bins: int = ECE_BINS,
-    mask: Optional[torch.Tensor] = None,
-) -> float:
-    """ECE in percent of the predictions selected by ``mask`` (NaN if none)."""
-    if mask is not None:
-        confidence, correct = confidence[mask], correct[mask]
-    return reliability_bins(confidence, correct, num_bins)['ece']
-
-
 def calibration_results(
     confidence: torch.Tensor,
     correct: torch.Tensor,
@@ -98,7 +86,7 @@ def calibration_results(
     for name, class_mask in groups.items():
         mask = class_mask[target]
         if mask.any():
-            metrics[f'ece_{name}'] = expected_calibration_error(
-                confidence, correct, num_bins, mask
-            )
+            metrics[f'ece_{name}'] = reliability_bins(
+                confidence[mask], correct[mask], num_bins
+            )['ece']
     return metrics, table

@@ -10,15 +10,14 @@ from mmpretrain.registry import METRICS
 from ..core import check_class_counts, check_integer, check_number, log_prior
 from ..runtime import get_train_class_counts
 from .calibration_error import ECE_BINS, calibration_results
-from .functional import (
+from .functional import group_results, rebalanced_labels, shot_groups
+from .posthoc_tau import (
+    DEFAULT_TAU_GRID,
     POSTHOC_CRITERIA,
-    group_results,
-    posthoc_adjusted_labels,
+    ValSelectedTau,
+    check_tau_grid,
     posthoc_labels_over_grid,
-    rebalanced_labels,
-    shot_groups,
 )
-from .posthoc_tau import DEFAULT_TAU_GRID, ValSelectedTau, check_tau_grid
 from .summaries import PerClassAccuracy
 
 
@@ -162,18 +161,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep the labels (and scores only if re-balancing needs them)."""
-        posthoc = self.posthoc_tau
-        grid = None
-        if self.posthoc_from_val and data_samples:
-            if self.selects_tau():
-                grid = self.posthoc_tau_grid
-            else:
-                posthoc = self.applied_tau()
-        needs_score = (
-            posthoc is not None
-            or grid is not None
-            or self.rebalance_tau is not None
-        )
+        taus = self.posthoc_taus() if data_samples else None
         log_pi = None
         for sample in data_samples:
             gt = sample.get('gt_label')
@@ -193,7 +181,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 label = score.argmax()
             result = {'gt': int(gt), 'pred': int(label)}
             if score is None:
-                if needs_score:
+                if taus is not None or self.rebalance_tau is not None:
                     raise ValueError(
                         'LongTailAccuracy: posthoc_tau / rebalance_tau need '
                         'pred_score in the data samples.'
@@ -203,16 +191,12 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 result['num_classes'] = score.numel()
                 if self.ece_bins and 0 <= result['pred'] < score.numel():
                     result['conf'] = float(score[result['pred']])
-                if log_pi is None and (posthoc is not None or grid):
-                    log_pi = self._log_prior(score.numel())  # once a batch
-                if posthoc is not None:
-                    result['pred_posthoc'] = int(
-                        posthoc_adjusted_labels(score, log_pi, posthoc)
-                    )
-                if grid is not None:
-                    result['pred_grid'] = posthoc_labels_over_grid(
-                        score, log_pi, grid
-                    ).to(torch.int32)
+                if taus is not None:  # labels at each tau, not the scores
+                    if log_pi is None:  # once a batch
+                        log_pi = self._log_prior(score.numel())
+                    result['pred_posthoc'] = posthoc_labels_over_grid(
+                        score, log_pi, taus
+                    ).tolist()
                 if self.rebalance_tau is not None:  # clone: not the batch
                     result['score'] = score.float().clone()
             self.results.append(result)
@@ -255,15 +239,9 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 conf, pred == target, target, groups, self.ece_bins
             )
             metrics.update(calibration)
-        if all('pred_grid' in r for r in results):
-            metrics.update(self.select_tau(results, target, groups))
-        elif all('pred_posthoc' in r for r in results):
-            if self.posthoc_from_val:
-                metrics['posthoc_tau_selected'] = self.applied_tau()
-            posthoc = torch.tensor([r['pred_posthoc'] for r in results])
-            metrics.update(
-                group_results(posthoc, target, groups, '_posthoc')[0]
-            )
+        if all('pred_posthoc' in r for r in results):
+            labels = torch.tensor([r['pred_posthoc'] for r in results])
+            metrics.update(self.posthoc_results(labels.T, target, groups))
         if self.rebalance_tau is not None:
             scores = torch.stack([r['score'] for r in results])
             rebalanced = rebalanced_labels(scores, self.rebalance_tau)

@@ -8,11 +8,7 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ...core import (
-    check_number,
-    check_schedule,
-    schedule_value,
-)
+from ...core import check_number, check_schedule, schedule_value
 from ...core.fbl import (
     CURRICULA,
     authors_curriculum,
@@ -86,8 +82,9 @@ class FBLHead(LinearClsHead):
         """Whether the class counts are known (given, loaded or counted)."""
         return bool(self.class_counts.sum() > 0)
 
-    def init_class_counts(self, class_counts: Sequence[int]) -> None:
-        """Set the class counts unless they are already known."""
+    def init_class_counts(self, class_counts: Optional[Sequence[int]]) -> None:
+        """Set the class counts unless they are already known (``None``:
+        those :class:`~glag_mm.engine.ClassCountsHook` counted)."""
         if not self.has_class_counts:
             counts = resolve_class_counts(
                 class_counts, self.num_classes, owner='FBLHead'
@@ -96,10 +93,7 @@ class FBLHead(LinearClsHead):
 
     def class_strength(self) -> torch.Tensor:
         """lambda~ (C,), reading the training counts on first use."""
-        if not self.has_class_counts:
-            self.init_class_counts(
-                resolve_class_counts(None, self.num_classes, owner='FBLHead')
-            )
+        self.init_class_counts(None)
         return fbl_class_strength(self.class_counts.cpu()).to(
             self.class_counts.device
         )
