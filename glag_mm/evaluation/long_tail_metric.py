@@ -7,8 +7,8 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from ..core import check_class_counts, check_integer, check_number, log_prior
-from ..runtime import get_train_class_counts
+from ..core import check_integer, check_number, log_prior
+from ..runtime import resolve_class_counts
 from .calibration_error import ECE_BINS, calibration_results
 from .functional import group_results, rebalanced_labels, shot_groups
 from .posthoc_tau import (
@@ -21,8 +21,9 @@ from .posthoc_tau import (
 from .summaries import PerClassAccuracy
 
 
-def _check_tau(name: str, value: Any) -> Optional[float]:
-    if value is None:  # switched off
+def _check(name: str, value: Any) -> Optional[float]:
+    """A number >= 0 (None: switched off)."""
+    if value is None:
         return None
     return check_number(name, value, at_least=0, owner='LongTailAccuracy')
 
@@ -84,20 +85,11 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
             prefix=prefix,
             collect_dir=collect_dir,
         )
-        self.class_counts = (
-            None
-            if class_counts is None
-            else check_class_counts(class_counts, owner='LongTailAccuracy')
-            .long()
-            .tolist()
-        )
-        self.many_threshold, self.few_threshold = (
-            check_number(name, value, at_least=0, owner='LongTailAccuracy')
-            for name, value in (
-                ('many_threshold', many_threshold),
-                ('few_threshold', few_threshold),
-            )
-        )
+        self.class_counts = None
+        if class_counts is not None:
+            self.class_counts = self._counts(class_counts)
+        self.many_threshold = _check('many_threshold', many_threshold)
+        self.few_threshold = _check('few_threshold', few_threshold)
         if self.few_threshold > self.many_threshold:
             raise ValueError(
                 f'LongTailAccuracy: few_threshold ({few_threshold}) must not '
@@ -114,7 +106,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         self.posthoc_tau = (
             None
             if self.posthoc_from_val
-            else _check_tau('posthoc_tau', posthoc_tau)
+            else _check('posthoc_tau', posthoc_tau)
         )
         self.posthoc_tau_grid = check_tau_grid(posthoc_tau_grid)
         if posthoc_tau_criterion not in POSTHOC_CRITERIA:
@@ -129,35 +121,18 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 f'None, got {select_posthoc_tau!r}'
             )
         self.select_posthoc_tau = select_posthoc_tau
-        self.rebalance_tau = _check_tau('rebalance_tau', rebalance_tau)
+        self.rebalance_tau = _check('rebalance_tau', rebalance_tau)
         self.ece_bins = check_integer(  # 0 switches ECE off
             'ece_bins', ece_bins, at_least=0, owner='LongTailAccuracy'
         )
         self.per_class = bool(per_class)
         self.reliability = bool(reliability)
-        self._log_prior_cache = None
 
-    def _counts(self, num_classes: Optional[int]) -> List[int]:
-        counts = self.class_counts
-        if counts is None:
-            counts = get_train_class_counts()
-        if counts is None:
-            raise ValueError(
-                'LongTailAccuracy: no training class counts. Pass '
-                "val_evaluator=dict(type='LongTailAccuracy', "
-                'class_counts=[...]) or add custom_hooks=[dict(type='
-                "'ClassCountsHook')] so the training set is counted."
-            )
-        check_class_counts(counts, num_classes, owner='LongTailAccuracy')
-        return [int(c) for c in counts]
-
-    def _log_prior(self, num_classes: int) -> torch.Tensor:
-        counts = tuple(self._counts(num_classes))
-        if self._log_prior_cache is None or self._log_prior_cache[0] != (
-            counts
-        ):
-            self._log_prior_cache = (counts, log_prior(counts))
-        return self._log_prior_cache[1]
+    def _counts(self, counts, num_classes=None) -> List[int]:
+        """The training counts (None: those ClassCountsHook counted)."""
+        return resolve_class_counts(
+            counts, num_classes, owner='LongTailAccuracy'
+        )
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep the labels (and scores only if re-balancing needs them)."""
@@ -193,7 +168,9 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                     result['conf'] = float(score[result['pred']])
                 if taus is not None:  # labels at each tau, not the scores
                     if log_pi is None:  # once a batch
-                        log_pi = self._log_prior(score.numel())
+                        log_pi = log_prior(
+                            self._counts(self.class_counts, score.numel())
+                        )
                     result['pred_posthoc'] = posthoc_labels_over_grid(
                         score, log_pi, taus
                     ).tolist()
@@ -216,7 +193,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         """Compute the accuracies from the gathered per-sample results."""
         if not results:
             raise ValueError('LongTailAccuracy: no results to evaluate.')
-        counts = self._counts(self._num_classes(results))
+        counts = self._counts(self.class_counts, self._num_classes(results))
         num_classes = len(counts)
         target = torch.tensor([r['gt'] for r in results], dtype=torch.long)
         pred = torch.tensor([r['pred'] for r in results], dtype=torch.long)
