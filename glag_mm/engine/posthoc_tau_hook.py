@@ -7,9 +7,9 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from ..evaluation import LongTailAccuracy
-from ..evaluation.posthoc_tau import (
+from ..evaluation import (
     POSTHOC_TAU_KEY,
+    LongTailAccuracy,
     get_selected_posthoc_tau,
     set_selected_posthoc_tau,
 )
@@ -38,16 +38,14 @@ class PosthocTauHook(Hook):
     refused: it would choose on test labels); publishes each validation's
     choice on every rank; writes it into checkpoint ``meta`` with the
     weights' iteration, adding it to the checkpoint saved just before the
-    validation (mmengine saves first; rank 0, local files;
-    ``update_last_checkpoint=False`` switches that off); after a load,
+    validation (mmengine saves first; rank 0, local files); after a load,
     publishes a checkpoint's tau chosen for those weights. A training run
     forgets a loaded tau until its own validation. The tools add the hook.
     """
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook
 
-    def __init__(self, update_last_checkpoint: bool = True) -> None:
-        self.update_last_checkpoint = bool(update_last_checkpoint)
+    def __init__(self) -> None:
         self._saved_iter: Optional[int] = None
 
     # -------------------------------------------------------- which split
@@ -99,7 +97,7 @@ class PosthocTauHook(Hook):
             return
         record = dict(tau=metrics[key], iter=runner.iter, epoch=runner.epoch)
         set_selected_posthoc_tau(record)
-        if self.update_last_checkpoint and self._saved_iter == runner.iter:
+        if self._saved_iter == runner.iter:
             self._add_to_last_checkpoint(runner)
 
     def _add_to_last_checkpoint(self, runner) -> None:

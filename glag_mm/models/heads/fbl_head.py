@@ -8,7 +8,7 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ...core import check_number, check_schedule, schedule_value
+from ...core import check_number, schedule_value
 from ...core.fbl import (
     CURRICULA,
     authors_curriculum,
@@ -45,7 +45,6 @@ class FBLHead(LinearClsHead):
         fbl_lambda: float = 60.0,
         curriculum: str = 'authors',
         power: float = 2.0,
-        max_epochs: Optional[int] = None,
         eps: float = 1e-6,
         **kwargs,
     ) -> None:
@@ -56,21 +55,12 @@ class FBLHead(LinearClsHead):
             raise ValueError(
                 f'unknown curriculum {curriculum!r}; choose one of {CURRICULA}'
             )
-        if curriculum != 'authors':
-            check_schedule(curriculum, 1.0, power)
+        check_number('power', power, above=0, owner='FBLHead')
         check_number('fbl_lambda', fbl_lambda, at_least=0, owner='FBLHead')
-        if max_epochs is not None and not (
-            isinstance(max_epochs, int) and max_epochs > 10
-        ):
-            raise ValueError(
-                'max_epochs must be None (read from the runner) or an '
-                f"integer > 10 for the authors' curriculum, got {max_epochs!r}"
-            )
         check_number('eps', eps, above=0, owner='FBLHead')
         self.fbl_lambda = float(fbl_lambda)
         self.curriculum = curriculum
         self.power = float(power)
-        self.max_epochs = max_epochs
         self.eps = float(eps)
         self.current_curriculum = 0.0
         self.register_buffer('class_counts', torch.zeros(num_classes))
@@ -105,7 +95,7 @@ class FBLHead(LinearClsHead):
                 training_progress(), self.curriculum, 1.0, self.power
             )
         hub = MessageHub.get_current_instance()
-        max_epochs = self.max_epochs or hub.get_info('max_epochs')
+        max_epochs = hub.get_info('max_epochs')
         if not max_epochs:
             return 0.0
         return authors_curriculum(hub.get_info('epoch', 0), max_epochs)
@@ -139,6 +129,5 @@ class FBLHead(LinearClsHead):
     def extra_repr(self) -> str:
         return (
             f'fbl_lambda={self.fbl_lambda}, curriculum={self.curriculum!r}, '
-            f'power={self.power}, max_epochs={self.max_epochs}, '
-            f'eps={self.eps}'
+            f'power={self.power}, eps={self.eps}'
         )
