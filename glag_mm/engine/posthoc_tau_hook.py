@@ -50,6 +50,7 @@ class PosthocTauHook(Hook):
 
     # -------------------------------------------------------- which split
     def _tell_metrics(self, runner) -> None:
+        """The split each posthoc_tau='val' metric evaluates (built loops)."""
         for metric in _val_tau_metrics(runner._test_loop):
             if metric.select_posthoc_tau:
                 raise ValueError(
@@ -62,14 +63,7 @@ class PosthocTauHook(Hook):
         for metric in _val_tau_metrics(runner._val_loop):
             metric.set_evaluated_split('val')
 
-    def before_run(self, runner) -> None:
-        self._tell_metrics(runner)
-
-    def before_val_epoch(self, runner) -> None:
-        self._tell_metrics(runner)
-
-    def before_test_epoch(self, runner) -> None:
-        self._tell_metrics(runner)
+    before_run = before_val_epoch = before_test_epoch = _tell_metrics
 
     def before_train(self, runner) -> None:
         record = get_selected_posthoc_tau()

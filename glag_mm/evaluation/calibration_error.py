@@ -47,10 +47,8 @@ def reliability_bins(
         )
     index = confidence_bins(confidence, num_bins)
     count = torch.bincount(index, minlength=num_bins).double()
-    conf_sum = torch.zeros(num_bins, dtype=torch.float64)
-    conf_sum.index_add_(0, index, confidence)
-    hit_sum = torch.zeros(num_bins, dtype=torch.float64)
-    hit_sum.index_add_(0, index, correct)
+    conf_sum = torch.bincount(index, confidence, minlength=num_bins)
+    hit_sum = torch.bincount(index, correct, minlength=num_bins)
     filled = count > 0
     mean_conf = torch.where(filled, conf_sum / count.clamp_min(1), 0.0)
     accuracy = torch.where(filled, hit_sum / count.clamp_min(1), 0.0)

@@ -85,9 +85,9 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
             prefix=prefix,
             collect_dir=collect_dir,
         )
-        self.class_counts = None
+        self.class_counts = class_counts
         if class_counts is not None:
-            self.class_counts = self._counts(class_counts)
+            self.class_counts = self._counts()
         self.many_threshold = _check('many_threshold', many_threshold)
         self.few_threshold = _check('few_threshold', few_threshold)
         if self.few_threshold > self.many_threshold:
@@ -128,10 +128,10 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         self.per_class = bool(per_class)
         self.reliability = bool(reliability)
 
-    def _counts(self, counts, num_classes=None) -> List[int]:
-        """The training counts (None: those ClassCountsHook counted)."""
+    def _counts(self, num_classes: Optional[int] = None) -> List[int]:
+        """``class_counts``, else those ClassCountsHook counted; checked."""
         return resolve_class_counts(
-            counts, num_classes, owner='LongTailAccuracy'
+            self.class_counts, num_classes, owner='LongTailAccuracy'
         )
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
@@ -168,9 +168,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                     result['conf'] = float(score[result['pred']])
                 if taus is not None:  # labels at each tau, not the scores
                     if log_pi is None:  # once a batch
-                        log_pi = log_prior(
-                            self._counts(self.class_counts, score.numel())
-                        )
+                        log_pi = log_prior(self._counts(score.numel()))
                     result['pred_posthoc'] = posthoc_labels_over_grid(
                         score, log_pi, taus
                     ).tolist()
@@ -193,7 +191,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         """Compute the accuracies from the gathered per-sample results."""
         if not results:
             raise ValueError('LongTailAccuracy: no results to evaluate.')
-        counts = self._counts(self.class_counts, self._num_classes(results))
+        counts = self._counts(self._num_classes(results))
         num_classes = len(counts)
         target = torch.tensor([r['gt'] for r in results], dtype=torch.long)
         pred = torch.tensor([r['pred'] for r in results], dtype=torch.long)
