@@ -81,13 +81,6 @@ class FBLHead(LinearClsHead):
             )
             self.class_counts.copy_(torch.tensor(counts))
 
-    def class_strength(self) -> torch.Tensor:
-        """lambda~ (C,), reading the training counts on first use."""
-        self.init_class_counts(None)
-        return fbl_class_strength(self.class_counts.cpu()).to(
-            self.class_counts.device
-        )
-
     def curriculum_value(self) -> float:
         """a, the curriculum factor at the current point of training."""
         if self.curriculum != 'authors':
@@ -103,10 +96,12 @@ class FBLHead(LinearClsHead):
     def balance_logits(
         self, cls_score: torch.Tensor, features: torch.Tensor
     ) -> torch.Tensor:
-        """z - a * lambda * lambda~ / (||f|| + eps) (raw z when lambda = 0)."""
+        """z - a * lambda * lambda~ / (||f|| + eps) (raw z when lambda = 0);
+        the training counts are read on first use."""
         if self.fbl_lambda == 0:
             return cls_score
-        strength = self.class_strength()
+        self.init_class_counts(None)
+        strength = fbl_class_strength(self.class_counts)
         a = self.curriculum_value()
         self.current_curriculum = a
         if self.training:
