@@ -67,15 +67,10 @@ class FBLHead(LinearClsHead):
         if class_counts is not None:
             self.init_class_counts(class_counts)
 
-    @property
-    def has_class_counts(self) -> bool:
-        """Whether the class counts are known (given, loaded or counted)."""
-        return bool(self.class_counts.sum() > 0)
-
     def init_class_counts(self, class_counts: Optional[Sequence[int]]) -> None:
         """Set the class counts unless they are already known (``None``:
         those :class:`~glag_mm.engine.ClassCountsHook` counted)."""
-        if not self.has_class_counts:
+        if self.class_counts.sum() == 0:  # not given, loaded or counted
             counts = resolve_class_counts(
                 class_counts, self.num_classes, owner='FBLHead'
             )

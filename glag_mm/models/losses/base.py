@@ -75,16 +75,13 @@ class AdjustedCrossEntropyBase(nn.Module):
                 "num_classes to the head's"
             )
         soft = label.shape == cls_score.shape
-        if not soft and label.shape != cls_score.shape[:1]:
+        if not soft and (
+            label.shape != cls_score.shape[:1] or label.is_floating_point()
+        ):
             raise ValueError(
-                f'{owner}: label of shape {tuple(label.shape)} does not fit '
-                f'logits {tuple(cls_score.shape)}: give class indices (N,) '
-                'or soft targets (N, C)'
-            )
-        if not soft and label.dtype.is_floating_point:
-            raise TypeError(
-                f'{owner}: hard labels must be integer class indices, got '
-                f'dtype {label.dtype}'
+                f'{owner}: {label.dtype} label of shape {tuple(label.shape)} '
+                f'does not fit logits {tuple(cls_score.shape)}: give integer '
+                'class indices (N,) or soft targets (N, C)'
             )
         classes = label.argmax(dim=-1) if soft else label.long()
         loss = (soft_cross_entropy if soft else cross_entropy)(
