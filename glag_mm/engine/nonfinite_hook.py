@@ -1,15 +1,14 @@
 """Stop training at the first NaN or Inf, before a checkpoint keeps it.
 
 fp16 overflow, a diverging learning rate or a bad image make the loss NaN,
-a step then every weight, and mmengine goes on saving them.
-:class:`NonFiniteCheckHook` checks, every training iteration, the trunk's
-features (neck or backbone output; not run with cached features), the
-``head.fc`` input (generated features included) and output, and every loss
-term, and raises :class:`NonFiniteError` naming the iteration and the first
-bad place. It runs in ``after_train_iter`` at the highest priority, so the
-iteration's ``CheckpointHook`` never runs; the cost is one
-``isfinite().all()`` per tensor and one host sync. The tools add it to every
-training config; others add ``dict(type='NonFiniteCheckHook')``.
+then every weight, and mmengine goes on saving them. Every training
+iteration, :class:`NonFiniteCheckHook` checks the trunk's features (neck or
+backbone output; not run with cached features), the ``head.fc`` input
+(generated features included) and output, and every loss term, and raises
+:class:`NonFiniteError` naming the iteration and the first bad place. It
+runs in ``after_train_iter`` at the highest priority, so the iteration's
+``CheckpointHook`` never runs; the cost is one ``isfinite().all()`` per
+tensor and one host sync. The tools add it to every training config.
 """
 
 from typing import List, Tuple

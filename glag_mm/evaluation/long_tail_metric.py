@@ -15,17 +15,18 @@ from .posthoc_tau import (
     DEFAULT_TAU_GRID,
     POSTHOC_CRITERIA,
     ValSelectedTau,
-    check_tau_grid,
     posthoc_labels_over_grid,
 )
 from .summaries import PerClassAccuracy
+
+OWNER = 'LongTailAccuracy'
 
 
 def _check(name: str, value: Any) -> Optional[float]:
     """A number >= 0 (None: switched off)."""
     if value is None:
         return None
-    return check_number(name, value, at_least=0, owner='LongTailAccuracy')
+    return check_number(name, value, at_least=0, owner=OWNER)
 
 
 @METRICS.register_module()
@@ -108,7 +109,16 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
             if self.posthoc_from_val
             else _check('posthoc_tau', posthoc_tau)
         )
-        self.posthoc_tau_grid = check_tau_grid(posthoc_tau_grid)
+        grid = posthoc_tau_grid
+        if not isinstance(grid, (list, tuple)) or not grid:
+            raise ValueError(
+                'LongTailAccuracy: posthoc_tau_grid must be a non-empty list '
+                f'of taus >= 0, e.g. [0.0, 0.5, 1.0, 1.5], got {grid!r}'
+            )
+        self.posthoc_tau_grid = tuple(
+            check_number('posthoc_tau_grid', t, at_least=0, owner=OWNER)
+            for t in grid
+        )
         if posthoc_tau_criterion not in POSTHOC_CRITERIA:
             raise ValueError(
                 'LongTailAccuracy: posthoc_tau_criterion must be one of '
@@ -123,7 +133,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         self.select_posthoc_tau = select_posthoc_tau
         self.rebalance_tau = _check('rebalance_tau', rebalance_tau)
         self.ece_bins = check_integer(  # 0 switches ECE off
-            'ece_bins', ece_bins, at_least=0, owner='LongTailAccuracy'
+            'ece_bins', ece_bins, at_least=0, owner=OWNER
         )
         self.per_class = bool(per_class)
         self.reliability = bool(reliability)
@@ -131,7 +141,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
     def _counts(self, num_classes: Optional[int] = None) -> List[int]:
         """``class_counts``, else those ClassCountsHook counted; checked."""
         return resolve_class_counts(
-            self.class_counts, num_classes, owner='LongTailAccuracy'
+            self.class_counts, num_classes, owner=OWNER
         )
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:

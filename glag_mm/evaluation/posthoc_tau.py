@@ -13,7 +13,7 @@ carry it in ``meta``, tagged with the weights' iteration, so a stale copy in
 a saved message hub never wins on resume.
 """
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MessageHub, print_log
@@ -60,20 +60,6 @@ def select_posthoc_tau(
     values = torch.tensor(values, dtype=torch.float64)
     ties = [g for g in range(len(taus)) if values[g] == values.max()]
     return min(ties, key=lambda g: (taus[g], g)), values
-
-
-def check_tau_grid(grid: Any) -> Tuple[float, ...]:
-    """The grid as a tuple of floats, or a ValueError that shows one."""
-    values = tuple(grid) if isinstance(grid, (list, tuple)) else None
-    if not values or any(
-        isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0
-        for v in values
-    ):
-        raise ValueError(
-            'LongTailAccuracy: posthoc_tau_grid must be a non-empty list of '
-            f'taus >= 0, e.g. [0.0, 0.5, 1.0, 1.5], got {grid!r}'
-        )
-    return tuple(float(v) for v in values)
 
 
 def get_selected_posthoc_tau() -> Optional[dict]:
