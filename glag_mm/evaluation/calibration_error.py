@@ -12,7 +12,6 @@ B = 15 as in Guo et al. Values here are in percent, like the accuracies.
 """
 
 import math
-from typing import Dict, Tuple
 
 import torch
 
@@ -68,23 +67,3 @@ def reliability_bins(
         accuracy=percent(accuracy),
         ece=ece,
     )
-
-
-def calibration_results(
-    confidence: torch.Tensor,
-    correct: torch.Tensor,
-    target: torch.Tensor,
-    groups: Dict[str, torch.Tensor],
-    num_bins: int = ECE_BINS,
-) -> Tuple[Dict[str, float], ReliabilityTable]:
-    """(``ece``, ``ece_<group>`` over samples whose true class is in the
-    group, empty groups left out; the overall table)."""
-    table = reliability_bins(confidence, correct, num_bins)
-    metrics = {'ece': table['ece']}
-    for name, class_mask in groups.items():
-        mask = class_mask[target]
-        if mask.any():
-            metrics[f'ece_{name}'] = reliability_bins(
-                confidence[mask], correct[mask], num_bins
-            )['ece']
-    return metrics, table

@@ -9,7 +9,7 @@ from mmpretrain.registry import METRICS
 
 from ..core import check_integer, check_number, log_prior
 from ..runtime import resolve_class_counts
-from .calibration_error import ECE_BINS, calibration_results
+from .calibration_error import ECE_BINS, reliability_bins
 from .functional import group_results, rebalanced_labels, shot_groups
 from .posthoc_tau import (
     DEFAULT_TAU_GRID,
@@ -81,11 +81,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         prefix: Optional[str] = None,
         collect_dir: Optional[str] = None,
     ) -> None:
-        super().__init__(
-            collect_device=collect_device,
-            prefix=prefix,
-            collect_dir=collect_dir,
-        )
+        super().__init__(collect_device, prefix, collect_dir)
         self.class_counts = class_counts
         if class_counts is not None:
             self.class_counts = self._counts()
@@ -104,11 +100,9 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 f'{posthoc_tau!r}'
             )
         self.posthoc_from_val = posthoc_tau == 'val'
-        self.posthoc_tau = (
-            None
-            if self.posthoc_from_val
-            else _check('posthoc_tau', posthoc_tau)
-        )
+        self.posthoc_tau = None
+        if not self.posthoc_from_val:
+            self.posthoc_tau = _check('posthoc_tau', posthoc_tau)
         grid = posthoc_tau_grid
         if not isinstance(grid, (list, tuple)) or not grid:
             raise ValueError(
@@ -217,13 +211,16 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         metrics, per_class = group_results(pred, target, groups)
         table = None
         if self.ece_bins and all('conf' in r for r in results):
-            conf = torch.tensor(
-                [r['conf'] for r in results], dtype=torch.float64
-            )
-            calibration, table = calibration_results(
-                conf, pred == target, target, groups, self.ece_bins
-            )
-            metrics.update(calibration)
+            conf = [r['conf'] for r in results]
+            conf = torch.tensor(conf, dtype=torch.float64)
+            hit = pred == target
+            table = reliability_bins(conf, hit, self.ece_bins)
+            metrics['ece'] = table['ece']
+            for name, class_mask in groups.items():  # samples of its classes
+                m = class_mask[target]
+                if m.any():
+                    ece = reliability_bins(conf[m], hit[m], self.ece_bins)
+                    metrics[f'ece_{name}'] = ece['ece']
         if all('pred_posthoc' in r for r in results):
             labels = torch.tensor([r['pred_posthoc'] for r in results])
             metrics.update(self.posthoc_results(labels.T, target, groups))
