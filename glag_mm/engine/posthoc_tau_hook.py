@@ -95,15 +95,6 @@ class PosthocTauHook(Hook):
             self._add_to_last_checkpoint(runner)
 
     def _add_to_last_checkpoint(self, runner) -> None:
-        if not is_main_process():
-            return
-        if last_checkpoint_path(runner) is None:
-            path = runner.message_hub.get_info('last_ckpt')
-            runner.logger.warning(
-                f'PosthocTauHook: the last checkpoint {path!r} is not a local '
-                'file; the tau chosen after it is only in later checkpoints.'
-            )
-            return
         record = get_selected_posthoc_tau()
 
         def edit(checkpoint: dict) -> bool:
@@ -112,11 +103,17 @@ class PosthocTauHook(Hook):
             checkpoint['meta'][POSTHOC_TAU_KEY] = record
             return True
 
-        path = update_last_checkpoint(runner, edit)
+        path = update_last_checkpoint(runner, edit)  # main process only
         if path is not None:
             runner.logger.info(
                 f'PosthocTauHook: post-hoc tau {record["tau"]:g} (chosen on '
                 f'the validation split) added to {osp.basename(path)}'
+            )
+        elif is_main_process() and last_checkpoint_path(runner) is None:
+            path = runner.message_hub.get_info('last_ckpt')
+            runner.logger.warning(
+                f'PosthocTauHook: the last checkpoint {path!r} is not a local '
+                'file; the tau chosen after it is only in later checkpoints.'
             )
 
     # ---------------------------------------------------------- checkpoints

@@ -55,13 +55,12 @@ class FBLHead(LinearClsHead):
             raise ValueError(
                 f'unknown curriculum {curriculum!r}; choose one of {CURRICULA}'
             )
-        check_number('power', power, above=0, owner='FBLHead')
-        check_number('fbl_lambda', fbl_lambda, at_least=0, owner='FBLHead')
-        check_number('eps', eps, above=0, owner='FBLHead')
-        self.fbl_lambda = float(fbl_lambda)
         self.curriculum = curriculum
-        self.power = float(power)
-        self.eps = float(eps)
+        self.power = check_number('power', power, above=0, owner='FBLHead')
+        self.fbl_lambda = check_number(
+            'fbl_lambda', fbl_lambda, at_least=0, owner='FBLHead'
+        )
+        self.eps = check_number('eps', eps, above=0, owner='FBLHead')
         self.current_curriculum = 0.0
         self.register_buffer('class_counts', torch.zeros(num_classes))
         if class_counts is not None:
@@ -115,9 +114,3 @@ class FBLHead(LinearClsHead):
         features = self.pre_logits(feats)
         cls_score = self.balance_logits(self.fc(features), features)
         return self._get_loss(cls_score, data_samples, **kwargs)
-
-    def extra_repr(self) -> str:
-        return (
-            f'fbl_lambda={self.fbl_lambda}, curriculum={self.curriculum!r}, '
-            f'power={self.power}, eps={self.eps}'
-        )

@@ -42,23 +42,22 @@ class GALALoss(AdjustedCrossEntropyBase):
         reduction: str = 'mean',
     ) -> None:
         super().__init__(num_classes, loss_weight, reduction)
-        check_number('lambda1', lambda1, owner='GALALoss')
-        check_number('lambda2', lambda2, owner='GALALoss')
+        owner = 'GALALoss'
+        self.lambda1 = check_number('lambda1', lambda1, owner=owner)
+        self.lambda2 = check_number('lambda2', lambda2, owner=owner)
         if phi_mode not in PHI_MODES:
             raise ValueError(
                 f'phi_mode must be one of {PHI_MODES}, got {phi_mode!r}'
             )
-        if momentum is not None:  # None: running sums
-            check_number('momentum', momentum, above=0, at_most=1)
-        check_number('eps', eps, above=0, owner='GALALoss')
-        self.lambda1 = float(lambda1)
-        self.lambda2 = float(lambda2)
         self.phi_mode = phi_mode
-        self.momentum = None if momentum is None else float(momentum)
-        self.eps = float(eps)
-        zeros = torch.zeros(num_classes, dtype=torch.float64)
-        self.register_buffer('pos_grad', zeros.clone(), persistent=True)
-        self.register_buffer('neg_grad', zeros.clone(), persistent=True)
+        self.momentum = momentum  # None: running sums
+        if momentum is not None:
+            self.momentum = check_number(
+                'momentum', momentum, above=0, at_most=1, owner=owner
+            )
+        self.eps = check_number('eps', eps, above=0, owner=owner)
+        for name in ('pos_grad', 'neg_grad'):  # persistent
+            self.register_buffer(name, torch.zeros(num_classes).double())
 
     def adjust(self, cls_score, classes):
         """z' (:func:`~glag_mm.core.gala.gala_adjust_logits`); in training,
@@ -91,10 +90,3 @@ class GALALoss(AdjustedCrossEntropyBase):
                 stat.mul_(1.0 - self.momentum)
                 inc = self.momentum * inc
             stat.add_(inc.to(stat))
-
-    def extra_repr(self) -> str:
-        return (
-            f'num_classes={self.num_classes}, lambda1={self.lambda1}, '
-            f'lambda2={self.lambda2}, phi_mode={self.phi_mode!r}, '
-            f'momentum={self.momentum}, eps={self.eps}'
-        )

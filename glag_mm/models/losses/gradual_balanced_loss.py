@@ -76,10 +76,3 @@ class GradualBalancedLoss(AdjustedCrossEntropyBase):
         if self.training:
             MessageHub.get_current_instance().update_scalar('train/tau', tau)
         return adjust_logits(cls_score, self.log_prior, tau)
-
-    def extra_repr(self) -> str:
-        return (
-            f'num_classes={self.num_classes}, schedule={self.schedule!r}, '
-            f'tau_max={self.tau_max}, power={self.power}, '
-            f'loss_weight={self.loss_weight}'
-        )
