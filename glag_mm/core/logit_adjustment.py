@@ -7,10 +7,8 @@ logit adjustment", ICLR 2021, the logit-adjusted loss]:
 
 with pi_c = n_c / N the training prior. tau = 0 is plain cross-entropy and
 tau = 1 is Balanced Softmax (z + log n gives the same softmax, since log n
-and log pi differ by a constant). Soft targets q (mixup, cutmix, label
-smoothing) give L = -sum_c q_c log softmax(z + tau * log pi)_c; the loss
-itself is mmpretrain's cross-entropy on the adjusted logits
-(:class:`glag_mm.models.losses.GradualBalancedLoss`).
+and log pi differ by a constant). The loss is mmpretrain's (soft)
+cross-entropy on the adjusted logits (``GradualBalancedLoss``).
 """
 
 import torch

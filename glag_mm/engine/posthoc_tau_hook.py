@@ -18,9 +18,8 @@ from .checkpoint_update import last_checkpoint_path, update_last_checkpoint
 
 def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
     """The posthoc_tau='val' metrics of a built loop (runner._val_loop /
-    _test_loop: the public properties would build a loop not yet built)."""
-    if loop is None or isinstance(loop, dict):
-        return []
+    _test_loop: the public properties would build a loop not yet built; a
+    loop still a dict or None has none)."""
     evaluator = getattr(loop, 'evaluator', None)
     return [
         m
@@ -48,7 +47,6 @@ class PosthocTauHook(Hook):
     def __init__(self) -> None:
         self._saved_iter: Optional[int] = None
 
-    # -------------------------------------------------------- which split
     def _tell_metrics(self, runner) -> None:
         """The split each posthoc_tau='val' metric evaluates (built loops)."""
         for metric in _val_tau_metrics(runner._test_loop):
@@ -70,7 +68,6 @@ class PosthocTauHook(Hook):
         if record is not None and record['iter'] != runner.iter:
             set_selected_posthoc_tau(None)  # chosen for other weights
 
-    # ----------------------------------------------------- after validation
     def after_val_epoch(
         self, runner, metrics: Optional[Dict[str, float]] = None
     ) -> None:
@@ -116,7 +113,6 @@ class PosthocTauHook(Hook):
                 'file; the tau chosen after it is only in later checkpoints.'
             )
 
-    # ---------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.setdefault('meta', {})
         self._saved_iter = meta.get('iter')

@@ -77,11 +77,9 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         ece_bins: int = ECE_BINS,
         per_class: bool = True,
         reliability: bool = True,
-        collect_device: str = 'cpu',
-        prefix: Optional[str] = None,
-        collect_dir: Optional[str] = None,
+        **kwargs,  # BaseMetric's collect_device, prefix, collect_dir
     ) -> None:
-        super().__init__(collect_device, prefix, collect_dir)
+        super().__init__(**kwargs)
         self.class_counts = class_counts
         if class_counts is not None:
             self.class_counts = self._counts()

@@ -6,11 +6,9 @@ argmax_j (z_ij - tau * log pi_j) because log softmax(z_i) differs from z_i
 by a constant per row. tau may be tuned on held-out data (Menon et al.,
 sec. 4): :func:`select_posthoc_tau`.
 
-The choice travels from the ``val_evaluator``'s metric to the
-``test_evaluator``'s through the MessageHub (published on every rank by
-:class:`glag_mm.engine.PosthocTauHook`) with ``resumed=False``: checkpoints
-carry it in ``meta``, tagged with the weights' iteration, so a stale copy in
-a saved message hub never wins on resume.
+The choice travels from the val metric to the test metric through the
+MessageHub (``resumed=False``: checkpoints carry it in ``meta``, tagged with
+the weights' iteration; :class:`glag_mm.engine.PosthocTauHook`).
 """
 
 from typing import Dict, Optional, Sequence, Tuple

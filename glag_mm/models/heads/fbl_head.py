@@ -22,10 +22,9 @@ from ...runtime import resolve_class_counts, training_progress
 class FBLHead(LinearClsHead):
     """``LinearClsHead`` whose training logits are feature-balanced.
 
-    METHOD.md, "Sibling losses", FBL (Li, Cheung & Jiang, ICME 2022): with f
-    the pooled feature and lambda~_j = (log n_max - log n_j) / (log n_max -
-    log n_min), the loss sees z'_j = z_j - a lambda lambda~_j / (||f|| +
-    eps) (gradient through ||f||); :meth:`predict` gives the raw z.
+    FBL (Li, Cheung & Jiang, ICME 2022; the formula: :mod:`glag_mm.core.fbl`):
+    the loss sees z'_j = z_j - a lambda lambda~_j / (||f|| + eps), f the
+    pooled feature; :meth:`predict` gives the raw z.
     ``fbl_lambda`` 60 is the authors' CIFAR value (150 on ImageNet-LT,
     iNaturalist, Places-LT); ``eps`` 1e-6 [ours; theirs 1e-12].
 
