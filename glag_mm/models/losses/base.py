@@ -53,16 +53,11 @@ class AdjustedCrossEntropyBase(nn.Module):
         weight: Optional[torch.Tensor] = None,
         avg_factor: Optional[float] = None,
         reduction_override: Optional[str] = None,
-        **kwargs,
     ) -> torch.Tensor:
         """``loss_weight`` times the loss of logits (N, C) against class
         indices (N,) or soft targets (N, C), whose argmax is the row's
         class."""
         owner = type(self).__name__
-        if kwargs:
-            raise TypeError(
-                f'{owner}.forward got unexpected arguments {sorted(kwargs)}'
-            )
         if reduction_override not in (None, *REDUCTIONS):
             raise ValueError(
                 f'reduction_override must be None or one of {REDUCTIONS}, '
