@@ -1,12 +1,11 @@
 """Linear classifier head trained with the Feature-Balanced Loss (FBL)."""
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import torch
 from mmengine.logging import MessageHub
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 from ...core import check_number, schedule_value
 from ...core.fbl import (
@@ -86,30 +85,22 @@ class FBLHead(LinearClsHead):
             return 0.0
         return authors_curriculum(hub.get_info('epoch', 0), max_epochs)
 
-    def balance_logits(
-        self, cls_score: torch.Tensor, features: torch.Tensor
-    ) -> torch.Tensor:
-        """z - a * lambda * lambda~ / (||f|| + eps) (raw z when lambda = 0);
-        the training counts are read on first use."""
-        if self.fbl_lambda == 0:
-            return cls_score
-        self.init_class_counts(None)
-        strength = fbl_class_strength(self.class_counts)
-        a = self.curriculum_value()
-        self.current_curriculum = a
-        if self.training:
-            MessageHub.get_current_instance().update_scalar('train/fbl_a', a)
-        return fbl_adjust_logits(
-            cls_score, features, strength, a * self.fbl_lambda, self.eps
-        )
-
-    def loss(
-        self,
-        feats: Tuple[torch.Tensor],
-        data_samples: List[DataSample],
-        **kwargs,
-    ) -> dict:
-        """Loss of the feature-balanced logits (see the class docstring)."""
+    def loss(self, feats, data_samples, **kwargs) -> dict:
+        """Cross-entropy of z - a lambda lambda~ / (||f|| + eps) (raw z when
+        lambda = 0); the training counts are read on first use."""
         features = self.pre_logits(feats)
-        cls_score = self.balance_logits(self.fc(features), features)
+        cls_score = self.fc(features)
+        if self.fbl_lambda != 0:
+            self.init_class_counts(None)
+            a = self.current_curriculum = self.curriculum_value()
+            if self.training:
+                hub = MessageHub.get_current_instance()
+                hub.update_scalar('train/fbl_a', a)
+            cls_score = fbl_adjust_logits(
+                cls_score,
+                features,
+                fbl_class_strength(self.class_counts),
+                a * self.fbl_lambda,
+                self.eps,
+            )
         return self._get_loss(cls_score, data_samples, **kwargs)
