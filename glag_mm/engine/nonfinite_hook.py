@@ -106,8 +106,7 @@ class NonFiniteCheckHook(Hook):
         if bool(flags.all()):  # one host sync for every check
             return
         place = checks[int((~flags).nonzero()[0])][0]
-        loop = runner.train_loop
-        batches = len(loop.dataloader) if hasattr(loop, 'dataloader') else 0
+        batches = len(getattr(runner.train_loop, 'dataloader', ()))
         where = f'epoch {runner.epoch + 1}, batch {batch_idx + 1}'
         where += f'/{batches}' if batches else ''
         raise NonFiniteError(

@@ -43,9 +43,7 @@ class PosthocTauHook(Hook):
     """
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook
-
-    def __init__(self) -> None:
-        self._saved_iter: Optional[int] = None
+    _saved_iter: Optional[int] = None  # meta['iter'] of the last save
 
     def _tell_metrics(self, runner) -> None:
         """The split each posthoc_tau='val' metric evaluates (built loops)."""

@@ -18,8 +18,6 @@ from typing import Dict, Sequence, Tuple
 
 import torch
 
-GROUPS = ('many', 'medium', 'few')
-
 
 def shot_groups(
     class_counts: Sequence[int],
@@ -60,7 +58,7 @@ def group_results(
         f'top1{suffix}': (pred == target).double().mean().item() * 100,
         f'class_mean{suffix}': per_class.nanmean().item(),
     }
-    for name in GROUPS:
+    for name in ('many', 'medium', 'few'):
         value = per_class[groups[name]].nanmean().item()
         if not math.isnan(value):
             metrics[f'{name}{suffix}'] = value

@@ -72,21 +72,16 @@ class GALALoss(AdjustedCrossEntropyBase):
             self.lambda2,
             self.eps,
         )
-        if self.training:
-            self._add_increments(adjusted.detach(), classes)
+        if self.training:  # theta, phi += the increments summed over ranks
+            with torch.no_grad():
+                probs = F.softmax(adjusted.detach().double(), dim=-1)
+                d = torch.cat(gala_increments(probs, classes, self.phi_mode))
+                all_reduce(d, op='sum')
+                for stat, inc in zip(
+                    (self.pos_grad, self.neg_grad), d.split(self.num_classes)
+                ):
+                    if self.momentum is not None:  # EMA (1 - m) s + m d
+                        stat.mul_(1.0 - self.momentum)
+                        inc = self.momentum * inc
+                    stat.add_(inc.to(stat))
         return adjusted
-
-    @torch.no_grad()
-    def _add_increments(self, adjusted, classes) -> None:
-        """theta, phi += this batch's increments summed over ranks; with
-        ``momentum`` m the EMA (1 - m) s + m d (batch-norm convention)."""
-        probs = F.softmax(adjusted.double(), dim=-1)
-        increments = torch.cat(gala_increments(probs, classes, self.phi_mode))
-        all_reduce(increments, op='sum')
-        for stat, inc in zip(
-            (self.pos_grad, self.neg_grad), increments.split(self.num_classes)
-        ):
-            if self.momentum is not None:
-                stat.mul_(1.0 - self.momentum)
-                inc = self.momentum * inc
-            stat.add_(inc.to(stat))
