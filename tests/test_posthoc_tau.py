@@ -120,8 +120,7 @@ def test_test_split_applies_the_validation_tau_without_choosing():
     evaluator = Evaluator(metric)
     evaluator.process(samples(*TEST))
     # only the labels at the applied tau are kept: no tau is compared
-    assert all('pred_grid' not in r for r in metric.results)
-    assert [r['pred_posthoc'] for r in metric.results] == [0] * 6
+    assert [r['pred_posthoc'] for r in metric.results] == [[0]] * 6
     metrics = evaluator.evaluate(6)
     assert metrics['lt/posthoc_tau_selected'] == 0.7
     assert metrics['lt/top1_posthoc'] == pytest.approx(50.0)

@@ -1,8 +1,6 @@
 """The method as pure PyTorch (no OpenMMLab imports)."""
 
 from .calibration import (
-    GENERATION_MODES,
-    WEIGHTINGS,
     calibrated_mean,
     check_generation_setup,
     generation_plan,
@@ -14,26 +12,10 @@ from .checks import check_integer, check_number
 from .class_counts import check_class_counts, log_prior
 from .class_statistics import ClassStatistics
 from .distill import distillation_loss
-from .fbl import (
-    CURRICULA,
-    authors_curriculum,
-    fbl_adjust_logits,
-    fbl_class_strength,
-)
-from .gala import (
-    PHI_MODES,
-    all_reduce_sum,
-    gala_adjust_logits,
-    gala_increments,
-    update_running_statistic,
-)
+from .fbl import authors_curriculum, fbl_class_strength
+from .gala import gala_adjust_logits
 from .generator import anchor_positions, generate_features, seeded_generators
-from .logit_adjustment import (
-    adjust_logits,
-    cross_entropy_per_sample,
-    logit_adjusted_cross_entropy,
-    weight_reduce,
-)
+from .logit_adjustment import adjust_logits
 from .schedules import SCHEDULES, check_schedule, schedule_value
 from .statistics_builder import AllGather, StatisticsBuilder
 from .tukey import check_tukey_lambda, tukey_transform

@@ -27,13 +27,8 @@ def check_number(
     """``float(value)`` for a finite number (not ``bool``) in range, else
     e.g. ``ValueError("GALALoss: eps must be a finite number > 0, got 0")``.
     """
-    bounds = []
-    if above is not None:
-        bounds.append(f'> {above:g}')
-    if at_least is not None:
-        bounds.append(f'>= {at_least:g}')
-    if at_most is not None:
-        bounds.append(f'<= {at_most:g}')
+    limits = (('>', above), ('>=', at_least), ('<=', at_most))
+    bounds = [f'{op} {b:g}' for op, b in limits if b is not None]
     ok = (
         not isinstance(value, bool)
         and isinstance(value, (int, float))

@@ -21,19 +21,10 @@ def distillation_loss(
     temperature: float = 1.0,
     mask: Optional[Tensor] = None,
 ) -> Tensor:
-    """T^2 KL(teacher || student) at temperature T, mean over ``mask``.
-
-    Args:
-        student_logits: (M, C) logits of the model being trained.
-        teacher_logits: (M, C) logits of the teacher (detached here).
-        temperature: T > 0 (METHOD.md default 1.0).
-        mask: (M,) bool (or 0/1) selecting the samples to distil; None
-            selects all.
-
-    Returns:
-        Tensor: scalar loss; 0 (still attached to the student's graph) when
-        the mask selects no sample, exactly 0 when student == teacher.
-    """
+    """T^2 KL(teacher || student) at temperature T > 0 of (M, C) logits
+    (the teacher's detached), the mean over the rows ``mask`` (M,) selects
+    (None: all); 0, still attached to the student's graph, if it selects
+    none."""
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f'temperature must be > 0, got {temperature!r}')
     if student_logits.shape != teacher_logits.shape:

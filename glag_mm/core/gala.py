@@ -18,10 +18,9 @@ z_j + lambda1 * log(theta_j + eps) - lambda2 * log(phi_k + eps), j != k,
 and z_k is left alone (the paper's form).
 """
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 PHI_MODES = ('received', 'sent')
@@ -54,11 +53,7 @@ def gala_increments(
     probs: torch.Tensor, labels: torch.Tensor, phi_mode: str = 'received'
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(d_theta, d_phi), (C,) float64: this batch's additions, from the
-    softmax of the adjusted logits."""
-    if phi_mode not in PHI_MODES:
-        raise ValueError(
-            f'phi_mode must be one of {PHI_MODES}, got {phi_mode!r}'
-        )
+    softmax of the adjusted logits; ``phi_mode`` one of :data:`PHI_MODES`."""
     p = probs.detach().to(torch.float64)
     onehot = F.one_hot(labels, p.shape[-1]).to(torch.float64)
     d_theta = ((1.0 - p) * onehot).sum(dim=0)
@@ -68,28 +63,3 @@ def gala_increments(
         sent = (p * (1.0 - onehot)).sum(dim=1)  # per sample, to j != y_i
         d_phi = onehot.t() @ sent
     return d_theta, d_phi
-
-
-def update_running_statistic(
-    stat: torch.Tensor,
-    increment: torch.Tensor,
-    momentum: Optional[float] = None,
-) -> None:
-    """In place: a running sum (momentum None) or the EMA
-    stat <- (1 - m) stat + m increment (batch-norm convention)."""
-    increment = increment.to(stat)
-    if momentum is None:
-        stat.add_(increment)
-    else:
-        stat.mul_(1.0 - momentum).add_(momentum * increment)
-
-
-def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum ``tensor`` over ranks in place when a process group is running."""
-    if (
-        dist.is_available()
-        and dist.is_initialized()
-        and dist.get_world_size() > 1
-    ):
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor

@@ -13,11 +13,15 @@ curves and finds convex best [paper]:
 u in [0, 1] is the progress through the current stage.
 """
 
-from typing import Tuple
-
 from .checks import check_number
 
-SCHEDULES: Tuple[str, ...] = ('convex', 'linear', 'concave', 'constant')
+_SHAPES = {  # v(u) / v_max
+    'convex': lambda u, p: u**p,
+    'linear': lambda u, p: u,
+    'concave': lambda u, p: u ** (1.0 / p),
+    'constant': lambda u, p: 1.0,
+}
+SCHEDULES = tuple(_SHAPES)
 
 
 def check_schedule(
@@ -40,14 +44,4 @@ def schedule_value(
 ) -> float:
     """v(u), u = ``progress`` clipped to [0, 1] (module docstring)."""
     u = min(max(float(progress), 0.0), 1.0)
-    if schedule == 'constant':
-        return float(value_max)
-    if schedule == 'linear':
-        return float(value_max) * u
-    if schedule == 'convex':
-        return float(value_max) * u**power
-    if schedule == 'concave':
-        return float(value_max) * u ** (1.0 / power)
-    raise ValueError(
-        f'unknown schedule {schedule!r}; choose one of {SCHEDULES}'
-    )
+    return float(value_max) * _SHAPES[schedule](u, power)

@@ -30,10 +30,6 @@ def check_tukey_lambda(lam: float) -> float:
     return float(lam)
 
 
-def _needs_non_negative(lam: float) -> bool:
-    return lam == 0 or lam != math.floor(lam)
-
-
 def tukey_transform(
     x: Tensor, lam: float = 0.5, eps: float = 1e-6, check: bool = True
 ) -> Tensor:
@@ -46,7 +42,8 @@ def tukey_transform(
     lam = check_tukey_lambda(lam)
     if lam == 1.0:
         return x
-    if check and _needs_non_negative(lam) and bool((x < 0).any()):
+    fractional = lam == 0 or lam != math.floor(lam)
+    if check and fractional and bool((x < 0).any()):
         raise ValueError(
             'features must be non-negative (post-ReLU) for a fractional '
             f'Tukey power (got lam={lam} and a minimum of '

@@ -1,18 +1,17 @@
 """Stop training at the first NaN or Inf, before a checkpoint keeps it.
 
 fp16 overflow, a diverging learning rate or a bad image make the loss NaN,
-a step then every weight, and mmengine goes on saving them.
-:class:`NonFiniteCheckHook` checks, every training iteration, the trunk's
-features (neck or backbone output; not run with cached features), the
-``head.fc`` input (generated features included) and output, and every loss
-term, and raises :class:`NonFiniteError` naming the iteration and the first
-bad place. It runs in ``after_train_iter`` at the highest priority, so the
-iteration's ``CheckpointHook`` never runs; the cost is one
-``isfinite().all()`` per tensor and one host sync. The tools add it to every
-training config; others add ``dict(type='NonFiniteCheckHook')``.
+then every weight, and mmengine goes on saving them. Every training
+iteration, :class:`NonFiniteCheckHook` checks the trunk's features (neck or
+backbone output; not run with cached features), the ``head.fc`` input
+(generated features included) and output, and every loss term, and raises
+:class:`NonFiniteError` naming the iteration and the first bad place. It
+runs in ``after_train_iter`` at the highest priority, so the iteration's
+``CheckpointHook`` never runs; the cost is one ``isfinite().all()`` per
+tensor and one host sync. The tools add it to every training config.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 from mmengine.hooks import Hook
@@ -45,33 +44,34 @@ class NonFiniteCheckHook(Hook):
         self._active = False
         self._handles = []
 
-    # -- registration --------------------------------------------------------
     def before_train(self, runner) -> None:
         model = runner.model
         model = model.module if is_model_wrapper(model) else model
-        trunk = getattr(model, 'neck', None)
-        trunk_name = 'neck'
-        if trunk is None:
-            trunk, trunk_name = getattr(model, 'backbone', None), 'backbone'
+        trunk_name = (
+            'backbone' if getattr(model, 'neck', None) is None else 'neck'
+        )
+        trunk = getattr(model, trunk_name, None)
+        fc = getattr(getattr(model, 'head', None), 'fc', None)
         if isinstance(trunk, torch.nn.Module):
             place = f'trunk features ({trunk_name} output)'
             self._handles.append(
-                trunk.register_forward_hook(self._output_check(place))
+                trunk.register_forward_hook(
+                    lambda m, args, out: self._record(place, out)
+                )
             )
-        fc = getattr(getattr(model, 'head', None), 'fc', None)
         if isinstance(fc, torch.nn.Module):
-            self._handles.append(
+            self._handles += [
                 fc.register_forward_pre_hook(
-                    self._input_check(
-                        'features entering the head (head.fc input)'
+                    lambda m, args: self._record(
+                        'features entering the head (head.fc input)', args
                     )
-                )
-            )
-            self._handles.append(
+                ),
                 fc.register_forward_hook(
-                    self._output_check('head logits (head.fc output)')
-                )
-            )
+                    lambda m, args, out: self._record(
+                        'head logits (head.fc output)', out
+                    )
+                ),
+            ]
 
     def after_train(self, runner) -> None:
         for handle in self._handles:
@@ -79,24 +79,12 @@ class NonFiniteCheckHook(Hook):
         self._handles = []
 
     def _record(self, place: str, value) -> None:
+        """Queue one finiteness flag per float tensor (read back at once)."""
         if not self._active:
             return
         for tensor in _tensors(value):
             self._checks.append((place, torch.isfinite(tensor.detach()).all()))
 
-    def _output_check(self, place: str):
-        def hook(module, args, output):
-            self._record(place, output)
-
-        return hook
-
-    def _input_check(self, place: str):
-        def hook(module, args):
-            self._record(place, args)
-
-        return hook
-
-    # -- per iteration -------------------------------------------------------
     def before_train_iter(self, runner, batch_idx: int, data_batch=None):
         self._checks = []
         self._active = True
@@ -104,40 +92,29 @@ class NonFiniteCheckHook(Hook):
     def after_train_iter(
         self, runner, batch_idx: int, data_batch=None, outputs=None
     ) -> None:
-        self._active = False
         for name, value in (outputs or {}).items():
             kind = 'loss' if 'loss' in name else 'model output'
             if isinstance(value, (int, float)):
                 value = torch.tensor(float(value))
-            for tensor in _tensors(value):
-                self._checks.append(
-                    (f'{kind} {name!r}', torch.isfinite(tensor.detach()).all())
-                )
-        place = self._first_bad()
-        self._checks = []
-        if place is not None:
-            loop = runner.train_loop
-            batches = (
-                len(loop.dataloader) if hasattr(loop, 'dataloader') else 0
-            )
-            where = f'epoch {runner.epoch + 1}, batch {batch_idx + 1}'
-            where += f'/{batches}' if batches else ''
-            raise NonFiniteError(
-                f'non-finite value (NaN or Inf) in the {place} at training '
-                f'iteration {runner.iter + 1} ({where}); '
-                'training stopped before this iteration could write a '
-                'checkpoint. Look for fp16 overflow (train without --amp / '
-                'AmpOptimWrapper), a learning rate that is too high '
-                '(optim_wrapper.optimizer.lr), NaN / Inf in the input data, '
-                'or NaN weights in the checkpoint the model was loaded from.'
-            )
-
-    def _first_bad(self) -> Optional[str]:
-        if not self._checks:
-            return None
-        device = self._checks[0][1].device
-        flags = torch.stack([f.to(device) for _, f in self._checks]).cpu()
+            self._record(f'{kind} {name!r}', value)
+        self._active = False
+        checks, self._checks = self._checks, []
+        if not checks:
+            return
+        device = checks[0][1].device
+        flags = torch.stack([f.to(device) for _, f in checks]).cpu()
         if bool(flags.all()):  # one host sync for every check
-            return None
-        first = int((~flags).nonzero()[0])
-        return self._checks[first][0]
+            return
+        place = checks[int((~flags).nonzero()[0])][0]
+        batches = len(getattr(runner.train_loop, 'dataloader', ()))
+        where = f'epoch {runner.epoch + 1}, batch {batch_idx + 1}'
+        where += f'/{batches}' if batches else ''
+        raise NonFiniteError(
+            f'non-finite value (NaN or Inf) in the {place} at training '
+            f'iteration {runner.iter + 1} ({where}); '
+            'training stopped before this iteration could write a '
+            'checkpoint. Look for fp16 overflow (train without --amp / '
+            'AmpOptimWrapper), a learning rate that is too high '
+            '(optim_wrapper.optimizer.lr), NaN / Inf in the input data, '
+            'or NaN weights in the checkpoint the model was loaded from.'
+        )

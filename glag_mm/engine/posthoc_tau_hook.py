@@ -7,9 +7,9 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from ..evaluation import LongTailAccuracy
-from ..evaluation.posthoc_tau import (
+from ..evaluation import (
     POSTHOC_TAU_KEY,
+    LongTailAccuracy,
     get_selected_posthoc_tau,
     set_selected_posthoc_tau,
 )
@@ -18,9 +18,8 @@ from .checkpoint_update import last_checkpoint_path, update_last_checkpoint
 
 def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
     """The posthoc_tau='val' metrics of a built loop (runner._val_loop /
-    _test_loop: the public properties would build a loop not yet built)."""
-    if loop is None or isinstance(loop, dict):
-        return []
+    _test_loop: the public properties would build a loop not yet built; a
+    loop still a dict or None has none)."""
     evaluator = getattr(loop, 'evaluator', None)
     return [
         m
@@ -38,20 +37,16 @@ class PosthocTauHook(Hook):
     refused: it would choose on test labels); publishes each validation's
     choice on every rank; writes it into checkpoint ``meta`` with the
     weights' iteration, adding it to the checkpoint saved just before the
-    validation (mmengine saves first; rank 0, local files;
-    ``update_last_checkpoint=False`` switches that off); after a load,
+    validation (mmengine saves first; rank 0, local files); after a load,
     publishes a checkpoint's tau chosen for those weights. A training run
     forgets a loaded tau until its own validation. The tools add the hook.
     """
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook
+    _saved_iter: Optional[int] = None  # meta['iter'] of the last save
 
-    def __init__(self, update_last_checkpoint: bool = True) -> None:
-        self.update_last_checkpoint = bool(update_last_checkpoint)
-        self._saved_iter: Optional[int] = None
-
-    # -------------------------------------------------------- which split
     def _tell_metrics(self, runner) -> None:
+        """The split each posthoc_tau='val' metric evaluates (built loops)."""
         for metric in _val_tau_metrics(runner._test_loop):
             if metric.select_posthoc_tau:
                 raise ValueError(
@@ -64,21 +59,13 @@ class PosthocTauHook(Hook):
         for metric in _val_tau_metrics(runner._val_loop):
             metric.set_evaluated_split('val')
 
-    def before_run(self, runner) -> None:
-        self._tell_metrics(runner)
-
-    def before_val_epoch(self, runner) -> None:
-        self._tell_metrics(runner)
-
-    def before_test_epoch(self, runner) -> None:
-        self._tell_metrics(runner)
+    before_run = before_val_epoch = before_test_epoch = _tell_metrics
 
     def before_train(self, runner) -> None:
         record = get_selected_posthoc_tau()
         if record is not None and record['iter'] != runner.iter:
             set_selected_posthoc_tau(None)  # chosen for other weights
 
-    # ----------------------------------------------------- after validation
     def after_val_epoch(
         self, runner, metrics: Optional[Dict[str, float]] = None
     ) -> None:
@@ -99,19 +86,10 @@ class PosthocTauHook(Hook):
             return
         record = dict(tau=metrics[key], iter=runner.iter, epoch=runner.epoch)
         set_selected_posthoc_tau(record)
-        if self.update_last_checkpoint and self._saved_iter == runner.iter:
+        if self._saved_iter == runner.iter:
             self._add_to_last_checkpoint(runner)
 
     def _add_to_last_checkpoint(self, runner) -> None:
-        if not is_main_process():
-            return
-        if last_checkpoint_path(runner) is None:
-            path = runner.message_hub.get_info('last_ckpt')
-            runner.logger.warning(
-                f'PosthocTauHook: the last checkpoint {path!r} is not a local '
-                'file; the tau chosen after it is only in later checkpoints.'
-            )
-            return
         record = get_selected_posthoc_tau()
 
         def edit(checkpoint: dict) -> bool:
@@ -120,14 +98,19 @@ class PosthocTauHook(Hook):
             checkpoint['meta'][POSTHOC_TAU_KEY] = record
             return True
 
-        path = update_last_checkpoint(runner, edit)
+        path = update_last_checkpoint(runner, edit)  # main process only
         if path is not None:
             runner.logger.info(
                 f'PosthocTauHook: post-hoc tau {record["tau"]:g} (chosen on '
                 f'the validation split) added to {osp.basename(path)}'
             )
+        elif is_main_process() and last_checkpoint_path(runner) is None:
+            path = runner.message_hub.get_info('last_ckpt')
+            runner.logger.warning(
+                f'PosthocTauHook: the last checkpoint {path!r} is not a local '
+                'file; the tau chosen after it is only in later checkpoints.'
+            )
 
-    # ---------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.setdefault('meta', {})
         self._saved_iter = meta.get('iter')

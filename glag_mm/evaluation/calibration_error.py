@@ -12,7 +12,6 @@ B = 15 as in Guo et al. Values here are in percent, like the accuracies.
 """
 
 import math
-from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -47,10 +46,8 @@ def reliability_bins(
         )
     index = confidence_bins(confidence, num_bins)
     count = torch.bincount(index, minlength=num_bins).double()
-    conf_sum = torch.zeros(num_bins, dtype=torch.float64)
-    conf_sum.index_add_(0, index, confidence)
-    hit_sum = torch.zeros(num_bins, dtype=torch.float64)
-    hit_sum.index_add_(0, index, correct)
+    conf_sum = torch.bincount(index, confidence, minlength=num_bins)
+    hit_sum = torch.bincount(index, correct, minlength=num_bins)
     filled = count > 0
     mean_conf = torch.where(filled, conf_sum / count.clamp_min(1), 0.0)
     accuracy = torch.where(filled, hit_sum / count.clamp_min(1), 0.0)
@@ -70,35 +67,3 @@ def reliability_bins(
         accuracy=percent(accuracy),
         ece=ece,
     )
-
-
-def expected_calibration_error(
-    confidence: torch.Tensor,
-    correct: torch.Tensor,
-    num_bins: int = ECE_BINS,
-    mask: Optional[torch.Tensor] = None,
-) -> float:
-    """ECE in percent of the predictions selected by ``mask`` (NaN if none)."""
-    if mask is not None:
-        confidence, correct = confidence[mask], correct[mask]
-    return reliability_bins(confidence, correct, num_bins)['ece']
-
-
-def calibration_results(
-    confidence: torch.Tensor,
-    correct: torch.Tensor,
-    target: torch.Tensor,
-    groups: Dict[str, torch.Tensor],
-    num_bins: int = ECE_BINS,
-) -> Tuple[Dict[str, float], ReliabilityTable]:
-    """(``ece``, ``ece_<group>`` over samples whose true class is in the
-    group, empty groups left out; the overall table)."""
-    table = reliability_bins(confidence, correct, num_bins)
-    metrics = {'ece': table['ece']}
-    for name, class_mask in groups.items():
-        mask = class_mask[target]
-        if mask.any():
-            metrics[f'ece_{name}'] = expected_calibration_error(
-                confidence, correct, num_bins, mask
-            )
-    return metrics, table

@@ -7,25 +7,26 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from ..core import check_class_counts, check_integer, check_number, log_prior
-from ..runtime import get_train_class_counts
-from .calibration_error import ECE_BINS, calibration_results
-from .functional import (
+from ..core import check_integer, check_number, log_prior
+from ..runtime import resolve_class_counts
+from .calibration_error import ECE_BINS, reliability_bins
+from .functional import group_results, rebalanced_labels, shot_groups
+from .posthoc_tau import (
+    DEFAULT_TAU_GRID,
     POSTHOC_CRITERIA,
-    group_results,
-    posthoc_adjusted_labels,
+    ValSelectedTau,
     posthoc_labels_over_grid,
-    rebalanced_labels,
-    shot_groups,
 )
-from .posthoc_tau import DEFAULT_TAU_GRID, ValSelectedTau, check_tau_grid
 from .summaries import PerClassAccuracy
 
+OWNER = 'LongTailAccuracy'
 
-def _check_tau(name: str, value: Any) -> Optional[float]:
-    if value is None:  # switched off
+
+def _check(name: str, value: Any) -> Optional[float]:
+    """A number >= 0 (None: switched off)."""
+    if value is None:
         return None
-    return check_number(name, value, at_least=0, owner='LongTailAccuracy')
+    return check_number(name, value, at_least=0, owner=OWNER)
 
 
 @METRICS.register_module()
@@ -76,29 +77,14 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         ece_bins: int = ECE_BINS,
         per_class: bool = True,
         reliability: bool = True,
-        collect_device: str = 'cpu',
-        prefix: Optional[str] = None,
-        collect_dir: Optional[str] = None,
+        **kwargs,  # BaseMetric's collect_device, prefix, collect_dir
     ) -> None:
-        super().__init__(
-            collect_device=collect_device,
-            prefix=prefix,
-            collect_dir=collect_dir,
-        )
-        self.class_counts = (
-            None
-            if class_counts is None
-            else check_class_counts(class_counts, owner='LongTailAccuracy')
-            .long()
-            .tolist()
-        )
-        self.many_threshold, self.few_threshold = (
-            check_number(name, value, at_least=0, owner='LongTailAccuracy')
-            for name, value in (
-                ('many_threshold', many_threshold),
-                ('few_threshold', few_threshold),
-            )
-        )
+        super().__init__(**kwargs)
+        self.class_counts = class_counts
+        if class_counts is not None:
+            self.class_counts = self._counts()
+        self.many_threshold = _check('many_threshold', many_threshold)
+        self.few_threshold = _check('few_threshold', few_threshold)
         if self.few_threshold > self.many_threshold:
             raise ValueError(
                 f'LongTailAccuracy: few_threshold ({few_threshold}) must not '
@@ -112,12 +98,19 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 f'{posthoc_tau!r}'
             )
         self.posthoc_from_val = posthoc_tau == 'val'
-        self.posthoc_tau = (
-            None
-            if self.posthoc_from_val
-            else _check_tau('posthoc_tau', posthoc_tau)
+        self.posthoc_tau = None
+        if not self.posthoc_from_val:
+            self.posthoc_tau = _check('posthoc_tau', posthoc_tau)
+        grid = posthoc_tau_grid
+        if not isinstance(grid, (list, tuple)) or not grid:
+            raise ValueError(
+                'LongTailAccuracy: posthoc_tau_grid must be a non-empty list '
+                f'of taus >= 0, e.g. [0.0, 0.5, 1.0, 1.5], got {grid!r}'
+            )
+        self.posthoc_tau_grid = tuple(
+            check_number('posthoc_tau_grid', t, at_least=0, owner=OWNER)
+            for t in grid
         )
-        self.posthoc_tau_grid = check_tau_grid(posthoc_tau_grid)
         if posthoc_tau_criterion not in POSTHOC_CRITERIA:
             raise ValueError(
                 'LongTailAccuracy: posthoc_tau_criterion must be one of '
@@ -130,50 +123,22 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 f'None, got {select_posthoc_tau!r}'
             )
         self.select_posthoc_tau = select_posthoc_tau
-        self.rebalance_tau = _check_tau('rebalance_tau', rebalance_tau)
+        self.rebalance_tau = _check('rebalance_tau', rebalance_tau)
         self.ece_bins = check_integer(  # 0 switches ECE off
-            'ece_bins', ece_bins, at_least=0, owner='LongTailAccuracy'
+            'ece_bins', ece_bins, at_least=0, owner=OWNER
         )
         self.per_class = bool(per_class)
         self.reliability = bool(reliability)
-        self._log_prior_cache = None
 
-    def _counts(self, num_classes: Optional[int]) -> List[int]:
-        counts = self.class_counts
-        if counts is None:
-            counts = get_train_class_counts()
-        if counts is None:
-            raise ValueError(
-                'LongTailAccuracy: no training class counts. Pass '
-                "val_evaluator=dict(type='LongTailAccuracy', "
-                'class_counts=[...]) or add custom_hooks=[dict(type='
-                "'ClassCountsHook')] so the training set is counted."
-            )
-        check_class_counts(counts, num_classes, owner='LongTailAccuracy')
-        return [int(c) for c in counts]
-
-    def _log_prior(self, num_classes: int) -> torch.Tensor:
-        counts = tuple(self._counts(num_classes))
-        if self._log_prior_cache is None or self._log_prior_cache[0] != (
-            counts
-        ):
-            self._log_prior_cache = (counts, log_prior(counts))
-        return self._log_prior_cache[1]
+    def _counts(self, num_classes: Optional[int] = None) -> List[int]:
+        """``class_counts``, else those ClassCountsHook counted; checked."""
+        return resolve_class_counts(
+            self.class_counts, num_classes, owner=OWNER
+        )
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep the labels (and scores only if re-balancing needs them)."""
-        posthoc = self.posthoc_tau
-        grid = None
-        if self.posthoc_from_val and data_samples:
-            if self.selects_tau():
-                grid = self.posthoc_tau_grid
-            else:
-                posthoc = self.applied_tau()
-        needs_score = (
-            posthoc is not None
-            or grid is not None
-            or self.rebalance_tau is not None
-        )
+        taus = self.posthoc_taus() if data_samples else None
         log_pi = None
         for sample in data_samples:
             gt = sample.get('gt_label')
@@ -193,7 +158,7 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 label = score.argmax()
             result = {'gt': int(gt), 'pred': int(label)}
             if score is None:
-                if needs_score:
+                if taus is not None or self.rebalance_tau is not None:
                     raise ValueError(
                         'LongTailAccuracy: posthoc_tau / rebalance_tau need '
                         'pred_score in the data samples.'
@@ -203,16 +168,12 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
                 result['num_classes'] = score.numel()
                 if self.ece_bins and 0 <= result['pred'] < score.numel():
                     result['conf'] = float(score[result['pred']])
-                if log_pi is None and (posthoc is not None or grid):
-                    log_pi = self._log_prior(score.numel())  # once a batch
-                if posthoc is not None:
-                    result['pred_posthoc'] = int(
-                        posthoc_adjusted_labels(score, log_pi, posthoc)
-                    )
-                if grid is not None:
-                    result['pred_grid'] = posthoc_labels_over_grid(
-                        score, log_pi, grid
-                    ).to(torch.int32)
+                if taus is not None:  # labels at each tau, not the scores
+                    if log_pi is None:  # once a batch
+                        log_pi = log_prior(self._counts(score.numel()))
+                    result['pred_posthoc'] = posthoc_labels_over_grid(
+                        score, log_pi, taus
+                    ).tolist()
                 if self.rebalance_tau is not None:  # clone: not the batch
                     result['score'] = score.float().clone()
             self.results.append(result)
@@ -248,22 +209,19 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         metrics, per_class = group_results(pred, target, groups)
         table = None
         if self.ece_bins and all('conf' in r for r in results):
-            conf = torch.tensor(
-                [r['conf'] for r in results], dtype=torch.float64
-            )
-            calibration, table = calibration_results(
-                conf, pred == target, target, groups, self.ece_bins
-            )
-            metrics.update(calibration)
-        if all('pred_grid' in r for r in results):
-            metrics.update(self.select_tau(results, target, groups))
-        elif all('pred_posthoc' in r for r in results):
-            if self.posthoc_from_val:
-                metrics['posthoc_tau_selected'] = self.applied_tau()
-            posthoc = torch.tensor([r['pred_posthoc'] for r in results])
-            metrics.update(
-                group_results(posthoc, target, groups, '_posthoc')[0]
-            )
+            conf = [r['conf'] for r in results]
+            conf = torch.tensor(conf, dtype=torch.float64)
+            hit = pred == target
+            table = reliability_bins(conf, hit, self.ece_bins)
+            metrics['ece'] = table['ece']
+            for name, class_mask in groups.items():  # samples of its classes
+                m = class_mask[target]
+                if m.any():
+                    ece = reliability_bins(conf[m], hit[m], self.ece_bins)
+                    metrics[f'ece_{name}'] = ece['ece']
+        if all('pred_posthoc' in r for r in results):
+            labels = torch.tensor([r['pred_posthoc'] for r in results])
+            metrics.update(self.posthoc_results(labels.T, target, groups))
         if self.rebalance_tau is not None:
             scores = torch.stack([r['score'] for r in results])
             rebalanced = rebalanced_labels(scores, self.rebalance_tau)

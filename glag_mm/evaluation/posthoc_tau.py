@@ -1,37 +1,63 @@
-"""The post-hoc tau chosen on the validation split [prior: Menon et al.
-2021, sec. 4, tune tau on held-out data], and its run-time state.
+"""Post-hoc logit adjustment, its tau chosen on the validation split.
 
-The choice travels from the ``val_evaluator``'s metric to the
-``test_evaluator``'s through the MessageHub (published on every rank by
-:class:`glag_mm.engine.PosthocTauHook`) with ``resumed=False``: checkpoints
-carry it in ``meta``, tagged with the weights' iteration, so a stale copy in
-a saved message hub never wins on resume.
+The rule [prior: Menon et al. 2021, eq. (9); METHOD.md stage one, item 4]:
+y_hat_i = argmax_j (log p_ij - tau * log pi_j), which equals
+argmax_j (z_ij - tau * log pi_j) because log softmax(z_i) differs from z_i
+by a constant per row. tau may be tuned on held-out data (Menon et al.,
+sec. 4): :func:`select_posthoc_tau`.
+
+The choice travels from the val metric to the test metric through the
+MessageHub (``resumed=False``: checkpoints carry it in ``meta``, tagged with
+the weights' iteration; :class:`glag_mm.engine.PosthocTauHook`).
 """
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MessageHub, print_log
 
-from .functional import group_results, select_posthoc_tau
+from .functional import group_results, per_class_accuracy
 
 POSTHOC_TAU_KEY = 'glag_posthoc_tau'
+POSTHOC_CRITERIA = ('class_mean', 'top1')
 # 0.0, 0.1, ..., 2.0: covers Menon et al.'s tau = 1 and GraLoss's tau_max.
 DEFAULT_TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))
 
 
-def check_tau_grid(grid: Any) -> Tuple[float, ...]:
-    """The grid as a tuple of floats, or a ValueError that shows one."""
-    values = tuple(grid) if isinstance(grid, (list, tuple)) else None
-    if not values or any(
-        isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0
-        for v in values
-    ):
-        raise ValueError(
-            'LongTailAccuracy: posthoc_tau_grid must be a non-empty list of '
-            f'taus >= 0, e.g. [0.0, 0.5, 1.0, 1.5], got {grid!r}'
-        )
-    return tuple(float(v) for v in values)
+def posthoc_labels_over_grid(
+    scores: torch.Tensor, log_pi: torch.Tensor, taus: Sequence[float]
+) -> torch.Tensor:
+    """argmax_j (log p_ij - tau log pi_j) for softmax scores p (C,) or
+    (N, C) and every tau: (G,) or (G, N)."""
+    grid = torch.as_tensor(list(taus), dtype=torch.float64)
+    log_p = scores.double().log()
+    shift = grid.view(-1, *([1] * log_p.dim())) * log_pi.double()
+    return (log_p.unsqueeze(0) - shift).argmax(dim=-1)
+
+
+def select_posthoc_tau(
+    grid_labels: torch.Tensor,
+    target: torch.Tensor,
+    taus: Sequence[float],
+    num_classes: int,
+    criterion: str = 'class_mean',
+) -> Tuple[int, torch.Tensor]:
+    """(index of the best tau, (G,) criterion values in percent).
+
+    ``grid_labels`` (G, N): post-hoc labels per tau. ``'class_mean'`` suits
+    the balanced test sets of long-tailed benchmarks; ``'top1'`` is the
+    sample mean. Ties go to the smallest tau, then the first listed.
+    """
+    values = []
+    for labels in grid_labels:
+        if criterion == 'top1':
+            values.append((labels == target).double().mean().item() * 100)
+        else:
+            acc = per_class_accuracy(labels, target, num_classes)
+            values.append(acc.nanmean().item())
+    values = torch.tensor(values, dtype=torch.float64)
+    ties = [g for g in range(len(taus)) if values[g] == values.max()]
+    return min(ties, key=lambda g: (taus[g], g)), values
 
 
 def get_selected_posthoc_tau() -> Optional[dict]:
@@ -60,8 +86,6 @@ class ValSelectedTau:
 
     def set_evaluated_split(self, split: str) -> None:
         """``'val'``: this metric selects tau; ``'test'``: it applies it."""
-        if split not in ('val', 'test'):
-            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         self._split_from_hook = split
 
     def selects_tau(self) -> bool:
@@ -92,32 +116,44 @@ class ValSelectedTau:
             )
         return record['tau']
 
-    def select_tau(
+    def posthoc_taus(self) -> Optional[Tuple[float, ...]]:
+        """The taus whose post-hoc labels :meth:`process` keeps: the grid
+        where this metric chooses, else the one tau applied (None: off)."""
+        if not self.posthoc_from_val:
+            return None if self.posthoc_tau is None else (self.posthoc_tau,)
+        if self.selects_tau():
+            return self.posthoc_tau_grid
+        return (self.applied_tau(),)
+
+    def posthoc_results(
         self,
-        results: List[dict],
+        grid_labels: torch.Tensor,
         target: torch.Tensor,
         groups: Dict[str, torch.Tensor],
     ) -> Dict[str, float]:
-        """``posthoc_tau_selected`` and the ``*_posthoc`` results at it."""
-        grid_labels = torch.stack([r['pred_grid'] for r in results], dim=1)
-        grid_labels = grid_labels.long()
-        index, values = select_posthoc_tau(
-            grid_labels,
-            target,
-            self.posthoc_tau_grid,
-            len(groups['many']),
-            self.posthoc_tau_criterion,
-        )
-        tau = self.posthoc_tau_grid[index]
-        metrics = {'posthoc_tau_selected': tau}
-        metrics.update(
-            group_results(grid_labels[index], target, groups, '_posthoc')[0]
-        )
-        print_log(
-            f'LongTailAccuracy: post-hoc tau {tau:g} chosen on the validation '
-            f'split ({self.posthoc_tau_criterion} accuracy '
-            f'{values[index]:.2f}; {values.min():.2f} to {values.max():.2f} '
-            f'over {len(values)} taus)',
-            logger='current',
-        )
+        """The ``*_posthoc`` results of the labels (G, N) at
+        :meth:`posthoc_taus`; with ``'val'``, ``posthoc_tau_selected`` too
+        (chosen here where this metric chooses)."""
+        index, metrics = 0, {}
+        if self.posthoc_from_val and self.selects_tau():
+            index, values = select_posthoc_tau(
+                grid_labels,
+                target,
+                self.posthoc_tau_grid,
+                len(groups['many']),
+                self.posthoc_tau_criterion,
+            )
+            tau = self.posthoc_tau_grid[index]
+            print_log(
+                f'LongTailAccuracy: post-hoc tau {tau:g} chosen on the '
+                f'validation split ({self.posthoc_tau_criterion} accuracy '
+                f'{values[index]:.2f}; {values.min():.2f} to '
+                f'{values.max():.2f} over {len(values)} taus)',
+                logger='current',
+            )
+            metrics['posthoc_tau_selected'] = tau
+        elif self.posthoc_from_val:
+            metrics['posthoc_tau_selected'] = self.applied_tau()
+        labels = grid_labels[index]
+        metrics.update(group_results(labels, target, groups, '_posthoc')[0])
         return metrics

@@ -5,11 +5,29 @@ mmengine's log processor prints non-scalar metrics on the val / test line
 / ``dict`` otherwise and pickle as one, so no saved file refers to them.
 """
 
+import copy
 import math
 
 
-class PerClassAccuracy(list):
+class _ShortRepr:
+    """Pickles as its plain base type ``_plain``; copies keep the type."""
+
+    _plain = object
+
+    def __reduce__(self):
+        return (self._plain, (self._plain(self),))
+
+    def __copy__(self):
+        return type(self)(self)
+
+    def __deepcopy__(self, memo: dict):
+        return type(self)(copy.deepcopy(self._plain(self), memo))
+
+
+class PerClassAccuracy(_ShortRepr, list):
     """Per-class accuracies (percent), a ``list`` but for its ``repr``."""
+
+    _plain = list
 
     def __repr__(self) -> str:
         values = [v for v in self if not math.isnan(v)]
@@ -21,39 +39,17 @@ class PerClassAccuracy(list):
             f'max {max(values):.2f}>'
         )
 
-    __str__ = __repr__
 
-    def __reduce__(self):
-        return (list, (list(self),))
-
-    def __copy__(self) -> 'PerClassAccuracy':
-        return PerClassAccuracy(self)
-
-    def __deepcopy__(self, memo: dict) -> 'PerClassAccuracy':
-        return PerClassAccuracy(self)
-
-
-class ReliabilityTable(dict):
+class ReliabilityTable(_ShortRepr, dict):
     """``count``, ``confidence``, ``accuracy`` (B entries, percent; None
     for an empty bin: strict JSON) and ``ece``, a ``dict`` but for its
     ``repr``."""
+
+    _plain = dict
 
     def __repr__(self) -> str:
         count = self.get('count', [])
         return (
             f'<reliability of {sum(count)} predictions in {len(count)} '
             f'bins, ECE {self.get("ece", math.nan):.2f}>'
-        )
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        return (dict, (dict(self),))
-
-    def __copy__(self) -> 'ReliabilityTable':
-        return ReliabilityTable(self)
-
-    def __deepcopy__(self, memo: dict) -> 'ReliabilityTable':
-        return ReliabilityTable(
-            {k: list(v) if isinstance(v, list) else v for k, v in self.items()}
         )

@@ -1,18 +1,13 @@
 """Linear classifier head trained with the Feature-Balanced Loss (FBL)."""
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import torch
 from mmengine.logging import MessageHub
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
-from ...core import (
-    check_number,
-    check_schedule,
-    schedule_value,
-)
+from ...core import check_number, schedule_value
 from ...core.fbl import (
     CURRICULA,
     authors_curriculum,
@@ -26,10 +21,9 @@ from ...runtime import resolve_class_counts, training_progress
 class FBLHead(LinearClsHead):
     """``LinearClsHead`` whose training logits are feature-balanced.
 
-    METHOD.md, "Sibling losses", FBL (Li, Cheung & Jiang, ICME 2022): with f
-    the pooled feature and lambda~_j = (log n_max - log n_j) / (log n_max -
-    log n_min), the loss sees z'_j = z_j - a lambda lambda~_j / (||f|| +
-    eps) (gradient through ||f||); :meth:`predict` gives the raw z.
+    FBL (Li, Cheung & Jiang, ICME 2022; the formula: :mod:`glag_mm.core.fbl`):
+    the loss sees z'_j = z_j - a lambda lambda~_j / (||f|| + eps), f the
+    pooled feature; :meth:`predict` gives the raw z.
     ``fbl_lambda`` 60 is the authors' CIFAR value (150 on ImageNet-LT,
     iNaturalist, Places-LT); ``eps`` 1e-6 [ours; theirs 1e-12].
 
@@ -49,7 +43,6 @@ class FBLHead(LinearClsHead):
         fbl_lambda: float = 60.0,
         curriculum: str = 'authors',
         power: float = 2.0,
-        max_epochs: Optional[int] = None,
         eps: float = 1e-6,
         **kwargs,
     ) -> None:
@@ -60,49 +53,25 @@ class FBLHead(LinearClsHead):
             raise ValueError(
                 f'unknown curriculum {curriculum!r}; choose one of {CURRICULA}'
             )
-        if curriculum != 'authors':
-            check_schedule(curriculum, 1.0, power)
-        check_number('fbl_lambda', fbl_lambda, at_least=0, owner='FBLHead')
-        if max_epochs is not None and not (
-            isinstance(max_epochs, int) and max_epochs > 10
-        ):
-            raise ValueError(
-                'max_epochs must be None (read from the runner) or an '
-                f"integer > 10 for the authors' curriculum, got {max_epochs!r}"
-            )
-        check_number('eps', eps, above=0, owner='FBLHead')
-        self.fbl_lambda = float(fbl_lambda)
         self.curriculum = curriculum
-        self.power = float(power)
-        self.max_epochs = max_epochs
-        self.eps = float(eps)
+        self.power = check_number('power', power, above=0, owner='FBLHead')
+        self.fbl_lambda = check_number(
+            'fbl_lambda', fbl_lambda, at_least=0, owner='FBLHead'
+        )
+        self.eps = check_number('eps', eps, above=0, owner='FBLHead')
         self.current_curriculum = 0.0
         self.register_buffer('class_counts', torch.zeros(num_classes))
         if class_counts is not None:
             self.init_class_counts(class_counts)
 
-    @property
-    def has_class_counts(self) -> bool:
-        """Whether the class counts are known (given, loaded or counted)."""
-        return bool(self.class_counts.sum() > 0)
-
-    def init_class_counts(self, class_counts: Sequence[int]) -> None:
-        """Set the class counts unless they are already known."""
-        if not self.has_class_counts:
+    def init_class_counts(self, class_counts: Optional[Sequence[int]]) -> None:
+        """Set the class counts unless they are already known (``None``:
+        those :class:`~glag_mm.engine.ClassCountsHook` counted)."""
+        if self.class_counts.sum() == 0:  # not given, loaded or counted
             counts = resolve_class_counts(
                 class_counts, self.num_classes, owner='FBLHead'
             )
             self.class_counts.copy_(torch.tensor(counts))
-
-    def class_strength(self) -> torch.Tensor:
-        """lambda~ (C,), reading the training counts on first use."""
-        if not self.has_class_counts:
-            self.init_class_counts(
-                resolve_class_counts(None, self.num_classes, owner='FBLHead')
-            )
-        return fbl_class_strength(self.class_counts.cpu()).to(
-            self.class_counts.device
-        )
 
     def curriculum_value(self) -> float:
         """a, the curriculum factor at the current point of training."""
@@ -111,40 +80,27 @@ class FBLHead(LinearClsHead):
                 training_progress(), self.curriculum, 1.0, self.power
             )
         hub = MessageHub.get_current_instance()
-        max_epochs = self.max_epochs or hub.get_info('max_epochs')
+        max_epochs = hub.get_info('max_epochs')
         if not max_epochs:
             return 0.0
         return authors_curriculum(hub.get_info('epoch', 0), max_epochs)
 
-    def balance_logits(
-        self, cls_score: torch.Tensor, features: torch.Tensor
-    ) -> torch.Tensor:
-        """z - a * lambda * lambda~ / (||f|| + eps) (raw z when lambda = 0)."""
-        if self.fbl_lambda == 0:
-            return cls_score
-        strength = self.class_strength()
-        a = self.curriculum_value()
-        self.current_curriculum = a
-        if self.training:
-            MessageHub.get_current_instance().update_scalar('train/fbl_a', a)
-        return fbl_adjust_logits(
-            cls_score, features, strength, a * self.fbl_lambda, self.eps
-        )
-
-    def loss(
-        self,
-        feats: Tuple[torch.Tensor],
-        data_samples: List[DataSample],
-        **kwargs,
-    ) -> dict:
-        """Loss of the feature-balanced logits (see the class docstring)."""
+    def loss(self, feats, data_samples, **kwargs) -> dict:
+        """Cross-entropy of z - a lambda lambda~ / (||f|| + eps) (raw z when
+        lambda = 0); the training counts are read on first use."""
         features = self.pre_logits(feats)
-        cls_score = self.balance_logits(self.fc(features), features)
+        cls_score = self.fc(features)
+        if self.fbl_lambda != 0:
+            self.init_class_counts(None)
+            a = self.current_curriculum = self.curriculum_value()
+            if self.training:
+                hub = MessageHub.get_current_instance()
+                hub.update_scalar('train/fbl_a', a)
+            cls_score = fbl_adjust_logits(
+                cls_score,
+                features,
+                fbl_class_strength(self.class_counts),
+                a * self.fbl_lambda,
+                self.eps,
+            )
         return self._get_loss(cls_score, data_samples, **kwargs)
-
-    def extra_repr(self) -> str:
-        return (
-            f'fbl_lambda={self.fbl_lambda}, curriculum={self.curriculum!r}, '
-            f'power={self.power}, max_epochs={self.max_epochs}, '
-            f'eps={self.eps}'
-        )

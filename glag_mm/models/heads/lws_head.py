@@ -10,14 +10,10 @@ with the backbone and (W, b) frozen. GLAG's paper reports it as a baseline
 on top of GraLoss (METHOD.md, "Numbers the paper reports", Table 6).
 """
 
-from typing import Optional
-
 import torch
 import torch.nn as nn
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
-
-from ...core import check_number
 
 
 @MODELS.register_module()
@@ -32,26 +28,13 @@ class LWSHead(LinearClsHead):
     losses`` installed by :class:`~glag_mm.engine.GLAGDistillHook`.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int,
-        init_scale: float = 1.0,
-        init_cfg: Optional[dict] = None,
-        **kwargs,
-    ) -> None:
+    def __init__(self, num_classes: int, in_channels: int, **kwargs) -> None:
         super().__init__(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            init_cfg=init_cfg,
-            **kwargs,
+            num_classes=num_classes, in_channels=in_channels, **kwargs
         )
-        check_number('init_scale', init_scale, above=0, owner='LWSHead')
         for param in self.fc.parameters():
             param.requires_grad = False
-        self.scales = nn.Parameter(
-            torch.full((num_classes,), float(init_scale))
-        )
+        self.scales = nn.Parameter(torch.ones(num_classes))
         self.distiller = None
 
     def forward(self, feats) -> torch.Tensor:

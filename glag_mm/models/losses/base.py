@@ -4,16 +4,22 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+from mmpretrain.models.losses.cross_entropy_loss import (
+    cross_entropy,
+    soft_cross_entropy,
+)
 
 from ...core.checks import check_integer, check_number
-from ...core.logit_adjustment import REDUCTIONS
+
+REDUCTIONS = ('none', 'mean', 'sum')
 
 
 class AdjustedCrossEntropyBase(nn.Module):
-    """Cross-entropy on adjusted logits, called as mmpretrain calls a loss.
+    """Cross-entropy on adjusted logits z', called as mmpretrain calls a loss.
 
-    :meth:`forward` checks mmpretrain's ``CrossEntropyLoss`` arguments once;
-    a subclass computes the reduced loss in :meth:`adjusted_loss`.
+    :meth:`forward` checks mmpretrain's ``CrossEntropyLoss`` arguments once
+    and reduces as it does (sample ``weight``, ``avg_factor``); a subclass
+    maps z to z' in :meth:`adjust`.
     """
 
     def __init__(
@@ -34,15 +40,10 @@ class AdjustedCrossEntropyBase(nn.Module):
         )
         self.reduction = reduction
 
-    def adjusted_loss(
-        self,
-        cls_score: torch.Tensor,
-        label: torch.Tensor,
-        weight: Optional[torch.Tensor],
-        reduction: str,
-        avg_factor: Optional[float],
+    def adjust(
+        self, cls_score: torch.Tensor, classes: torch.Tensor
     ) -> torch.Tensor:
-        """The reduced loss, before ``loss_weight``."""
+        """z' from logits (N, C) and each row's class (N,)."""
         raise NotImplementedError
 
     def forward(
@@ -52,15 +53,11 @@ class AdjustedCrossEntropyBase(nn.Module):
         weight: Optional[torch.Tensor] = None,
         avg_factor: Optional[float] = None,
         reduction_override: Optional[str] = None,
-        **kwargs,
     ) -> torch.Tensor:
         """``loss_weight`` times the loss of logits (N, C) against class
-        indices (N,) or soft targets (N, C)."""
+        indices (N,) or soft targets (N, C), whose argmax is the row's
+        class."""
         owner = type(self).__name__
-        if kwargs:
-            raise TypeError(
-                f'{owner}.forward got unexpected arguments {sorted(kwargs)}'
-            )
         if reduction_override not in (None, *REDUCTIONS):
             raise ValueError(
                 f'reduction_override must be None or one of {REDUCTIONS}, '
@@ -72,8 +69,21 @@ class AdjustedCrossEntropyBase(nn.Module):
                 f"num_classes={self.num_classes}; set the loss's "
                 "num_classes to the head's"
             )
-        reduction = reduction_override or self.reduction
-        loss = self.adjusted_loss(
-            cls_score, label, weight, reduction, avg_factor
+        soft = label.shape == cls_score.shape
+        if not soft and (
+            label.shape != cls_score.shape[:1] or label.is_floating_point()
+        ):
+            raise ValueError(
+                f'{owner}: {label.dtype} label of shape {tuple(label.shape)} '
+                f'does not fit logits {tuple(cls_score.shape)}: give integer '
+                'class indices (N,) or soft targets (N, C)'
+            )
+        classes = label.argmax(dim=-1) if soft else label.long()
+        loss = (soft_cross_entropy if soft else cross_entropy)(
+            self.adjust(cls_score, classes),
+            label if soft else classes,
+            weight,
+            reduction=reduction_override or self.reduction,
+            avg_factor=avg_factor,
         )
         return self.loss_weight * loss

@@ -4,17 +4,11 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import all_reduce
 from mmpretrain.registry import MODELS
 
 from ...core.checks import check_number
-from ...core.gala import (
-    PHI_MODES,
-    all_reduce_sum,
-    gala_adjust_logits,
-    gala_increments,
-    update_running_statistic,
-)
-from ...core.logit_adjustment import cross_entropy_per_sample, weight_reduce
+from ...core.gala import PHI_MODES, gala_adjust_logits, gala_increments
 from .base import AdjustedCrossEntropyBase
 
 
@@ -48,55 +42,27 @@ class GALALoss(AdjustedCrossEntropyBase):
         reduction: str = 'mean',
     ) -> None:
         super().__init__(num_classes, loss_weight, reduction)
-        check_number('lambda1', lambda1, owner='GALALoss')
-        check_number('lambda2', lambda2, owner='GALALoss')
+        owner = 'GALALoss'
+        self.lambda1 = check_number('lambda1', lambda1, owner=owner)
+        self.lambda2 = check_number('lambda2', lambda2, owner=owner)
         if phi_mode not in PHI_MODES:
             raise ValueError(
                 f'phi_mode must be one of {PHI_MODES}, got {phi_mode!r}'
             )
-        if momentum is not None:  # None: running sums
-            check_number('momentum', momentum, above=0, at_most=1)
-        check_number('eps', eps, above=0, owner='GALALoss')
-        self.lambda1 = float(lambda1)
-        self.lambda2 = float(lambda2)
         self.phi_mode = phi_mode
-        self.momentum = None if momentum is None else float(momentum)
-        self.eps = float(eps)
-        zeros = torch.zeros(num_classes, dtype=torch.float64)
-        self.register_buffer('pos_grad', zeros.clone(), persistent=True)
-        self.register_buffer('neg_grad', zeros.clone(), persistent=True)
+        self.momentum = momentum  # None: running sums
+        if momentum is not None:
+            self.momentum = check_number(
+                'momentum', momentum, above=0, at_most=1, owner=owner
+            )
+        self.eps = check_number('eps', eps, above=0, owner=owner)
+        for name in ('pos_grad', 'neg_grad'):  # persistent
+            self.register_buffer(name, torch.zeros(num_classes).double())
 
-    def _class_of_each_row(self, label: torch.Tensor, n: int) -> torch.Tensor:
-        if label.ndim == 2 and label.shape == (n, self.num_classes):
-            return label.argmax(dim=-1)
-        if label.ndim == 1 and label.shape[0] == n:
-            if label.dtype.is_floating_point:
-                raise TypeError(
-                    'GALALoss: hard labels must be integer class indices, '
-                    f'got dtype {label.dtype}'
-                )
-            return label.long()
-        raise ValueError(
-            f'GALALoss: label of shape {tuple(label.shape)} does not fit '
-            f'logits ({n}, {self.num_classes}): give class indices (N,) or '
-            'soft targets (N, C)'
-        )
-
-    @torch.no_grad()
-    def _update_statistics(
-        self, adjusted: torch.Tensor, classes: torch.Tensor
-    ) -> None:
-        probs = F.softmax(adjusted.detach().double(), dim=-1)
-        d_pos, d_neg = gala_increments(probs, classes, self.phi_mode)
-        increments = all_reduce_sum(torch.cat([d_pos, d_neg]))
-        c = self.num_classes
-        update_running_statistic(self.pos_grad, increments[:c], self.momentum)
-        update_running_statistic(self.neg_grad, increments[c:], self.momentum)
-
-    def adjusted_loss(self, cls_score, label, weight, reduction, avg_factor):
-        """The loss on z' (the statistics count every sample once, whatever
-        its ``weight``); updates them in training mode."""
-        classes = self._class_of_each_row(label, cls_score.shape[0])
+    def adjust(self, cls_score, classes):
+        """z' (:func:`~glag_mm.core.gala.gala_adjust_logits`); in training,
+        then adds this batch's increments (every sample counted once,
+        whatever its ``weight``)."""
         adjusted = gala_adjust_logits(
             cls_score,
             classes,
@@ -106,14 +72,16 @@ class GALALoss(AdjustedCrossEntropyBase):
             self.lambda2,
             self.eps,
         )
-        loss = cross_entropy_per_sample(adjusted, label)
-        if self.training:
-            self._update_statistics(adjusted, classes)
-        return weight_reduce(loss, weight, reduction, avg_factor)
-
-    def extra_repr(self) -> str:
-        return (
-            f'num_classes={self.num_classes}, lambda1={self.lambda1}, '
-            f'lambda2={self.lambda2}, phi_mode={self.phi_mode!r}, '
-            f'momentum={self.momentum}, eps={self.eps}'
-        )
+        if self.training:  # theta, phi += the increments summed over ranks
+            with torch.no_grad():
+                probs = F.softmax(adjusted.detach().double(), dim=-1)
+                d = torch.cat(gala_increments(probs, classes, self.phi_mode))
+                all_reduce(d, op='sum')
+                for stat, inc in zip(
+                    (self.pos_grad, self.neg_grad), d.split(self.num_classes)
+                ):
+                    if self.momentum is not None:  # EMA (1 - m) s + m d
+                        stat.mul_(1.0 - self.momentum)
+                        inc = self.momentum * inc
+                    stat.add_(inc.to(stat))
+        return adjusted

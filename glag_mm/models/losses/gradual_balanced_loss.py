@@ -6,12 +6,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmpretrain.registry import MODELS
 
-from ...core import (
-    check_schedule,
-    log_prior,
-    logit_adjusted_cross_entropy,
-    schedule_value,
-)
+from ...core import adjust_logits, check_schedule, log_prior, schedule_value
 from ...runtime import resolve_class_counts, training_progress
 from .base import AdjustedCrossEntropyBase
 
@@ -62,41 +57,22 @@ class GradualBalancedLoss(AdjustedCrossEntropyBase):
         """Whether the log prior is known (given, loaded or counted)."""
         return bool(torch.isfinite(self.log_prior).all())
 
-    def init_class_counts(self, class_counts: Sequence[int]) -> None:
-        """Fill the log prior from training counts unless already known."""
+    def init_class_counts(self, class_counts: Optional[Sequence[int]]) -> None:
+        """Fill the log prior from training counts unless already known
+        (``None``: those :class:`~glag_mm.engine.ClassCountsHook` counted)."""
         if not self.has_class_counts:
             counts = resolve_class_counts(
                 class_counts, self.num_classes, owner=type(self).__name__
             )
             self.log_prior.copy_(log_prior(counts))
 
-    def adjusted_loss(self, cls_score, label, weight, reduction, avg_factor):
-        """-log softmax(z + tau(u) log pi)_y, reduced (METHOD.md 1-2)."""
-        if not self.has_class_counts:
-            self.init_class_counts(
-                resolve_class_counts(
-                    None, self.num_classes, owner=type(self).__name__
-                )
-            )
+    def adjust(self, cls_score, classes):
+        """z + tau(u) log pi (METHOD.md stage one, items 1-2)."""
+        self.init_class_counts(None)
         tau = schedule_value(
             training_progress(), self.schedule, self.tau_max, self.power
         )
         self.current_tau = tau
         if self.training:
             MessageHub.get_current_instance().update_scalar('train/tau', tau)
-        return logit_adjusted_cross_entropy(
-            cls_score,
-            label,
-            self.log_prior,
-            tau,
-            weight,
-            reduction,
-            avg_factor,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f'num_classes={self.num_classes}, schedule={self.schedule!r}, '
-            f'tau_max={self.tau_max}, power={self.power}, '
-            f'loss_weight={self.loss_weight}'
-        )
+        return adjust_logits(cls_score, self.log_prior, tau)
