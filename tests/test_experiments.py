@@ -26,6 +26,7 @@ from test_tools import write_idx
 
 from experiments.lib import (
     Context,
+    ExperimentError,
     SpecError,
     confidence_spearman,
     format_cfg_options,
@@ -581,6 +582,28 @@ def test_statuses_and_commands_of_interrupted_runs(project, tmp_path):
     ]
     with pytest.raises(SpecError, match="no run 'nope'"):
         plan_jobs(spec, ctx, only=['nope'])
+
+
+def test_trained_work_dir_with_other_options_is_refused(project, tmp_path):
+    spec = load_spec(str(project / 'tiny.py'))
+    ctx = Context(
+        root=str(REPO),
+        results_dir=str(tmp_path / 'results'),
+        work_root=str(tmp_path / 'work'),
+    )
+    _, crt = plan_jobs(spec, ctx)
+    os.makedirs(crt.work_dir)
+    cmd = runner_module.train_command(crt, ctx, 'ce.pth', resume=True)
+    shown = runner_module._shown(cmd, ctx)
+    done = dict(checkpoint='epoch_2.pth', command=shown)
+    write_json(osp.join(crt.work_dir, 'train_done.json'), done)
+    # the same options (a resumed training among them): reused as trained
+    assert runner_module._train(crt, ctx, 'ce.pth') == done
+    # the spec's options changed since: refused, naming the work_dir
+    done['command'] = shown.replace('lr=0.02', 'lr=0.05')
+    write_json(osp.join(crt.work_dir, 'train_done.json'), done)
+    with pytest.raises(ExperimentError, match='move that work_dir away'):
+        runner_module._train(crt, ctx, 'ce.pth')
 
 
 def test_missing_config_is_reported(project, tmp_path):

@@ -572,7 +572,17 @@ def final_confidence(work_dir: str) -> Optional[List[Optional[float]]]:
 def _train(job: Job, ctx: Context, stage_one: Optional[str]) -> dict:
     done_file = osp.join(job.work_dir, TRAIN_DONE)
     if osp.isfile(done_file):
-        return read_json(done_file)
+        done = read_json(done_file)
+        # a work_dir trained with other options is never reused silently
+        recorded = done.get('command', '').replace(' --resume', '')
+        wanted = _shown(train_command(job, ctx, stage_one, False), ctx)
+        if recorded and recorded != wanted:
+            raise ExperimentError(
+                f'{job.title}: {job.work_dir} was trained by `{recorded}`, '
+                f'but the spec now asks for `{wanted}`; move that work_dir '
+                'away (or delete it) to train the run again'
+            )
+        return done
     os.makedirs(job.work_dir, exist_ok=True)
     attempts_file = osp.join(job.work_dir, ATTEMPTS)
     attempts = read_json(attempts_file) if osp.isfile(attempts_file) else []
