@@ -8,6 +8,8 @@ from mmengine.dataset import BaseDataset as MMEngineBaseDataset
 from mmengine.dataset import force_full_init
 from mmpretrain.registry import DATASETS
 
+from ..core.class_counts import count_labels
+
 
 def dataset_labels(dataset) -> np.ndarray:
     """int64 labels in index order from ``get_gt_labels()`` or
@@ -55,30 +57,13 @@ def dataset_num_classes(dataset, labels: Optional[np.ndarray] = None) -> int:
     return int(labels.max()) + 1 if labels.size else 0
 
 
-def seeded_class_orders(
-    labels: np.ndarray, num_classes: int, seed: int
-) -> List[np.ndarray]:
-    """Class c's sample indices (dataset order) permuted by
-    ``np.random.default_rng([seed, c])``: the same in every process."""
-    available = np.bincount(labels, minlength=num_classes)
-    # Stable sort groups each class's sample indices in dataset order.
-    by_class = np.argsort(labels, kind='stable')
-    starts = np.concatenate([[0], np.cumsum(available)])
-    orders = []
-    for cls in range(num_classes):
-        members = by_class[starts[cls] : starts[cls + 1]]
-        rng = np.random.default_rng([seed, cls])
-        orders.append(members[rng.permutation(len(members))])
-    return orders
-
-
 class IndexedSubset:
     """Base of the wrappers that keep some samples of a dataset by index.
 
-    A subclass calls :meth:`_wrap` in ``__init__``, then in ``full_init``
-    :meth:`_wrapped_labels` and :meth:`_keep` (setting ``_labels``). A
-    wrapped dataset built from a config dict is shrunk in place; an
-    instance passed in is never modified.
+    A subclass calls :meth:`_wrap` in ``__init__`` and :meth:`_keep` in
+    ``full_init``. A wrapped dataset built from a config dict is shrunk in
+    place (``get_subset_``, freeing in-memory images); an instance passed in
+    is never modified.
     """
 
     def _wrap(self, dataset) -> None:
@@ -107,10 +92,13 @@ class IndexedSubset:
             self.dataset.full_init()
 
     def _wrapped_labels(self):
-        """Initialise the wrapped dataset; its labels and class count C."""
+        """Initialise the wrapped dataset; its labels and per-class counts
+        (a label outside its C classes is a ValueError)."""
         self._init_wrapped()
         labels = dataset_labels(self.dataset)
-        return labels, dataset_num_classes(self.dataset, labels)
+        num_classes = dataset_num_classes(self.dataset, labels)
+        source = f'{type(self).__name__}: the wrapped dataset'
+        return labels, np.asarray(count_labels(labels, num_classes, source))
 
     def _keep(self, indices: np.ndarray) -> None:
         """Keep the wrapped samples ``indices`` (sorted), in that order."""
@@ -121,6 +109,23 @@ class IndexedSubset:
             self.dataset.get_subset_(indices.tolist())
             indices = np.arange(len(indices), dtype=np.int64)
         self._indices = indices
+
+    def _keep_per_class(self, labels, seed: int, ranges) -> int:
+        """Keep ``order[start:stop]`` of each class c for ``ranges`` one
+        ``(start, stop)`` per class, ``order`` the class's sample indices
+        permuted by ``np.random.default_rng([seed, c])`` (the same in every
+        process); returns the number kept."""
+        by_class = np.argsort(labels, kind='stable')  # dataset order
+        bounds = np.cumsum(np.bincount(labels, minlength=len(ranges)))[:-1]
+        chosen = []
+        for c, members in enumerate(np.split(by_class, bounds)):
+            order = np.random.default_rng([seed, c]).permutation(len(members))
+            start, stop = ranges[c]
+            chosen.append(members[order[start:stop]])
+        indices = np.sort(np.concatenate(chosen)).astype(np.int64)
+        self._labels = labels[indices]
+        self._keep(indices)
+        return len(indices)
 
     @property
     def metainfo(self) -> dict:
