@@ -26,8 +26,6 @@ from mmpretrain.registry import DATASETS
 from ..core import check_integer
 from .utils import IndexedSubset
 
-SPLITS = ('train', 'heldout')
-
 
 def heldout_counts(
     counts,
@@ -72,18 +70,12 @@ class PerClassSplit(IndexedSubset):
         seed: int = 0,
         lazy_init: bool = False,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(
-                f'PerClassSplit: unknown split {split!r}; choose one of '
-                f'{SPLITS} (the same arguments otherwise, for training and '
-                'validation).'
-            )
+        self._set_split(split)
         if not 0 <= fraction < 1:
             raise ValueError(
                 f'PerClassSplit: fraction must be in [0, 1), got {fraction!r}'
                 ' (e.g. 0.1 holds out a tenth of every class).'
             )
-        self.split = split
         self.fraction = float(fraction)
 
         def whole(name, value):

@@ -22,18 +22,6 @@ from ..core import check_integer, check_number
 from .utils import IndexedSubset
 
 PROFILES = ('exp', 'step')
-SPLITS = ('train', 'heldout')
-
-
-def _check_imbalance_factor(imbalance_factor: float) -> float:
-    check_number('imbalance_factor (n_max / n_min)', imbalance_factor)
-    if imbalance_factor < 1:
-        raise ValueError(
-            f'imbalance_factor must be >= 1 (n_max / n_min), got '
-            f'{imbalance_factor}; 1 keeps every class at n_max, the '
-            'literature uses 10, 50, 100 or 200.'
-        )
-    return float(imbalance_factor)
 
 
 def long_tail_counts(
@@ -44,7 +32,9 @@ def long_tail_counts(
 ) -> List[int]:
     """n_0 >= ... >= n_{C-1} >= 1 kept by the class of rank i (module
     docstring); a class left with no image is a ValueError."""
-    imbalance_factor = _check_imbalance_factor(imbalance_factor)
+    imbalance_factor = check_number(
+        'imbalance_factor (n_max / n_min)', imbalance_factor, at_least=1
+    )
     if profile not in PROFILES:
         raise ValueError(
             f'unknown long-tail profile {profile!r}; choose one of {PROFILES}'
@@ -85,10 +75,7 @@ class LongTailDataset(IndexedSubset):
     first ``long_tail_counts(C, max_count, imbalance_factor, profile)[i]``
     of its images permuted by a generator seeded with (seed, class): the
     same images in every process and run, and for one seed a larger IF
-    keeps a subset of a smaller one's. Kept samples stay in the wrapped
-    order; nothing is copied per image. A wrapped dataset built from a
-    config dict is shrunk in place (``get_subset_``, freeing in-memory
-    images); an instance passed in is never modified. ``metainfo`` adds
+    keeps a subset of a smaller one's. ``metainfo`` adds
     ``class_counts``, ``imbalance_factor`` and ``profile``. A class short
     of its target is a ValueError unless ``allow_shortage`` (then logged).
 
@@ -111,12 +98,10 @@ class LongTailDataset(IndexedSubset):
         split: str = 'train',
         heldout_per_class: int = 20,
     ) -> None:
-        self.imbalance_factor = _check_imbalance_factor(imbalance_factor)
-        if split not in SPLITS:
-            raise ValueError(
-                f'unknown split {split!r}; choose one of {SPLITS}'
-            )
-        self.split = split
+        self.imbalance_factor = check_number(
+            'imbalance_factor (n_max / n_min)', imbalance_factor, at_least=1
+        )
+        self._set_split(split)
         self.heldout_per_class = check_integer(
             'heldout_per_class', heldout_per_class, at_least=1
         )

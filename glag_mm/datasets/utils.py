@@ -66,6 +66,15 @@ class IndexedSubset:
     is never modified.
     """
 
+    def _set_split(self, split: str) -> None:
+        if split not in ('train', 'heldout'):
+            raise ValueError(
+                f'{type(self).__name__}: unknown split {split!r}; choose one '
+                "of ('train', 'heldout') (the same arguments otherwise, for "
+                'training and validation)'
+            )
+        self.split = split
+
     def _wrap(self, dataset) -> None:
         """Build (a config dict) or take (an instance) the wrapped dataset."""
         if isinstance(dataset, dict):
