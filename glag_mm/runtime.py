@@ -35,17 +35,6 @@ def set_train_class_counts(counts) -> None:
     )
 
 
-def missing_class_counts_error(owner: str) -> ValueError:
-    """The one error of a module that needs class counts and has none."""
-    return ValueError(
-        f'{owner}: no training class counts. Pass class_counts=[...] (one '
-        'count per class index), or add '
-        "custom_hooks=[dict(type='ClassCountsHook')] to the config so they "
-        'are counted from the training dataset (glag_mm tools/train.py adds '
-        'it automatically).'
-    )
-
-
 def describe_dataset(dataset) -> str:
     """``Type('ann_file or data_root')``, wrapped datasets named inside."""
     parts = []
@@ -90,18 +79,16 @@ def resolve_class_counts(
 ) -> List[int]:
     """The training class counts ``owner`` works with, validated.
 
-    In order: ``class_counts`` given; else counted from ``dataset`` (whose
-    labels are checked even where counts are given); else those
-    :class:`~glag_mm.engine.ClassCountsHook` published. Never val or test
-    (METHOD.md stage one item 3). The ValueError says where counts came
-    from.
+    In order: ``class_counts`` given; else counted from ``dataset``; else
+    those :class:`~glag_mm.engine.ClassCountsHook` published. Never val or
+    test (METHOD.md stage one item 3). The ValueError says where counts
+    came from.
     """
-    counted = None
-    if dataset is not None:
+    if dataset is not None:  # its labels are checked even if counts given
         counted = count_dataset_labels(dataset, num_classes)
     if class_counts is not None:
         counts, source = class_counts, 'given (class_counts=[...])'
-    elif counted is not None:
+    elif dataset is not None:
         counts = counted
         source = (
             f'counted from the training dataset {describe_dataset(dataset)}'
@@ -110,6 +97,12 @@ def resolve_class_counts(
         counts = get_train_class_counts()
         source = 'counted from the training dataset (ClassCountsHook)'
     if counts is None:
-        raise missing_class_counts_error(owner)
+        raise ValueError(
+            f'{owner}: no training class counts. Pass class_counts=[...] '
+            '(one count per class index), or add '
+            "custom_hooks=[dict(type='ClassCountsHook')] to the config so "
+            'they are counted from the training dataset (glag_mm '
+            'tools/train.py adds it automatically).'
+        )
     checked = check_class_counts(counts, num_classes, owner, source)
     return [int(c) for c in checked.tolist()]
