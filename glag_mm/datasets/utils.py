@@ -38,12 +38,17 @@ def dataset_labels(dataset) -> np.ndarray:
             f'{type(dataset).__name__}: expected one label per sample, got '
             f'labels of shape {labels.shape}.'
         )
-    if labels.size and labels.min() < 0:
-        raise ValueError(
-            f'{type(dataset).__name__}: negative class label '
-            f'{int(labels.min())}; labels must be class indices 0..C-1.'
-        )
     return labels
+
+
+def count_dataset_classes(dataset, owner: str):
+    """(labels, n_c) of a dataset: C is ``len(metainfo['classes'])`` when
+    known, else max label + 1; a label outside [0, C) is a ValueError."""
+    labels = dataset_labels(dataset)
+    num_classes = dataset_num_classes(dataset, labels)
+    source = f'{owner}: {type(dataset).__name__}'
+    counts = count_labels(labels, num_classes, source)
+    return labels, np.asarray(counts, dtype=np.int64)
 
 
 def dataset_num_classes(dataset, labels: Optional[np.ndarray] = None) -> int:
@@ -104,10 +109,7 @@ class IndexedSubset:
         """Initialise the wrapped dataset; its labels and per-class counts
         (a label outside its C classes is a ValueError)."""
         self._init_wrapped()
-        labels = dataset_labels(self.dataset)
-        num_classes = dataset_num_classes(self.dataset, labels)
-        source = f'{type(self).__name__}: the wrapped dataset'
-        return labels, np.asarray(count_labels(labels, num_classes, source))
+        return count_dataset_classes(self.dataset, type(self).__name__)
 
     def _keep(self, indices: np.ndarray) -> None:
         """Keep the wrapped samples ``indices`` (sorted), in that order."""
