@@ -149,25 +149,23 @@ def load_checkpoint_file(
             'to load_from / resume / init_cfg or the stage-one work_dir.'
         )
     check_readable(filename)
-    if os.environ.get(TRUST_ENV, '').strip().lower() in ('1', 'true', 'yes'):
+    trusted = os.environ.get(TRUST_ENV, '').strip().lower()
+    weights_only = trusted not in ('1', 'true', 'yes')
+    if not weights_only:
         warnings.warn(
             f'{TRUST_ENV} is set: {filename!r} is loaded with full '
             'unpickling, which runs any code the file carries.',
             stacklevel=2,
         )
-        return _load(filename, map_location, False, mmap)
-    with torch.serialization.safe_globals(SAFE_GLOBALS):
-        return _load(filename, map_location, True, mmap)
-
-
-def _load(filename, map_location, weights_only: bool, mmap: bool = False):
+    allowed = SAFE_GLOBALS if weights_only else []
     try:
-        return torch.load(
-            filename,
-            map_location=map_location,
-            weights_only=weights_only,
-            mmap=mmap,
-        )
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(
+                filename,
+                map_location=map_location,
+                weights_only=weights_only,
+                mmap=mmap,
+            )
     except pickle.UnpicklingError as error:
         if weights_only and 'Weights only load failed' in str(error):
             if 'invalid load key' not in str(error):
