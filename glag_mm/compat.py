@@ -162,9 +162,7 @@ def patch_empty_dataset_message() -> bool:
     from mmengine.dataset import BaseDataset
 
     original = BaseDataset._serialize_data
-    if getattr(original, '_glag_mm', False):
-        return False
-    if not empty_dataset_message_unclear():
+    if not empty_dataset_message_unclear():  # also once patched
         return False
 
     @functools.wraps(original)
@@ -182,7 +180,6 @@ def patch_empty_dataset_message() -> bool:
             )
         return original(self)
 
-    _serialize_data._glag_mm = True
     BaseDataset._serialize_data = _serialize_data
     _applied(
         'patch_empty_dataset_message',

@@ -25,7 +25,7 @@ from mmpretrain.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
 from ..core import check_integer
-from .utils import count_dataset_classes
+from .utils import labels_and_counts
 
 
 @DATA_SAMPLERS.register_module()
@@ -61,7 +61,7 @@ class ClassAwareSampler(Sampler):
             'samples_per_pick', samples_per_pick, at_least=1
         )
 
-        labels, counts = count_dataset_classes(dataset, 'ClassAwareSampler')
+        labels, counts = labels_and_counts(dataset, 'ClassAwareSampler')
         if labels.size == 0:
             raise ValueError('ClassAwareSampler: the dataset is empty')
         num_classes = len(counts)

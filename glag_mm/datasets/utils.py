@@ -41,7 +41,7 @@ def dataset_labels(dataset) -> np.ndarray:
     return labels
 
 
-def count_dataset_classes(dataset, owner: str):
+def labels_and_counts(dataset, owner: str):
     """(labels, n_c) of a dataset: C is ``len(metainfo['classes'])`` when
     known, else max label + 1; a label outside [0, C) is a ValueError."""
     labels = dataset_labels(dataset)
@@ -109,7 +109,7 @@ class IndexedSubset:
         """Initialise the wrapped dataset; its labels and per-class counts
         (a label outside its C classes is a ValueError)."""
         self._init_wrapped()
-        return count_dataset_classes(self.dataset, type(self).__name__)
+        return labels_and_counts(self.dataset, type(self).__name__)
 
     def _keep(self, indices: np.ndarray) -> None:
         """Keep the wrapped samples ``indices`` (sorted), in that order."""
