@@ -4,12 +4,11 @@ He et al. (2016, section 4.2): a 3x3 stem with 16 channels, then three
 stages of n basic blocks with 16, 32 and 64 channels (the last two halve the
 resolution), depth = 6n + 2. The CIFAR-LT papers (LDAM-DRW, BBN, decoupling,
 Balanced Softmax, GLAG) use depth 32 (about 0.46M parameters without the
-classifier); mmpretrain's ``ResNet_CIFAR`` alone builds the much larger
-ImageNet ResNet with a CIFAR stem, so this class reuses its stem, freezing,
-``norm_eval`` and init with the 3-stage layout. Shortcuts where the width
-grows: ``'A'`` (default, as the long-tail code bases: stride-2 subsampling
-plus zero-padded channels, no parameters) or ``'B'`` (strided 1x1 conv plus
-norm). Outputs: a tuple of the ``out_indices`` stages' feature maps.
+classifier); mmpretrain's ``ResNet_CIFAR``, whose stem, freezing and init
+this class reuses, builds the much larger 4-stage ImageNet layout.
+Shortcuts where the width grows: ``'A'`` (default, as the long-tail code
+bases: stride-2 subsampling plus zero-padded channels, no parameters) or
+``'B'`` (strided 1x1 conv plus norm).
 """
 
 from typing import Optional, Sequence, Union
