@@ -5,10 +5,9 @@ gets through :func:`resolve_class_counts`."""
 
 from typing import List, Optional, Sequence
 
-import numpy as np
 from mmengine.logging import MessageHub
 
-from .core.class_counts import check_class_counts, count_labels
+from .core.class_counts import check_class_counts, count_labels, dataset_labels
 
 CLASS_COUNTS_KEY = 'glag_train_class_counts'
 
@@ -54,18 +53,11 @@ def count_dataset_labels(dataset, num_classes: Optional[int] = None):
     (C = ``num_classes`` or ``len(metainfo['classes'])``)."""
     metainfo = getattr(dataset, 'metainfo', {}) or {}
     given = metainfo.get('class_counts')
-    if not hasattr(dataset, 'get_gt_labels'):
-        if given is not None:
-            return [int(c) for c in given]
-        raise TypeError(
-            f'cannot count the labels of {type(dataset).__name__}: it has '
-            "neither metainfo['class_counts'] nor get_gt_labels(); pass "
-            'class_counts explicitly.'
-        )
-    classes = metainfo.get('classes')
-    if num_classes is None and classes:
-        num_classes = len(classes)
-    labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
+    if given is not None and not hasattr(dataset, 'get_gt_labels'):
+        return [int(c) for c in given]
+    if num_classes is None and metainfo.get('classes'):
+        num_classes = len(metainfo['classes'])
+    labels = dataset_labels(dataset)
     counts = count_labels(labels, num_classes, describe_dataset(dataset))
     return counts if given is None else [int(c) for c in given]
 

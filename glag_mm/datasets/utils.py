@@ -8,37 +8,7 @@ from mmengine.dataset import BaseDataset as MMEngineBaseDataset
 from mmengine.dataset import force_full_init
 from mmpretrain.registry import DATASETS
 
-from ..core.class_counts import count_labels
-
-
-def dataset_labels(dataset) -> np.ndarray:
-    """int64 labels in index order from ``get_gt_labels()`` or
-    ``get_cat_ids(i)``; TypeError for neither or multi-label."""
-    if hasattr(dataset, 'get_gt_labels'):
-        labels = dataset.get_gt_labels()
-    elif hasattr(dataset, 'get_cat_ids'):
-        labels = [dataset.get_cat_ids(i) for i in range(len(dataset))]
-    else:
-        raise TypeError(
-            f'{type(dataset).__name__} has neither get_gt_labels() nor '
-            'get_cat_ids(); wrap an mmpretrain classification dataset.'
-        )
-    try:
-        labels = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(
-            f'{type(dataset).__name__}: labels are not one integer per '
-            'sample (a multi-label dataset?); long-tail subsets and '
-            'class-aware sampling need single-label data.'
-        ) from err
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise TypeError(
-            f'{type(dataset).__name__}: expected one label per sample, got '
-            f'labels of shape {labels.shape}.'
-        )
-    return labels
+from ..core.class_counts import count_labels, dataset_labels
 
 
 def labels_and_counts(dataset, owner: str):
