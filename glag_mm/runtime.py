@@ -53,8 +53,14 @@ def count_dataset_labels(dataset, num_classes: Optional[int] = None):
     (C = ``num_classes`` or ``len(metainfo['classes'])``)."""
     metainfo = getattr(dataset, 'metainfo', {}) or {}
     given = metainfo.get('class_counts')
-    if given is not None and not hasattr(dataset, 'get_gt_labels'):
-        return [int(c) for c in given]
+    if not hasattr(dataset, 'get_gt_labels'):
+        if given is not None:
+            return [int(c) for c in given]
+        raise TypeError(
+            f'cannot count the labels of {type(dataset).__name__}: it has '
+            "neither metainfo['class_counts'] nor get_gt_labels(); pass "
+            'class_counts explicitly.'
+        )
     if num_classes is None and metainfo.get('classes'):
         num_classes = len(metainfo['classes'])
     labels = dataset_labels(dataset)
