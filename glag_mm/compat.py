@@ -1,24 +1,19 @@
 """Workarounds for the pinned OpenMMLab stack, all in one place.
 
 Each is applied on ``import glag_mm`` only where the installed versions
-need it (checked, not assumed), logs why to the ``glag_mm.compat`` logger,
-is recorded in :data:`APPLIED` and has a test in ``tests/test_compat.py``
-that fails without it:
+need it (checked, not assumed), logs why to this module's logger, is
+recorded in :data:`APPLIED` and has a test in ``tests/test_compat.py`` that
+fails without it:
 
 1. :func:`patch_checkpoint_loading`: mmengine 0.10.7's local checkpoint
-   loader calls ``torch.load`` without ``weights_only``, which on torch >=
-   2.6 refuses mmengine's own message-hub objects (and before 2.6 unpickles
-   anything); the local scheme loads through
-   :func:`glag_mm.safe_load.load_checkpoint_file` instead.
+   loader calls ``torch.load`` without ``weights_only``; local files load
+   through :func:`glag_mm.safe_load.load_checkpoint_file` instead.
 2. :func:`patch_package_lookup`: ``_base_ = 'mmpretrain::...'`` needs
    ``pkg_resources``, gone in setuptools >= 82; answered from
-   :mod:`importlib.metadata`. ``custom_imports`` in a config runs too late
-   for it, hence also the ``setuptools<82`` pin.
+   :mod:`importlib.metadata` (``custom_imports`` runs too late for it, hence
+   also the ``setuptools<82`` pin).
 3. :func:`patch_empty_dataset_message`: mmengine 0.10.7 fails on an empty
-   data list with a bare ``need at least one array to concatenate``; the
-   error names the dataset, its ``ann_file`` and ``data_root``.
-
-CPU DDP needs no patch: the tools start gloo and the wrapper themselves.
+   data list with a bare ``need at least one array to concatenate``.
 """
 
 import functools
@@ -48,8 +43,7 @@ def _applied(name: str, reason: str) -> None:
 
 
 def load_from_local(filename: str, map_location=None):
-    """mmengine's local scheme through the allow-list (mmengine's log line
-    names this function)."""
+    """mmengine's local scheme through the allow-list."""
     return load_checkpoint_file(filename, map_location=map_location)
 
 
@@ -71,14 +65,8 @@ def patch_checkpoint_loading() -> bool:
     import mmengine
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    current = CheckpointLoader._schemes.get('')
-    if not loader_needs_replacing(current):
+    if not loader_needs_replacing(CheckpointLoader._schemes.get('')):
         return False
-    effect = (
-        'refuses the message-hub objects in its own checkpoints'
-        if _torch_version() >= (2, 6)
-        else 'unpickles any code a checkpoint carries'
-    )
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local, force=True
     )
@@ -86,15 +74,12 @@ def patch_checkpoint_loading() -> bool:
         'patch_checkpoint_loading',
         f'mmengine {mmengine.__version__} loads local checkpoints with '
         f'torch.load without weights_only=True, which on torch '
-        f'{torch.__version__} {effect}; local checkpoints now load with '
-        'weights_only=True and glag_mm.safe_load.SAFE_GLOBALS',
+        f'{torch.__version__} either refuses the message-hub objects of its '
+        'own checkpoints (>= 2.6) or unpickles any code a checkpoint carries; '
+        'local checkpoints now load with weights_only=True and '
+        'glag_mm.safe_load.SAFE_GLOBALS',
     )
     return True
-
-
-def _torch_version():
-    parts = torch.__version__.split('+')[0].split('.')[:2]
-    return tuple(int(p) if p.isdigit() else 0 for p in parts)
 
 
 def _installed_path(package: str) -> str:
@@ -152,17 +137,11 @@ def patch_package_lookup() -> bool:
     for module in (package_utils, config_module):
         module.get_installed_path = _installed_path
         module.is_installed = _is_installed
-    try:
-        from importlib.metadata import version
-
-        setuptools = f'setuptools {version("setuptools")}'
-    except Exception:  # PackageNotFoundError: no setuptools at all
-        setuptools = 'no setuptools'
     _applied(
         'patch_package_lookup',
-        f'pkg_resources is missing ({setuptools}), '
-        "which mmengine needs for '<package>::' base configs; they are "
-        'resolved with importlib.metadata instead',
+        'pkg_resources is missing (setuptools >= 82), which mmengine needs '
+        "for '<package>::' base configs; they are resolved with "
+        'importlib.metadata instead',
     )
     return True
 
@@ -183,9 +162,7 @@ def patch_empty_dataset_message() -> bool:
     from mmengine.dataset import BaseDataset
 
     original = BaseDataset._serialize_data
-    if getattr(original, '_glag_mm', False):
-        return False
-    if not empty_dataset_message_unclear():
+    if not empty_dataset_message_unclear():  # also once patched
         return False
 
     @functools.wraps(original)
@@ -203,7 +180,6 @@ def patch_empty_dataset_message() -> bool:
             )
         return original(self)
 
-    _serialize_data._glag_mm = True
     BaseDataset._serialize_data = _serialize_data
     _applied(
         'patch_empty_dataset_message',

@@ -5,10 +5,9 @@ gets through :func:`resolve_class_counts`."""
 
 from typing import List, Optional, Sequence
 
-import numpy as np
 from mmengine.logging import MessageHub
 
-from .core.class_counts import check_class_counts, count_labels
+from .core.class_counts import check_class_counts, count_labels, dataset_labels
 
 CLASS_COUNTS_KEY = 'glag_train_class_counts'
 
@@ -32,17 +31,6 @@ def get_train_class_counts() -> Optional[List[int]]:
 def set_train_class_counts(counts) -> None:
     MessageHub.get_current_instance().update_info(
         CLASS_COUNTS_KEY, [int(c) for c in counts]
-    )
-
-
-def missing_class_counts_error(owner: str) -> ValueError:
-    """The one error of a module that needs class counts and has none."""
-    return ValueError(
-        f'{owner}: no training class counts. Pass class_counts=[...] (one '
-        'count per class index), or add '
-        "custom_hooks=[dict(type='ClassCountsHook')] to the config so they "
-        'are counted from the training dataset (glag_mm tools/train.py adds '
-        'it automatically).'
     )
 
 
@@ -73,10 +61,9 @@ def count_dataset_labels(dataset, num_classes: Optional[int] = None):
             "neither metainfo['class_counts'] nor get_gt_labels(); pass "
             'class_counts explicitly.'
         )
-    classes = metainfo.get('classes')
-    if num_classes is None and classes:
-        num_classes = len(classes)
-    labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
+    if num_classes is None and metainfo.get('classes'):
+        num_classes = len(metainfo['classes'])
+    labels = dataset_labels(dataset)
     counts = count_labels(labels, num_classes, describe_dataset(dataset))
     return counts if given is None else [int(c) for c in given]
 
@@ -90,18 +77,16 @@ def resolve_class_counts(
 ) -> List[int]:
     """The training class counts ``owner`` works with, validated.
 
-    In order: ``class_counts`` given; else counted from ``dataset`` (whose
-    labels are checked even where counts are given); else those
-    :class:`~glag_mm.engine.ClassCountsHook` published. Never val or test
-    (METHOD.md stage one item 3). The ValueError says where counts came
-    from.
+    In order: ``class_counts`` given; else counted from ``dataset``; else
+    those :class:`~glag_mm.engine.ClassCountsHook` published. Never val or
+    test (METHOD.md stage one item 3). The ValueError says where counts
+    came from.
     """
-    counted = None
-    if dataset is not None:
+    if dataset is not None:  # its labels are checked even if counts given
         counted = count_dataset_labels(dataset, num_classes)
     if class_counts is not None:
         counts, source = class_counts, 'given (class_counts=[...])'
-    elif counted is not None:
+    elif dataset is not None:
         counts = counted
         source = (
             f'counted from the training dataset {describe_dataset(dataset)}'
@@ -110,6 +95,12 @@ def resolve_class_counts(
         counts = get_train_class_counts()
         source = 'counted from the training dataset (ClassCountsHook)'
     if counts is None:
-        raise missing_class_counts_error(owner)
+        raise ValueError(
+            f'{owner}: no training class counts. Pass class_counts=[...] '
+            '(one count per class index), or add '
+            "custom_hooks=[dict(type='ClassCountsHook')] to the config so "
+            'they are counted from the training dataset (glag_mm '
+            'tools/train.py adds it automatically).'
+        )
     checked = check_class_counts(counts, num_classes, owner, source)
     return [int(c) for c in checked.tolist()]

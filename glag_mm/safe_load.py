@@ -3,15 +3,12 @@ checkpoint loading").
 
 :func:`load_checkpoint_file` is where every ``.pth`` read of glag_mm and
 mmengine's local scheme ends: ``torch.load(weights_only=True)`` with
-:data:`SAFE_GLOBALS`, the types ``get_unsafe_globals_in_checkpoint`` lists
-over stage-one, stage-two and best checkpoints (optimizer and scheduler
-state included): mmengine's ``HistoryBuffer`` and its statistics (pickled
-as ``getattr(HistoryBuffer, 'mean')``, so ``getattr`` is allowed for exactly
-that), numpy arrays, scalars and dtypes under numpy 1 and 2 names, and
-``list`` / ``dict`` (``LongTailAccuracy``'s per-class accuracies and
-reliability table in the message hub). Anything else raises
-:class:`UnsafeCheckpointError` naming the type and ``TRUST_ENV``; a file
-that cannot be read at all raises :class:`UnreadableCheckpointError`.
+:data:`SAFE_GLOBALS`, the types found (``get_unsafe_globals_in_checkpoint``)
+in stage-one, stage-two and best checkpoints: mmengine's ``HistoryBuffer``
+and its statistics (pickled as ``getattr(HistoryBuffer, 'mean')``, so
+``getattr`` is allowed for exactly that), numpy arrays, scalars and dtypes
+under numpy 1 and 2 names, and ``list`` / ``dict``. Anything else raises
+:class:`UnsafeCheckpointError` naming the type and ``TRUST_ENV``.
 """
 
 import os
@@ -43,13 +40,8 @@ class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
 
 def _history_statistic(owner: Any, name: str):
     """``getattr(HistoryBuffer, name)`` for its statistics methods only."""
-    known = (
-        'min',
-        'max',
-        'current',
-        'mean',
-        *HistoryBuffer._statistics_methods,
-    )
+    known = ('min', 'max', 'current', 'mean')
+    known += tuple(HistoryBuffer._statistics_methods)
     if owner is HistoryBuffer and name in known and hasattr(owner, name):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
@@ -81,22 +73,10 @@ SAFE_GLOBALS: List[Any] = [
 ]
 
 
-def trusted() -> bool:
-    """Whether full unpickling is allowed (``GLAG_MM_TRUST_CHECKPOINTS=1``)."""
-    return os.environ.get(TRUST_ENV, '').strip().lower() in (
-        '1',
-        'true',
-        'yes',
-    )
-
-
 def check_readable(filename: str, crc: bool = False) -> None:
-    """Raise :class:`UnreadableCheckpointError` unless the file is intact.
-
-    Reads the zip directory (no unpickling); ``crc`` also reads every
-    member's CRC. Legacy (pre zip) files are only checked for a pickle
-    header.
-    """
+    """Raise :class:`UnreadableCheckpointError` unless the zip directory
+    (``crc``: and every member's CRC) reads; a legacy file needs a pickle
+    header."""
     size = osp.getsize(filename)
     if size == 0:
         raise _unreadable(filename, 'the file is empty (0 bytes)')
@@ -169,25 +149,23 @@ def load_checkpoint_file(
             'to load_from / resume / init_cfg or the stage-one work_dir.'
         )
     check_readable(filename)
-    if trusted():
+    trusted = os.environ.get(TRUST_ENV, '').strip().lower()
+    weights_only = trusted not in ('1', 'true', 'yes')
+    if not weights_only:
         warnings.warn(
             f'{TRUST_ENV} is set: {filename!r} is loaded with full '
             'unpickling, which runs any code the file carries.',
             stacklevel=2,
         )
-        return _load(filename, map_location, False, mmap)
-    with torch.serialization.safe_globals(SAFE_GLOBALS):
-        return _load(filename, map_location, True, mmap)
-
-
-def _load(filename, map_location, weights_only: bool, mmap: bool = False):
+    allowed = SAFE_GLOBALS if weights_only else []
     try:
-        return torch.load(
-            filename,
-            map_location=map_location,
-            weights_only=weights_only,
-            mmap=mmap,
-        )
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(
+                filename,
+                map_location=map_location,
+                weights_only=weights_only,
+                mmap=mmap,
+            )
     except pickle.UnpicklingError as error:
         if weights_only and 'Weights only load failed' in str(error):
             if 'invalid load key' not in str(error):

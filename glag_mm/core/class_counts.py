@@ -64,6 +64,37 @@ def count_labels(
     return np.bincount(labels, minlength=num_classes or 0).tolist()
 
 
+def dataset_labels(dataset) -> np.ndarray:
+    """int64 labels in index order from ``get_gt_labels()`` or
+    ``get_cat_ids(i)``; TypeError for neither or multi-label."""
+    if hasattr(dataset, 'get_gt_labels'):
+        labels = dataset.get_gt_labels()
+    elif hasattr(dataset, 'get_cat_ids'):
+        labels = [dataset.get_cat_ids(i) for i in range(len(dataset))]
+    else:
+        raise TypeError(
+            f'{type(dataset).__name__} has neither get_gt_labels() nor '
+            'get_cat_ids(); wrap an mmpretrain classification dataset, or '
+            'pass class_counts explicitly.'
+        )
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f'{type(dataset).__name__}: labels are not one integer per '
+            'sample (a multi-label dataset?); class counts, long-tail '
+            'subsets and class-aware sampling need single-label data.'
+        ) from err
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise TypeError(
+            f'{type(dataset).__name__}: expected one label per sample, got '
+            f'labels of shape {labels.shape}.'
+        )
+    return labels
+
+
 def log_prior(
     class_counts: Sequence[int], num_classes: Optional[int] = None
 ) -> torch.Tensor:

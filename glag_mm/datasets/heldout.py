@@ -24,9 +24,7 @@ from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
 from ..core import check_integer
-from .utils import IndexedSubset, seeded_class_orders
-
-SPLITS = ('train', 'heldout')
+from .utils import IndexedSubset
 
 
 def heldout_counts(
@@ -72,18 +70,12 @@ class PerClassSplit(IndexedSubset):
         seed: int = 0,
         lazy_init: bool = False,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(
-                f'PerClassSplit: unknown split {split!r}; choose one of '
-                f'{SPLITS} (the same arguments otherwise, for training and '
-                'validation).'
-            )
+        self._set_split(split)
         if not 0 <= fraction < 1:
             raise ValueError(
                 f'PerClassSplit: fraction must be in [0, 1), got {fraction!r}'
                 ' (e.g. 0.1 holds out a tenth of every class).'
             )
-        self.split = split
         self.fraction = float(fraction)
 
         def whole(name, value):
@@ -109,8 +101,7 @@ class PerClassSplit(IndexedSubset):
         """Read the wrapped labels and choose this split's images (once)."""
         if self._fully_initialized:
             return
-        labels, num_classes = self._wrapped_labels()
-        available = np.bincount(labels, minlength=num_classes)
+        labels, available = self._wrapped_labels()
         held = heldout_counts(
             available,
             self.fraction,
@@ -118,17 +109,17 @@ class PerClassSplit(IndexedSubset):
             self.max_per_class,
             self.min_train_per_class,
         )
-        orders = seeded_class_orders(labels, num_classes, self.seed)
-        chosen = [
-            order[:h] if self.split == 'heldout' else order[h:]
-            for order, h in zip(orders, held)
-        ]
-        indices = np.sort(np.concatenate(chosen)).astype(np.int64)
-        self._labels = labels[indices]
-        wanted = self.min_per_class
-        if self.max_per_class is not None:
-            wanted = min(wanted, self.max_per_class)
-        short = [c for c in range(num_classes) if held[c] < wanted]
+        heldout = self.split == 'heldout'
+        kept = self._keep_per_class(
+            labels,
+            self.seed,
+            [(0, h) if heldout else (h, None) for h in held],
+        )
+        wanted = min(
+            self.min_per_class,
+            np.inf if self.max_per_class is None else self.max_per_class,
+        )
+        short = [c for c, h in enumerate(held) if h < wanted]
         if short:
             print_log(
                 f'PerClassSplit: {len(short)} class(es) hold out fewer than '
@@ -139,26 +130,15 @@ class PerClassSplit(IndexedSubset):
                 logger='current',
                 level=30,
             )
-        self._keep(indices)
         train = [int(a - h) for a, h in zip(available, held)]
-        self._metainfo['heldout_counts'] = [int(h) for h in held]
-        self._metainfo['class_counts'] = (
-            train if self.split == 'train' else [int(h) for h in held]
-        )
-        if self.split == 'heldout':
+        self._metainfo['heldout_counts'] = held
+        self._metainfo['class_counts'] = list(held) if heldout else train
+        if heldout:
             self._metainfo['train_class_counts'] = train
         self._fully_initialized = True
         print_log(
-            f'PerClassSplit ({self.split}): {len(indices)} of {len(labels)} '
-            f'images (fraction {self.fraction:g}, seed {self.seed}, '
-            f'{num_classes} classes, {sum(held)} held out)',
+            f'PerClassSplit ({self.split}): {kept} of {len(labels)} images '
+            f'(fraction {self.fraction:g}, seed {self.seed}, {len(held)} '
+            f'classes, {sum(held)} held out)',
             logger='current',
-        )
-
-    def __repr__(self) -> str:
-        size = len(self._indices) if self._fully_initialized else '?'
-        return (
-            f'PerClassSplit({type(self.dataset).__name__}, '
-            f'split={self.split!r}, fraction={self.fraction:g}, '
-            f'seed={self.seed}: {size} images)'
         )

@@ -19,21 +19,9 @@ from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
 from ..core import check_integer, check_number
-from .utils import IndexedSubset, seeded_class_orders
+from .utils import IndexedSubset
 
 PROFILES = ('exp', 'step')
-SPLITS = ('train', 'heldout')
-
-
-def _check_imbalance_factor(imbalance_factor: float) -> float:
-    check_number('imbalance_factor (n_max / n_min)', imbalance_factor)
-    if imbalance_factor < 1:
-        raise ValueError(
-            f'imbalance_factor must be >= 1 (n_max / n_min), got '
-            f'{imbalance_factor}; 1 keeps every class at n_max, the '
-            'literature uses 10, 50, 100 or 200.'
-        )
-    return float(imbalance_factor)
 
 
 def long_tail_counts(
@@ -44,7 +32,9 @@ def long_tail_counts(
 ) -> List[int]:
     """n_0 >= ... >= n_{C-1} >= 1 kept by the class of rank i (module
     docstring); a class left with no image is a ValueError."""
-    imbalance_factor = _check_imbalance_factor(imbalance_factor)
+    imbalance_factor = check_number(
+        'imbalance_factor (n_max / n_min)', imbalance_factor, at_least=1
+    )
     if profile not in PROFILES:
         raise ValueError(
             f'unknown long-tail profile {profile!r}; choose one of {PROFILES}'
@@ -85,10 +75,7 @@ class LongTailDataset(IndexedSubset):
     first ``long_tail_counts(C, max_count, imbalance_factor, profile)[i]``
     of its images permuted by a generator seeded with (seed, class): the
     same images in every process and run, and for one seed a larger IF
-    keeps a subset of a smaller one's. Kept samples stay in the wrapped
-    order; nothing is copied per image. A wrapped dataset built from a
-    config dict is shrunk in place (``get_subset_``, freeing in-memory
-    images); an instance passed in is never modified. ``metainfo`` adds
+    keeps a subset of a smaller one's. ``metainfo`` adds
     ``class_counts``, ``imbalance_factor`` and ``profile``. A class short
     of its target is a ValueError unless ``allow_shortage`` (then logged).
 
@@ -111,20 +98,13 @@ class LongTailDataset(IndexedSubset):
         split: str = 'train',
         heldout_per_class: int = 20,
     ) -> None:
-        self.imbalance_factor = _check_imbalance_factor(imbalance_factor)
-        if split not in SPLITS:
-            raise ValueError(
-                f'unknown split {split!r}; choose one of {SPLITS}'
-            )
-        self.split = split
+        self.imbalance_factor = check_number(
+            'imbalance_factor (n_max / n_min)', imbalance_factor, at_least=1
+        )
+        self._set_split(split)
         self.heldout_per_class = check_integer(
             'heldout_per_class', heldout_per_class, at_least=1
         )
-        if profile not in PROFILES:
-            raise ValueError(
-                f'unknown long-tail profile {profile!r}; choose one of '
-                f'{PROFILES}'
-            )
         # the same subset in every process: never a random seed
         self.seed = check_integer('seed', seed, at_least=0)
         if max_count is not None:
@@ -192,62 +172,38 @@ class LongTailDataset(IndexedSubset):
         """Read the wrapped labels and choose the kept images (once)."""
         if self._fully_initialized:
             return
-        labels, num_classes = self._wrapped_labels()
-        if labels.size and labels.max() >= num_classes:
-            raise ValueError(
-                f'label {int(labels.max())} of the wrapped dataset is out of '
-                f'range for its {num_classes} classes'
-            )
-        available = np.bincount(labels, minlength=num_classes)
+        labels, available = self._wrapped_labels()
         counts = self._target_counts(available)
-        orders = seeded_class_orders(labels, num_classes, self.seed)
-        kept = [
-            order[n : n + self.heldout_per_class]
-            if self.split == 'heldout'
-            else order[:n]
-            for order, n in zip(orders, counts)
-        ]
-        indices = np.sort(np.concatenate(kept))
-        if self.split == 'heldout' and not len(indices):
-            raise ValueError(self._empty_heldout_message(available, counts))
-        self._labels = labels[indices]
-        self._keep(indices)
+        held = self.heldout_per_class
+        kept = self._keep_per_class(
+            labels,
+            self.seed,
+            [
+                (n, n + held) if self.split == 'heldout' else (0, n)
+                for n in counts
+            ],
+        )
+        if self.split == 'heldout' and not kept:
+            raise ValueError(
+                "LongTailDataset(split='heldout') is empty: the training "
+                f'subset (imbalance_factor={self.imbalance_factor:g}, '
+                f'max_count={self.max_count}) keeps every image of every '
+                f'class ({int(available.min())}..{int(available.max())} per '
+                'class), so none is left to hold out. Set max_count below '
+                'the class sizes, raise imbalance_factor, or validate on '
+                'another split.'
+            )
         self._metainfo['class_counts'] = [int(c) for c in counts]
         if self.split == 'heldout':
             self._metainfo['train_class_counts'] = [int(c) for c in counts]
             self._metainfo['class_counts'] = np.bincount(
-                self._labels, minlength=num_classes
+                self._labels, minlength=len(counts)
             ).tolist()
         self._fully_initialized = True
         print_log(
-            f'LongTailDataset ({self.split}): kept {len(indices)} of '
-            f'{len(labels)} images '
-            f'({self.profile!r}, imbalance_factor={self.imbalance_factor:g}'
-            f', {num_classes} classes, max {max(counts)}, '
-            f'min {min(counts)})',
+            f'LongTailDataset ({self.split}): kept {kept} of {len(labels)} '
+            f'images ({self.profile!r}, imbalance_factor='
+            f'{self.imbalance_factor:g}, {len(counts)} classes, max '
+            f'{max(counts)}, min {min(counts)})',
             logger='current',
-        )
-
-    def _empty_heldout_message(self, available, counts) -> str:
-        cause = f'imbalance_factor={self.imbalance_factor:g}, max_count='
-        return (
-            "LongTailDataset(split='heldout') is empty: the training subset "
-            f'({cause}{self.max_count}) keeps every image of every class '
-            f'({int(available.min())}..{int(available.max())} per class), so '
-            'none is left to hold out. Set max_count below the class sizes, '
-            'raise imbalance_factor, or validate on another split.'
-        )
-
-    def __repr__(self) -> str:
-        state = (
-            f'{len(self)} images, class_counts max '
-            f'{max(self._metainfo["class_counts"])} min '
-            f'{min(self._metainfo["class_counts"])}'
-            if self._fully_initialized
-            else 'not initialised'
-        )
-        return (
-            f'LongTailDataset({type(self.dataset).__name__}, '
-            f'imbalance_factor={self.imbalance_factor:g}, '
-            f'profile={self.profile!r}, seed={self.seed}: {state})'
         )

@@ -12,6 +12,7 @@ import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmengine.dataset import force_full_init
 from mmengine.fileio import get_text
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
@@ -92,10 +93,14 @@ class LongTailListDataset(BaseDataset):
     lines or (``.json``) COCO-like annotations; paths resolve as in
     mmpretrain's ``CustomDataset`` with an ``ann_file``."""
 
+    #: the subclass's class count and names (names default to '0'..'C-1')
+    NUM_CLASSES: Optional[int] = None
+    DEFAULT_CLASSES: Optional[Sequence[str]] = None
+
     def __init__(
         self,
         ann_file: str,
-        num_classes: int,
+        num_classes: Optional[int] = None,
         data_root: str = '',
         data_prefix: Union[str, dict] = '',
         classes: Optional[Sequence[str]] = None,
@@ -107,7 +112,7 @@ class LongTailListDataset(BaseDataset):
                 '(e.g. ImageNet_LT_train.txt) or json annotations'
             )
         self.num_classes = check_integer(
-            'num_classes', num_classes, at_least=1
+            'num_classes', num_classes or self.NUM_CLASSES, at_least=1
         )
         if classes is not None and len(classes) != self.num_classes:
             raise ValueError(
@@ -128,7 +133,8 @@ class LongTailListDataset(BaseDataset):
         self._metainfo.setdefault('classes', self._default_classes())
 
     def _default_classes(self) -> Tuple[str, ...]:
-        return tuple(str(i) for i in range(self.num_classes))
+        names = self.DEFAULT_CLASSES or map(str, range(self.num_classes))
+        return tuple(names)
 
     def load_data_list(self) -> List[dict]:
         """Parse the split file (no image is opened)."""
@@ -185,15 +191,13 @@ class LongTailListDataset(BaseDataset):
             self._gt_labels, minlength=self.num_classes
         ).tolist()
 
+    @force_full_init
     def get_gt_labels(self) -> np.ndarray:
         """Labels of all samples (int64), without unpickling each one."""
-        if not self._fully_initialized:
-            self.full_init()
         return self._gt_labels.copy()
 
+    @force_full_init
     def get_cat_ids(self, idx: int) -> List[int]:
-        if not self._fully_initialized:
-            self.full_init()
         return [int(self._gt_labels[idx])]
 
 
@@ -207,11 +211,8 @@ class ImageNetLT(LongTailListDataset):
     ``data_root`` to the ImageNet folder holding ``train/`` and ``val/``.
     """
 
-    def __init__(self, ann_file: str, **kwargs) -> None:
-        super().__init__(ann_file, num_classes=1000, **kwargs)
-
-    def _default_classes(self) -> Tuple[str, ...]:
-        return tuple(IMAGENET_CATEGORIES)
+    NUM_CLASSES = 1000
+    DEFAULT_CLASSES = IMAGENET_CATEGORIES
 
 
 @DATASETS.register_module()
@@ -223,11 +224,8 @@ class PlacesLT(LongTailListDataset):
     Places365's val set). Set ``data_root`` to the Places365 folder.
     """
 
-    def __init__(self, ann_file: str, **kwargs) -> None:
-        super().__init__(ann_file, num_classes=365, **kwargs)
-
-    def _default_classes(self) -> Tuple[str, ...]:
-        return PLACES365_CATEGORIES
+    NUM_CLASSES = 365
+    DEFAULT_CLASSES = PLACES365_CATEGORIES
 
 
 @DATASETS.register_module()
@@ -238,5 +236,4 @@ class INaturalist2018(LongTailListDataset):
     val2018.json, which also give the names). ``data_root``: the folder
     holding ``train_val2018/``."""
 
-    def __init__(self, ann_file: str, **kwargs) -> None:
-        super().__init__(ann_file, num_classes=8142, **kwargs)
+    NUM_CLASSES = 8142

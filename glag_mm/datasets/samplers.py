@@ -16,7 +16,7 @@ would; the decoupling code carries its iterators over epochs instead):
 """
 
 import math
-from typing import Iterator, List, Optional, Sized
+from typing import Iterator, Optional, Sized
 
 import numpy as np
 from mmengine.dist import get_dist_info, sync_random_seed
@@ -25,7 +25,7 @@ from mmpretrain.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
 from ..core import check_integer
-from .utils import dataset_labels, dataset_num_classes
+from .utils import labels_and_counts
 
 
 @DATA_SAMPLERS.register_module()
@@ -61,19 +61,15 @@ class ClassAwareSampler(Sampler):
             'samples_per_pick', samples_per_pick, at_least=1
         )
 
-        labels = dataset_labels(dataset)
+        labels, counts = labels_and_counts(dataset, 'ClassAwareSampler')
         if labels.size == 0:
             raise ValueError('ClassAwareSampler: the dataset is empty')
-        num_classes = max(
-            dataset_num_classes(dataset, labels), int(labels.max()) + 1
-        )
-        counts = np.bincount(labels, minlength=num_classes)
+        num_classes = len(counts)
         self.classes = np.flatnonzero(counts)  # classes that have images
-        by_class = np.argsort(labels, kind='stable')
-        bounds = np.concatenate([[0], np.cumsum(counts)])
-        self._members: List[np.ndarray] = [
-            by_class[bounds[c] : bounds[c + 1]] for c in self.classes
-        ]
+        by_class = np.split(
+            np.argsort(labels, kind='stable'), np.cumsum(counts)[:-1]
+        )
+        self._members = [by_class[c] for c in self.classes]
         if len(self.classes) < num_classes:
             empty = np.flatnonzero(counts == 0).tolist()
             print_log(

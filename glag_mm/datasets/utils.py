@@ -8,40 +8,17 @@ from mmengine.dataset import BaseDataset as MMEngineBaseDataset
 from mmengine.dataset import force_full_init
 from mmpretrain.registry import DATASETS
 
+from ..core.class_counts import count_labels, dataset_labels
 
-def dataset_labels(dataset) -> np.ndarray:
-    """int64 labels in index order from ``get_gt_labels()`` or
-    ``get_cat_ids(i)``; TypeError for neither or multi-label."""
-    if hasattr(dataset, 'get_gt_labels'):
-        labels = dataset.get_gt_labels()
-    elif hasattr(dataset, 'get_cat_ids'):
-        labels = [dataset.get_cat_ids(i) for i in range(len(dataset))]
-    else:
-        raise TypeError(
-            f'{type(dataset).__name__} has neither get_gt_labels() nor '
-            'get_cat_ids(); wrap an mmpretrain classification dataset.'
-        )
-    try:
-        labels = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(
-            f'{type(dataset).__name__}: labels are not one integer per '
-            'sample (a multi-label dataset?); long-tail subsets and '
-            'class-aware sampling need single-label data.'
-        ) from err
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise TypeError(
-            f'{type(dataset).__name__}: expected one label per sample, got '
-            f'labels of shape {labels.shape}.'
-        )
-    if labels.size and labels.min() < 0:
-        raise ValueError(
-            f'{type(dataset).__name__}: negative class label '
-            f'{int(labels.min())}; labels must be class indices 0..C-1.'
-        )
-    return labels
+
+def labels_and_counts(dataset, owner: str):
+    """(labels, n_c) of a dataset: C is ``len(metainfo['classes'])`` when
+    known, else max label + 1; a label outside [0, C) is a ValueError."""
+    labels = dataset_labels(dataset)
+    num_classes = dataset_num_classes(dataset, labels)
+    source = f'{owner}: {type(dataset).__name__}'
+    counts = count_labels(labels, num_classes, source)
+    return labels, np.asarray(counts, dtype=np.int64)
 
 
 def dataset_num_classes(dataset, labels: Optional[np.ndarray] = None) -> int:
@@ -55,31 +32,23 @@ def dataset_num_classes(dataset, labels: Optional[np.ndarray] = None) -> int:
     return int(labels.max()) + 1 if labels.size else 0
 
 
-def seeded_class_orders(
-    labels: np.ndarray, num_classes: int, seed: int
-) -> List[np.ndarray]:
-    """Class c's sample indices (dataset order) permuted by
-    ``np.random.default_rng([seed, c])``: the same in every process."""
-    available = np.bincount(labels, minlength=num_classes)
-    # Stable sort groups each class's sample indices in dataset order.
-    by_class = np.argsort(labels, kind='stable')
-    starts = np.concatenate([[0], np.cumsum(available)])
-    orders = []
-    for cls in range(num_classes):
-        members = by_class[starts[cls] : starts[cls + 1]]
-        rng = np.random.default_rng([seed, cls])
-        orders.append(members[rng.permutation(len(members))])
-    return orders
-
-
 class IndexedSubset:
     """Base of the wrappers that keep some samples of a dataset by index.
 
-    A subclass calls :meth:`_wrap` in ``__init__``, then in ``full_init``
-    :meth:`_wrapped_labels` and :meth:`_keep` (setting ``_labels``). A
-    wrapped dataset built from a config dict is shrunk in place; an
-    instance passed in is never modified.
+    A subclass calls :meth:`_wrap` in ``__init__`` and :meth:`_keep` in
+    ``full_init``. A wrapped dataset built from a config dict is shrunk in
+    place (``get_subset_``, freeing in-memory images); an instance passed in
+    is never modified.
     """
+
+    def _set_split(self, split: str) -> None:
+        if split not in ('train', 'heldout'):
+            raise ValueError(
+                f'{type(self).__name__}: unknown split {split!r}; choose one '
+                "of ('train', 'heldout') (the same arguments otherwise, for "
+                'training and validation)'
+            )
+        self.split = split
 
     def _wrap(self, dataset) -> None:
         """Build (a config dict) or take (an instance) the wrapped dataset."""
@@ -107,10 +76,10 @@ class IndexedSubset:
             self.dataset.full_init()
 
     def _wrapped_labels(self):
-        """Initialise the wrapped dataset; its labels and class count C."""
+        """Initialise the wrapped dataset; its labels and per-class counts
+        (a label outside its C classes is a ValueError)."""
         self._init_wrapped()
-        labels = dataset_labels(self.dataset)
-        return labels, dataset_num_classes(self.dataset, labels)
+        return labels_and_counts(self.dataset, type(self).__name__)
 
     def _keep(self, indices: np.ndarray) -> None:
         """Keep the wrapped samples ``indices`` (sorted), in that order."""
@@ -121,6 +90,23 @@ class IndexedSubset:
             self.dataset.get_subset_(indices.tolist())
             indices = np.arange(len(indices), dtype=np.int64)
         self._indices = indices
+
+    def _keep_per_class(self, labels, seed: int, ranges) -> int:
+        """Keep ``order[start:stop]`` of each class c for ``ranges`` one
+        ``(start, stop)`` per class, ``order`` the class's sample indices
+        permuted by ``np.random.default_rng([seed, c])`` (the same in every
+        process); returns the number kept."""
+        by_class = np.argsort(labels, kind='stable')  # dataset order
+        bounds = np.cumsum(np.bincount(labels, minlength=len(ranges)))[:-1]
+        chosen = []
+        for c, members in enumerate(np.split(by_class, bounds)):
+            order = np.random.default_rng([seed, c]).permutation(len(members))
+            start, stop = ranges[c]
+            chosen.append(members[order[start:stop]])
+        indices = np.sort(np.concatenate(chosen)).astype(np.int64)
+        self._labels = labels[indices]
+        self._keep(indices)
+        return len(indices)
 
     @property
     def metainfo(self) -> dict:

@@ -7,10 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import DATASETS, HOOKS
 
 from ..core import check_class_counts
-from ..runtime import (
-    resolve_class_counts,
-    set_train_class_counts,
-)
+from ..runtime import resolve_class_counts, set_train_class_counts
 
 
 @HOOKS.register_module()
@@ -44,14 +41,15 @@ class ClassCountsHook(Hook):
             return None
         dataset = cfg['dataset'] if isinstance(cfg, dict) else cfg.dataset
         return (
-            DATASETS.build(dataset) if isinstance(dataset, dict) else (dataset)
+            DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
         )
 
     def before_run(self, runner) -> None:
         model = runner.model
         model = model.module if is_model_wrapper(model) else model
-        head = getattr(model, 'head', None)
-        num_classes = getattr(head, 'num_classes', None)
+        num_classes = getattr(
+            getattr(model, 'head', None), 'num_classes', None
+        )
         dataset = self._training_dataset(runner)
         if dataset is None and self.class_counts is None:
             runner.logger.warning(

@@ -1,12 +1,10 @@
 """What a Runner built by another tool needs from glag_mm, added on import.
 
-So that the one-line swap (``custom_imports`` plus the loss) works under
-mmpretrain's own tools and ``mim train``, importing glag_mm wraps
-``Runner.register_hooks`` (adds :class:`ClassCountsHook` where a glag_mm
-module reads class counts, an ``AFGHead`` or a glag_mm metric is used, and
-none is configured) and ``Runner.from_cfg`` (a multi-stage config is
-refused naming glag_mm's ``tools/train.py``, not ``KeyError: 'model'``).
-:func:`install` is idempotent.
+So that the one-line swap works under mmpretrain's own tools and ``mim
+train``, :func:`install` (idempotent) wraps ``Runner.register_hooks`` (adds
+:class:`ClassCountsHook` where a glag_mm part reads class counts and none is
+configured) and ``Runner.from_cfg`` (a multi-stage config is refused naming
+glag_mm's ``tools/train.py``, not ``KeyError: 'model'``).
 """
 
 import functools
@@ -24,13 +22,11 @@ def _is_glag_mm(obj) -> bool:
 
 
 def _metric_types(evaluator) -> list:
-    if evaluator is None:
-        return []
     if isinstance(evaluator, dict):
-        metrics = evaluator.get('metrics', evaluator)
-    else:
-        metrics = evaluator
-    metrics = metrics if isinstance(metrics, (list, tuple)) else [metrics]
+        evaluator = evaluator.get('metrics', evaluator)
+    metrics = (
+        evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
+    )
     return [m.get('type') for m in metrics if isinstance(m, dict)]
 
 

