@@ -17,7 +17,7 @@
 # epochs in all, about 80 here).
 
 search = 'coordinate'
-max_runs = 8
+max_runs = 9
 criterion = 'lt/top1'
 
 # GLAG's own sampling for 'balance' (METHOD.md stage two, item 7):
@@ -48,8 +48,9 @@ grid = {
     ],
     # KD temperature T.
     'custom_hooks.GLAGDistillHook.temperature': [1.0, 4.0],
-    # beta's end value (beta_max; the paper's tau_max of the KD weight).
-    'custom_hooks.GLAGDistillHook.beta_max': [1.0, 0.5],
+    # beta's end value (beta_max; the paper's tau_max of the KD weight); 0
+    # turns KD off, so the search can find where distillation costs.
+    'custom_hooks.GLAGDistillHook.beta_max': [1.0, 0.5, 0.0],
     # KD on head classes only (None: the head's tail threshold) or on every
     # class (1: no class has fewer than one image, so none is a tail class).
     'custom_hooks.GLAGDistillHook.tail_threshold': [None, 1],
