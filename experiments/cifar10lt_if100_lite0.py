@@ -101,7 +101,7 @@ if _GLAG:
     _STAGE_TWO.append(
         (
             'glag_val',
-            'GLAG (AFG + KD), val-selected',
+            'GLAG, val-selected',
             'afg_kd_lite0_10e.py',
             {**_KEEP_ALL, **_GLAG},
             ['crt', 'lws', 'afg_kd'],
