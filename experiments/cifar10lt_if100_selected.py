@@ -103,5 +103,36 @@ for _name, _label, _config, _options, _base in _STAGE_TWO:
     )
 if _GLAG:
     runs[-1]['note'] = 'chosen setting: ' + json.dumps(_GLAG, sort_keys=True)
+# The CE trunk (the decoupling baseline's): stage one re-trained with its
+# recorded recipe, the stage-two methods with the settings chosen on the
+# GraLoss trunk (no second selection).
+runs.append(
+    dict(
+        name='ce',
+        label='CE',
+        group='Stage one (30 epochs)',
+        config=_C + 'ce_r32_30e.py',
+        epochs=30,
+    )
+)
+for _name, _label, _config, _options, _base in (
+    _STAGE_TWO[:2] + _STAGE_TWO[3:5]
+):
+    runs.append(
+        dict(
+            name=f'ce_{_name}',
+            label=_label.replace('GraLoss', 'CE').replace(
+                'GLAG (CE + AFG + KD), defaults', 'CE + AFG + KD'
+            ),
+            group='Stage two on CE',
+            config=_C + _config,
+            epochs=_options.get('train_cfg.max_epochs', 10),
+            stage_one_from='ce',
+            stage_one_seed=0,
+            seeds=[0, 1, 2],
+            cfg_options=dict(_options),
+            baseline=[f'ce_{b}' for b in _base if b != 'kd'],
+        )
+    )
 
 compare = [('crt', 'afg_kd')]
