@@ -227,11 +227,12 @@ def test_experiment_spec_plans_every_config(tmp_path):
         work_root=str(tmp_path / 'work'),
     )
     jobs = plan_jobs(spec, ctx)  # also checks each run's stated epochs
-    # five stage-one runs; cRT, LWS, AFG, AFG + KD on three trunks; KD alone,
-    # the 'stage_one' reference and cRT at 40 epochs on GraLoss; GLAG's
-    # val-selected row at 10 and 40 epochs once its selection is recorded
+    # five stage-one runs; cRT, LWS, AFG, AFG + KD on three trunks; KD alone
+    # and the 'stage_one' reference on GraLoss; at 40 epochs cRT, LWS, KD,
+    # AFG, AFG + KD on GraLoss and LA + cRT; GLAG's val-selected row at 10 and
+    # 40 epochs once its selection is recorded
     glag = {job.run.name for job in jobs} & {'graloss_glag_val'}
-    assert len(jobs) == 3 * (5 + 3 * 4 + 3) + 3 * 2 * bool(glag)
+    assert len(jobs) == 3 * (5 + 3 * 4 + 2 + 6) + 3 * 2 * bool(glag)
     assert {job.status for job in jobs} == {'new'}
     configs = {job.run.config for job in jobs}
     assert all('fashionmnistlt_if100/' in c for c in configs)
