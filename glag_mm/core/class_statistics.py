@@ -89,13 +89,6 @@ class ClassStatistics:
         tables: Dict[str, Tensor],
         settings: Optional[dict] = None,
     ) -> None:
-        num, dim = means.shape
-        bad = [k for k in _TABLES[:-2] if tables[k].shape != (num,)]
-        if bad or rows.ndim != 2 or rows.shape[1] != dim:
-            raise ValueError(
-                f'ClassStatistics: tables {bad} are not ({num},) or rows '
-                f'{tuple(rows.shape)} not (R, {dim})'
-            )
         self.means, self.rows = means, rows
         for key in _TABLES:
             setattr(self, key, tables[key].cpu())
