@@ -36,7 +36,6 @@ import torch
 from torch import Tensor
 
 from .calibration import support_sets
-from .checks import check_integer
 
 _TABLES = (
     'counts factor_start factor_size factor_scale residual exact tail '
@@ -125,10 +124,8 @@ class ClassStatistics:
         centred rows sorted by class (consumed), ``tail_mask`` (C,) bool:
         the classes calibrated from ``num_donors`` donors; classes with at
         most ``exact_rows`` images keep their exact covariance, larger ones
-        a rank-``rank`` factor (module docstring).
+        a rank-``rank`` factor (module docstring; both >= 1, AFGHead checks).
         """
-        check_integer('exact_rows', exact_rows, at_least=1)
-        check_integer('rank', rank, at_least=1)
         counts = torch.as_tensor(counts).cpu().long()
         tail = torch.as_tensor(tail_mask).cpu().bool()
         n = counts.tolist()
