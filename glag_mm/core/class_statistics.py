@@ -251,9 +251,7 @@ class ClassStatistics:
 
     def memory_bytes(self) -> int:
         """Bytes of every tensor (rows dominate)."""
-        return sum(
-            t.numel() * t.element_size() for t in self.tensors().values()
-        )
+        return sum(t.nbytes for t in self.tensors().values())
 
     def save(self, path: str, **info: Union[str, int]) -> None:
         """Write the tensors (and plain ``info``) with ``torch.save``."""
