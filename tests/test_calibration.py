@@ -17,7 +17,6 @@ from mmpretrain.structures import DataSample
 from glag_mm.evaluation import (
     LongTailAccuracy,
     ReliabilityTable,
-    confidence_bins,
     reliability_bins,
 )
 
@@ -84,10 +83,11 @@ def test_bin_edges_belong_to_the_lower_bin():
     edges = torch.tensor(
         [0.0, 1 / 15, 2 / 15, 0.2, 0.5, 14 / 15, 1.0], dtype=torch.float64
     )
-    assert confidence_bins(edges, 15).tolist() == [0, 0, 1, 2, 7, 13, 14]
-    assert confidence_bins(
-        torch.tensor([0.2 + 1e-9], dtype=torch.float64), 15
-    ).tolist() == [3]
+    # into bins 0, 0, 1, 2, 7, 13, 14
+    count = reliability_bins(edges, torch.ones(7))['count']
+    assert count == [2, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1]
+    just_above = torch.tensor([0.2 + 1e-9], dtype=torch.float64)
+    assert reliability_bins(just_above, torch.ones(1))['count'][3] == 1
     with pytest.raises(ValueError, match='softmax'):
         reliability_bins(torch.tensor([1.5]), torch.tensor([True]))
 

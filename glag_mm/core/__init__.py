@@ -15,7 +15,6 @@ from .distill import distillation_loss
 from .fbl import authors_curriculum, fbl_class_strength
 from .gala import gala_adjust_logits
 from .generator import anchor_positions, generate_features, seeded_generators
-from .logit_adjustment import adjust_logits
 from .schedules import SCHEDULES, check_schedule, schedule_value
 from .statistics_builder import AllGather, StatisticsBuilder
 from .tukey import check_tukey_lambda, tukey_transform

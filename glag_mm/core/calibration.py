@@ -89,13 +89,9 @@ def support_sets(
 
     Donors of an anchor of class c: the k classes with more training images
     than c whose means mu (C, D) are nearest to the anchor in L2; weighting
-    ``'count_distance'`` or ``'uniform'`` (module docstring).
+    ``'count_distance'`` or ``'uniform'`` (module docstring; AFGHead checks
+    it).
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(
-            f'unknown donor weighting {weighting!r}; choose one of '
-            f'{WEIGHTINGS}'
-        )
     dev = means.device
     anchor_classes = anchor_classes.to(dev, torch.long)
     counts = torch.as_tensor(counts).to(dev)

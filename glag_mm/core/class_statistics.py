@@ -36,7 +36,6 @@ import torch
 from torch import Tensor
 
 from .calibration import support_sets
-from .checks import check_integer
 
 _TABLES = (
     'counts factor_start factor_size factor_scale residual exact tail '
@@ -89,13 +88,6 @@ class ClassStatistics:
         tables: Dict[str, Tensor],
         settings: Optional[dict] = None,
     ) -> None:
-        num, dim = means.shape
-        bad = [k for k in _TABLES[:-2] if tables[k].shape != (num,)]
-        if bad or rows.ndim != 2 or rows.shape[1] != dim:
-            raise ValueError(
-                f'ClassStatistics: tables {bad} are not ({num},) or rows '
-                f'{tuple(rows.shape)} not (R, {dim})'
-            )
         self.means, self.rows = means, rows
         for key in _TABLES:
             setattr(self, key, tables[key].cpu())
@@ -132,10 +124,8 @@ class ClassStatistics:
         centred rows sorted by class (consumed), ``tail_mask`` (C,) bool:
         the classes calibrated from ``num_donors`` donors; classes with at
         most ``exact_rows`` images keep their exact covariance, larger ones
-        a rank-``rank`` factor (module docstring).
+        a rank-``rank`` factor (module docstring; both >= 1, AFGHead checks).
         """
-        check_integer('exact_rows', exact_rows, at_least=1)
-        check_integer('rank', rank, at_least=1)
         counts = torch.as_tensor(counts).cpu().long()
         tail = torch.as_tensor(tail_mask).cpu().bool()
         n = counts.tolist()
@@ -261,9 +251,7 @@ class ClassStatistics:
 
     def memory_bytes(self) -> int:
         """Bytes of every tensor (rows dominate)."""
-        return sum(
-            t.numel() * t.element_size() for t in self.tensors().values()
-        )
+        return sum(t.nbytes for t in self.tensors().values())
 
     def save(self, path: str, **info: Union[str, int]) -> None:
         """Write the tensors (and plain ``info``) with ``torch.save``."""

@@ -32,22 +32,6 @@ def fbl_class_strength(
     return ((log_n.max() - log_n) / spread).float()
 
 
-def fbl_adjust_logits(
-    logits: torch.Tensor,
-    features: torch.Tensor,
-    class_strength: torch.Tensor,
-    scale: float,
-    eps: float = 1e-6,
-) -> torch.Tensor:
-    """z_j - scale lambda~_j / (||f||_2 + eps), scale = a lambda; f (N,
-    ...) is flattened per sample; differentiable in z and f."""
-    if scale == 0:
-        return logits
-    norm = features.flatten(1).norm(p=2, dim=1, keepdim=True)
-    strength = class_strength.to(logits)[None, :]
-    return logits - scale * strength / (norm.to(logits.dtype) + eps)
-
-
 def authors_curriculum(epoch: int, max_epochs: int) -> float:
     """The authors' a = (e / (E - 10)) ** 2, e 0-based, unclipped (about
     1.1 at the end for E = 200)."""

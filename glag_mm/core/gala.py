@@ -18,8 +18,6 @@ z_j + lambda1 * log(theta_j + eps) - lambda2 * log(phi_k + eps), j != k,
 and z_k is left alone (the paper's form).
 """
 
-from typing import Tuple
-
 import torch
 import torch.nn.functional as F
 
@@ -47,19 +45,3 @@ def gala_adjust_logits(
     )
     non_target = 1.0 - F.one_hot(labels, logits.shape[-1]).to(shift.dtype)
     return logits + (shift * non_target).to(logits.dtype)
-
-
-def gala_increments(
-    probs: torch.Tensor, labels: torch.Tensor, phi_mode: str = 'received'
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(d_theta, d_phi), (C,) float64: this batch's additions, from the
-    softmax of the adjusted logits; ``phi_mode`` one of :data:`PHI_MODES`."""
-    p = probs.detach().to(torch.float64)
-    onehot = F.one_hot(labels, p.shape[-1]).to(torch.float64)
-    d_theta = ((1.0 - p) * onehot).sum(dim=0)
-    if phi_mode == 'received':
-        d_phi = (p * (1.0 - onehot)).sum(dim=0)
-    else:
-        sent = (p * (1.0 - onehot)).sum(dim=1)  # per sample, to j != y_i
-        d_phi = onehot.t() @ sent
-    return d_theta, d_phi

@@ -15,7 +15,6 @@ import torch
 from torch import Tensor
 
 from .calibration import calibrated_mean
-from .checks import check_number
 from .class_statistics import ClassStatistics
 
 Generators = Tuple[Optional[torch.Generator], Optional[torch.Generator]]
@@ -61,22 +60,14 @@ def generate_features(
     """(M, D) float32 features (Tukey space) and (M,) labels of the
     requested ``classes`` ((M,) host ids sorted by class, e.g. from
     :func:`~glag_mm.core.calibration.generation_plan`), on the statistics'
-    device. ``confidence``: (C,) s_c; ``alpha``: isotropic dispersion added
-    to calibrated covariances; ``generators``: (host, device), e.g.
-    :func:`seeded_generators`: the host one picks anchors, the device one
-    draws the noise.
+    device. ``confidence``: (C,) s_c; ``alpha`` >= 0 (AFGHead checks it):
+    isotropic dispersion added to calibrated covariances; ``generators``:
+    (host, device), e.g. :func:`seeded_generators`: the host one picks
+    anchors, the device one draws the noise.
     """
     host_gen, dev_gen = generators
     classes = torch.as_tensor(classes).reshape(-1).to('cpu', torch.long)
     num, dev = classes.numel(), stats.device
-    if num and (
-        int(classes.min()) < 0 or int(classes.max()) >= stats.num_classes
-    ):
-        raise ValueError(
-            f'class ids must lie in [0, {stats.num_classes}), got '
-            f'[{int(classes.min())}, {int(classes.max())}]'
-        )
-    check_number('alpha', alpha, at_least=0)
     is_tail = stats.tail[classes]
     pos_tail = torch.nonzero(is_tail).flatten()
     pos_own = torch.nonzero(~is_tail).flatten()

@@ -8,7 +8,7 @@ centres them, and returns :class:`~glag_mm.core.ClassStatistics` (bounded
 covariance factors, read-only), freeing its buffers as it goes.
 """
 
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Union
 
 import torch
 import torch.distributed as dist
@@ -22,7 +22,6 @@ from .class_statistics import ClassStatistics
 #: has this contract).
 AllGather = Callable[[Tensor], List[Tensor]]
 
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _ROUND_BYTES = 16 * 2**20  # rows sent per rank in one all_gather round
 _WORK_BYTES = 16 * 2**20  # temporaries of the mean / centring passes
 
@@ -37,27 +36,6 @@ def _torch_all_gather(tensor: Tensor) -> List[Tensor]:
     out = [torch.empty_like(send) for _ in range(dist.get_world_size())]
     dist.all_gather(out, send)
     return [t.to(tensor.device) for t in out]
-
-
-def _resolve_all_gather(all_gather) -> AllGather:
-    """A callable as it is; None: torch.distributed when it runs with more
-    than one process, else local; False: local (``[tensor]``)."""
-    if all_gather is None or all_gather is True:
-        if (
-            dist.is_available()
-            and dist.is_initialized()
-            and dist.get_world_size() > 1
-        ):
-            return _torch_all_gather
-        all_gather = False
-    if all_gather is False:
-        return lambda tensor: [tensor]
-    if not callable(all_gather):
-        raise TypeError(
-            'all_gather must be a callable tensor -> list of tensors '
-            f'(one per rank), None or False; got {all_gather!r}'
-        )
-    return all_gather
 
 
 class StatisticsBuilder:
@@ -83,77 +61,42 @@ class StatisticsBuilder:
             'num_classes', num_classes, at_least=1
         )
         self.dim = check_integer('dim', dim, at_least=1)
-        if dtype not in _DTYPES:
-            raise TypeError(
-                'dtype must be torch.float16, bfloat16, float32 or float64, '
-                f'got {dtype!r}'
-            )
         self.dtype = dtype
         self.device = torch.device('cpu' if device is None else device)
         # this rank's batches, as added (rows in ``dtype``)
         self._rows: List[Tensor] = []
         self._labels: List[Tensor] = []
         self._indices: List[Tensor] = []
-        self._has_indices: Optional[bool] = None
-        self.finalized = False
 
-    def add(
-        self,
-        features: Tensor,
-        labels: Tensor,
-        indices: Optional[Tensor] = None,
-    ) -> None:
+    def add(self, features: Tensor, labels: Tensor, indices: Tensor) -> None:
         """Append one batch of (already Tukey-transformed) features.
 
         Args:
             features: (B, D) features of B training samples.
             labels: (B,) class ids in [0, C).
-            indices: (B,) dataset indices. Give them on every call or on
-                none; they fix the row order across any sharding and let
-                :meth:`finalize` drop DistributedSampler's padded repeats.
+            indices: (B,) dataset indices; they fix the row order across
+                any sharding and let :meth:`finalize` drop
+                DistributedSampler's padded repeats.
         """
-        if self.finalized:
-            raise RuntimeError(
-                'this StatisticsBuilder is finalized; start a new one for '
-                'a new statistics pass'
-            )
-        if features.ndim != 2 or features.shape[1] != self.dim:
+        labels = torch.as_tensor(labels).reshape(-1).to(self.device).long()
+        indices = torch.as_tensor(indices).reshape(-1).to(self.device).long()
+        num = labels.numel()
+        if features.shape != (num, self.dim) or indices.numel() != num:
             raise ValueError(
-                f'features must have shape (B, {self.dim}), got '
-                f'{tuple(features.shape)}'
+                f'features {tuple(features.shape)}, {num} labels and '
+                f'{indices.numel()} indices do not fit (B, {self.dim}), (B,) '
+                'and (B,)'
             )
-        labels = torch.as_tensor(labels).reshape(-1)
-        if labels.numel() != features.shape[0]:
+        if num and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(
-                f'{labels.numel()} labels for {features.shape[0]} features'
+                f'labels must lie in [0, {self.num_classes}), got '
+                f'[{int(labels.min())}, {int(labels.max())}]'
             )
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-            raise TypeError('labels must be an integer tensor of class ids')
-        has_idx = indices is not None
-        if self._has_indices is not None and has_idx != self._has_indices:
-            raise ValueError(
-                'pass dataset indices on every add() call or on none'
-            )
-        self._has_indices = has_idx
-        if labels.numel() == 0:
-            return
-        labels = labels.to(self.device, torch.long)
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= self.num_classes:
-            raise ValueError(
-                f'labels must lie in [0, {self.num_classes}), got [{lo}, {hi}]'
-            )
-        if has_idx:
-            indices = torch.as_tensor(indices).reshape(-1)
-            if indices.numel() != labels.numel():
-                raise ValueError(
-                    f'{indices.numel()} indices for {labels.numel()} labels'
-                )
-            self._indices.append(indices.to(self.device, torch.long))
         self._rows.append(
             features.detach().to(self.device, self.dtype, copy=True)
         )
         self._labels.append(labels)
+        self._indices.append(indices)
 
     def finalize(
         self,
@@ -164,7 +107,7 @@ class StatisticsBuilder:
         rank: int = 32,
         all_gather: Union[AllGather, None, bool] = None,
     ) -> ClassStatistics:
-        """Gather, order, centre; return the finished statistics.
+        """Gather, order, centre; return the finished statistics (once).
 
         ``tail_mask``: (C,) bool, the classes calibrated from donors (their
         real rows kept as anchors), or a function of the gathered (C,)
@@ -175,27 +118,36 @@ class StatisticsBuilder:
         ``torch.distributed`` when it runs with over one process; False:
         local.
         """
-        if self.finalized:
-            raise RuntimeError('finalize() was already called')
-        gather = _resolve_all_gather(all_gather)
+        if all_gather is None and (
+            dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        ):
+            all_gather = _torch_all_gather
+        gather = all_gather or (lambda tensor: [tensor])
         dev = self.device
         none = [torch.empty(0, dtype=torch.long, device=dev)]
-        labels = torch.cat(self._labels + none)
-        idx = torch.cat(self._indices + none) if self._has_indices else None
-        sizes, labels, idx = self._gather_meta(gather, labels, idx)
+        local = torch.cat(self._labels + none), torch.cat(self._indices + none)
+        self._labels, self._indices = [], []
+        # every rank's row count, then (labels, indices) padded to the most
+        sizes = [
+            int(n) for n in gather(torch.tensor([len(local[0])], device=dev))
+        ]
         if sum(sizes) == 0:
             raise ValueError(
                 'no features were added; run the statistics pass (add()) '
                 'before finalize()'
             )
-        dest, row_labels = self._destinations(labels, idx)
+        padded = torch.full((2, max(sizes)), -1, device=dev)
+        padded[:, : len(local[0])] = torch.stack(local)
+        parts = [p.to(dev)[:, :n] for p, n in zip(gather(padded), sizes)]
+        dest, row_labels = self._destinations(*torch.cat(parts, 1))
+        del local, padded, parts
         rows = torch.empty(
             len(row_labels), self.dim, dtype=self.dtype, device=dev
         )
         self._scatter(rows, dest, sizes, gather)
-        self._labels, self._indices = [], []
-        self.finalized = True
-        del labels, idx, dest
+        del dest
 
         counts = torch.bincount(row_labels, minlength=self.num_classes)
         acc = torch.float64 if dev.type != 'mps' else torch.float32
@@ -223,48 +175,11 @@ class StatisticsBuilder:
             rank=rank,
         )
 
-    def _gather_meta(self, gather, labels, idx):
-        """Every rank's row count and, concatenated, labels and indices."""
-        dev = self.device
-        head = torch.tensor(
-            [labels.numel(), int(idx is not None), self.num_classes, self.dim],
-            device=dev,
-        )
-        heads = [h.to(dev) for h in gather(head)]
-        sizes = [int(h[0]) for h in heads]
-        shapes = {(int(h[2]), int(h[3])) for h in heads}
-        if len(shapes) != 1:
-            raise ValueError(
-                f'ranks disagree on (num_classes, dim): {sorted(shapes)}; '
-                'build the bank identically on every rank'
-            )
-        if len({int(h[1]) for h in heads}) != 1:
-            raise ValueError(
-                'some ranks passed dataset indices to add() and others did '
-                'not; pass them on every rank or on none'
-            )
-
-        def pad_gather(t: Tensor) -> Tensor:
-            padded = torch.full((max(sizes),), -1, device=dev)
-            padded[: t.numel()] = t
-            parts = [p.to(dev) for p in gather(padded)]
-            return torch.cat([p[:s] for p, s in zip(parts, sizes)])
-
-        return (
-            sizes,
-            pad_gather(labels),
-            idx if idx is None else pad_gather(idx),
-        )
-
-    def _destinations(self, labels: Tensor, idx: Optional[Tensor]):
-        """Target row of each gathered row (-1: dropped repeat) and labels.
-
-        Rows sort by (label, dataset index); without indices by (label,
-        arrival order), arrival being rank 0's rows, then rank 1's, ...
-        """
+    @staticmethod
+    def _destinations(labels: Tensor, idx: Tensor):
+        """Target row of each gathered row (-1: dropped repeat) and labels;
+        rows sort by (label, dataset index)."""
         total, dev = labels.numel(), labels.device
-        if idx is None:
-            idx = torch.arange(total, device=dev)
         order = torch.argsort(idx, stable=True)
         s_idx, s_lab = idx[order], labels[order]
         repeat = torch.zeros(total, dtype=torch.bool, device=dev)

@@ -39,8 +39,7 @@ def tukey_transform(
     boolean read back from the device; a caller that validated the features
     may skip it inside a training step).
     """
-    lam = check_tukey_lambda(lam)
-    if lam == 1.0:
+    if lam == 1.0:  # lam: checked by check_tukey_lambda (AFGHead)
         return x
     fractional = lam == 0 or lam != math.floor(lam)
     if check and fractional and bool((x < 0).any()):

@@ -32,39 +32,20 @@ from .shared_file import write_once_per_node
 STATISTICS_DIR = 'afg_statistics'
 
 
-def _find_pipeline(cfg: Any) -> Optional[list]:
-    """The first ``pipeline`` of a dataset config, through wrappers."""
+def _holders(cfg: Any) -> list:
+    """A dataset config and the ones it wraps that have a ``pipeline``."""
+    found = []
     while isinstance(cfg, dict):
-        if cfg.get('pipeline') is not None:
-            return cfg['pipeline']
+        found += [cfg] if 'pipeline' in cfg else []
         cfg = cfg.get('dataset')
-    return None
-
-
-def _set_pipeline(cfg: Any, pipeline: list) -> bool:
-    """Replace every ``pipeline`` of a dataset config (and its wrapped)."""
-    found = False
-    if isinstance(cfg, dict):
-        if 'pipeline' in cfg:
-            cfg['pipeline'] = copy.deepcopy(pipeline)
-            found = True
-        if isinstance(cfg.get('dataset'), dict):
-            found = _set_pipeline(cfg['dataset'], pipeline) or found
     return found
 
 
-def statistics_pipeline(runner, pipeline: Optional[list]) -> list:
-    """The given pipeline, else the validation (or test) loader's."""
-    for loader in ('val_dataloader', 'test_dataloader'):
-        if pipeline is None and isinstance(runner.cfg.get(loader), dict):
-            pipeline = _find_pipeline(runner.cfg[loader].get('dataset'))
-    if pipeline is None:
-        raise ValueError(
-            'AFGHook: no validation or test pipeline in the config to read '
-            'the training set without augmentation; pass pipeline=[...] to '
-            'AFGHook.'
-        )
-    return pipeline
+def _find_pipeline(cfg: Any) -> Optional[list]:
+    """The first ``pipeline`` of a dataset config, through wrappers."""
+    found = [c['pipeline'] for c in _holders(cfg)]
+    found = [p for p in found if p is not None]
+    return found[0] if found else None
 
 
 def _source(runner, pipeline, batch_size, num_workers, progress):
@@ -92,11 +73,13 @@ def _source(runner, pipeline, batch_size, num_workers, progress):
             for part in torch.split(idx, batch_size)
         )
     dataset_cfg = copy.deepcopy(train_cfg['dataset'])
-    if not _set_pipeline(dataset_cfg, pipeline):
+    if not _holders(dataset_cfg):
         raise ValueError(
             'AFGHook: the training dataset config has no pipeline to replace '
             'with the statistics pipeline'
         )
+    for holder in _holders(dataset_cfg):
+        holder['pipeline'] = copy.deepcopy(pipeline)
     collate_cfg = dict(train_cfg.get('collate_fn', None) or {})
     collate = collate_cfg.pop('type', 'pseudo_collate')
     if isinstance(collate, str):
@@ -144,8 +127,17 @@ def load_or_build(
     num_workers: Optional[int] = None,
     progress: bool = True,
 ) -> Tuple[ClassStatistics, str]:
-    """The run's statistics (loaded from their file, else built); the path."""
-    pipeline = statistics_pipeline(runner, pipeline)
+    """The run's statistics (loaded from their file, else built); the path.
+    ``pipeline``: the statistics pass's, default the val (or test) one."""
+    for loader in ('val_dataloader', 'test_dataloader'):
+        if pipeline is None and isinstance(runner.cfg.get(loader), dict):
+            pipeline = _find_pipeline(runner.cfg[loader].get('dataset'))
+    if pipeline is None:
+        raise ValueError(
+            'AFGHook: no validation or test pipeline in the config to read '
+            'the training set without augmentation; pass pipeline=[...] to '
+            'AFGHook.'
+        )
     data_key = feature_cache_key(
         runner.model, runner.train_loop.dataloader.dataset
     )

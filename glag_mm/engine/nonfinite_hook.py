@@ -23,16 +23,6 @@ class NonFiniteError(FloatingPointError):
     """A NaN or Inf in training; the message names the iteration and place."""
 
 
-def _tensors(value) -> List[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value] if value.is_floating_point() else []
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
-
-
 @HOOKS.register_module()
 class NonFiniteCheckHook(Hook):
     """Raise on non-finite features, logits or losses during training."""
@@ -79,11 +69,15 @@ class NonFiniteCheckHook(Hook):
         self._handles = []
 
     def _record(self, place: str, value) -> None:
-        """Queue one finiteness flag per float tensor (read back at once)."""
+        """Queue one finiteness flag per float tensor in ``value`` (tensors,
+        nested in tuples / lists; read back at once)."""
         if not self._active:
             return
-        for tensor in _tensors(value):
-            self._checks.append((place, torch.isfinite(tensor.detach()).all()))
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                self._record(place, item)
+        elif isinstance(value, torch.Tensor) and value.is_floating_point():
+            self._checks.append((place, torch.isfinite(value.detach()).all()))
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None):
         self._checks = []

@@ -1,6 +1,6 @@
 """Many / medium / few-shot accuracy, calibration and post-hoc tau."""
 
-from .calibration_error import confidence_bins, reliability_bins
+from .calibration_error import reliability_bins
 from .functional import rebalanced_labels, shot_groups
 from .long_tail_metric import LongTailAccuracy
 from .posthoc_tau import (

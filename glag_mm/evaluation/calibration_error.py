@@ -20,15 +20,6 @@ from .summaries import ReliabilityTable
 ECE_BINS = 15
 
 
-def confidence_bins(confidence: torch.Tensor, num_bins: int) -> torch.Tensor:
-    """Bin index of each confidence: b with b/B < c <= (b+1)/B, c=0 -> 0."""
-    inner = torch.tensor(
-        [b / num_bins for b in range(1, num_bins)], dtype=torch.float64
-    )
-    index = torch.searchsorted(inner, confidence.double(), right=False)
-    return index.clamp(0, num_bins - 1)
-
-
 def reliability_bins(
     confidence: torch.Tensor,
     correct: torch.Tensor,
@@ -44,7 +35,8 @@ def reliability_bins(
             f'[{confidence.min():.4g}, {confidence.max():.4g}]: the model '
             'must return softmax scores as pred_score.'
         )
-    index = confidence_bins(confidence, num_bins)
+    inner = torch.arange(1, num_bins, dtype=torch.float64) / num_bins
+    index = torch.searchsorted(inner, confidence).clamp(0, num_bins - 1)
     count = torch.bincount(index, minlength=num_bins).double()
     conf_sum = torch.bincount(index, confidence, minlength=num_bins)
     hit_sum = torch.bincount(index, correct, minlength=num_bins)

@@ -8,12 +8,7 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 
 from ...core import check_number, schedule_value
-from ...core.fbl import (
-    CURRICULA,
-    authors_curriculum,
-    fbl_adjust_logits,
-    fbl_class_strength,
-)
+from ...core.fbl import CURRICULA, authors_curriculum, fbl_class_strength
 from ...runtime import resolve_class_counts, training_progress
 
 
@@ -96,11 +91,10 @@ class FBLHead(LinearClsHead):
             if self.training:
                 hub = MessageHub.get_current_instance()
                 hub.update_scalar('train/fbl_a', a)
-            cls_score = fbl_adjust_logits(
-                cls_score,
-                features,
-                fbl_class_strength(self.class_counts),
-                a * self.fbl_lambda,
-                self.eps,
-            )
+            scale = a * self.fbl_lambda
+            if scale != 0:  # differentiable in z and f
+                norm = features.flatten(1).norm(dim=1, keepdim=True)
+                norm = norm.to(cls_score.dtype) + self.eps
+                strength = fbl_class_strength(self.class_counts)
+                cls_score = cls_score - scale * strength.to(cls_score) / norm
         return self._get_loss(cls_score, data_samples, **kwargs)

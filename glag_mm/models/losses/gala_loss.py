@@ -8,7 +8,7 @@ from mmengine.dist import all_reduce
 from mmpretrain.registry import MODELS
 
 from ...core.checks import check_number
-from ...core.gala import PHI_MODES, gala_adjust_logits, gala_increments
+from ...core.gala import PHI_MODES, gala_adjust_logits
 from .base import AdjustedCrossEntropyBase
 
 
@@ -74,8 +74,14 @@ class GALALoss(AdjustedCrossEntropyBase):
         )
         if self.training:  # theta, phi += the increments summed over ranks
             with torch.no_grad():
-                probs = F.softmax(adjusted.detach().double(), dim=-1)
-                d = torch.cat(gala_increments(probs, classes, self.phi_mode))
+                p = F.softmax(adjusted.detach().double(), dim=-1)
+                onehot = F.one_hot(classes, self.num_classes).double()
+                pushed = p * (1.0 - onehot)  # onto the classifiers j != y_i
+                if self.phi_mode == 'received':
+                    d_phi = pushed.sum(dim=0)
+                else:  # 'sent': what each class's samples pushed
+                    d_phi = onehot.t() @ pushed.sum(dim=1)
+                d = torch.cat([((1.0 - p) * onehot).sum(dim=0), d_phi])
                 all_reduce(d, op='sum')
                 for stat, inc in zip(
                     (self.pos_grad, self.neg_grad), d.split(self.num_classes)

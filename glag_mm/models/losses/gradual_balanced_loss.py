@@ -6,7 +6,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmpretrain.registry import MODELS
 
-from ...core import adjust_logits, check_schedule, log_prior, schedule_value
+from ...core import check_schedule, log_prior, schedule_value
 from ...runtime import resolve_class_counts, training_progress
 from .base import AdjustedCrossEntropyBase
 
@@ -19,8 +19,9 @@ class GradualBalancedLoss(AdjustedCrossEntropyBase):
     2203.00452): L = -log softmax(z + tau(u) log pi)_y (soft targets:
     -sum_c q_c ...), tau(u) = tau_max u ** p ('convex', the paper's best),
     tau_max u ('linear'), tau_max u ** (1/p) ('concave') or tau_max
-    ('constant', Menon et al.'s loss); tau 0 is cross-entropy, 1 Balanced
-    Softmax. u = iter / (max_iters - 1) from mmengine's MessageHub (0
+    ('constant', Menon et al.'s logit-adjusted loss, ICLR 2021); tau 0 is
+    cross-entropy, 1 Balanced Softmax (log n and log pi differ by a
+    constant). u = iter / (max_iters - 1) from mmengine's MessageHub (0
     outside training); the last tau is :attr:`current_tau`, logged as
     ``train/tau``.
 
@@ -75,4 +76,4 @@ class GradualBalancedLoss(AdjustedCrossEntropyBase):
         self.current_tau = tau
         if self.training:
             MessageHub.get_current_instance().update_scalar('train/tau', tau)
-        return adjust_logits(cls_score, self.log_prior, tau)
+        return cls_score + tau * self.log_prior.to(cls_score)
