@@ -5,9 +5,9 @@ Loop events drive the Adaptive Feature Generator (METHOD.md stage two):
 * before the run, checks that need only the class counts and the settings
   (donor counts, thresholds, generation plan) run first, so a setting that
   cannot work fails in seconds, before any pass over the data;
-* before training, the class statistics are loaded from
-  their file in the work_dir, or built by one streaming pass and written
-  there (:mod:`glag_mm.engine.afg_statistics`);
+* before training, the class statistics are loaded from their file in the
+  work_dir, or built by one streaming pass and written there
+  (:mod:`glag_mm.engine.afg_statistics`);
 * after each validation (never a test), the per-class accuracy of the
   validation split updates the adaptive confidence (item 6). The tail
   classes' s_c (and beta of the KD term, when there is one) are logged as
@@ -30,13 +30,14 @@ from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmengine.runner.base_loop import BaseLoop
-from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 
 from ..core.calibration import check_generation_setup
+from ..core.checks import check_integer
 from ..runtime import get_train_class_counts
 from .afg_statistics import load_or_build
 from .checkpoint_update import update_last_checkpoint
+from .distill_hook import load_stage_one
 from .feature_cache import unwrap
 
 
@@ -79,11 +80,9 @@ class AFGHook(Hook):
     ) -> None:
         if pipeline is not None and not isinstance(pipeline, (list, tuple)):
             raise TypeError('AFGHook: pipeline must be a list of transforms')
-        if batch_size is not None and (
-            not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ValueError(
-                f'AFGHook: batch_size must be >= 1, got {batch_size!r}'
+        if batch_size is not None:
+            check_integer(
+                'batch_size', batch_size, at_least=1, owner='AFGHook'
             )
         self.pipeline = None if pipeline is None else list(pipeline)
         self.batch_size = batch_size
@@ -109,34 +108,15 @@ class AFGHook(Hook):
             )
         return head
 
-    # ------------------------------------------------------------------
-    # checks before the first forward pass
-    # ------------------------------------------------------------------
-    def _early_checks(self, runner, head) -> None:
-        counts = get_train_class_counts()
-        if counts is None:
-            return  # checked on the statistics' own counts below
+    @staticmethod
+    def _check_setup(runner, head, counts) -> None:
+        """Warn of settings that cannot work with these class counts (too
+        few donors, thresholds) or with the sampler."""
         for message in check_generation_setup(
             counts, head.tail_threshold, head.num_donors, head.n_max
         ):
             runner.logger.warning(f'AFGHead: {message}')
-        self._check_sampler(runner, head)
-
-    @staticmethod
-    def _check_counts(head) -> None:
-        expected = get_train_class_counts()
-        if expected is not None and list(expected) != head.class_counts:
-            raise ValueError(
-                'AFGHook: the statistics count other class sizes than the '
-                'training set (e.g. '
-                f'{head.class_counts[:5]} vs {list(expected)[:5]}); the '
-                'statistics must come from the stage-two training set.'
-            )
-
-    @staticmethod
-    def _check_sampler(runner, head) -> None:
-        loader = runner.train_loop.dataloader
-        sampler = getattr(loader, 'sampler', None)
+        sampler = getattr(runner.train_loop.dataloader, 'sampler', None)
         name = type(getattr(sampler, 'sampler', sampler)).__name__
         class_aware = 'ClassAware' in name or 'Balanced' in name
         if class_aware and head.generation == 'balance':
@@ -151,21 +131,7 @@ class AFGHook(Hook):
                 f"batches, but the sampler is {name}; use 'balance'."
             )
 
-    # ------------------------------------------------------------------
-    # confidence
-    # ------------------------------------------------------------------
-    def _log_scalars(self, runner, head) -> None:
-        tail = head.tail_mask()
-        scalars = {
-            f'afg/s_c/{c}': float(head.confidence[c])
-            for c in torch.nonzero(tail).flatten().tolist()
-        }
-        distiller = head.distiller
-        if distiller is not None and hasattr(distiller, 'beta'):
-            scalars['afg/beta'] = float(distiller.beta())
-        scalars['afg/confidence_updates'] = int(head.num_confidence_updates)
-        runner.visualizer.add_scalars(scalars, step=runner.iter)
-
+    # confidence -------------------------------------------------------------
     def _apply(self, runner, metrics: dict) -> None:
         if self.metric_key not in metrics:
             raise KeyError(
@@ -184,46 +150,27 @@ class AFGHook(Hook):
             f' moved {moved} tail scores; mean s = '
             f'{float(head.confidence.mean()):.3f}'
         )
-        self._log_scalars(runner, head)
-        self._write_into_checkpoint(runner, head)
-
-    def _write_into_checkpoint(self, runner, head) -> None:
-        """Put the update into the checkpoint saved before this validation."""
-        if self._saved_at_iter != runner.iter:
-            return
-
-        def edit(checkpoint: dict) -> bool:
-            state = checkpoint['state_dict']
-            keys = [k for k in state if k.endswith('head.confidence')]
-            if not keys:
-                return False
-            prefix = keys[0][: -len('confidence')]
-            for name in (
-                'confidence',
-                'prev_class_acc',
-                'num_confidence_updates',
-                'last_update_iter',
-            ):
-                value = getattr(head, name).detach().cpu().clone()
-                state[prefix + name] = value
-            return True
-
-        update_last_checkpoint(runner, edit)
+        tail = torch.nonzero(head.statistics.tail).flatten().tolist()
+        scalars = {f'afg/s_c/{c}': float(head.confidence[c]) for c in tail}
+        if hasattr(head.distiller, 'beta'):
+            scalars['afg/beta'] = float(head.distiller.beta())
+        scalars['afg/confidence_updates'] = int(head.num_confidence_updates)
+        runner.visualizer.add_scalars(scalars, step=runner.iter)
+        if self._saved_at_iter == runner.iter:
+            # into the checkpoint saved just before this validation
+            update_last_checkpoint(runner, lambda ckpt: _write(ckpt, head))
 
     @torch.no_grad()
     def _stage_one_accuracy(self, runner, head):
         """Per-class accuracy of the stage-one classifier on validation."""
-        path = self.stage_one_checkpoint
-        if not path or '{' in path or runner.val_loop is None:
+        if not self.stage_one_checkpoint or runner.val_loop is None:
             raise ValueError(
                 "AFGHook: confidence_reference='stage_one' compares with the "
                 'stage-one model on the validation split; validate, and '
                 "pass AFGHook(stage_one_checkpoint='{stage_one_checkpoint}') "
                 '(filled in by tools/train.py)'
             )
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt)
-        state = {k.replace('module.', '', 1): v for k, v in state.items()}
+        state = load_stage_one(self.stage_one_checkpoint, 'AFGHook')
         device = head.fc.weight.device
         weight = state['head.fc.weight'].float().to(device)
         bias = state.get('head.fc.bias')
@@ -232,7 +179,7 @@ class AFGHook(Hook):
         was_training = model.training
         model.eval()
         correct = torch.zeros(head.num_classes, device=device)
-        total = torch.zeros(head.num_classes, device=device)
+        total = torch.zeros_like(correct)
         for batch in runner.val_loop.dataloader:
             data = model.data_preprocessor(batch, False)
             feats = model.extract_feat(data['inputs'])
@@ -240,10 +187,9 @@ class AFGHook(Hook):
             labels = torch.cat([s.gt_label for s in data['data_samples']])
             labels = labels.to(device)
             pred = torch.nn.functional.linear(feats.float(), weight, bias)
-            total.index_add_(
-                0, labels, torch.ones_like(labels, dtype=torch.float)
-            )
-            correct.index_add_(0, labels, (pred.argmax(1) == labels).float())
+            hit = labels[pred.argmax(1) == labels]
+            total += torch.bincount(labels, minlength=head.num_classes)
+            correct += torch.bincount(hit, minlength=head.num_classes)
         model.train(was_training)
         all_reduce(correct)
         all_reduce(total)
@@ -259,8 +205,6 @@ class AFGHook(Hook):
     @staticmethod
     def _val_due_at_checkpoint(runner) -> bool:
         loop = runner.train_loop
-        if runner.val_loop is None:
-            return False
         if isinstance(loop, EpochBasedTrainLoop):
             pos, last = loop.epoch, loop.max_epochs
         elif isinstance(loop, IterBasedTrainLoop):
@@ -268,22 +212,25 @@ class AFGHook(Hook):
         else:
             return False
         return (
-            pos > 0
+            runner.val_loop is not None
+            and pos > 0
             and pos >= loop.val_begin
             and (pos % loop.val_interval == 0 or pos == last)
         )
 
-    # ------------------------------------------------------------------
-    # hook events
-    # ------------------------------------------------------------------
+    # hook events ------------------------------------------------------------
     def before_run(self, runner) -> None:
-        # before every other pass (the feature cache's, the statistics')
+        # before every other pass (the feature cache's, the statistics');
+        # runner.train_loop would build the loop in a val / test run
         if isinstance(runner._train_loop, BaseLoop):
-            self._early_checks(runner, self._head(runner))
+            head = self._head(runner)
+            counts = get_train_class_counts()
+            if counts is not None:  # else checked on the statistics' counts
+                self._check_setup(runner, head, counts)
 
     def before_train(self, runner) -> None:
         head = self._head(runner)
-        if not head.statistics_ready:
+        if head.statistics is None:
             stats, self.statistics_path = load_or_build(
                 runner,
                 head,
@@ -293,19 +240,19 @@ class AFGHook(Hook):
                 self.progress,
             )
             head.set_statistics(stats)
-        self._check_counts(head)
+        expected = get_train_class_counts()
+        if expected is None:
+            self._check_setup(runner, head, head.class_counts)
+        elif list(expected) != head.class_counts:
+            raise ValueError(
+                'AFGHook: the statistics count other class sizes than the '
+                f'training set (e.g. {head.class_counts[:5]} vs '
+                f'{list(expected)[:5]}); the statistics must come from the '
+                'stage-two training set.'
+            )
         reference = getattr(head, 'reference_acc', None)
         if reference is not None and not bool(torch.isfinite(reference).any()):
             reference.copy_(self._stage_one_accuracy(runner, head))
-        if get_train_class_counts() is None:  # the checks on these counts
-            for message in check_generation_setup(
-                head.class_counts,
-                head.tail_threshold,
-                head.num_donors,
-                head.n_max,
-            ):
-                runner.logger.warning(f'AFGHead: {message}')
-            self._check_sampler(runner, head)
         if runner.val_loop is None and self.update_confidence:
             runner.logger.warning(
                 'AFGHook: the run does not validate, so the adaptive '
@@ -330,8 +277,20 @@ class AFGHook(Hook):
             checkpoint.setdefault('meta', {})['afg_statistics'] = rel
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        if not self.update_confidence or runner._train_loop is None:
-            return
-        if isinstance(runner._train_loop, dict):
-            return  # a val-only run: nothing is trained
-        self._apply(runner, metrics or {})
+        # not in a val-only run, whose train loop is None or an unbuilt dict
+        train_loop = runner._train_loop
+        if self.update_confidence and isinstance(train_loop, BaseLoop):
+            self._apply(runner, metrics or {})
+
+
+def _write(checkpoint: dict, head) -> bool:
+    """Copy the head's confidence state into a checkpoint's state_dict."""
+    state = checkpoint['state_dict']
+    keys = [k for k in state if k.endswith('head.confidence')]
+    if not keys:
+        return False
+    prefix = keys[0][: -len('confidence')]
+    for name, value in head.state_dict().items():
+        if name in head.training_state_buffers:
+            state[prefix + name] = value.detach().cpu().clone()
+    return True

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 from torch import Tensor
@@ -22,10 +21,36 @@ from torch import Tensor
 from ..core import check_number, check_schedule, schedule_value
 from ..core.calibration import tail_classes
 from ..core.distill import distillation_loss
-from ..runtime import get_train_class_counts, training_progress
-from .feature_cache import FeatureTensorDataset, trunk_modules
+from ..runtime import (
+    get_train_class_counts,
+    missing_class_counts_error,
+    training_progress,
+)
+from .feature_cache import (
+    FeatureTensorDataset,
+    check_frozen_trunk,
+    trunk_modules,
+    unwrap,
+)
 
-PLACEHOLDER = '{stage_one_checkpoint}'
+
+def load_stage_one(path: str, owner: str) -> dict:
+    """The state dict of the stage-one checkpoint (``module.`` dropped)."""
+    if '{stage_one_checkpoint}' in path:
+        raise FileNotFoundError(
+            f'{owner}: checkpoint is still {path!r}; train through '
+            'tools/train.py with a two-stage config, or pass --cfg-options '
+            'stage_one_checkpoint=PATH.'
+        )
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{owner}: the teacher checkpoint {path!r} does not exist; train '
+            'stage one first or point checkpoint (stage_one_checkpoint) at '
+            'its final .pth file.'
+        )
+    state = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    state = state.get('state_dict', state)
+    return {k.removeprefix('module.'): v for k, v in state.items()}
 
 
 class LinearTeacher:
@@ -75,7 +100,7 @@ class LinearTeacher:
 
     def logits(self, raw: Tensor) -> Tensor:
         """z_t = W_1 f + b_1 (no gradient)."""
-        if self.weight.device != raw.device:
+        if self.weight.device != raw.device:  # move to the features
             self.weight = self.weight.to(raw.device)
             self.bias = None if self.bias is None else self.bias.to(raw.device)
             self.head_classes = self.head_classes.to(raw.device)
@@ -85,8 +110,7 @@ class LinearTeacher:
     def __call__(
         self, raw: Tensor, student_logits: Tensor, labels: Tensor, samples=None
     ) -> Dict[str, Tensor]:
-        if self.weight.device != raw.device:
-            self.logits(raw[:0])  # moves the teacher to the features
+        self.logits(raw[:0])  # the teacher on the features' device
         mask = self.head_classes[labels.to(raw.device)]
         idx = None
         if self.table is not None and samples is not None:
@@ -168,77 +192,31 @@ class GLAGDistillHook(Hook):
                 f'stage-one checkpoint, got {checkpoint!r}'
             )
         check_schedule(schedule, beta_max, power, name='beta_max')
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(
-                'GLAGDistillHook: temperature must be > 0, got '
-                f'{temperature!r}'
-            )
+        own = 'GLAGDistillHook'
+        self.temperature = check_number(
+            'temperature', temperature, above=0, owner=own
+        )
+        self.cache_logits_mib = check_number(
+            'cache_logits_mib', cache_logits_mib, at_least=0, owner=own
+        )
         self.checkpoint = checkpoint
         self.schedule = schedule
         self.beta_max = float(beta_max)
         self.power = float(power)
-        self.temperature = float(temperature)
         self.tail_threshold = tail_threshold
         self.teacher_prefix = teacher_prefix
         self.check_trunk = check_trunk
-        self.cache_logits_mib = check_number(
-            'cache_logits_mib',
-            cache_logits_mib,
-            at_least=0,
-            owner='GLAGDistillHook',
-        )
         self.teacher: Optional[LinearTeacher] = None
-
-    # -- checks --------------------------------------------------------------
-    def _load(self) -> dict:
-        if PLACEHOLDER in self.checkpoint:
-            raise FileNotFoundError(
-                f'GLAGDistillHook: checkpoint is still {self.checkpoint!r}; '
-                'train through tools/train.py with a two-stage config, or '
-                'pass --cfg-options stage_one_checkpoint=PATH.'
-            )
-        if not osp.isfile(self.checkpoint):
-            raise FileNotFoundError(
-                f'GLAGDistillHook: the teacher checkpoint {self.checkpoint!r}'
-                ' does not exist; train stage one first or point checkpoint '
-                '(stage_one_checkpoint) at its final .pth file.'
-            )
-        ckpt = CheckpointLoader.load_checkpoint(
-            self.checkpoint, map_location='cpu'
-        )
-        state = ckpt.get('state_dict', ckpt)
-        return {
-            (k[len('module.') :] if k.startswith('module.') else k): v
-            for k, v in state.items()
-        }
-
-    @staticmethod
-    def _check_frozen(model) -> None:
-        trainable = [
-            f'{prefix}.{name}'
-            for prefix, module in trunk_modules(model)
-            for name, p in module.named_parameters()
-            if p.requires_grad
-        ]
-        if trainable:
-            raise ValueError(
-                'GLAGDistillHook: the backbone and neck must be frozen in '
-                'stage two (the teacher reads the same features), but '
-                f'{len(trainable)} parameters are trainable, e.g. '
-                f'{trainable[:3]}; set model.backbone.frozen_stages to all '
-                'stages (and norm_eval=True).'
-            )
 
     def _teacher_weights(self, state: dict, head):
         wkey = self.teacher_prefix + 'weight'
-        bkey = self.teacher_prefix + 'bias'
         if wkey not in state:
             raise ValueError(
                 f'GLAGDistillHook: {self.checkpoint!r} has no {wkey!r}; the '
                 'teacher must be a stage-one model with a linear head '
                 '(set teacher_prefix if its layer has another name).'
             )
-        weight, bias = state[wkey], state.get(bkey)
+        weight, bias = state[wkey], state.get(self.teacher_prefix + 'bias')
         expected = (int(head.num_classes), int(head.in_channels))
         if tuple(weight.shape) != expected or (
             bias is not None and tuple(bias.shape) != expected[:1]
@@ -278,28 +256,20 @@ class GLAGDistillHook(Hook):
         if counts is None:
             counts = get_train_class_counts()
         if counts is None:
-            raise ValueError(
-                'GLAGDistillHook needs the training class counts to tell '
-                'head from tail classes: add custom_hooks=[dict(type='
-                "'ClassCountsHook')] (glag_mm's tools/train.py adds it)."
-            )
-        counts = torch.as_tensor(list(counts))
-        return ~tail_classes(counts, threshold)
+            raise missing_class_counts_error('GLAGDistillHook')
+        return ~tail_classes(torch.as_tensor(list(counts)), threshold)
 
-    # -- hook ---------------------------------------------------------------
     def before_train(self, runner) -> None:
-        model = (
-            runner.model.module
-            if is_model_wrapper(runner.model)
-            else (runner.model)
-        )
+        model = unwrap(runner.model)
         head = model.head
-        self._check_frozen(model)
-        state = self._load()
+        check_frozen_trunk(
+            model, 'GLAGDistillHook', 'the teacher reads the same features'
+        )
+        state = load_stage_one(self.checkpoint, 'GLAGDistillHook')
         weight, bias = self._teacher_weights(state, head)
         if self.check_trunk:
             self._check_same_trunk(state, model)
-        self.teacher = LinearTeacher(
+        self.teacher = teacher = LinearTeacher(
             weight,
             bias,
             self._head_classes(head),
@@ -309,35 +279,28 @@ class GLAGDistillHook(Hook):
             self.temperature,
         )
         if hasattr(head, 'distiller'):
-            head.distiller = self.teacher
-        else:
-            self._wrap_loss(head)
+            head.distiller = teacher
+        else:  # any other head: its loss wrapped
+
+            def loss(feats, data_samples, **kwargs):
+                losses = type(head).loss(head, feats, data_samples, **kwargs)
+                labels = torch.cat([s.gt_label for s in data_samples])
+                logits = head(feats)
+                losses.update(teacher(feats[-1], logits, labels, data_samples))
+                return losses
+
+            head.loss = loss
         # FeatureCacheHook (ABOVE_NORMAL) has swapped in the cached set
         loop = getattr(runner, 'train_loop', None)
         cached = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
-        table = None
-        if isinstance(cached, FeatureTensorDataset):
-            table = cached.features.shape[0] * weight.shape[0] * 4
         on_cpu = next(iter(model.parameters())).device.type == 'cpu'
-        if on_cpu and table and table <= self.cache_logits_mib * 2**20:
-            self.teacher.cache(cached.features)
+        if on_cpu and isinstance(cached, FeatureTensorDataset):
+            mib = cached.features.shape[0] * weight.shape[0] * 4 / 2**20
+            if 0 < mib <= self.cache_logits_mib:
+                teacher.cache(cached.features)
         runner.logger.info(
             f'GLAGDistillHook: teacher {self.checkpoint}, beta '
             f'{self.schedule} to {self.beta_max:g}, T={self.temperature:g}, '
-            f'{int(self.teacher.head_classes.sum())} head classes distilled'
-            + ('' if self.teacher.table is None else ', logits cached')
+            f'{int(teacher.head_classes.sum())} head classes distilled'
+            + ('' if teacher.table is None else ', logits cached')
         )
-
-    def _wrap_loss(self, head) -> None:
-        original = type(head).loss
-        teacher = self.teacher
-
-        def loss(feats, data_samples, **kwargs):
-            losses = original(head, feats, data_samples, **kwargs)
-            labels = torch.cat([s.gt_label for s in data_samples])
-            losses.update(
-                teacher(feats[-1], head(feats), labels, data_samples)
-            )
-            return losses
-
-        head.loss = loss

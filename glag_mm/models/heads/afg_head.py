@@ -1,19 +1,7 @@
-"""Adaptive Feature Generator head: GLAG's stage-two classifier.
+"""Adaptive Feature Generator head: GLAG's stage-two classifier (METHOD.md
+stage two items 2 to 8), a drop-in for ``LinearClsHead`` in a cRT config."""
 
-METHOD.md, stage two items 2 to 8; a drop-in for ``LinearClsHead`` in a cRT
-config. It maps pooled features to Tukey's x~ at train and test time,
-draws generated features in every training batch
-(:func:`~glag_mm.core.generation_plan`,
-:func:`~glag_mm.core.generator.generate_features`, seeded from (``seed``,
-iteration, rank)), trains on real and generated rows together (plus the
-distiller's KD term), and updates one confidence s_c per tail class after
-each validation (:meth:`update_confidence`).
-
-The class statistics are not model state: :class:`~glag_mm.engine.AFGHook`
-builds them into a file and hands them over (:meth:`set_statistics`);
-checkpoints hold the classifier and the confidence state only.
-"""
-
+from functools import partial
 from typing import Optional, Tuple
 
 import torch
@@ -25,16 +13,40 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ...core.calibration import adaptive_confidence, generation_plan
+from ...core.calibration import (
+    GENERATION_MODES,
+    WEIGHTINGS,
+    adaptive_confidence,
+    generation_plan,
+    tail_classes,
+)
+from ...core.checks import check_integer, check_number
 from ...core.class_statistics import ClassStatistics
 from ...core.generator import generate_features, seeded_generators
-from ...core.tukey import tukey_transform
-from .afg_settings import check_afg_settings
+from ...core.tukey import check_tukey_lambda, tukey_transform
+
+_number = partial(check_number, owner='AFGHead')
+_count = partial(check_integer, at_least=1, owner='AFGHead')
+REFERENCES = ('previous', 'stage_one')
+STATISTICS_SETTINGS = (  # what the statistics depend on besides features
+    'tukey_lambda tukey_eps tail_threshold num_donors donor_weighting '
+    'exact_rows factor_rank'
+).split()
 
 
 @MODELS.register_module()
 class AFGHead(LinearClsHead):
     """Linear head trained on real plus adaptively generated features.
+
+    It maps pooled features to Tukey's x~ at train and test time, draws
+    generated features in every training batch (:meth:`plan`,
+    :func:`~glag_mm.core.generator.generate_features`, seeded from
+    (``seed``, iteration, rank)), trains on real and generated rows together
+    (plus the distiller's KD term), and updates one confidence s_c per tail
+    class after each validation (:meth:`update_confidence`). The class
+    statistics are not model state: :class:`~glag_mm.engine.AFGHook` builds
+    them into a file and hands them over (:meth:`set_statistics`);
+    checkpoints hold the classifier and the confidence state only.
 
     Args:
         num_classes: C.
@@ -59,7 +71,8 @@ class AFGHead(LinearClsHead):
             the same validation split, computed once by
             :class:`~glag_mm.engine.AFGHook` (buffer ``reference_acc``).
         generation: ``'balance'`` (every class topped up to n_max over an
-            epoch) or ``'ratio'`` (for a class-aware sampler).
+            epoch, with instance-balanced real batches) or ``'ratio'``
+            (with a class-aware sampler).
         generation_ratio: generated features per real one in ``'ratio'``.
         n_max: per-class target of ``'balance'`` (default max n_c).
         max_generated: cap on generated features per batch (None: no cap)
@@ -122,28 +135,42 @@ class AFGHead(LinearClsHead):
         super().__init__(
             num_classes=num_classes, in_channels=in_channels, **kwargs
         )
-        settings = check_afg_settings(
-            tukey_lambda=tukey_lambda,
-            tukey_eps=tukey_eps,
-            tail_threshold=tail_threshold,
-            num_donors=num_donors,
-            donor_weighting=donor_weighting,
-            alpha=alpha,
-            init_confidence=init_confidence,
-            confidence_step=confidence_step,
-            confidence_range=confidence_range,
-            confidence_reference=confidence_reference,
-            generation=generation,
-            generation_ratio=generation_ratio,
-            n_max=n_max,
-            max_generated=max_generated,
-            exact_rows=exact_rows,
-            factor_rank=factor_rank,
-            seed=seed,
+        for name, value, choices in (
+            ('donor_weighting', donor_weighting, WEIGHTINGS),
+            ('confidence_reference', confidence_reference, REFERENCES),
+            ('generation', generation, GENERATION_MODES),
+        ):
+            if value not in choices:
+                raise ValueError(
+                    f'AFGHead: {name} must be one of {choices}, got {value!r}'
+                )
+            setattr(self, name, value)
+        tail_classes(torch.ones(1), tail_threshold)  # validates the value
+        self.tail_threshold = tail_threshold
+        self.tukey_lambda = check_tukey_lambda(tukey_lambda)
+        self.tukey_eps = _number('tukey_eps', tukey_eps, at_least=0)
+        self.num_donors = _count('num_donors', num_donors)
+        self.alpha = _number('alpha', alpha, at_least=0)
+        self.confidence_range = tuple(
+            _number('confidence_range', v) for v in confidence_range
         )
-        init = settings.pop('init_confidence')
-        for key, value in settings.items():
-            setattr(self, key, value)
+        low, high = self.confidence_range
+        init = _number(
+            'init_confidence', init_confidence, at_least=low, at_most=high
+        )
+        self.confidence_step = _number(
+            'confidence_step', confidence_step, at_least=0
+        )
+        self.generation_ratio = _number(
+            'generation_ratio', generation_ratio, at_least=0
+        )
+        self.n_max = None if n_max is None else _count('n_max', n_max)
+        self.max_generated = max_generated
+        if max_generated is not None:
+            _count('max_generated', max_generated, at_least=0)
+        self.exact_rows = _count('exact_rows', exact_rows)
+        self.factor_rank = _count('factor_rank', factor_rank)
+        self.seed = int(seed)
 
         self.register_buffer('confidence', torch.full((num_classes,), init))
         self.register_buffer('prev_class_acc', torch.zeros(num_classes))
@@ -155,9 +182,7 @@ class AFGHead(LinearClsHead):
         self.statistics: Optional[ClassStatistics] = None
         self.distiller = None
 
-    # ------------------------------------------------------------------
-    # features and statistics
-    # ------------------------------------------------------------------
+    # features and statistics ----------------------------------------------
     def transform(self, feats: Tensor, check: bool = False) -> Tensor:
         """Tukey's x~ of raw pooled features (``check`` tests f >= 0)."""
         return tukey_transform(
@@ -169,27 +194,14 @@ class AFGHead(LinearClsHead):
         return self.transform(feats[-1])
 
     @property
-    def statistics_ready(self) -> bool:
-        return self.statistics is not None
-
-    @property
     def class_counts(self):
         """n_c counted by the statistics pass (None before it)."""
-        if self.statistics is None:
-            return None
-        return self.statistics.counts.tolist()
+        stats = self.statistics
+        return None if stats is None else stats.counts.tolist()
 
     def settings(self) -> dict:
         """What the statistics depend on besides the features."""
-        return dict(
-            tukey_lambda=self.tukey_lambda,
-            tukey_eps=self.tukey_eps,
-            tail_threshold=self.tail_threshold,
-            num_donors=self.num_donors,
-            donor_weighting=self.donor_weighting,
-            exact_rows=self.exact_rows,
-            factor_rank=self.factor_rank,
-        )
+        return {k: getattr(self, k) for k in STATISTICS_SETTINGS}
 
     def set_statistics(self, stats: Optional[ClassStatistics]) -> None:
         """Use these statistics for generation (None: forget them)."""
@@ -213,54 +225,41 @@ class AFGHead(LinearClsHead):
             )
         return self.statistics
 
-    # ------------------------------------------------------------------
-    # generation
-    # ------------------------------------------------------------------
+    # generation -----------------------------------------------------------
     def generators(self, device) -> Tuple[torch.Generator, torch.Generator]:
         """Generators seeded from (seed, iteration, rank)."""
         it = int(MessageHub.get_current_instance().get_info('iter', 0) or 0)
         return seeded_generators(self.seed, it, get_rank(), device)
 
-    def plan(self, labels: Tensor, generator=None, return_total=False):
-        """Host class ids to generate for a real batch (sorted by class).
-
-        With ``return_total`` also the number planned before the cap.
-        """
-        stats = self._require_statistics()
+    def plan(self, labels: Tensor, generator=None) -> Tuple[Tensor, int]:
+        """Host class ids to generate for a real batch (sorted by class), and
+        how many were planned before the ``max_generated`` cap."""
         if self.generation == 'ratio':
             labels = labels.cpu()  # the only read-back, 'ratio' mode only
         else:
             labels = torch.empty(labels.numel(), dtype=torch.long)
         classes = generation_plan(
-            stats.counts,
+            self._require_statistics().counts,
             labels,
             n_max=self.n_max,
             mode=self.generation,
             ratio=self.generation_ratio,
             generator=generator,
         )
-        if self.max_generated is not None and (
-            classes.numel() > self.max_generated
-        ):
-            total = classes.numel()
-            keep = torch.randperm(total, generator=generator)
-            classes = torch.sort(classes[keep[: self.max_generated]]).values
-            return (classes, total) if return_total else classes
-        return (classes, classes.numel()) if return_total else classes
+        total, cap = classes.numel(), self.max_generated
+        if cap is not None and total > cap:
+            keep = torch.randperm(total, generator=generator)[:cap]
+            classes = torch.sort(classes[keep]).values
+        return classes, total
 
     def generate(self, classes: Tensor, generators) -> Tuple[Tensor, Tensor]:
         """(features, labels) drawn by the generator for host class ids."""
+        stats = self._require_statistics()
         return generate_features(
-            self._require_statistics(),
-            self.confidence,
-            classes,
-            self.alpha,
-            generators,
+            stats, self.confidence, classes, self.alpha, generators
         )
 
-    # ------------------------------------------------------------------
-    # training
-    # ------------------------------------------------------------------
+    # training -------------------------------------------------------------
     def loss(self, feats, data_samples, **kwargs) -> dict:
         """CE on real and generated features, plus the distiller's terms.
 
@@ -275,14 +274,14 @@ class AFGHead(LinearClsHead):
         inputs = real
         if self.training:
             gens = self.generators(real.device)
-            classes, planned = self.plan(labels, gens[0], return_total=True)
-            if planned > classes.numel():
-                num, kept = real.shape[0], classes.numel()
+            classes, planned = self.plan(labels, gens[0])
+            num, kept = real.shape[0], classes.numel()
+            if planned > kept:  # importance weights of the capped plan
                 scale = (num + kept) / (num + planned)
                 weight = torch.full((num + kept,), scale, device=real.device)
                 weight[num:] *= planned / max(kept, 1)
                 kwargs = dict(kwargs, weight=weight)
-            if classes.numel():
+            if kept:
                 fake, fake_labels = self.generate(classes, gens)
                 inputs = torch.cat([real, fake.to(real)])
                 fake_labels = fake_labels.to(target.device)
@@ -290,11 +289,10 @@ class AFGHead(LinearClsHead):
                     fake_labels = F.one_hot(fake_labels, self.num_classes)
                 target = torch.cat([target, fake_labels.to(target)])
         logits = self.fc(inputs)
-        losses = dict(
-            loss=self.loss_module(
-                logits, target, avg_factor=logits.size(0), **kwargs
-            )
+        loss = self.loss_module(
+            logits, target, avg_factor=logits.size(0), **kwargs
         )
+        losses = dict(loss=loss)
         if self.cal_acc:
             acc = Accuracy.calculate(logits, target, topk=self.topk)
             losses.update(
@@ -307,21 +305,15 @@ class AFGHead(LinearClsHead):
             )
         return losses
 
-    # ------------------------------------------------------------------
-    # adaptive confidence
-    # ------------------------------------------------------------------
-    def tail_mask(self) -> Optional[Tensor]:
-        """(C,) tail classes of the statistics (None before them)."""
-        return None if self.statistics is None else self.statistics.tail
-
+    # adaptive confidence --------------------------------------------------
     @torch.no_grad()
     def update_confidence(self, class_acc, iteration: int = -1) -> None:
-        """s_c <- clip(s_c + eta sign(acc_c - acc_c_prev), s_min, s_max).
+        """s_c <- clip(s_c + eta sign(acc_c - acc_c_ref), s_min, s_max).
 
-        Applied to tail classes only (METHOD.md stage two item 6). The
-        first validation only records the accuracies (there is no previous
-        one to compare with) [ours]. The result is broadcast from rank 0 so
-        that every rank holds the same scores.
+        Applied to tail classes only (METHOD.md stage two item 6). With
+        ``'previous'``, the first validation only records the accuracies
+        (there is nothing to compare it with) [ours]. The result is
+        broadcast from rank 0 so that every rank holds the same scores.
 
         Args:
             class_acc: (C,) per-class accuracy on the validation split, as
@@ -346,23 +338,15 @@ class AFGHead(LinearClsHead):
                 )
         elif int(self.num_confidence_updates) == 0:
             step = 0.0  # nothing to compare the first validation with
+        tail = None if self.statistics is None else self.statistics.tail
+        acc = acc.to(self.confidence.device)
         conf, _ = adaptive_confidence(
-            self.confidence,
-            reference,
-            acc.to(self.confidence.device),
-            self.tail_mask(),
-            step,
-            self.confidence_range,
+            self.confidence, reference, acc, tail, step, self.confidence_range
         )
         prev = torch.where(torch.isfinite(acc), acc, self.prev_class_acc)
         self.confidence.copy_(conf)
         self.prev_class_acc.copy_(prev)
         self.num_confidence_updates += 1
         self.last_update_iter.fill_(int(iteration))
-        for buf in (
-            self.confidence,
-            self.prev_class_acc,
-            self.num_confidence_updates,
-            self.last_update_iter,
-        ):
+        for buf in self.buffers(recurse=False):
             broadcast(buf, src=0)
