@@ -1,25 +1,21 @@
-"""Statistics and confidence updates for :class:`AFGHead`.
+"""Statistics and confidence updates for :class:`AFGHead` (METHOD.md stage
+two).
 
-Loop events drive the Adaptive Feature Generator (METHOD.md stage two):
-
-* before the run, checks that need only the class counts and the settings
-  (donor counts, thresholds, generation plan) run first, so a setting that
-  cannot work fails in seconds, before any pass over the data;
-* before training, the class statistics are loaded from their file in the
+* Before the run, checks that need only the class counts and the settings
+  (donors, thresholds, generation mode vs sampler) fail in seconds, before
+  any pass over the data.
+* Before training, the class statistics are loaded from their file in the
   work_dir, or built by one streaming pass and written there
-  (:mod:`glag_mm.engine.afg_statistics`);
-* after each validation (never a test), the per-class accuracy of the
-  validation split updates the adaptive confidence (item 6). The tail
-  classes' s_c (and beta of the KD term, when there is one) are logged as
-  scalars (``scalars.json`` / TensorBoard through mmengine's visualizer),
-  and the update is written into the checkpoint saved just before that
-  validation, so every checkpoint holds the state after its epoch;
-* checkpoints name the statistics file in ``meta['afg_statistics']``.
+  (:mod:`glag_mm.engine.afg_statistics`); checkpoints name the file in
+  ``meta['afg_statistics']``.
+* After each validation (never a test), the per-class accuracy updates the
+  adaptive confidence (item 6); the tail classes' s_c and beta(u) of the KD
+  term are logged as scalars, and the update is written into the checkpoint
+  saved just before that validation.
 
-A run killed after a checkpoint but before its validation finished resumes
-from a checkpoint without that update; the hook then replays the
-validation through the validation loop (so its metrics are logged like any
-other) and the update with it, which keeps resume exact.
+A run killed between a checkpoint and its validation resumes without that
+update; the hook replays the validation (metrics logged as usual) and the
+update, which keeps resume exact.
 """
 
 import os.path as osp
@@ -34,6 +30,7 @@ from mmpretrain.registry import HOOKS
 
 from ..core.calibration import check_generation_setup
 from ..core.checks import check_integer
+from ..models.heads import AFGHead
 from ..runtime import get_train_class_counts
 from .afg_statistics import load_or_build
 from .checkpoint_update import update_last_checkpoint
@@ -47,22 +44,18 @@ class AFGHook(Hook):
 
     Args:
         pipeline: pipeline of the statistics pass; default the validation
-            dataloader's (else the test dataloader's), i.e. the training
-            images without random augmentation.
+            (else the test) dataloader's: no random augmentation.
         batch_size: batch size of the pass (default the training one).
         num_workers: workers of the pass (default the training ones).
-        update_confidence: update s_c after each validation.
-        metric_key: the metric holding per-class accuracy in percent, one
-            entry per class (:class:`~glag_mm.evaluation.LongTailAccuracy`
-            reports ``'lt/per_class'``).
-        revalidate_on_resume: on resume, replay the validation that followed
-            the checkpoint when its update is missing (module docstring).
+        update_confidence: update s_c after each validation, from the
+            per-class accuracy (in percent) that
+            :class:`~glag_mm.evaluation.LongTailAccuracy` reports as
+            ``'lt/per_class'``.
         progress: draw a progress bar on rank 0.
         stage_one_checkpoint: the stage-one checkpoint (in configs
-            ``'{stage_one_checkpoint}'``), whose classifier on the same
-            trunk gives the reference accuracies of an AFGHead with
-            ``confidence_reference='stage_one'`` (computed once on the
-            validation split, kept in the head's checkpoints).
+            ``'{stage_one_checkpoint}'``), whose classifier gives the
+            reference accuracies of ``confidence_reference='stage_one'``
+            (computed once on the validation split, then checkpointed).
     """
 
     priority = 'NORMAL'
@@ -73,8 +66,6 @@ class AFGHook(Hook):
         batch_size: Optional[int] = None,
         num_workers: Optional[int] = None,
         update_confidence: bool = True,
-        metric_key: str = 'lt/per_class',
-        revalidate_on_resume: bool = True,
         progress: bool = True,
         stage_one_checkpoint: Optional[str] = None,
     ) -> None:
@@ -88,8 +79,6 @@ class AFGHook(Hook):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.update_confidence = update_confidence
-        self.metric_key = metric_key
-        self.revalidate_on_resume = revalidate_on_resume
         self.progress = progress
         self.stage_one_checkpoint = stage_one_checkpoint
         self.statistics_path: Optional[str] = None
@@ -98,9 +87,7 @@ class AFGHook(Hook):
     @staticmethod
     def _head(runner):
         head = getattr(unwrap(runner.model), 'head', None)
-        if not hasattr(head, 'update_confidence') or not hasattr(
-            head, 'set_statistics'
-        ):
+        if not isinstance(head, AFGHead):
             raise TypeError(
                 'AFGHook drives an AFGHead, but the model head is '
                 f"{type(head).__name__}; set model.head.type='AFGHead' or "
@@ -133,14 +120,13 @@ class AFGHook(Hook):
 
     # confidence -------------------------------------------------------------
     def _apply(self, runner, metrics: dict) -> None:
-        if self.metric_key not in metrics:
+        if 'lt/per_class' not in metrics:
             raise KeyError(
-                f'AFGHook: the validation metrics lack {self.metric_key!r} '
-                '(per-class accuracy); add '
-                "dict(type='LongTailAccuracy') to val_evaluator or set "
-                'metric_key, or pass update_confidence=False.'
+                "AFGHook: the validation metrics lack 'lt/per_class' "
+                "(per-class accuracy); add dict(type='LongTailAccuracy') to "
+                'val_evaluator, or pass update_confidence=False.'
             )
-        acc = torch.as_tensor(metrics[self.metric_key], dtype=torch.float32)
+        acc = torch.as_tensor(metrics['lt/per_class'], dtype=torch.float32)
         head = self._head(runner)
         before = head.confidence.clone()
         head.update_confidence(acc / 100.0, runner.iter)
@@ -260,7 +246,6 @@ class AFGHook(Hook):
             )
         if (
             self.update_confidence
-            and self.revalidate_on_resume
             and self._val_due_at_checkpoint(runner)
             and int(head.last_update_iter) < runner.iter
         ):

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, List, Optional, Tuple
 import torch
 from mmengine.dist import all_gather, get_dist_info
 from mmengine.model import is_model_wrapper
-from mmengine.utils import ProgressBar
+from mmengine.utils import track_iter_progress
 from mmpretrain.structures import DataSample
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -109,37 +109,26 @@ def iter_trunk_features(
         collate_fn=collate_fn,
         num_workers=num_workers,
     )
-    bar = None
+    batches = zip(range(0, len(indices), batch_size), loader)
     if progress and rank == 0 and len(loader):
         print(f'{desc}: {len(dataset)} samples')
-        bar = ProgressBar(len(loader))
+        batches = track_iter_progress((batches, len(loader)))
     model = unwrap(model)
     pre = model.data_preprocessor
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for start, batch in zip(
-                range(0, len(indices), batch_size), loader
-            ):
+            for start, batch in batches:
                 data = type(pre).forward(pre, batch, False)
                 feats = type(model).extract_feat(model, data['inputs'])
                 if isinstance(feats, (tuple, list)):
                     feats = feats[-1]
                 labels = torch.cat([s.gt_label for s in data['data_samples']])
-                idx = indices[start : start + batch_size]
-                device = feats.device
-                yield (
-                    feats,
-                    labels.to(device),
-                    torch.as_tensor(idx, device=device),
-                )
-                if bar is not None:
-                    bar.update()
+                idx = torch.as_tensor(indices[start : start + batch_size])
+                yield feats, labels.to(feats.device), idx.to(feats.device)
     finally:
         model.train(was_training)
-    if bar is not None:
-        print()
 
 
 def gather_shards(tensor: Tensor, num_samples: int) -> Tensor:
@@ -198,9 +187,6 @@ class FeatureTensorDataset(Dataset):
 
     def get_gt_labels(self):
         return self.labels.numpy()
-
-    def get_cat_ids(self, idx: int) -> List[int]:
-        return [int(self.labels[idx])]
 
 
 def feature_cache_key(model, dataset, dtype=None) -> str:

@@ -42,8 +42,7 @@ class FeatureCacheHook(Hook):
 
     Where the training pipeline has no random transform, the trunk's output
     for a sample is the same in every epoch. Before training, the trunk
-    (backbone + neck) runs once over the training set, and over the
-    validation set when ``cache_val``; then the training and validation
+    (backbone + neck) runs once over the training and validation sets; their
     loaders are replaced by loaders over :class:`FeatureTensorDataset` that
     draw the same indices (same sampler object), and the *same* model's
     ``data_preprocessor`` and ``extract_feat`` are bypassed, so the head,
@@ -51,15 +50,11 @@ class FeatureCacheHook(Hook):
     those of the uncached run, which it matches to float tolerance. After
     training everything is restored, so testing runs on images.
 
-    It refuses (``ValueError``) when the training pipeline holds a random
-    transform or the data preprocessor a batch augmentation (a cache would
-    freeze one draw), when a trunk parameter is trainable, or when a trunk
-    norm / dropout layer would run in training mode.
+    It refuses (``ValueError``) a random transform in the training pipeline
+    or a batch augmentation (a cache would freeze one draw), a trainable
+    trunk parameter, or a trunk norm / dropout layer in training mode.
 
     Args:
-        cache_val: also cache the validation set (its pipeline is
-            deterministic); otherwise validation is not possible while the
-            cache is active, so this must stay True when validating.
         dtype: storage dtype of the cache (default: the trunk's, float32;
             ``'float16'`` halves the memory at a small loss of precision).
         progress: draw a progress bar on rank 0.
@@ -80,7 +75,6 @@ class FeatureCacheHook(Hook):
 
     def __init__(
         self,
-        cache_val: bool = True,
         dtype: Optional[str] = None,
         progress: bool = True,
         cache_dir: Optional[str] = None,
@@ -98,7 +92,6 @@ class FeatureCacheHook(Hook):
             )
         self.cache_dir = cache_dir
         self.cache_test = cache_test
-        self.cache_val = cache_val
         self.dtype = None if dtype is None else getattr(torch, dtype)
         self.progress = progress
         self._restore: List[Callable[[], None]] = []
@@ -242,15 +235,9 @@ class FeatureCacheHook(Hook):
     def before_train(self, runner) -> None:
         model = unwrap(runner.model)
         self._check(runner, model)
-        val_loop = runner.val_loop  # built by now, or None
-        if val_loop is not None and not self.cache_val:
-            raise ValueError(
-                'FeatureCacheHook: cache_val=False but the run validates; '
-                'the bypassed trunk cannot read images. Set cache_val=True.'
-            )
         self._use_cache(runner, model, runner.train_loop, 'training set')
-        if val_loop is not None:
-            self._use_cache(runner, model, val_loop, 'validation set')
+        if runner.val_loop is not None:  # the trunk cannot read images now
+            self._use_cache(runner, model, runner.val_loop, 'validation set')
         self._bypass_trunk(model)
 
     def before_test(self, runner) -> None:

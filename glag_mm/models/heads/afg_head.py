@@ -38,15 +38,16 @@ STATISTICS_SETTINGS = (  # what the statistics depend on besides features
 class AFGHead(LinearClsHead):
     """Linear head trained on real plus adaptively generated features.
 
-    It maps pooled features to Tukey's x~ at train and test time, draws
-    generated features in every training batch (:meth:`plan`,
-    :func:`~glag_mm.core.generator.generate_features`, seeded from
-    (``seed``, iteration, rank)), trains on real and generated rows together
-    (plus the distiller's KD term), and updates one confidence s_c per tail
-    class after each validation (:meth:`update_confidence`). The class
-    statistics are not model state: :class:`~glag_mm.engine.AFGHook` builds
-    them into a file and hands them over (:meth:`set_statistics`);
-    checkpoints hold the classifier and the confidence state only.
+    Real and generated features are Tukey-transformed pooled features x~
+    (the same transform at test time). Every training batch draws generated
+    features (:meth:`plan`, :meth:`generate`; seeded from (``seed``,
+    iteration, rank)) and trains on both, plus the distiller's KD term;
+    each validation updates one confidence s_c per tail class
+    (:meth:`update_confidence`). The class statistics are not model state:
+    :class:`~glag_mm.engine.AFGHook` builds them into a file and hands them
+    over (:meth:`set_statistics`); checkpoints hold the classifier and the
+    confidence state (buffers ``confidence``, ``prev_class_acc``,
+    ``num_confidence_updates``, ``last_update_iter``) only.
 
     Args:
         num_classes: C.
@@ -54,9 +55,9 @@ class AFGHead(LinearClsHead):
         tukey_lambda: lam of Tukey's ladder of powers (default 0.5
             [prior]; 1 is the identity, 0 the log).
         tukey_eps: eps in log(f + eps) for lam = 0.
-        tail_threshold: classes with fewer training images than this are
-            tail classes, calibrated from donors (default 100 [ours]); a
-            float in (0, 1) is a fraction of n_max.
+        tail_threshold: classes with fewer training images are tail
+            classes, calibrated from donors (default 100 [ours]); a float in
+            (0, 1) is a fraction of n_max.
         num_donors: k, the support set size (default 3 [paper: 2 or 3]).
         donor_weighting: ``'count_distance'`` (default [ours]) or
             ``'uniform'``.
@@ -68,45 +69,36 @@ class AFGHead(LinearClsHead):
         confidence_reference: what acc_c is compared with [ours]:
             ``'previous'`` (default), the last validation's acc_c;
             ``'stage_one'``, the stage-one model's accuracy of class c on
-            the same validation split, computed once by
-            :class:`~glag_mm.engine.AFGHook` (buffer ``reference_acc``).
+            the validation split (buffer ``reference_acc``, set by AFGHook).
         generation: ``'balance'`` (every class topped up to n_max over an
             epoch, with instance-balanced real batches) or ``'ratio'``
-            (with a class-aware sampler).
-        generation_ratio: generated features per real one in ``'ratio'``.
+            (``generation_ratio`` generated features per real one, with a
+            class-aware sampler).
         n_max: per-class target of ``'balance'`` (default max n_c).
         max_generated: cap on generated features per batch (None: no cap)
             [ours]. Above it a uniform subset of the plan is drawn and
             weighted so that the loss equals the uncapped one in
             expectation (real rows (B + g) / (B + G), generated rows
             (G / g) (B + g) / (B + G) for g kept of G planned).
-        exact_rows: classes with at most this many images keep their exact
-            covariance; larger ones a rank-``factor_rank`` factor plus an
-            isotropic residual (:mod:`glag_mm.core.class_statistics`).
-        factor_rank: r of that factor (default 32 [ours]; with
-            ``exact_rows`` = 32 a draw reads at most 32 rows per class).
+        exact_rows, factor_rank: classes with at most ``exact_rows``
+            images keep their exact covariance, larger ones a
+            rank-``factor_rank`` factor plus an isotropic residual (32 and
+            32 [ours]: a draw reads at most 32 rows per class;
+            :mod:`glag_mm.core.class_statistics`).
         seed: base seed of the generation draws.
         **kwargs: ``loss``, ``topk``, ``cal_acc``, ``init_cfg`` as for
             ``LinearClsHead``.
 
     Attributes:
-        confidence, prev_class_acc: (C,) buffers, s_c and the last
-            validation's per-class accuracy; num_confidence_updates,
-            last_update_iter: validations seen and the iteration of the
-            last (-1 before any).
-        statistics: the :class:`~glag_mm.core.ClassStatistics` (not saved
-            in checkpoints), or None.
+        statistics: the :class:`~glag_mm.core.ClassStatistics`, or None.
         distiller: optional callable ``(raw, logits, labels, samples) ->
             dict`` of extra losses (:class:`~glag_mm.engine.GLAGDistillHook`).
     """
 
     # training-only state, left out of deployment exports (tools/export.py)
-    training_state_buffers = (
-        'confidence',
-        'prev_class_acc',
-        'num_confidence_updates',
-        'last_update_iter',
-        'reference_acc',
+    training_state_buffers = tuple(
+        'confidence prev_class_acc num_confidence_updates last_update_iter '
+        'reference_acc'.split()
     )
 
     def __init__(
@@ -145,31 +137,31 @@ class AFGHead(LinearClsHead):
                     f'AFGHead: {name} must be one of {choices}, got {value!r}'
                 )
             setattr(self, name, value)
+        for name, value in (
+            ('tukey_eps', tukey_eps),
+            ('alpha', alpha),
+            ('confidence_step', confidence_step),
+            ('generation_ratio', generation_ratio),
+        ):
+            setattr(self, name, _number(name, value, at_least=0))
+        for name, value in (
+            ('num_donors', num_donors),
+            ('exact_rows', exact_rows),
+            ('factor_rank', factor_rank),
+        ):
+            setattr(self, name, _count(name, value))
         tail_classes(torch.ones(1), tail_threshold)  # validates the value
         self.tail_threshold = tail_threshold
         self.tukey_lambda = check_tukey_lambda(tukey_lambda)
-        self.tukey_eps = _number('tukey_eps', tukey_eps, at_least=0)
-        self.num_donors = _count('num_donors', num_donors)
-        self.alpha = _number('alpha', alpha, at_least=0)
-        self.confidence_range = tuple(
-            _number('confidence_range', v) for v in confidence_range
-        )
-        low, high = self.confidence_range
+        low, high = (_number('confidence_range', v) for v in confidence_range)
+        self.confidence_range = (low, high)
         init = _number(
             'init_confidence', init_confidence, at_least=low, at_most=high
-        )
-        self.confidence_step = _number(
-            'confidence_step', confidence_step, at_least=0
-        )
-        self.generation_ratio = _number(
-            'generation_ratio', generation_ratio, at_least=0
         )
         self.n_max = None if n_max is None else _count('n_max', n_max)
         self.max_generated = max_generated
         if max_generated is not None:
             _count('max_generated', max_generated, at_least=0)
-        self.exact_rows = _count('exact_rows', exact_rows)
-        self.factor_rank = _count('factor_rank', factor_rank)
         self.seed = int(seed)
 
         self.register_buffer('confidence', torch.full((num_classes,), init))
@@ -261,15 +253,14 @@ class AFGHead(LinearClsHead):
 
     # training -------------------------------------------------------------
     def loss(self, feats, data_samples, **kwargs) -> dict:
-        """CE on real and generated features, plus the distiller's terms.
-
-        Generation happens here, not in ``train_step``, so that it runs
-        under DDP too; the loss as ``ClsHead._get_loss`` computes it."""
+        """CE on real and generated features (as ``ClsHead._get_loss``),
+        plus the distiller's terms; generating here, not in ``train_step``,
+        keeps it under DDP too."""
         real = self.pre_logits(feats)
         labels = torch.cat([s.gt_label for s in data_samples])
         soft = 'gt_score' in data_samples[0]
         target = labels
-        if soft:
+        if soft:  # batch augmentation's one-hot scores
             target = torch.stack([s.gt_score for s in data_samples])
         inputs = real
         if self.training:
@@ -310,15 +301,13 @@ class AFGHead(LinearClsHead):
     def update_confidence(self, class_acc, iteration: int = -1) -> None:
         """s_c <- clip(s_c + eta sign(acc_c - acc_c_ref), s_min, s_max).
 
-        Applied to tail classes only (METHOD.md stage two item 6). With
-        ``'previous'``, the first validation only records the accuracies
-        (there is nothing to compare it with) [ours]. The result is
-        broadcast from rank 0 so that every rank holds the same scores.
+        Tail classes only (METHOD.md stage two item 6); with ``'previous'``
+        the first validation only records the accuracies [ours]. Broadcast
+        from rank 0, so that every rank holds the same scores.
 
         Args:
-            class_acc: (C,) per-class accuracy on the validation split, as
-                fractions in [0, 1]; NaN (a class without validation
-                samples) leaves that class's score and record unchanged.
+            class_acc: (C,) validation accuracy per class in [0, 1]; NaN (no
+                validation sample) leaves that class's score and record.
             iteration: training iterations done when it was measured.
         """
         acc = torch.as_tensor(class_acc, dtype=torch.float32)
