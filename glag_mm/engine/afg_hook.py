@@ -34,7 +34,7 @@ from ..models.heads import AFGHead
 from ..runtime import get_train_class_counts
 from .afg_statistics import load_or_build
 from .checkpoint_update import update_last_checkpoint
-from .distill_hook import load_stage_one
+from .distill_hook import LinearTeacher, stage_one_classifier
 from .feature_cache import unwrap
 
 
@@ -106,45 +106,12 @@ class AFGHook(Hook):
         sampler = getattr(runner.train_loop.dataloader, 'sampler', None)
         name = type(getattr(sampler, 'sampler', sampler)).__name__
         class_aware = 'ClassAware' in name or 'Balanced' in name
-        if class_aware and head.generation == 'balance':
+        if class_aware != (head.generation == 'ratio'):
             runner.logger.warning(
-                f"AFGHead generation='balance' tops classes up relative to "
-                f'instance-balanced batches, but the sampler is {name}; use '
-                "generation='ratio' with a class-aware sampler."
+                f'AFGHead generation={head.generation!r} with the sampler '
+                f"{name}: 'balance' tops classes up relative to instance-"
+                "balanced batches, 'ratio' assumes class-balanced ones."
             )
-        elif not class_aware and head.generation == 'ratio':
-            runner.logger.warning(
-                f"AFGHead generation='ratio' assumes class-balanced real "
-                f"batches, but the sampler is {name}; use 'balance'."
-            )
-
-    # confidence -------------------------------------------------------------
-    def _apply(self, runner, metrics: dict) -> None:
-        if 'lt/per_class' not in metrics:
-            raise KeyError(
-                "AFGHook: the validation metrics lack 'lt/per_class' "
-                "(per-class accuracy); add dict(type='LongTailAccuracy') to "
-                'val_evaluator, or pass update_confidence=False.'
-            )
-        acc = torch.as_tensor(metrics['lt/per_class'], dtype=torch.float32)
-        head = self._head(runner)
-        before = head.confidence.clone()
-        head.update_confidence(acc / 100.0, runner.iter)
-        moved = int((head.confidence != before).sum())
-        runner.logger.info(
-            f'AFGHook: confidence update {int(head.num_confidence_updates)}'
-            f' moved {moved} tail scores; mean s = '
-            f'{float(head.confidence.mean()):.3f}'
-        )
-        tail = torch.nonzero(head.statistics.tail).flatten().tolist()
-        scalars = {f'afg/s_c/{c}': float(head.confidence[c]) for c in tail}
-        if hasattr(head.distiller, 'beta'):
-            scalars['afg/beta'] = float(head.distiller.beta())
-        scalars['afg/confidence_updates'] = int(head.num_confidence_updates)
-        runner.visualizer.add_scalars(scalars, step=runner.iter)
-        if self._saved_at_iter == runner.iter:
-            # into the checkpoint saved just before this validation
-            update_last_checkpoint(runner, lambda ckpt: _write(ckpt, head))
 
     @torch.no_grad()
     def _stage_one_accuracy(self, runner, head):
@@ -156,11 +123,11 @@ class AFGHook(Hook):
                 "pass AFGHook(stage_one_checkpoint='{stage_one_checkpoint}') "
                 '(filled in by tools/train.py)'
             )
-        state = load_stage_one(self.stage_one_checkpoint, 'AFGHook')
+        weight, bias, _ = stage_one_classifier(
+            self.stage_one_checkpoint, head, 'AFGHook'
+        )
+        stage_one = LinearTeacher(weight, bias, torch.ones(head.num_classes))
         device = head.fc.weight.device
-        weight = state['head.fc.weight'].float().to(device)
-        bias = state.get('head.fc.bias')
-        bias = None if bias is None else bias.float().to(device)
         model = unwrap(runner.model)
         was_training = model.training
         model.eval()
@@ -172,7 +139,7 @@ class AFGHook(Hook):
             feats = feats[-1] if isinstance(feats, (tuple, list)) else feats
             labels = torch.cat([s.gt_label for s in data['data_samples']])
             labels = labels.to(device)
-            pred = torch.nn.functional.linear(feats.float(), weight, bias)
+            pred = stage_one.logits(feats)
             hit = labels[pred.argmax(1) == labels]
             total += torch.bincount(labels, minlength=head.num_classes)
             correct += torch.bincount(hit, minlength=head.num_classes)
@@ -197,12 +164,8 @@ class AFGHook(Hook):
             pos, last = loop.iter, loop.max_iters
         else:
             return False
-        return (
-            runner.val_loop is not None
-            and pos > 0
-            and pos >= loop.val_begin
-            and (pos % loop.val_interval == 0 or pos == last)
-        )
+        due = pos >= max(loop.val_begin, 1) and runner.val_loop is not None
+        return due and (pos % loop.val_interval == 0 or pos == last)
 
     # hook events ------------------------------------------------------------
     def before_run(self, runner) -> None:
@@ -262,10 +225,36 @@ class AFGHook(Hook):
             checkpoint.setdefault('meta', {})['afg_statistics'] = rel
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        """Update s_c from this validation, log it, checkpoint it."""
         # not in a val-only run, whose train loop is None or an unbuilt dict
         train_loop = runner._train_loop
-        if self.update_confidence and isinstance(train_loop, BaseLoop):
-            self._apply(runner, metrics or {})
+        if not self.update_confidence or not isinstance(train_loop, BaseLoop):
+            return
+        if 'lt/per_class' not in (metrics or {}):
+            raise KeyError(
+                "AFGHook: the validation metrics lack 'lt/per_class' "
+                "(per-class accuracy); add dict(type='LongTailAccuracy') to "
+                'val_evaluator, or pass update_confidence=False.'
+            )
+        acc = torch.as_tensor(metrics['lt/per_class'], dtype=torch.float32)
+        head = self._head(runner)
+        before = head.confidence.clone()
+        head.update_confidence(acc / 100.0, runner.iter)
+        moved = int((head.confidence != before).sum())
+        runner.logger.info(
+            f'AFGHook: confidence update {int(head.num_confidence_updates)}'
+            f' moved {moved} tail scores; mean s = '
+            f'{float(head.confidence.mean()):.3f}'
+        )
+        tail = torch.nonzero(head.statistics.tail).flatten().tolist()
+        scalars = {f'afg/s_c/{c}': float(head.confidence[c]) for c in tail}
+        if hasattr(head.distiller, 'beta'):
+            scalars['afg/beta'] = float(head.distiller.beta())
+        scalars['afg/confidence_updates'] = int(head.num_confidence_updates)
+        runner.visualizer.add_scalars(scalars, step=runner.iter)
+        if self._saved_at_iter == runner.iter:
+            # into the checkpoint saved just before this validation
+            update_last_checkpoint(runner, lambda ckpt: _write(ckpt, head))
 
 
 def _write(checkpoint: dict, head) -> bool:

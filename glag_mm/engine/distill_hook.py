@@ -34,8 +34,9 @@ from .feature_cache import (
 )
 
 
-def load_stage_one(path: str, owner: str) -> dict:
-    """The state dict of the stage-one checkpoint (``module.`` dropped)."""
+def stage_one_classifier(path: str, head, owner: str):
+    """(weight, bias) of the stage-one ``head.fc`` that fits ``head``, and
+    the checkpoint's state dict (``module.`` dropped)."""
     if '{stage_one_checkpoint}' in path:
         raise FileNotFoundError(
             f'{owner}: checkpoint is still {path!r}; train through '
@@ -50,7 +51,24 @@ def load_stage_one(path: str, owner: str) -> dict:
         )
     state = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     state = state.get('state_dict', state)
-    return {k.removeprefix('module.'): v for k, v in state.items()}
+    state = {k.removeprefix('module.'): v for k, v in state.items()}
+    if 'head.fc.weight' not in state:
+        raise ValueError(
+            f"{owner}: {path!r} has no 'head.fc.weight'; the teacher must "
+            'be a stage-one model with a linear head.'
+        )
+    weight, bias = state['head.fc.weight'], state.get('head.fc.bias')
+    expected = (int(head.num_classes), int(head.in_channels))
+    if tuple(weight.shape) != expected or (
+        bias is not None and tuple(bias.shape) != expected[:1]
+    ):
+        raise ValueError(
+            f'{owner}: the stage-one head.fc.weight has shape '
+            f'{tuple(weight.shape)} but the model head is '
+            f'(num_classes, in_channels) = {expected}; the teacher must be '
+            'the stage-one model of the same dataset and trunk.'
+        )
+    return weight, bias, state
 
 
 class LinearTeacher:
@@ -80,9 +98,7 @@ class LinearTeacher:
         self.weight = weight.detach().float()
         self.bias = None if bias is None else bias.detach().float()
         self.head_classes = head_classes.bool()
-        self.schedule = schedule
-        self.beta_max = beta_max
-        self.power = power
+        self.beta_args = (schedule, beta_max, power)
         self.temperature = temperature
         self.table: Optional[Tensor] = None
 
@@ -94,9 +110,7 @@ class LinearTeacher:
 
     def beta(self) -> float:
         """beta(u) at the current progress of the stage."""
-        return schedule_value(
-            training_progress(), self.schedule, self.beta_max, self.power
-        )
+        return schedule_value(training_progress(), *self.beta_args)
 
     def logits(self, raw: Tensor) -> Tensor:
         """z_t = W_1 f + b_1 (no gradient)."""
@@ -120,21 +134,15 @@ class LinearTeacher:
             # the teacher only on the distilled rows: the same mean, and no
             # device read-back where one would cost a sync
             rows = torch.nonzero(mask).flatten()
-            raw, student_logits, mask = (
-                raw[rows],
-                student_logits[rows],
-                mask[rows],
-            )
+            raw, student_logits = raw[rows], student_logits[rows]
+            mask = mask[rows]
             idx = None if idx is None else idx[rows]
         beta = self.beta()
         MessageHub.get_current_instance().update_scalar('train/kd_beta', beta)
         teacher = self.logits(raw) if idx is None else self.table[idx]
-        kd = distillation_loss(
-            student_logits.float(),
-            teacher.to(raw.device),
-            temperature=self.temperature,
-            mask=mask,
-        )
+        student = student_logits.float()
+        teacher = teacher.to(raw.device)
+        kd = distillation_loss(student, teacher, self.temperature, mask)
         return {'loss_kd': kd * beta}
 
 
@@ -142,13 +150,12 @@ class LinearTeacher:
 class GLAGDistillHook(Hook):
     """Distil the stage-one classifier into the stage-two head.
 
-    Before training it loads the teacher (``checkpoint``'s ``head.fc``) and
-    hands the head a :class:`LinearTeacher`: heads with a ``distiller``
-    attribute call it in their ``loss()`` (so it runs under DDP); any other
-    head's ``loss`` is wrapped. The term is logged as ``loss_kd``. It
-    refuses, saying what to change, a missing checkpoint, a teacher head of
-    another shape, trunk weights that differ from the model's, or a
-    trainable trunk parameter.
+    Before training it hands the head a :class:`LinearTeacher` of
+    ``checkpoint``'s ``head.fc``: heads with a ``distiller`` attribute call
+    it in their ``loss()`` (so it runs under DDP), any other head's ``loss``
+    is wrapped; the term is logged as ``loss_kd``. It refuses a missing
+    checkpoint, a teacher head of another shape, trunk weights that differ
+    from the model's, or a trainable trunk parameter.
 
     Args:
         checkpoint: the stage-one checkpoint; in configs
@@ -162,7 +169,6 @@ class GLAGDistillHook(Hook):
             and are not distilled; None takes the head's own
             ``tail_threshold`` when it has one, else 100 (the many-shot
             threshold). A float in (0, 1) is a fraction of n_max.
-        teacher_prefix: key prefix of the teacher's linear layer.
         check_trunk: compare the checkpoint's backbone / neck weights with
             the model's.
         cache_logits_mib: on a CPU run over :class:`FeatureCacheHook`'s
@@ -182,7 +188,6 @@ class GLAGDistillHook(Hook):
         power: float = 2.0,
         temperature: float = 1.0,
         tail_threshold=None,
-        teacher_prefix: str = 'head.fc.',
         check_trunk: bool = True,
         cache_logits_mib: float = 2048,
     ) -> None:
@@ -204,30 +209,8 @@ class GLAGDistillHook(Hook):
         self.beta_max = float(beta_max)
         self.power = float(power)
         self.tail_threshold = tail_threshold
-        self.teacher_prefix = teacher_prefix
         self.check_trunk = check_trunk
         self.teacher: Optional[LinearTeacher] = None
-
-    def _teacher_weights(self, state: dict, head):
-        wkey = self.teacher_prefix + 'weight'
-        if wkey not in state:
-            raise ValueError(
-                f'GLAGDistillHook: {self.checkpoint!r} has no {wkey!r}; the '
-                'teacher must be a stage-one model with a linear head '
-                '(set teacher_prefix if its layer has another name).'
-            )
-        weight, bias = state[wkey], state.get(self.teacher_prefix + 'bias')
-        expected = (int(head.num_classes), int(head.in_channels))
-        if tuple(weight.shape) != expected or (
-            bias is not None and tuple(bias.shape) != expected[:1]
-        ):
-            raise ValueError(
-                f'GLAGDistillHook: the teacher head {wkey} has shape '
-                f'{tuple(weight.shape)} but the model head is '
-                f'(num_classes, in_channels) = {expected}; the teacher '
-                'must be the stage-one model of the same dataset and trunk.'
-            )
-        return weight, bias
 
     def _check_same_trunk(self, state: dict, model) -> None:
         for prefix, module in trunk_modules(model):
@@ -252,9 +235,9 @@ class GLAGDistillHook(Hook):
         threshold = self.tail_threshold
         if threshold is None:
             threshold = getattr(head, 'tail_threshold', 100)
-        counts = getattr(head, 'class_counts', None)
-        if counts is None:
-            counts = get_train_class_counts()
+        counts = (
+            getattr(head, 'class_counts', None) or get_train_class_counts()
+        )
         if counts is None:
             raise missing_class_counts_error('GLAGDistillHook')
         return ~tail_classes(torch.as_tensor(list(counts)), threshold)
@@ -265,8 +248,9 @@ class GLAGDistillHook(Hook):
         check_frozen_trunk(
             model, 'GLAGDistillHook', 'the teacher reads the same features'
         )
-        state = load_stage_one(self.checkpoint, 'GLAGDistillHook')
-        weight, bias = self._teacher_weights(state, head)
+        weight, bias, state = stage_one_classifier(
+            self.checkpoint, head, 'GLAGDistillHook'
+        )
         if self.check_trunk:
             self._check_same_trunk(state, model)
         self.teacher = teacher = LinearTeacher(

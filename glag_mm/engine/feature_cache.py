@@ -1,13 +1,6 @@
-"""Frozen-trunk features: the streaming pass, the cached dataset, its key.
-
-Stage two trains only the classifier on a frozen trunk (backbone + neck,
-METHOD.md stage two item 1). :func:`iter_trunk_features` is the streaming
-pass over its features, shared by
-:class:`~glag_mm.engine.FeatureCacheHook` (which runs the epochs on a
-:class:`FeatureTensorDataset` of them, in files named by
-:func:`feature_cache_key`) and :class:`~glag_mm.engine.AFGHook`'s statistics
-pass.
-"""
+"""Frozen-trunk features (backbone + neck, METHOD.md stage two item 1): the
+streaming pass of the feature cache and the statistics, the cached dataset,
+its key."""
 
 import hashlib
 import math
@@ -132,11 +125,8 @@ def iter_trunk_features(
 
 
 def gather_shards(tensor: Tensor, num_samples: int) -> Tensor:
-    """Reassemble per-rank shards (rank r holds rows r::W) in sample order.
-
-    Every rank returns the full (num_samples, ...) tensor. Without a process
-    group the tensor is returned as it is.
-    """
+    """The full (num_samples, ...) tensor on every rank, from the shards
+    of :func:`iter_trunk_features` (rank r of W holds rows r::W)."""
     rank, world_size = get_dist_info()
     if world_size == 1:
         return tensor
@@ -190,15 +180,11 @@ class FeatureTensorDataset(Dataset):
 
 
 def feature_cache_key(model, dataset, dtype=None) -> str:
-    """Hex key of the features a frozen trunk gives on a dataset.
-
-    SHA-256 over everything the cached features depend on: every tensor of
-    the trunk's state dict (backbone + neck: names, dtypes, shapes, values),
-    the data preprocessor's class, buffers (mean / std) and plain settings
+    """Hex key of the features a frozen trunk gives on a dataset: SHA-256
+    of the trunk's state dict (names, dtypes, shapes, values), the data
+    preprocessor's class, buffers (mean / std) and plain settings
     (``to_rgb``, padding), the ``repr`` of the dataset's innermost pipeline,
-    the dataset's length and labels, and the storage dtype. Any change of
-    one of them gives another key.
-    """
+    the dataset's length and labels, and the storage dtype."""
     model = unwrap(model)
     digest = hashlib.sha256()
 

@@ -62,13 +62,11 @@ class FeatureCacheHook(Hook):
             ``<work_dir>/feature_cache``), one ``<key>.pth`` per loader
             (:func:`feature_cache_key`), written once per machine through an
             atomic rename and memory-mapped by every rank. A run that finds
-            the file loads it (bit-identical to computing it): point runs at
-            one ``cache_dir`` to share a pass. Stale files are never used
+            the file loads it (bit-identical to computing it), so runs that
+            share a ``cache_dir`` share a pass. Stale files are never used
             (the key changes) nor deleted.
-        cache_test: also run ``tools/test.py`` (``Runner.test``) on cached
-            test-set features (worth it with ``cache_dir``, when several
-            runs test on the same frozen trunk); the test pipeline must be
-            deterministic.
+        cache_test: also test (``Runner.test``) on cached features of the
+            (deterministic) test set, worth it with a shared ``cache_dir``.
     """
 
     priority = 'ABOVE_NORMAL'
@@ -209,9 +207,8 @@ class FeatureCacheHook(Hook):
         self._restore.append(restore)
 
     def _bypass_trunk(self, model) -> None:
-        """The cached features enter ``extract_feat``'s output as they are:
-        only cast to the model's device. Instance attributes, so checkpoints
-        and other instances are untouched; :meth:`_undo` deletes them."""
+        """Cached features pass the trunk as they are (cast to the device),
+        through instance attributes that :meth:`_undo` deletes."""
         pre = model.data_preprocessor
 
         def extract_feat(inputs, stage='neck'):
