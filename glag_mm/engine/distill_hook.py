@@ -124,8 +124,7 @@ class LinearTeacher:
     def __call__(
         self, raw: Tensor, student_logits: Tensor, labels: Tensor, samples=None
     ) -> Dict[str, Tensor]:
-        self.logits(raw[:0])  # the teacher on the features' device
-        mask = self.head_classes[labels.to(raw.device)]
+        mask = self.head_classes.to(raw.device)[labels.to(raw.device)]
         idx = None
         if self.table is not None and samples is not None:
             idx = [getattr(s, 'sample_idx', None) for s in samples]
