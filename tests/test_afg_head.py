@@ -88,7 +88,7 @@ def test_balance_plan_tops_every_class_up_in_expectation():
     batch, trials = 16, 4000
     total = torch.zeros(C)
     for _ in range(trials):
-        classes = head.plan(torch.zeros(batch, dtype=torch.long), g)
+        classes, _ = head.plan(torch.zeros(batch, dtype=torch.long), g)
         total += torch.bincount(classes, minlength=C)
     n = torch.tensor(COUNTS, dtype=torch.float)
     expected = batch * (n.max() - n) / n.sum()  # B (n_max - n_c) / N
@@ -102,7 +102,7 @@ def test_balance_plan_tops_every_class_up_in_expectation():
 def test_ratio_plan_repeats_each_real_label():
     head = _head(generation='ratio', generation_ratio=2.0)
     labels = torch.tensor([3, 0, 2, 2])
-    assert head.plan(labels).tolist() == [0, 0, 2, 2, 2, 2, 3, 3]
+    assert head.plan(labels)[0].tolist() == [0, 0, 2, 2, 2, 2, 3, 3]
 
 
 def test_head_draws_exactly_what_the_generator_draws():
@@ -141,7 +141,7 @@ def test_loss_is_cross_entropy_over_real_and_generated():
     _set_iter(7)
     loss = head.loss((x,), _samples(y))['loss']
     gens = head.generators(x.device)
-    classes = head.plan(y, gens[0])
+    classes, _ = head.plan(y, gens[0])
     fake, fake_labels = head.generate(classes, gens)
     logits = head.fc(torch.cat([x.sqrt(), fake]))
     expected = F.cross_entropy(logits, torch.cat([y, fake_labels]))
@@ -169,7 +169,7 @@ def test_capped_generation_is_weighted_to_the_uncapped_loss():
     _set_iter(4)
     loss = head.loss((x,), _samples(y))['loss']
     gens = head.generators(x.device)
-    classes, planned = head.plan(y, gens[0], return_total=True)
+    classes, planned = head.plan(y, gens[0])
     assert classes.numel() == 3 and planned > 3
     fake, fake_labels = head.generate(classes, gens)
     per = F.cross_entropy(
@@ -199,7 +199,7 @@ def test_state_dict_holds_confidence_not_statistics():
         num_classes=C, in_channels=D, tail_threshold=10, num_donors=2
     )
     fresh.load_state_dict(state)
-    assert not fresh.statistics_ready
+    assert fresh.statistics is None
     assert torch.equal(fresh.confidence, head.confidence)
     feats, _ = _features()
     fresh.eval()

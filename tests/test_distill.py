@@ -176,7 +176,7 @@ def test_clear_errors(tmp_path):
     with pytest.raises(ValueError, match='differs from the teacher'):
         GLAGDistillHook(checkpoint=ckpt).before_train(_runner(other))
     with pytest.raises(ValueError, match='no'):
-        run(_model(), teacher_prefix='head.classifier.')
+        run(_model(), checkpoint=_checkpoint(tmp_path, torch.nn.Linear(1, 1)))
     with pytest.raises(ValueError, match='temperature'):
         GLAGDistillHook(checkpoint=ckpt, temperature=0)
     with pytest.raises(ValueError, match='schedule'):

@@ -90,7 +90,7 @@ def test_torchscript_round_trip(glag_run, tmp_path):
     assert 'wrote' in result.stdout
     cfg, model = _model(root, ckpt)
     assert model.head.tukey_lambda == 0.5
-    assert not model.head.statistics_ready  # checkpoints hold no statistics
+    assert model.head.statistics is None  # checkpoints hold no statistics
     batch = sample_batch(cfg, 8)
     raw = torch.stack(batch['inputs']).float()
     loaded = torch.jit.load(str(out))

@@ -12,6 +12,7 @@ marker then appears, which shows the payload is live.
 import importlib.util
 import os.path as osp
 import pickle
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -28,7 +29,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 from test_tools import TOOLS
 
-from glag_mm.engine import GLAGDistillHook
+from glag_mm.engine.distill_hook import stage_one_classifier
 from glag_mm.safe_load import (
     SAFE_GLOBALS,
     TRUST_ENV,
@@ -211,12 +212,13 @@ def test_pretrained_init_and_feature_cache(project, evil, tmp_path):
 
 def test_distill_hook_teacher(project, evil):
     path, marker = evil
+    head = SimpleNamespace(num_classes=10, in_channels=32)
     with pytest.raises(UnsafeCheckpointError) as error:
-        GLAGDistillHook(checkpoint=path)._load()
+        stage_one_classifier(path, head, 'GLAGDistillHook')
     _refused(error, path)
     assert not marker.exists()
-    state = GLAGDistillHook(checkpoint=project['good'])._load()
-    assert state['head.fc.weight'].shape == (10, 32)
+    weight, _, _ = stage_one_classifier(project['good'], head, 'teacher')
+    assert weight.shape == (10, 32)
 
 
 def test_tools_test(project, evil, tmp_path):

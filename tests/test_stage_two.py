@@ -310,7 +310,7 @@ def test_stage_two_checkpoint_predicts_without_statistics(two_stage, tmp_path):
 
     def predict(present=False):
         model = get_model(cfg, pretrained=ckpt)
-        assert not model.head.statistics_ready
+        assert model.head.statistics is None
         assert osp.isfile(stats) == present
         model.eval()
         with torch.no_grad():

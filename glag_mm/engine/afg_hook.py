@@ -1,25 +1,21 @@
-"""Statistics and confidence updates for :class:`AFGHead`.
+"""Statistics and confidence updates for :class:`AFGHead` (METHOD.md stage
+two).
 
-Loop events drive the Adaptive Feature Generator (METHOD.md stage two):
+* Before the run, checks that need only the class counts and the settings
+  (donors, thresholds, generation mode vs sampler) fail in seconds, before
+  any pass over the data.
+* Before training, the class statistics are loaded from their file in the
+  work_dir, or built by one streaming pass and written there
+  (:mod:`glag_mm.engine.afg_statistics`); checkpoints name the file in
+  ``meta['afg_statistics']``.
+* After each validation (never a test), the per-class accuracy updates the
+  adaptive confidence (item 6); the tail classes' s_c and beta(u) of the KD
+  term are logged as scalars, and the update is written into the checkpoint
+  saved just before that validation.
 
-* before the run, checks that need only the class counts and the settings
-  (donor counts, thresholds, generation plan) run first, so a setting that
-  cannot work fails in seconds, before any pass over the data;
-* before training, the class statistics are loaded from
-  their file in the work_dir, or built by one streaming pass and written
-  there (:mod:`glag_mm.engine.afg_statistics`);
-* after each validation (never a test), the per-class accuracy of the
-  validation split updates the adaptive confidence (item 6). The tail
-  classes' s_c (and beta of the KD term, when there is one) are logged as
-  scalars (``scalars.json`` / TensorBoard through mmengine's visualizer),
-  and the update is written into the checkpoint saved just before that
-  validation, so every checkpoint holds the state after its epoch;
-* checkpoints name the statistics file in ``meta['afg_statistics']``.
-
-A run killed after a checkpoint but before its validation finished resumes
-from a checkpoint without that update; the hook then replays the
-validation through the validation loop (so its metrics are logged like any
-other) and the update with it, which keeps resume exact.
+A run killed between a checkpoint and its validation resumes without that
+update; the hook replays the validation (metrics logged as usual) and the
+update, which keeps resume exact.
 """
 
 import os.path as osp
@@ -30,13 +26,15 @@ from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmengine.runner.base_loop import BaseLoop
-from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 
 from ..core.calibration import check_generation_setup
+from ..core.checks import check_integer
+from ..models.heads import AFGHead
 from ..runtime import get_train_class_counts
 from .afg_statistics import load_or_build
 from .checkpoint_update import update_last_checkpoint
+from .distill_hook import LinearTeacher, stage_one_classifier
 from .feature_cache import unwrap
 
 
@@ -46,22 +44,18 @@ class AFGHook(Hook):
 
     Args:
         pipeline: pipeline of the statistics pass; default the validation
-            dataloader's (else the test dataloader's), i.e. the training
-            images without random augmentation.
+            (else the test) dataloader's: no random augmentation.
         batch_size: batch size of the pass (default the training one).
         num_workers: workers of the pass (default the training ones).
-        update_confidence: update s_c after each validation.
-        metric_key: the metric holding per-class accuracy in percent, one
-            entry per class (:class:`~glag_mm.evaluation.LongTailAccuracy`
-            reports ``'lt/per_class'``).
-        revalidate_on_resume: on resume, replay the validation that followed
-            the checkpoint when its update is missing (module docstring).
+        update_confidence: update s_c after each validation, from the
+            per-class accuracy (in percent) that
+            :class:`~glag_mm.evaluation.LongTailAccuracy` reports as
+            ``'lt/per_class'``.
         progress: draw a progress bar on rank 0.
         stage_one_checkpoint: the stage-one checkpoint (in configs
-            ``'{stage_one_checkpoint}'``), whose classifier on the same
-            trunk gives the reference accuracies of an AFGHead with
-            ``confidence_reference='stage_one'`` (computed once on the
-            validation split, kept in the head's checkpoints).
+            ``'{stage_one_checkpoint}'``), whose classifier gives the
+            reference accuracies of ``confidence_reference='stage_one'``
+            (computed once on the validation split, then checkpointed).
     """
 
     priority = 'NORMAL'
@@ -72,25 +66,19 @@ class AFGHook(Hook):
         batch_size: Optional[int] = None,
         num_workers: Optional[int] = None,
         update_confidence: bool = True,
-        metric_key: str = 'lt/per_class',
-        revalidate_on_resume: bool = True,
         progress: bool = True,
         stage_one_checkpoint: Optional[str] = None,
     ) -> None:
         if pipeline is not None and not isinstance(pipeline, (list, tuple)):
             raise TypeError('AFGHook: pipeline must be a list of transforms')
-        if batch_size is not None and (
-            not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ValueError(
-                f'AFGHook: batch_size must be >= 1, got {batch_size!r}'
+        if batch_size is not None:
+            check_integer(
+                'batch_size', batch_size, at_least=1, owner='AFGHook'
             )
         self.pipeline = None if pipeline is None else list(pipeline)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.update_confidence = update_confidence
-        self.metric_key = metric_key
-        self.revalidate_on_resume = revalidate_on_resume
         self.progress = progress
         self.stage_one_checkpoint = stage_one_checkpoint
         self.statistics_path: Optional[str] = None
@@ -99,9 +87,7 @@ class AFGHook(Hook):
     @staticmethod
     def _head(runner):
         head = getattr(unwrap(runner.model), 'head', None)
-        if not hasattr(head, 'update_confidence') or not hasattr(
-            head, 'set_statistics'
-        ):
+        if not isinstance(head, AFGHead):
             raise TypeError(
                 'AFGHook drives an AFGHead, but the model head is '
                 f"{type(head).__name__}; set model.head.type='AFGHead' or "
@@ -109,141 +95,54 @@ class AFGHook(Hook):
             )
         return head
 
-    # ------------------------------------------------------------------
-    # checks before the first forward pass
-    # ------------------------------------------------------------------
-    def _early_checks(self, runner, head) -> None:
-        counts = get_train_class_counts()
-        if counts is None:
-            return  # checked on the statistics' own counts below
+    @staticmethod
+    def _check_setup(runner, head, counts) -> None:
+        """Warn of settings that cannot work with these class counts (too
+        few donors, thresholds) or with the sampler."""
         for message in check_generation_setup(
             counts, head.tail_threshold, head.num_donors, head.n_max
         ):
             runner.logger.warning(f'AFGHead: {message}')
-        self._check_sampler(runner, head)
-
-    @staticmethod
-    def _check_counts(head) -> None:
-        expected = get_train_class_counts()
-        if expected is not None and list(expected) != head.class_counts:
-            raise ValueError(
-                'AFGHook: the statistics count other class sizes than the '
-                'training set (e.g. '
-                f'{head.class_counts[:5]} vs {list(expected)[:5]}); the '
-                'statistics must come from the stage-two training set.'
-            )
-
-    @staticmethod
-    def _check_sampler(runner, head) -> None:
-        loader = runner.train_loop.dataloader
-        sampler = getattr(loader, 'sampler', None)
+        sampler = getattr(runner.train_loop.dataloader, 'sampler', None)
         name = type(getattr(sampler, 'sampler', sampler)).__name__
         class_aware = 'ClassAware' in name or 'Balanced' in name
-        if class_aware and head.generation == 'balance':
+        if class_aware != (head.generation == 'ratio'):
             runner.logger.warning(
-                f"AFGHead generation='balance' tops classes up relative to "
-                f'instance-balanced batches, but the sampler is {name}; use '
-                "generation='ratio' with a class-aware sampler."
+                f'AFGHead generation={head.generation!r} with the sampler '
+                f"{name}: 'balance' tops classes up relative to instance-"
+                "balanced batches, 'ratio' assumes class-balanced ones."
             )
-        elif not class_aware and head.generation == 'ratio':
-            runner.logger.warning(
-                f"AFGHead generation='ratio' assumes class-balanced real "
-                f"batches, but the sampler is {name}; use 'balance'."
-            )
-
-    # ------------------------------------------------------------------
-    # confidence
-    # ------------------------------------------------------------------
-    def _log_scalars(self, runner, head) -> None:
-        tail = head.tail_mask()
-        scalars = {
-            f'afg/s_c/{c}': float(head.confidence[c])
-            for c in torch.nonzero(tail).flatten().tolist()
-        }
-        distiller = head.distiller
-        if distiller is not None and hasattr(distiller, 'beta'):
-            scalars['afg/beta'] = float(distiller.beta())
-        scalars['afg/confidence_updates'] = int(head.num_confidence_updates)
-        runner.visualizer.add_scalars(scalars, step=runner.iter)
-
-    def _apply(self, runner, metrics: dict) -> None:
-        if self.metric_key not in metrics:
-            raise KeyError(
-                f'AFGHook: the validation metrics lack {self.metric_key!r} '
-                '(per-class accuracy); add '
-                "dict(type='LongTailAccuracy') to val_evaluator or set "
-                'metric_key, or pass update_confidence=False.'
-            )
-        acc = torch.as_tensor(metrics[self.metric_key], dtype=torch.float32)
-        head = self._head(runner)
-        before = head.confidence.clone()
-        head.update_confidence(acc / 100.0, runner.iter)
-        moved = int((head.confidence != before).sum())
-        runner.logger.info(
-            f'AFGHook: confidence update {int(head.num_confidence_updates)}'
-            f' moved {moved} tail scores; mean s = '
-            f'{float(head.confidence.mean()):.3f}'
-        )
-        self._log_scalars(runner, head)
-        self._write_into_checkpoint(runner, head)
-
-    def _write_into_checkpoint(self, runner, head) -> None:
-        """Put the update into the checkpoint saved before this validation."""
-        if self._saved_at_iter != runner.iter:
-            return
-
-        def edit(checkpoint: dict) -> bool:
-            state = checkpoint['state_dict']
-            keys = [k for k in state if k.endswith('head.confidence')]
-            if not keys:
-                return False
-            prefix = keys[0][: -len('confidence')]
-            for name in (
-                'confidence',
-                'prev_class_acc',
-                'num_confidence_updates',
-                'last_update_iter',
-            ):
-                value = getattr(head, name).detach().cpu().clone()
-                state[prefix + name] = value
-            return True
-
-        update_last_checkpoint(runner, edit)
 
     @torch.no_grad()
     def _stage_one_accuracy(self, runner, head):
         """Per-class accuracy of the stage-one classifier on validation."""
-        path = self.stage_one_checkpoint
-        if not path or '{' in path or runner.val_loop is None:
+        if not self.stage_one_checkpoint or runner.val_loop is None:
             raise ValueError(
                 "AFGHook: confidence_reference='stage_one' compares with the "
                 'stage-one model on the validation split; validate, and '
                 "pass AFGHook(stage_one_checkpoint='{stage_one_checkpoint}') "
                 '(filled in by tools/train.py)'
             )
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt)
-        state = {k.replace('module.', '', 1): v for k, v in state.items()}
+        weight, bias, _ = stage_one_classifier(
+            self.stage_one_checkpoint, head, 'AFGHook'
+        )
+        stage_one = LinearTeacher(weight, bias, torch.ones(head.num_classes))
         device = head.fc.weight.device
-        weight = state['head.fc.weight'].float().to(device)
-        bias = state.get('head.fc.bias')
-        bias = None if bias is None else bias.float().to(device)
         model = unwrap(runner.model)
         was_training = model.training
         model.eval()
         correct = torch.zeros(head.num_classes, device=device)
-        total = torch.zeros(head.num_classes, device=device)
+        total = torch.zeros_like(correct)
         for batch in runner.val_loop.dataloader:
             data = model.data_preprocessor(batch, False)
             feats = model.extract_feat(data['inputs'])
             feats = feats[-1] if isinstance(feats, (tuple, list)) else feats
             labels = torch.cat([s.gt_label for s in data['data_samples']])
             labels = labels.to(device)
-            pred = torch.nn.functional.linear(feats.float(), weight, bias)
-            total.index_add_(
-                0, labels, torch.ones_like(labels, dtype=torch.float)
-            )
-            correct.index_add_(0, labels, (pred.argmax(1) == labels).float())
+            pred = stage_one.logits(feats)
+            hit = labels[pred.argmax(1) == labels]
+            total += torch.bincount(labels, minlength=head.num_classes)
+            correct += torch.bincount(hit, minlength=head.num_classes)
         model.train(was_training)
         all_reduce(correct)
         all_reduce(total)
@@ -259,31 +158,28 @@ class AFGHook(Hook):
     @staticmethod
     def _val_due_at_checkpoint(runner) -> bool:
         loop = runner.train_loop
-        if runner.val_loop is None:
-            return False
         if isinstance(loop, EpochBasedTrainLoop):
             pos, last = loop.epoch, loop.max_epochs
         elif isinstance(loop, IterBasedTrainLoop):
             pos, last = loop.iter, loop.max_iters
         else:
             return False
-        return (
-            pos > 0
-            and pos >= loop.val_begin
-            and (pos % loop.val_interval == 0 or pos == last)
-        )
+        due = pos >= max(loop.val_begin, 1) and runner.val_loop is not None
+        return due and (pos % loop.val_interval == 0 or pos == last)
 
-    # ------------------------------------------------------------------
-    # hook events
-    # ------------------------------------------------------------------
+    # hook events ------------------------------------------------------------
     def before_run(self, runner) -> None:
-        # before every other pass (the feature cache's, the statistics')
+        # before every other pass (the feature cache's, the statistics');
+        # runner.train_loop would build the loop in a val / test run
         if isinstance(runner._train_loop, BaseLoop):
-            self._early_checks(runner, self._head(runner))
+            head = self._head(runner)
+            counts = get_train_class_counts()
+            if counts is not None:  # else checked on the statistics' counts
+                self._check_setup(runner, head, counts)
 
     def before_train(self, runner) -> None:
         head = self._head(runner)
-        if not head.statistics_ready:
+        if head.statistics is None:
             stats, self.statistics_path = load_or_build(
                 runner,
                 head,
@@ -293,19 +189,19 @@ class AFGHook(Hook):
                 self.progress,
             )
             head.set_statistics(stats)
-        self._check_counts(head)
+        expected = get_train_class_counts()
+        if expected is None:
+            self._check_setup(runner, head, head.class_counts)
+        elif list(expected) != head.class_counts:
+            raise ValueError(
+                'AFGHook: the statistics count other class sizes than the '
+                f'training set (e.g. {head.class_counts[:5]} vs '
+                f'{list(expected)[:5]}); the statistics must come from the '
+                'stage-two training set.'
+            )
         reference = getattr(head, 'reference_acc', None)
         if reference is not None and not bool(torch.isfinite(reference).any()):
             reference.copy_(self._stage_one_accuracy(runner, head))
-        if get_train_class_counts() is None:  # the checks on these counts
-            for message in check_generation_setup(
-                head.class_counts,
-                head.tail_threshold,
-                head.num_donors,
-                head.n_max,
-            ):
-                runner.logger.warning(f'AFGHead: {message}')
-            self._check_sampler(runner, head)
         if runner.val_loop is None and self.update_confidence:
             runner.logger.warning(
                 'AFGHook: the run does not validate, so the adaptive '
@@ -313,7 +209,6 @@ class AFGHook(Hook):
             )
         if (
             self.update_confidence
-            and self.revalidate_on_resume
             and self._val_due_at_checkpoint(runner)
             and int(head.last_update_iter) < runner.iter
         ):
@@ -330,8 +225,46 @@ class AFGHook(Hook):
             checkpoint.setdefault('meta', {})['afg_statistics'] = rel
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        if not self.update_confidence or runner._train_loop is None:
+        """Update s_c from this validation, log it, checkpoint it."""
+        # not in a val-only run, whose train loop is None or an unbuilt dict
+        train_loop = runner._train_loop
+        if not self.update_confidence or not isinstance(train_loop, BaseLoop):
             return
-        if isinstance(runner._train_loop, dict):
-            return  # a val-only run: nothing is trained
-        self._apply(runner, metrics or {})
+        if 'lt/per_class' not in (metrics or {}):
+            raise KeyError(
+                "AFGHook: the validation metrics lack 'lt/per_class' "
+                "(per-class accuracy); add dict(type='LongTailAccuracy') to "
+                'val_evaluator, or pass update_confidence=False.'
+            )
+        acc = torch.as_tensor(metrics['lt/per_class'], dtype=torch.float32)
+        head = self._head(runner)
+        before = head.confidence.clone()
+        head.update_confidence(acc / 100.0, runner.iter)
+        moved = int((head.confidence != before).sum())
+        runner.logger.info(
+            f'AFGHook: confidence update {int(head.num_confidence_updates)}'
+            f' moved {moved} tail scores; mean s = '
+            f'{float(head.confidence.mean()):.3f}'
+        )
+        tail = torch.nonzero(head.statistics.tail).flatten().tolist()
+        scalars = {f'afg/s_c/{c}': float(head.confidence[c]) for c in tail}
+        if hasattr(head.distiller, 'beta'):
+            scalars['afg/beta'] = float(head.distiller.beta())
+        scalars['afg/confidence_updates'] = int(head.num_confidence_updates)
+        runner.visualizer.add_scalars(scalars, step=runner.iter)
+        if self._saved_at_iter == runner.iter:
+            # into the checkpoint saved just before this validation
+            update_last_checkpoint(runner, lambda ckpt: _write(ckpt, head))
+
+
+def _write(checkpoint: dict, head) -> bool:
+    """Copy the head's confidence state into a checkpoint's state_dict."""
+    state = checkpoint['state_dict']
+    keys = [k for k in state if k.endswith('head.confidence')]
+    if not keys:
+        return False
+    prefix = keys[0][: -len('confidence')]
+    for name, value in head.state_dict().items():
+        if name in head.training_state_buffers:
+            state[prefix + name] = value.detach().cpu().clone()
+    return True

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 from torch import Tensor
@@ -22,10 +21,54 @@ from torch import Tensor
 from ..core import check_number, check_schedule, schedule_value
 from ..core.calibration import tail_classes
 from ..core.distill import distillation_loss
-from ..runtime import get_train_class_counts, training_progress
-from .feature_cache import FeatureTensorDataset, trunk_modules
+from ..runtime import (
+    get_train_class_counts,
+    missing_class_counts_error,
+    training_progress,
+)
+from .feature_cache import (
+    FeatureTensorDataset,
+    check_frozen_trunk,
+    trunk_modules,
+    unwrap,
+)
 
-PLACEHOLDER = '{stage_one_checkpoint}'
+
+def stage_one_classifier(path: str, head, owner: str):
+    """(weight, bias) of the stage-one ``head.fc`` that fits ``head``, and
+    the checkpoint's state dict (``module.`` dropped)."""
+    if '{stage_one_checkpoint}' in path:
+        raise FileNotFoundError(
+            f'{owner}: checkpoint is still {path!r}; train through '
+            'tools/train.py with a two-stage config, or pass --cfg-options '
+            'stage_one_checkpoint=PATH.'
+        )
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{owner}: the teacher checkpoint {path!r} does not exist; train '
+            'stage one first or point checkpoint (stage_one_checkpoint) at '
+            'its final .pth file.'
+        )
+    state = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    state = state.get('state_dict', state)
+    state = {k.removeprefix('module.'): v for k, v in state.items()}
+    if 'head.fc.weight' not in state:
+        raise ValueError(
+            f"{owner}: {path!r} has no 'head.fc.weight'; the teacher must "
+            'be a stage-one model with a linear head.'
+        )
+    weight, bias = state['head.fc.weight'], state.get('head.fc.bias')
+    expected = (int(head.num_classes), int(head.in_channels))
+    if tuple(weight.shape) != expected or (
+        bias is not None and tuple(bias.shape) != expected[:1]
+    ):
+        raise ValueError(
+            f'{owner}: the stage-one head.fc.weight has shape '
+            f'{tuple(weight.shape)} but the model head is '
+            f'(num_classes, in_channels) = {expected}; the teacher must be '
+            'the stage-one model of the same dataset and trunk.'
+        )
+    return weight, bias, state
 
 
 class LinearTeacher:
@@ -55,9 +98,7 @@ class LinearTeacher:
         self.weight = weight.detach().float()
         self.bias = None if bias is None else bias.detach().float()
         self.head_classes = head_classes.bool()
-        self.schedule = schedule
-        self.beta_max = beta_max
-        self.power = power
+        self.beta_args = (schedule, beta_max, power)
         self.temperature = temperature
         self.table: Optional[Tensor] = None
 
@@ -69,13 +110,11 @@ class LinearTeacher:
 
     def beta(self) -> float:
         """beta(u) at the current progress of the stage."""
-        return schedule_value(
-            training_progress(), self.schedule, self.beta_max, self.power
-        )
+        return schedule_value(training_progress(), *self.beta_args)
 
     def logits(self, raw: Tensor) -> Tensor:
         """z_t = W_1 f + b_1 (no gradient)."""
-        if self.weight.device != raw.device:
+        if self.weight.device != raw.device:  # move to the features
             self.weight = self.weight.to(raw.device)
             self.bias = None if self.bias is None else self.bias.to(raw.device)
             self.head_classes = self.head_classes.to(raw.device)
@@ -85,9 +124,7 @@ class LinearTeacher:
     def __call__(
         self, raw: Tensor, student_logits: Tensor, labels: Tensor, samples=None
     ) -> Dict[str, Tensor]:
-        if self.weight.device != raw.device:
-            self.logits(raw[:0])  # moves the teacher to the features
-        mask = self.head_classes[labels.to(raw.device)]
+        mask = self.head_classes.to(raw.device)[labels.to(raw.device)]
         idx = None
         if self.table is not None and samples is not None:
             idx = [getattr(s, 'sample_idx', None) for s in samples]
@@ -96,21 +133,15 @@ class LinearTeacher:
             # the teacher only on the distilled rows: the same mean, and no
             # device read-back where one would cost a sync
             rows = torch.nonzero(mask).flatten()
-            raw, student_logits, mask = (
-                raw[rows],
-                student_logits[rows],
-                mask[rows],
-            )
+            raw, student_logits = raw[rows], student_logits[rows]
+            mask = mask[rows]
             idx = None if idx is None else idx[rows]
         beta = self.beta()
         MessageHub.get_current_instance().update_scalar('train/kd_beta', beta)
         teacher = self.logits(raw) if idx is None else self.table[idx]
-        kd = distillation_loss(
-            student_logits.float(),
-            teacher.to(raw.device),
-            temperature=self.temperature,
-            mask=mask,
-        )
+        student = student_logits.float()
+        teacher = teacher.to(raw.device)
+        kd = distillation_loss(student, teacher, self.temperature, mask)
         return {'loss_kd': kd * beta}
 
 
@@ -118,13 +149,12 @@ class LinearTeacher:
 class GLAGDistillHook(Hook):
     """Distil the stage-one classifier into the stage-two head.
 
-    Before training it loads the teacher (``checkpoint``'s ``head.fc``) and
-    hands the head a :class:`LinearTeacher`: heads with a ``distiller``
-    attribute call it in their ``loss()`` (so it runs under DDP); any other
-    head's ``loss`` is wrapped. The term is logged as ``loss_kd``. It
-    refuses, saying what to change, a missing checkpoint, a teacher head of
-    another shape, trunk weights that differ from the model's, or a
-    trainable trunk parameter.
+    Before training it hands the head a :class:`LinearTeacher` of
+    ``checkpoint``'s ``head.fc``: heads with a ``distiller`` attribute call
+    it in their ``loss()`` (so it runs under DDP), any other head's ``loss``
+    is wrapped; the term is logged as ``loss_kd``. It refuses a missing
+    checkpoint, a teacher head of another shape, trunk weights that differ
+    from the model's, or a trainable trunk parameter.
 
     Args:
         checkpoint: the stage-one checkpoint; in configs
@@ -138,7 +168,6 @@ class GLAGDistillHook(Hook):
             and are not distilled; None takes the head's own
             ``tail_threshold`` when it has one, else 100 (the many-shot
             threshold). A float in (0, 1) is a fraction of n_max.
-        teacher_prefix: key prefix of the teacher's linear layer.
         check_trunk: compare the checkpoint's backbone / neck weights with
             the model's.
         cache_logits_mib: on a CPU run over :class:`FeatureCacheHook`'s
@@ -158,7 +187,6 @@ class GLAGDistillHook(Hook):
         power: float = 2.0,
         temperature: float = 1.0,
         tail_threshold=None,
-        teacher_prefix: str = 'head.fc.',
         check_trunk: bool = True,
         cache_logits_mib: float = 2048,
     ) -> None:
@@ -168,88 +196,20 @@ class GLAGDistillHook(Hook):
                 f'stage-one checkpoint, got {checkpoint!r}'
             )
         check_schedule(schedule, beta_max, power, name='beta_max')
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(
-                'GLAGDistillHook: temperature must be > 0, got '
-                f'{temperature!r}'
-            )
+        own = 'GLAGDistillHook'
+        self.temperature = check_number(
+            'temperature', temperature, above=0, owner=own
+        )
+        self.cache_logits_mib = check_number(
+            'cache_logits_mib', cache_logits_mib, at_least=0, owner=own
+        )
         self.checkpoint = checkpoint
         self.schedule = schedule
         self.beta_max = float(beta_max)
         self.power = float(power)
-        self.temperature = float(temperature)
         self.tail_threshold = tail_threshold
-        self.teacher_prefix = teacher_prefix
         self.check_trunk = check_trunk
-        self.cache_logits_mib = check_number(
-            'cache_logits_mib',
-            cache_logits_mib,
-            at_least=0,
-            owner='GLAGDistillHook',
-        )
         self.teacher: Optional[LinearTeacher] = None
-
-    # -- checks --------------------------------------------------------------
-    def _load(self) -> dict:
-        if PLACEHOLDER in self.checkpoint:
-            raise FileNotFoundError(
-                f'GLAGDistillHook: checkpoint is still {self.checkpoint!r}; '
-                'train through tools/train.py with a two-stage config, or '
-                'pass --cfg-options stage_one_checkpoint=PATH.'
-            )
-        if not osp.isfile(self.checkpoint):
-            raise FileNotFoundError(
-                f'GLAGDistillHook: the teacher checkpoint {self.checkpoint!r}'
-                ' does not exist; train stage one first or point checkpoint '
-                '(stage_one_checkpoint) at its final .pth file.'
-            )
-        ckpt = CheckpointLoader.load_checkpoint(
-            self.checkpoint, map_location='cpu'
-        )
-        state = ckpt.get('state_dict', ckpt)
-        return {
-            (k[len('module.') :] if k.startswith('module.') else k): v
-            for k, v in state.items()
-        }
-
-    @staticmethod
-    def _check_frozen(model) -> None:
-        trainable = [
-            f'{prefix}.{name}'
-            for prefix, module in trunk_modules(model)
-            for name, p in module.named_parameters()
-            if p.requires_grad
-        ]
-        if trainable:
-            raise ValueError(
-                'GLAGDistillHook: the backbone and neck must be frozen in '
-                'stage two (the teacher reads the same features), but '
-                f'{len(trainable)} parameters are trainable, e.g. '
-                f'{trainable[:3]}; set model.backbone.frozen_stages to all '
-                'stages (and norm_eval=True).'
-            )
-
-    def _teacher_weights(self, state: dict, head):
-        wkey = self.teacher_prefix + 'weight'
-        bkey = self.teacher_prefix + 'bias'
-        if wkey not in state:
-            raise ValueError(
-                f'GLAGDistillHook: {self.checkpoint!r} has no {wkey!r}; the '
-                'teacher must be a stage-one model with a linear head '
-                '(set teacher_prefix if its layer has another name).'
-            )
-        weight, bias = state[wkey], state.get(bkey)
-        expected = (int(head.num_classes), int(head.in_channels))
-        if tuple(weight.shape) != expected or (
-            bias is not None and tuple(bias.shape) != expected[:1]
-        ):
-            raise ValueError(
-                f'GLAGDistillHook: the teacher head {wkey} has shape '
-                f'{tuple(weight.shape)} but the model head is '
-                f'(num_classes, in_channels) = {expected}; the teacher '
-                'must be the stage-one model of the same dataset and trunk.'
-            )
-        return weight, bias
 
     def _check_same_trunk(self, state: dict, model) -> None:
         for prefix, module in trunk_modules(model):
@@ -274,32 +234,25 @@ class GLAGDistillHook(Hook):
         threshold = self.tail_threshold
         if threshold is None:
             threshold = getattr(head, 'tail_threshold', 100)
-        counts = getattr(head, 'class_counts', None)
-        if counts is None:
-            counts = get_train_class_counts()
-        if counts is None:
-            raise ValueError(
-                'GLAGDistillHook needs the training class counts to tell '
-                'head from tail classes: add custom_hooks=[dict(type='
-                "'ClassCountsHook')] (glag_mm's tools/train.py adds it)."
-            )
-        counts = torch.as_tensor(list(counts))
-        return ~tail_classes(counts, threshold)
-
-    # -- hook ---------------------------------------------------------------
-    def before_train(self, runner) -> None:
-        model = (
-            runner.model.module
-            if is_model_wrapper(runner.model)
-            else (runner.model)
+        counts = (
+            getattr(head, 'class_counts', None) or get_train_class_counts()
         )
+        if counts is None:
+            raise missing_class_counts_error('GLAGDistillHook')
+        return ~tail_classes(torch.as_tensor(list(counts)), threshold)
+
+    def before_train(self, runner) -> None:
+        model = unwrap(runner.model)
         head = model.head
-        self._check_frozen(model)
-        state = self._load()
-        weight, bias = self._teacher_weights(state, head)
+        check_frozen_trunk(
+            model, 'GLAGDistillHook', 'the teacher reads the same features'
+        )
+        weight, bias, state = stage_one_classifier(
+            self.checkpoint, head, 'GLAGDistillHook'
+        )
         if self.check_trunk:
             self._check_same_trunk(state, model)
-        self.teacher = LinearTeacher(
+        self.teacher = teacher = LinearTeacher(
             weight,
             bias,
             self._head_classes(head),
@@ -309,35 +262,28 @@ class GLAGDistillHook(Hook):
             self.temperature,
         )
         if hasattr(head, 'distiller'):
-            head.distiller = self.teacher
-        else:
-            self._wrap_loss(head)
+            head.distiller = teacher
+        else:  # any other head: its loss wrapped
+
+            def loss(feats, data_samples, **kwargs):
+                losses = type(head).loss(head, feats, data_samples, **kwargs)
+                labels = torch.cat([s.gt_label for s in data_samples])
+                logits = head(feats)
+                losses.update(teacher(feats[-1], logits, labels, data_samples))
+                return losses
+
+            head.loss = loss
         # FeatureCacheHook (ABOVE_NORMAL) has swapped in the cached set
         loop = getattr(runner, 'train_loop', None)
         cached = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
-        table = None
-        if isinstance(cached, FeatureTensorDataset):
-            table = cached.features.shape[0] * weight.shape[0] * 4
         on_cpu = next(iter(model.parameters())).device.type == 'cpu'
-        if on_cpu and table and table <= self.cache_logits_mib * 2**20:
-            self.teacher.cache(cached.features)
+        if on_cpu and isinstance(cached, FeatureTensorDataset):
+            mib = cached.features.shape[0] * weight.shape[0] * 4 / 2**20
+            if 0 < mib <= self.cache_logits_mib:
+                teacher.cache(cached.features)
         runner.logger.info(
             f'GLAGDistillHook: teacher {self.checkpoint}, beta '
             f'{self.schedule} to {self.beta_max:g}, T={self.temperature:g}, '
-            f'{int(self.teacher.head_classes.sum())} head classes distilled'
-            + ('' if self.teacher.table is None else ', logits cached')
+            f'{int(teacher.head_classes.sum())} head classes distilled'
+            + ('' if teacher.table is None else ', logits cached')
         )
-
-    def _wrap_loss(self, head) -> None:
-        original = type(head).loss
-        teacher = self.teacher
-
-        def loss(feats, data_samples, **kwargs):
-            losses = original(head, feats, data_samples, **kwargs)
-            labels = torch.cat([s.gt_label for s in data_samples])
-            losses.update(
-                teacher(feats[-1], head(feats), labels, data_samples)
-            )
-            return losses
-
-        head.loss = loss

@@ -1,46 +1,25 @@
-"""Frozen-trunk features: the streaming pass, the cached dataset, its key.
-
-Stage two trains only the classifier on a frozen trunk (backbone + neck,
-METHOD.md stage two item 1). :func:`trunk_features` and
-:func:`iter_trunk_features` are the streaming pass over its features, shared
-by the feature cache and :class:`~glag_mm.engine.AFGHook`'s statistics
-pass: every rank reads its own share of the samples (``rank::world_size``)
-and the results are gathered.
-
-:class:`~glag_mm.engine.feature_cache_hook.FeatureCacheHook` runs the
-epochs on a :class:`FeatureTensorDataset` of them, kept in files named by
-:func:`feature_cache_key` (a hash of the trunk's weights, the data
-preprocessor, the dataset's pipeline, length and labels).
-"""
+"""Frozen-trunk features (backbone + neck, METHOD.md stage two item 1): the
+streaming pass of the feature cache and the statistics, the cached dataset,
+its key."""
 
 import hashlib
 import math
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
-import numpy as np
 import torch
 from mmengine.dist import all_gather, get_dist_info
 from mmengine.model import is_model_wrapper
-from mmengine.utils import ProgressBar
+from mmengine.utils import track_iter_progress
 from mmpretrain.structures import DataSample
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ..datasets.utils import dataset_labels
+
 #: transform names (besides any containing 'Random') that draw randomly.
 RANDOM_TRANSFORMS = frozenset(
-    {
-        'AutoAugment',
-        'RandAugment',
-        'ColorJitter',
-        'GaussianBlur',
-        'Lighting',
-        'Cutout',
-        'RandomErasing',
-        'Albu',
-        'Albumentations',
-        'TrivialAugment',
-        'AugMix',
-    }
+    'AutoAugment RandAugment ColorJitter GaussianBlur Lighting Cutout '
+    'RandomErasing Albu Albumentations TrivialAugment AugMix'.split()
 )
 
 
@@ -57,6 +36,23 @@ def trunk_modules(model) -> List[Tuple[str, torch.nn.Module]]:
     ]
 
 
+def check_frozen_trunk(model, owner: str, why: str) -> None:
+    """ValueError naming the fix if a trunk parameter is trainable."""
+    trainable = [
+        f'{prefix}.{name}'
+        for prefix, module in trunk_modules(model)
+        for name, p in module.named_parameters()
+        if p.requires_grad
+    ]
+    if trainable:
+        raise ValueError(
+            f'{owner}: the backbone and neck must be frozen in stage two '
+            f'({why}), but {len(trainable)} parameters are trainable, e.g. '
+            f'{trainable[:3]}; set model.backbone.frozen_stages to all '
+            'stages (and norm_eval=True).'
+        )
+
+
 def _pipeline_of(dataset):
     """The innermost ``pipeline`` of a (possibly wrapped) dataset."""
     while dataset is not None:
@@ -69,40 +65,15 @@ def _pipeline_of(dataset):
 def find_random_transforms(dataset) -> List[str]:
     """Names of the random transforms in a dataset's pipeline."""
     pipeline = _pipeline_of(dataset)
-    transforms = getattr(pipeline, 'transforms', pipeline) or []
     names = []
-    for transform in transforms:
-        name = (
-            transform.get('type', '')
-            if isinstance(transform, dict)
-            else type(transform).__name__
-        )
-        name = name if isinstance(name, str) else name.__name__
+    for transform in getattr(pipeline, 'transforms', pipeline) or []:
+        name = type(transform).__name__
+        if isinstance(transform, dict):
+            name = transform.get('type', '')
+            name = name if isinstance(name, str) else name.__name__
         if 'random' in name.lower() or name in RANDOM_TRANSFORMS:
             names.append(name)
     return names
-
-
-def trunk_features(model, data_batch: dict) -> Tuple[Tensor, Tensor]:
-    """Pooled features f (B, D) of a batch, and its labels (B,).
-
-    Runs the model's own data preprocessor (no batch augmentation) and
-    ``extract_feat`` as defined by the classes, so it reaches the real trunk
-    even while a feature cache bypasses it.
-    """
-    model = unwrap(model)
-    pre = model.data_preprocessor
-    data = type(pre).forward(pre, data_batch, False)
-    feats = type(model).extract_feat(model, data['inputs'])
-    if isinstance(feats, (tuple, list)):
-        feats = feats[-1]
-    labels = torch.cat([s.gt_label for s in data['data_samples']])
-    return feats, labels.to(feats.device)
-
-
-def _shard(num_samples: int) -> List[int]:
-    rank, world_size = get_dist_info()
-    return list(range(rank, num_samples, world_size))
 
 
 def iter_trunk_features(
@@ -114,13 +85,16 @@ def iter_trunk_features(
     progress: bool = True,
     desc: str = 'features',
 ) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
-    """Yield ``(features, labels, indices)`` of this rank's share.
+    """Yield ``(features (B, D), labels (B,), indices (B,))`` of this rank.
 
     Rank r of W reads samples r, r + W, r + 2W, ... in order, with no
     padding (each sample is seen once over all ranks). The model runs in
-    eval mode without gradients; a progress bar is drawn on rank 0.
+    eval mode without gradients, through its own data preprocessor (no
+    batch augmentation) and ``extract_feat`` as the classes define them, so
+    it reaches the real trunk even while a feature cache bypasses it.
     """
-    indices = _shard(len(dataset))
+    rank, world_size = get_dist_info()
+    indices = list(range(rank, len(dataset), world_size))
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -128,41 +102,31 @@ def iter_trunk_features(
         collate_fn=collate_fn,
         num_workers=num_workers,
     )
-    rank, _ = get_dist_info()
-    bar = (
-        ProgressBar(len(loader))
-        if progress and rank == 0 and len(loader)
-        else None
-    )
-    if bar is not None:
+    batches = zip(range(0, len(indices), batch_size), loader)
+    if progress and rank == 0 and len(loader):
         print(f'{desc}: {len(dataset)} samples')
+        batches = track_iter_progress((batches, len(loader)))
     model = unwrap(model)
+    pre = model.data_preprocessor
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for start, batch in zip(
-                range(0, len(indices), batch_size), loader
-            ):
-                feats, labels = trunk_features(model, batch)
-                idx = torch.as_tensor(
-                    indices[start : start + batch_size], device=feats.device
-                )
-                yield feats, labels, idx
-                if bar is not None:
-                    bar.update()
+            for start, batch in batches:
+                data = type(pre).forward(pre, batch, False)
+                feats = type(model).extract_feat(model, data['inputs'])
+                if isinstance(feats, (tuple, list)):
+                    feats = feats[-1]
+                labels = torch.cat([s.gt_label for s in data['data_samples']])
+                idx = torch.as_tensor(indices[start : start + batch_size])
+                yield feats, labels.to(feats.device), idx.to(feats.device)
     finally:
         model.train(was_training)
-    if bar is not None:
-        print()
 
 
 def gather_shards(tensor: Tensor, num_samples: int) -> Tensor:
-    """Reassemble per-rank shards (rank r holds rows r::W) in sample order.
-
-    Every rank returns the full (num_samples, ...) tensor. Without a process
-    group the tensor is returned as it is.
-    """
+    """The full (num_samples, ...) tensor on every rank, from the shards
+    of :func:`iter_trunk_features` (rank r of W holds rows r::W)."""
     rank, world_size = get_dist_info()
     if world_size == 1:
         return tensor
@@ -181,8 +145,8 @@ class FeatureTensorDataset(Dataset):
     """Cached pooled features with their labels, in dataset order.
 
     Item i is ``dict(inputs=features[i], data_samples=DataSample)`` with
-    ``gt_label`` and ``sample_idx`` set, which :func:`feature_collate`
-    batches the way mmpretrain's collate batches images.
+    ``gt_label`` and ``sample_idx`` set, which mmengine's
+    ``default_collate`` batches the way mmpretrain's collate batches images.
 
     Args:
         features: (N, D) pooled features f.
@@ -201,11 +165,7 @@ class FeatureTensorDataset(Dataset):
             )
         self.features = features
         self.labels = labels.long()
-        self._metainfo = dict(metainfo or {})
-
-    @property
-    def metainfo(self) -> dict:
-        return dict(self._metainfo)
+        self.metainfo = dict(metainfo or {})
 
     def __len__(self) -> int:
         return self.features.shape[0]
@@ -218,37 +178,13 @@ class FeatureTensorDataset(Dataset):
     def get_gt_labels(self):
         return self.labels.numpy()
 
-    def get_cat_ids(self, idx: int) -> List[int]:
-        return [int(self.labels[idx])]
-
-
-def feature_collate(batch: Sequence[dict]) -> dict:
-    """Stack cached features; keep data samples as a list."""
-    return dict(
-        inputs=torch.stack([item['inputs'] for item in batch]),
-        data_samples=[item['data_samples'] for item in batch],
-    )
-
-
-def _dataset_labels(dataset) -> np.ndarray:
-    if hasattr(dataset, 'get_gt_labels'):
-        return np.asarray(dataset.get_gt_labels(), dtype=np.int64)
-    return np.asarray(
-        [dataset.get_cat_ids(i)[0] for i in range(len(dataset))],
-        dtype=np.int64,
-    )
-
 
 def feature_cache_key(model, dataset, dtype=None) -> str:
-    """Hex key of the features a frozen trunk gives on a dataset.
-
-    SHA-256 over everything the cached features depend on: every tensor of
-    the trunk's state dict (backbone + neck: names, dtypes, shapes, values),
-    the data preprocessor's class, buffers (mean / std) and plain settings
-    (``to_rgb``, padding), the ``repr`` of
-    the dataset's innermost pipeline, the dataset's length and labels, and
-    the storage dtype. Any change of one of them gives another key.
-    """
+    """Hex key of the features a frozen trunk gives on a dataset: SHA-256
+    of the trunk's state dict (names, dtypes, shapes, values), the data
+    preprocessor's class, buffers (mean / std) and plain settings
+    (``to_rgb``, padding), the ``repr`` of the dataset's innermost pipeline,
+    the dataset's length and labels, and the storage dtype."""
     model = unwrap(model)
     digest = hashlib.sha256()
 
@@ -272,7 +208,6 @@ def feature_cache_key(model, dataset, dtype=None) -> str:
     for name, value in pre.named_buffers():
         add_tensor(f'data_preprocessor.{name}', value)
     digest.update(repr(_pipeline_of(dataset)).encode())
-    labels = _dataset_labels(dataset)
     digest.update(f'len={len(dataset)};dtype={dtype}'.encode())
-    digest.update(labels.tobytes())
+    digest.update(dataset_labels(dataset).tobytes())
     return digest.hexdigest()[:32]

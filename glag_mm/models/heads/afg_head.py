@@ -1,19 +1,7 @@
-"""Adaptive Feature Generator head: GLAG's stage-two classifier.
+"""Adaptive Feature Generator head: GLAG's stage-two classifier (METHOD.md
+stage two items 2 to 8), a drop-in for ``LinearClsHead`` in a cRT config."""
 
-METHOD.md, stage two items 2 to 8; a drop-in for ``LinearClsHead`` in a cRT
-config. It maps pooled features to Tukey's x~ at train and test time,
-draws generated features in every training batch
-(:func:`~glag_mm.core.generation_plan`,
-:func:`~glag_mm.core.generator.generate_features`, seeded from (``seed``,
-iteration, rank)), trains on real and generated rows together (plus the
-distiller's KD term), and updates one confidence s_c per tail class after
-each validation (:meth:`update_confidence`).
-
-The class statistics are not model state: :class:`~glag_mm.engine.AFGHook`
-builds them into a file and hands them over (:meth:`set_statistics`);
-checkpoints hold the classifier and the confidence state only.
-"""
-
+from functools import partial
 from typing import Optional, Tuple
 
 import torch
@@ -25,16 +13,41 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ...core.calibration import adaptive_confidence, generation_plan
+from ...core.calibration import (
+    GENERATION_MODES,
+    WEIGHTINGS,
+    adaptive_confidence,
+    generation_plan,
+    tail_classes,
+)
+from ...core.checks import check_integer, check_number
 from ...core.class_statistics import ClassStatistics
 from ...core.generator import generate_features, seeded_generators
-from ...core.tukey import tukey_transform
-from .afg_settings import check_afg_settings
+from ...core.tukey import check_tukey_lambda, tukey_transform
+
+_number = partial(check_number, owner='AFGHead')
+_count = partial(check_integer, at_least=1, owner='AFGHead')
+REFERENCES = ('previous', 'stage_one')
+STATISTICS_SETTINGS = (  # what the statistics depend on besides features
+    'tukey_lambda tukey_eps tail_threshold num_donors donor_weighting '
+    'exact_rows factor_rank'
+).split()
 
 
 @MODELS.register_module()
 class AFGHead(LinearClsHead):
     """Linear head trained on real plus adaptively generated features.
+
+    Real and generated features are Tukey-transformed pooled features x~
+    (the same transform at test time). Every training batch draws generated
+    features (:meth:`plan`, :meth:`generate`; seeded from (``seed``,
+    iteration, rank)) and trains on both, plus the distiller's KD term;
+    each validation updates one confidence s_c per tail class
+    (:meth:`update_confidence`). The class statistics are not model state:
+    :class:`~glag_mm.engine.AFGHook` builds them into a file and hands them
+    over (:meth:`set_statistics`); checkpoints hold the classifier and the
+    confidence state (buffers ``confidence``, ``prev_class_acc``,
+    ``num_confidence_updates``, ``last_update_iter``) only.
 
     Args:
         num_classes: C.
@@ -42,9 +55,9 @@ class AFGHead(LinearClsHead):
         tukey_lambda: lam of Tukey's ladder of powers (default 0.5
             [prior]; 1 is the identity, 0 the log).
         tukey_eps: eps in log(f + eps) for lam = 0.
-        tail_threshold: classes with fewer training images than this are
-            tail classes, calibrated from donors (default 100 [ours]); a
-            float in (0, 1) is a fraction of n_max.
+        tail_threshold: classes with fewer training images are tail
+            classes, calibrated from donors (default 100 [ours]); a float in
+            (0, 1) is a fraction of n_max.
         num_donors: k, the support set size (default 3 [paper: 2 or 3]).
         donor_weighting: ``'count_distance'`` (default [ours]) or
             ``'uniform'``.
@@ -56,44 +69,36 @@ class AFGHead(LinearClsHead):
         confidence_reference: what acc_c is compared with [ours]:
             ``'previous'`` (default), the last validation's acc_c;
             ``'stage_one'``, the stage-one model's accuracy of class c on
-            the same validation split, computed once by
-            :class:`~glag_mm.engine.AFGHook` (buffer ``reference_acc``).
+            the validation split (buffer ``reference_acc``, set by AFGHook).
         generation: ``'balance'`` (every class topped up to n_max over an
-            epoch) or ``'ratio'`` (for a class-aware sampler).
-        generation_ratio: generated features per real one in ``'ratio'``.
+            epoch, with instance-balanced real batches) or ``'ratio'``
+            (``generation_ratio`` generated features per real one, with a
+            class-aware sampler).
         n_max: per-class target of ``'balance'`` (default max n_c).
         max_generated: cap on generated features per batch (None: no cap)
             [ours]. Above it a uniform subset of the plan is drawn and
             weighted so that the loss equals the uncapped one in
             expectation (real rows (B + g) / (B + G), generated rows
             (G / g) (B + g) / (B + G) for g kept of G planned).
-        exact_rows: classes with at most this many images keep their exact
-            covariance; larger ones a rank-``factor_rank`` factor plus an
-            isotropic residual (:mod:`glag_mm.core.class_statistics`).
-        factor_rank: r of that factor (default 32 [ours]; with
-            ``exact_rows`` = 32 a draw reads at most 32 rows per class).
+        exact_rows, factor_rank: classes with at most ``exact_rows``
+            images keep their exact covariance, larger ones a
+            rank-``factor_rank`` factor plus an isotropic residual (32 and
+            32 [ours]: a draw reads at most 32 rows per class;
+            :mod:`glag_mm.core.class_statistics`).
         seed: base seed of the generation draws.
         **kwargs: ``loss``, ``topk``, ``cal_acc``, ``init_cfg`` as for
             ``LinearClsHead``.
 
     Attributes:
-        confidence, prev_class_acc: (C,) buffers, s_c and the last
-            validation's per-class accuracy; num_confidence_updates,
-            last_update_iter: validations seen and the iteration of the
-            last (-1 before any).
-        statistics: the :class:`~glag_mm.core.ClassStatistics` (not saved
-            in checkpoints), or None.
+        statistics: the :class:`~glag_mm.core.ClassStatistics`, or None.
         distiller: optional callable ``(raw, logits, labels, samples) ->
             dict`` of extra losses (:class:`~glag_mm.engine.GLAGDistillHook`).
     """
 
     # training-only state, left out of deployment exports (tools/export.py)
-    training_state_buffers = (
-        'confidence',
-        'prev_class_acc',
-        'num_confidence_updates',
-        'last_update_iter',
-        'reference_acc',
+    training_state_buffers = tuple(
+        'confidence prev_class_acc num_confidence_updates last_update_iter '
+        'reference_acc'.split()
     )
 
     def __init__(
@@ -122,28 +127,42 @@ class AFGHead(LinearClsHead):
         super().__init__(
             num_classes=num_classes, in_channels=in_channels, **kwargs
         )
-        settings = check_afg_settings(
-            tukey_lambda=tukey_lambda,
-            tukey_eps=tukey_eps,
-            tail_threshold=tail_threshold,
-            num_donors=num_donors,
-            donor_weighting=donor_weighting,
-            alpha=alpha,
-            init_confidence=init_confidence,
-            confidence_step=confidence_step,
-            confidence_range=confidence_range,
-            confidence_reference=confidence_reference,
-            generation=generation,
-            generation_ratio=generation_ratio,
-            n_max=n_max,
-            max_generated=max_generated,
-            exact_rows=exact_rows,
-            factor_rank=factor_rank,
-            seed=seed,
+        for name, value, choices in (
+            ('donor_weighting', donor_weighting, WEIGHTINGS),
+            ('confidence_reference', confidence_reference, REFERENCES),
+            ('generation', generation, GENERATION_MODES),
+        ):
+            if value not in choices:
+                raise ValueError(
+                    f'AFGHead: {name} must be one of {choices}, got {value!r}'
+                )
+            setattr(self, name, value)
+        for name, value in (
+            ('tukey_eps', tukey_eps),
+            ('alpha', alpha),
+            ('confidence_step', confidence_step),
+            ('generation_ratio', generation_ratio),
+        ):
+            setattr(self, name, _number(name, value, at_least=0))
+        for name, value in (
+            ('num_donors', num_donors),
+            ('exact_rows', exact_rows),
+            ('factor_rank', factor_rank),
+        ):
+            setattr(self, name, _count(name, value))
+        tail_classes(torch.ones(1), tail_threshold)  # validates the value
+        self.tail_threshold = tail_threshold
+        self.tukey_lambda = check_tukey_lambda(tukey_lambda)
+        low, high = (_number('confidence_range', v) for v in confidence_range)
+        self.confidence_range = (low, high)
+        init = _number(
+            'init_confidence', init_confidence, at_least=low, at_most=high
         )
-        init = settings.pop('init_confidence')
-        for key, value in settings.items():
-            setattr(self, key, value)
+        self.n_max = None if n_max is None else _count('n_max', n_max)
+        self.max_generated = max_generated
+        if max_generated is not None:
+            _count('max_generated', max_generated, at_least=0)
+        self.seed = int(seed)
 
         self.register_buffer('confidence', torch.full((num_classes,), init))
         self.register_buffer('prev_class_acc', torch.zeros(num_classes))
@@ -155,9 +174,7 @@ class AFGHead(LinearClsHead):
         self.statistics: Optional[ClassStatistics] = None
         self.distiller = None
 
-    # ------------------------------------------------------------------
-    # features and statistics
-    # ------------------------------------------------------------------
+    # features and statistics ----------------------------------------------
     def transform(self, feats: Tensor, check: bool = False) -> Tensor:
         """Tukey's x~ of raw pooled features (``check`` tests f >= 0)."""
         return tukey_transform(
@@ -169,27 +186,14 @@ class AFGHead(LinearClsHead):
         return self.transform(feats[-1])
 
     @property
-    def statistics_ready(self) -> bool:
-        return self.statistics is not None
-
-    @property
     def class_counts(self):
         """n_c counted by the statistics pass (None before it)."""
-        if self.statistics is None:
-            return None
-        return self.statistics.counts.tolist()
+        stats = self.statistics
+        return None if stats is None else stats.counts.tolist()
 
     def settings(self) -> dict:
         """What the statistics depend on besides the features."""
-        return dict(
-            tukey_lambda=self.tukey_lambda,
-            tukey_eps=self.tukey_eps,
-            tail_threshold=self.tail_threshold,
-            num_donors=self.num_donors,
-            donor_weighting=self.donor_weighting,
-            exact_rows=self.exact_rows,
-            factor_rank=self.factor_rank,
-        )
+        return {k: getattr(self, k) for k in STATISTICS_SETTINGS}
 
     def set_statistics(self, stats: Optional[ClassStatistics]) -> None:
         """Use these statistics for generation (None: forget them)."""
@@ -213,76 +217,62 @@ class AFGHead(LinearClsHead):
             )
         return self.statistics
 
-    # ------------------------------------------------------------------
-    # generation
-    # ------------------------------------------------------------------
+    # generation -----------------------------------------------------------
     def generators(self, device) -> Tuple[torch.Generator, torch.Generator]:
         """Generators seeded from (seed, iteration, rank)."""
         it = int(MessageHub.get_current_instance().get_info('iter', 0) or 0)
         return seeded_generators(self.seed, it, get_rank(), device)
 
-    def plan(self, labels: Tensor, generator=None, return_total=False):
-        """Host class ids to generate for a real batch (sorted by class).
-
-        With ``return_total`` also the number planned before the cap.
-        """
-        stats = self._require_statistics()
+    def plan(self, labels: Tensor, generator=None) -> Tuple[Tensor, int]:
+        """Host class ids to generate for a real batch (sorted by class), and
+        how many were planned before the ``max_generated`` cap."""
         if self.generation == 'ratio':
             labels = labels.cpu()  # the only read-back, 'ratio' mode only
         else:
             labels = torch.empty(labels.numel(), dtype=torch.long)
         classes = generation_plan(
-            stats.counts,
+            self._require_statistics().counts,
             labels,
             n_max=self.n_max,
             mode=self.generation,
             ratio=self.generation_ratio,
             generator=generator,
         )
-        if self.max_generated is not None and (
-            classes.numel() > self.max_generated
-        ):
-            total = classes.numel()
-            keep = torch.randperm(total, generator=generator)
-            classes = torch.sort(classes[keep[: self.max_generated]]).values
-            return (classes, total) if return_total else classes
-        return (classes, classes.numel()) if return_total else classes
+        total, cap = classes.numel(), self.max_generated
+        if cap is not None and total > cap:
+            keep = torch.randperm(total, generator=generator)[:cap]
+            classes = torch.sort(classes[keep]).values
+        return classes, total
 
     def generate(self, classes: Tensor, generators) -> Tuple[Tensor, Tensor]:
         """(features, labels) drawn by the generator for host class ids."""
+        stats = self._require_statistics()
         return generate_features(
-            self._require_statistics(),
-            self.confidence,
-            classes,
-            self.alpha,
-            generators,
+            stats, self.confidence, classes, self.alpha, generators
         )
 
-    # ------------------------------------------------------------------
-    # training
-    # ------------------------------------------------------------------
+    # training -------------------------------------------------------------
     def loss(self, feats, data_samples, **kwargs) -> dict:
-        """CE on real and generated features, plus the distiller's terms.
-
-        Generation happens here, not in ``train_step``, so that it runs
-        under DDP too; the loss as ``ClsHead._get_loss`` computes it."""
+        """CE on real and generated features (as ``ClsHead._get_loss``),
+        plus the distiller's terms; generating here, not in ``train_step``,
+        keeps it under DDP too."""
         real = self.pre_logits(feats)
         labels = torch.cat([s.gt_label for s in data_samples])
         soft = 'gt_score' in data_samples[0]
         target = labels
-        if soft:
+        if soft:  # batch augmentation's one-hot scores
             target = torch.stack([s.gt_score for s in data_samples])
         inputs = real
         if self.training:
             gens = self.generators(real.device)
-            classes, planned = self.plan(labels, gens[0], return_total=True)
-            if planned > classes.numel():
-                num, kept = real.shape[0], classes.numel()
+            classes, planned = self.plan(labels, gens[0])
+            num, kept = real.shape[0], classes.numel()
+            if planned > kept:  # importance weights of the capped plan
                 scale = (num + kept) / (num + planned)
                 weight = torch.full((num + kept,), scale, device=real.device)
                 weight[num:] *= planned / max(kept, 1)
                 kwargs = dict(kwargs, weight=weight)
-            if classes.numel():
+            if kept:
                 fake, fake_labels = self.generate(classes, gens)
                 inputs = torch.cat([real, fake.to(real)])
                 fake_labels = fake_labels.to(target.device)
@@ -290,11 +280,10 @@ class AFGHead(LinearClsHead):
                     fake_labels = F.one_hot(fake_labels, self.num_classes)
                 target = torch.cat([target, fake_labels.to(target)])
         logits = self.fc(inputs)
-        losses = dict(
-            loss=self.loss_module(
-                logits, target, avg_factor=logits.size(0), **kwargs
-            )
+        loss = self.loss_module(
+            logits, target, avg_factor=logits.size(0), **kwargs
         )
+        losses = dict(loss=loss)
         if self.cal_acc:
             acc = Accuracy.calculate(logits, target, topk=self.topk)
             losses.update(
@@ -307,26 +296,18 @@ class AFGHead(LinearClsHead):
             )
         return losses
 
-    # ------------------------------------------------------------------
-    # adaptive confidence
-    # ------------------------------------------------------------------
-    def tail_mask(self) -> Optional[Tensor]:
-        """(C,) tail classes of the statistics (None before them)."""
-        return None if self.statistics is None else self.statistics.tail
-
+    # adaptive confidence --------------------------------------------------
     @torch.no_grad()
     def update_confidence(self, class_acc, iteration: int = -1) -> None:
-        """s_c <- clip(s_c + eta sign(acc_c - acc_c_prev), s_min, s_max).
+        """s_c <- clip(s_c + eta sign(acc_c - acc_c_ref), s_min, s_max).
 
-        Applied to tail classes only (METHOD.md stage two item 6). The
-        first validation only records the accuracies (there is no previous
-        one to compare with) [ours]. The result is broadcast from rank 0 so
-        that every rank holds the same scores.
+        Tail classes only (METHOD.md stage two item 6); with ``'previous'``
+        the first validation only records the accuracies [ours]. Broadcast
+        from rank 0, so that every rank holds the same scores.
 
         Args:
-            class_acc: (C,) per-class accuracy on the validation split, as
-                fractions in [0, 1]; NaN (a class without validation
-                samples) leaves that class's score and record unchanged.
+            class_acc: (C,) validation accuracy per class in [0, 1]; NaN (no
+                validation sample) leaves that class's score and record.
             iteration: training iterations done when it was measured.
         """
         acc = torch.as_tensor(class_acc, dtype=torch.float32)
@@ -346,23 +327,15 @@ class AFGHead(LinearClsHead):
                 )
         elif int(self.num_confidence_updates) == 0:
             step = 0.0  # nothing to compare the first validation with
+        tail = None if self.statistics is None else self.statistics.tail
+        acc = acc.to(self.confidence.device)
         conf, _ = adaptive_confidence(
-            self.confidence,
-            reference,
-            acc.to(self.confidence.device),
-            self.tail_mask(),
-            step,
-            self.confidence_range,
+            self.confidence, reference, acc, tail, step, self.confidence_range
         )
         prev = torch.where(torch.isfinite(acc), acc, self.prev_class_acc)
         self.confidence.copy_(conf)
         self.prev_class_acc.copy_(prev)
         self.num_confidence_updates += 1
         self.last_update_iter.fill_(int(iteration))
-        for buf in (
-            self.confidence,
-            self.prev_class_acc,
-            self.num_confidence_updates,
-            self.last_update_iter,
-        ):
+        for buf in self.buffers(recurse=False):
             broadcast(buf, src=0)
