@@ -14,7 +14,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ..datasets.utils import dataset_labels
+from ..core.class_counts import dataset_labels
 
 #: transform names (besides any containing 'Random') that draw randomly.
 RANDOM_TRANSFORMS = frozenset(
