@@ -21,11 +21,7 @@ from torch import Tensor
 from ..core import check_number, check_schedule, schedule_value
 from ..core.calibration import tail_classes
 from ..core.distill import distillation_loss
-from ..runtime import (
-    get_train_class_counts,
-    missing_class_counts_error,
-    training_progress,
-)
+from ..runtime import resolve_class_counts, training_progress
 from .feature_cache import (
     FeatureTensorDataset,
     check_frozen_trunk,
@@ -234,11 +230,9 @@ class GLAGDistillHook(Hook):
         threshold = self.tail_threshold
         if threshold is None:
             threshold = getattr(head, 'tail_threshold', 100)
-        counts = (
-            getattr(head, 'class_counts', None) or get_train_class_counts()
+        counts = resolve_class_counts(
+            getattr(head, 'class_counts', None), owner='GLAGDistillHook'
         )
-        if counts is None:
-            raise missing_class_counts_error('GLAGDistillHook')
         return ~tail_classes(torch.as_tensor(list(counts)), threshold)
 
     def before_train(self, runner) -> None:
