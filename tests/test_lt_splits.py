@@ -263,7 +263,7 @@ def test_lazy_init_and_indices(tmp_path):
 
 
 def test_places365_names_in_label_order():
-    from glag_mm.datasets.categories import PLACES365_CATEGORIES as names
+    from glag_mm.datasets.lt_lists import PLACES365_CATEGORIES as names
 
     assert len(names) == len(set(names)) == 365
     assert names[:3] == ('airfield', 'airplane_cabin', 'airport_terminal')

@@ -62,6 +62,8 @@ def wheel_site(tmp_path_factory):
     assert not [n for n in names if n.startswith('glag_mm/apis')]
     assert 'glag_mm/.mim/configs/demo/graloss_r8_fmnistlt.py' in names
     assert 'glag_mm/.mim/configs/_base_/default_runtime.py' in names
+    # PlacesLT's class names, a data file of the package
+    assert 'glag_mm/datasets/places365_categories.txt' in names
     site = root / 'site'
     _run(*pip, 'install', '-q', '--no-deps', '--no-index', '--target',
          site, wheel, cwd=root)  # fmt: skip

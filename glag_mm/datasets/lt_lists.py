@@ -9,6 +9,7 @@ second. ``metainfo['class_counts']`` counts the split read.
 
 import json
 import os.path as osp
+from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -19,7 +20,12 @@ from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
 from mmpretrain.registry import DATASETS
 
 from ..core import check_integer
-from .categories import PLACES365_CATEGORIES
+
+# The 365 scene names of Places365-Standard (Zhou et al., 2017) in Places-LT's
+# label order, which mmpretrain does not ship: a data file, one per line.
+PLACES365_CATEGORIES = tuple(
+    Path(__file__).with_name('places365_categories.txt').read_text().split()
+)
 
 
 def _parse_list(text: str, source: str) -> Tuple[List[str], List[int]]:
