@@ -10,7 +10,7 @@ size of a real cache: 115,846 x 2,048 float32 at ImageNet-LT scale; 32,768 x
 2,048 with ``--quick``), the shares are gathered as
 :class:`~glag_mm.engine.FeatureCacheHook` gathers them, and the cache goes
 through the plugin's own path: written once per machine
-(:func:`~glag_mm.engine.shared_file.write_once_per_node`) and memory-mapped
+(:func:`~glag_mm.engine.files.write_once_per_node`) and memory-mapped
 by every rank (``torch.load(..., mmap=True)``, as the hook and
 :class:`~glag_mm.engine.AFGHook`'s statistics file do). Then every rank
 reads all of it, as an epoch does.
@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 
 from glag_mm.engine.feature_cache import gather_shards
-from glag_mm.engine.shared_file import write_once_per_node
+from glag_mm.engine.files import write_once_per_node
 
 MiB = 2**20
 

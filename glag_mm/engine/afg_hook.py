@@ -33,9 +33,9 @@ from ..core.checks import check_integer
 from ..models.heads import AFGHead
 from ..runtime import get_train_class_counts
 from .afg_statistics import load_or_build
-from .checkpoint_update import update_last_checkpoint
 from .distill_hook import LinearTeacher, stage_one_classifier
 from .feature_cache import unwrap
+from .files import update_last_checkpoint
 
 
 @HOOKS.register_module()

@@ -27,7 +27,7 @@ from .feature_cache import (
     feature_cache_key,
     iter_trunk_features,
 )
-from .shared_file import write_once_per_node
+from .files import write_once_per_node
 
 STATISTICS_DIR = 'afg_statistics'
 

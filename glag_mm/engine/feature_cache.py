@@ -59,7 +59,6 @@ def _pipeline_of(dataset):
         if getattr(dataset, 'pipeline', None) is not None:
             return dataset.pipeline
         dataset = getattr(dataset, 'dataset', None)
-    return None
 
 
 def find_random_transforms(dataset) -> List[str]:

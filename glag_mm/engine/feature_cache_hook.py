@@ -24,7 +24,7 @@ from .feature_cache import (
     trunk_modules,
     unwrap,
 )
-from .shared_file import write_once_per_node
+from .files import write_once_per_node
 
 
 def _check_deterministic(loader, what: str, fix: str) -> None:

@@ -13,7 +13,7 @@ from ..evaluation import (
     get_selected_posthoc_tau,
     set_selected_posthoc_tau,
 )
-from .checkpoint_update import last_checkpoint_path, update_last_checkpoint
+from .files import last_checkpoint_path, update_last_checkpoint
 
 
 def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
