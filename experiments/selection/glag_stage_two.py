@@ -12,9 +12,9 @@
 #
 # Coordinate search: the first value of every axis (the configs' defaults)
 # first, then each axis in turn keeps its best value given the earlier
-# ones: 1 + 7 = 8 training runs of the config's 10 epochs; the baselines'
-# specs beside this file spend 6 runs of 10 or 20 epochs (the same 90
-# epochs in all, about 80 here).
+# ones: 1 + 8 = 9 training runs of the config's 10 epochs, 90 epochs; the
+# baselines' specs beside this file spend 6 runs of 10 or 20 epochs, the same
+# 90 epochs.
 
 search = 'coordinate'
 max_runs = 9
