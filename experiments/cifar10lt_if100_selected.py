@@ -86,21 +86,29 @@ if _GLAG:
             ['crt', 'lws', 'afg_kd'],
         )
     )
-for _name, _label, _config, _options, _base in _STAGE_TWO:
-    runs.append(
-        dict(
-            name=_name,
-            label=_label,
-            group='Stage two on GraLoss',
-            config=_C + _config,
-            epochs=_options.get('train_cfg.max_epochs', 10),
-            stage_one_from='graloss',
-            stage_one_seed=0,
-            seeds=[0, 1, 2],
-            cfg_options=dict(_options),
-            baseline=_base,
+
+
+def _stage_two(trunk, label, rows, prefix=''):
+    """Runs of ``rows`` on the seed-0 ``trunk``, names and baselines with
+    ``prefix``; GraLoss in the labels becomes ``label``."""
+    for name, row_label, config, options, base in rows:
+        runs.append(
+            dict(
+                name=prefix + name,
+                label=row_label.replace('GraLoss', label),
+                group=f'Stage two on {label}',
+                config=_C + config,
+                epochs=options.get('train_cfg.max_epochs', 10),
+                stage_one_from=trunk,
+                stage_one_seed=0,
+                seeds=[0, 1, 2],
+                cfg_options=dict(options),
+                baseline=[prefix + b for b in base],
+            )
         )
-    )
+
+
+_stage_two('graloss', 'GraLoss', _STAGE_TWO)
 if _GLAG:
     runs[-1]['note'] = 'chosen setting: ' + json.dumps(_GLAG, sort_keys=True)
 # The CE trunk (the decoupling baseline's): stage one re-trained with its
@@ -115,24 +123,8 @@ runs.append(
         epochs=30,
     )
 )
-for _name, _label, _config, _options, _base in (
-    _STAGE_TWO[:2] + _STAGE_TWO[3:5]
-):
-    runs.append(
-        dict(
-            name=f'ce_{_name}',
-            label=_label.replace('GraLoss', 'CE').replace(
-                'GLAG (CE + AFG + KD), defaults', 'CE + AFG + KD'
-            ),
-            group='Stage two on CE',
-            config=_C + _config,
-            epochs=_options.get('train_cfg.max_epochs', 10),
-            stage_one_from='ce',
-            stage_one_seed=0,
-            seeds=[0, 1, 2],
-            cfg_options=dict(_options),
-            baseline=[f'ce_{b}' for b in _base if b != 'kd'],
-        )
-    )
+_ON_CE = [r for r in _STAGE_TWO if r[0] in ('crt', 'lws', 'afg', 'afg_kd')]
+_stage_two('ce', 'CE', _ON_CE, prefix='ce_')
+runs[-1]['label'] = 'CE + AFG + KD'
 
 compare = [('crt', 'afg_kd')]
