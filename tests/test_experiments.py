@@ -543,13 +543,18 @@ def test_shipped_specs_plan_with_their_options(path, tmp_path):
             assert job.depends_on.run.name == job.run.stage_one_from
 
 
-def test_statuses_and_commands_of_interrupted_runs(project, tmp_path):
-    spec = load_spec(str(project / 'tiny.py'))
-    ctx = Context(
+def _repo_context(tmp_path):
+    """The repository's root, results and work dirs under tmp_path."""
+    return Context(
         root=str(REPO),
         results_dir=str(tmp_path / 'results'),
         work_root=str(tmp_path / 'work'),
     )
+
+
+def test_statuses_and_commands_of_interrupted_runs(project, tmp_path):
+    spec = load_spec(str(project / 'tiny.py'))
+    ctx = _repo_context(tmp_path)
     ce, crt = plan_jobs(spec, ctx)
     assert (ce.status, crt.status) == ('new', 'new')
     cmd = runner_module.train_command(crt, ctx, 'ce.pth', resume=False)
@@ -586,11 +591,7 @@ def test_statuses_and_commands_of_interrupted_runs(project, tmp_path):
 
 def test_trained_work_dir_with_other_options_is_refused(project, tmp_path):
     spec = load_spec(str(project / 'tiny.py'))
-    ctx = Context(
-        root=str(REPO),
-        results_dir=str(tmp_path / 'results'),
-        work_root=str(tmp_path / 'work'),
-    )
+    ctx = _repo_context(tmp_path)
     _, crt = plan_jobs(spec, ctx)
     os.makedirs(crt.work_dir)
     cmd = runner_module.train_command(crt, ctx, 'ce.pth', resume=True)
