@@ -1,9 +1,10 @@
-# CIFAR-10-LT, imbalance factor 100, GLAG's trunk only: the GraLoss stage
-# one of experiments/cifar10lt_if100.py (ResNet-32, 30 epochs, seed 0)
-# re-trained, then every stage-two method on it with the settings chosen on
-# the validation split (issue 10; the budgets of experiments/selection/),
-# three stage-two seeds on the seed-0 trunk. Read by
-# tools/run_experiments.py (fields: experiments/lib/spec.py).
+# CIFAR-10-LT, imbalance factor 100: the GraLoss (GLAG's), CE, LA, GALA
+# and FBL stage ones of experiments/cifar10lt_if100.py (ResNet-32, 30
+# epochs, seed 0) re-trained, then the stage-two methods on each with the
+# settings chosen on the validation split of the GraLoss trunk (issue 10;
+# the budgets of experiments/selection/), three stage-two seeds on each
+# seed-0 trunk. Read by tools/run_experiments.py (fields:
+# experiments/lib/spec.py).
 #
 #   bash tools/get_cifar10.sh data/cifar10        # the JPEG tree, once
 #   python tools/run_experiments.py experiments/cifar10lt_if100_selected.py \
@@ -32,18 +33,21 @@ _KEEP_ALL = {
 }
 
 title = (
-    'CIFAR-10-LT (IF 100), ResNet-32, GraLoss trunk, val-selected stage two'
+    'CIFAR-10-LT (IF 100), ResNet-32, five stage-one trunks, '
+    'val-selected stage two'
 )
 description = (
     'CIFAR-10 re-encoded as JPEG (quality 75), long-tailed with '
     'n_i = floor(5000 * 100^(-i/9)) (12,406 training images); validation on '
     '100 left-out training images per class, test on the 10,000 test '
-    'images. Stage one: GraLoss, 30 epochs (2 warm-up, cosine), batch 128, '
-    'lr 0.1, seed 0. Stage two: frozen trunk, 10 epochs on cached features '
-    '(cRT and LWS: their chosen length), class-aware batches, three seeds on '
-    'the seed-0 trunk; cRT, LWS and GLAG settings chosen on the validation '
-    'split (results/cifar10lt_if100_selected/selection/). CIFAR-10-LT IF 100 '
-    'has no few-shot class, so few is n/a.'
+    'images. Stage one: GraLoss, CE, LA, GALA and FBL, 30 epochs (2 '
+    'warm-up, cosine), batch 128, lr 0.1, seed 0. Stage two: frozen trunk, '
+    '10 epochs on cached '
+    'features (cRT and LWS: their chosen length), class-aware batches, three '
+    'seeds on the seed-0 trunk; cRT, LWS and GLAG settings chosen on the '
+    'validation split of the GraLoss trunk '
+    '(results/cifar10lt_if100_selected/selection/). CIFAR-10-LT IF 100 has '
+    'no few-shot class, so few is n/a.'
 )
 seeds = [0]
 
@@ -111,20 +115,32 @@ def _stage_two(trunk, label, rows, prefix=''):
 _stage_two('graloss', 'GraLoss', _STAGE_TWO)
 if _GLAG:
     runs[-1]['note'] = 'chosen setting: ' + json.dumps(_GLAG, sort_keys=True)
-# The CE trunk (the decoupling baseline's): stage one re-trained with its
-# recorded recipe, the stage-two methods with the settings chosen on the
-# GraLoss trunk (no second selection).
-runs.append(
-    dict(
-        name='ce',
-        label='CE',
-        group='Stage one (30 epochs)',
-        config=_C + 'ce_r32_30e.py',
-        epochs=30,
+# The CE trunk (the decoupling baseline's), the LA trunk (the fixed logit
+# adjustment GraLoss grows into) and the sibling losses' trunks: stage one
+# re-trained with its recorded recipe, then cRT, LWS, AFG and the
+# val-selected GLAG setting, all with the settings chosen on the GraLoss
+# trunk (no second selection).
+_ON_OTHER = [
+    r for r in _STAGE_TWO if r[0] in ('crt', 'lws', 'afg', 'glag_val')
+]
+for _name, _label, _config in (
+    ('ce', 'CE', 'ce_r32_30e.py'),
+    ('la', 'LA', 'la_r32_30e.py'),
+    ('gala', 'GALA', 'gala_r32_30e.py'),
+    ('fbl', 'FBL', 'fbl_r32_30e.py'),
+):
+    runs.append(
+        dict(
+            name=_name,
+            label=_label,
+            group='Stage one (30 epochs)',
+            config=_C + _config,
+            epochs=30,
+        )
     )
-)
-_ON_CE = [r for r in _STAGE_TWO if r[0] in ('crt', 'lws', 'afg', 'afg_kd')]
-_stage_two('ce', 'CE', _ON_CE, prefix='ce_')
-runs[-1]['label'] = 'CE + AFG + KD'
+    _stage_two(_name, _label, _ON_OTHER, prefix=_name + '_')
+    if _GLAG:
+        runs[-1]['label'] = f'{_label} + GLAG stage two, val-selected setting'
+        runs[-1]['baseline'] = [f'{_name}_crt', f'{_name}_lws', f'{_name}_afg']
 
 compare = [('crt', 'afg_kd')]
