@@ -92,22 +92,35 @@ if _GLAG:
     )
 
 
-def _stage_two(trunk, label, rows, prefix=''):
+# The paper's 40 stage-two epochs (item 4 of issue 10).
+_FORTY = {
+    'train_cfg.max_epochs': 40,
+    'param_scheduler.T_max': 40,
+    'param_scheduler.end': 40,
+}
+
+
+def _stage_two(trunk, label, rows, prefix='', forty=False):
     """Runs of ``rows`` on the seed-0 ``trunk``, names and baselines with
-    ``prefix``; GraLoss in the labels becomes ``label``."""
+    ``prefix``; GraLoss in the labels becomes ``label``. ``forty``: 40
+    epochs, names and baselines ending in ``_40e``."""
+    suffix = '_40e' if forty else ''
     for name, row_label, config, options, base in rows:
+        options = {**options, **_FORTY} if forty else dict(options)
         runs.append(
             dict(
-                name=prefix + name,
-                label=row_label.replace('GraLoss', label),
-                group=f'Stage two on {label}',
+                name=prefix + name + suffix,
+                label=row_label.replace('GraLoss', label)
+                + (', 40 epochs' if forty else ''),
+                group=f'Stage two on {label}'
+                + (', 40 epochs' if forty else ''),
                 config=_C + config,
                 epochs=options.get('train_cfg.max_epochs', 10),
                 stage_one_from=trunk,
                 stage_one_seed=0,
                 seeds=[0, 1, 2],
-                cfg_options=dict(options),
-                baseline=[prefix + b for b in base],
+                cfg_options=options,
+                baseline=[prefix + b + suffix for b in base],
             )
         )
 
@@ -142,5 +155,14 @@ for _name, _label, _config in (
     if _GLAG:
         runs[-1]['label'] = f'{_label} + GLAG stage two, val-selected setting'
         runs[-1]['baseline'] = [f'{_name}_crt', f'{_name}_lws', f'{_name}_afg']
+
+# Every stage-two method on GLAG's trunk again at the paper's 40 epochs
+# (the ablations of the confidence reference and KD alone stay at 10).
+_stage_two(
+    'graloss',
+    'GraLoss',
+    [r for r in _STAGE_TWO if r[0] not in ('kd', 'afg_kd_stage_one')],
+    forty=True,
+)
 
 compare = [('crt', 'afg_kd')]
