@@ -32,10 +32,7 @@ _KEEP_ALL = {
     'default_hooks.checkpoint.max_keep_ckpts': -1,
 }
 
-title = (
-    'CIFAR-10-LT (IF 100), ResNet-32, five stage-one trunks, '
-    'val-selected stage two'
-)
+title = 'CIFAR-10-LT (IF 100), ResNet-32, val-selected stage two'
 description = (
     'CIFAR-10 re-encoded as JPEG (quality 75), long-tailed with '
     'n_i = floor(5000 * 100^(-i/9)) (12,406 training images); validation on '

@@ -18,6 +18,7 @@ import json
 import os
 import os.path as osp
 import pickle
+import textwrap
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import matplotlib
@@ -108,7 +109,8 @@ def _panel(ax, count_ax, table: dict, name: str) -> dict:
     ax.set_ylabel('accuracy (%)')
     ece = table.get('ece')
     title = name if ece is None else f'{name}: ECE {ece:.2f} %'
-    ax.set_title(title, fontsize=10)
+    # wrapped to the panel's width, so side-by-side titles never overlap
+    ax.set_title(textwrap.fill(title, 40), fontsize=10)
     ax.legend(loc='upper left', fontsize=8)
     total = sum(table['count']) or 1
     shares = [100.0 * c / total for c in table['count']]
