@@ -39,24 +39,31 @@ description = (
     '100 left-out training images per class, test on the 10,000 test '
     'images. Stage one: GraLoss, CE, LA, GALA and FBL, 30 epochs (2 '
     'warm-up, cosine), batch 128, lr 0.1, seed 0. Stage two: frozen trunk, '
-    '10 epochs on cached '
-    'features (cRT and LWS: their chosen length), class-aware batches, three '
-    'seeds on the seed-0 trunk; cRT, LWS and GLAG settings chosen on the '
-    'validation split of the GraLoss trunk '
+    '10 epochs on cached features (cRT and LWS: their chosen length), '
+    'class-aware batches, three seeds on the seed-0 trunk; cRT, LWS and GLAG '
+    'settings chosen on the validation split of the GraLoss trunk '
     '(results/cifar10lt_if100_selected/selection/). CIFAR-10-LT IF 100 has '
     'no few-shot class, so few is n/a.'
 )
 seeds = [0]
 
-runs = [
-    dict(
-        name='graloss',
-        label='GraLoss',
-        group='Stage one (30 epochs)',
-        config=_C + 'graloss_r32_30e.py',
-        epochs=30,
+runs = []
+
+
+def _stage_one(name, label, config):
+    """The seed-0 stage-one run of one trunk."""
+    runs.append(
+        dict(
+            name=name,
+            label=label,
+            group='Stage one (30 epochs)',
+            config=_C + config,
+            epochs=30,
+        )
     )
-]
+
+
+_stage_one('graloss', 'GraLoss', 'graloss_r32_30e.py')
 _STAGE_TWO = [
     ('crt', 'GraLoss + cRT, val-selected', 'crt_r32_10e.py', _CRT, []),
     ('lws', 'GraLoss + LWS, val-selected', 'lws_r32_10e.py', _LWS, []),
@@ -130,28 +137,26 @@ if _GLAG:
 # re-trained with its recorded recipe, then cRT, LWS, AFG and the
 # val-selected GLAG setting, all with the settings chosen on the GraLoss
 # trunk (no second selection).
-_ON_OTHER = [
-    r for r in _STAGE_TWO if r[0] in ('crt', 'lws', 'afg', 'glag_val')
-]
+_ON_OTHER = [r for r in _STAGE_TWO if r[0] in ('crt', 'lws', 'afg')]
+for _row in _STAGE_TWO:
+    if _row[0] == 'glag_val':  # compared with AFG on the same trunk
+        _ON_OTHER.append(
+            (
+                'glag_val',
+                'GraLoss + GLAG stage two, val-selected setting',
+                _row[2],
+                _row[3],
+                ['crt', 'lws', 'afg'],
+            )
+        )
 for _name, _label, _config in (
     ('ce', 'CE', 'ce_r32_30e.py'),
     ('la', 'LA', 'la_r32_30e.py'),
     ('gala', 'GALA', 'gala_r32_30e.py'),
     ('fbl', 'FBL', 'fbl_r32_30e.py'),
 ):
-    runs.append(
-        dict(
-            name=_name,
-            label=_label,
-            group='Stage one (30 epochs)',
-            config=_C + _config,
-            epochs=30,
-        )
-    )
+    _stage_one(_name, _label, _config)
     _stage_two(_name, _label, _ON_OTHER, prefix=_name + '_')
-    if _GLAG:
-        runs[-1]['label'] = f'{_label} + GLAG stage two, val-selected setting'
-        runs[-1]['baseline'] = [f'{_name}_crt', f'{_name}_lws', f'{_name}_afg']
 
 # Every stage-two method on GLAG's trunk again at the paper's 40 epochs
 # (the ablations of the confidence reference and KD alone stay at 10).
