@@ -194,6 +194,15 @@ def test_config_builds(path, tiny_data, tmp_path, monkeypatch):
     fake_stage_one = tmp_path / 'stage_one.pth'
     fake_stage_one.write_bytes(b'')
     stage_two = uses_stage_one_checkpoint(cfg)
+    # tools/train.py demands a stage-one checkpoint exactly when the model,
+    # the hooks or load_from read it (a helper variable such as
+    # stage_one_weights left over from a stage-two base must not count)
+    read = Config(
+        {k: cfg[k] for k in ('model', 'custom_hooks', 'load_from') if k in cfg}
+    )
+    assert stage_two == uses_stage_one_checkpoint(read), (
+        f'{path.name}: set the unused placeholder variables to None'
+    )
     prepare_train_config(
         cfg,
         config_path=str(path),
