@@ -334,6 +334,16 @@ def test_stage_one_placeholder_errors(tmp_path):
     cfg = _config(PLACEHOLDER_CFG, tmp_path)
     with pytest.raises(ConfigError, match='stage_one_checkpoint=PATH'):
         prepare_train_config(cfg, work_dir='w')
+    # the message names where the placeholder sits, e.g. a variable left
+    # over from a stage-two base that nothing reads
+    leftover = (
+        "weights = [dict(type='Pretrained'), "
+        "dict(checkpoint='{stage_one_checkpoint}')]\n"
+        "model = dict(type='ImageClassifier')\n"
+    )
+    cfg = _config(leftover, tmp_path)
+    with pytest.raises(ConfigError, match=r'at weights\.1\.checkpoint\)'):
+        prepare_train_config(cfg, work_dir='w')
     cfg = _config(PLACEHOLDER_CFG, tmp_path)
     missing = str(tmp_path / 'nope.pth')
     with pytest.raises(ConfigError, match='does not exist.*stage_one_ch'):

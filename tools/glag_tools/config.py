@@ -155,14 +155,17 @@ def add_posthoc_tau_hook(cfg: Config) -> None:
         add_default_hook(cfg, 'PosthocTauHook')
 
 
-def _contains(node: Any, text: str) -> bool:
+def _find(node: Any, text: str, key: str = '') -> Optional[str]:
+    """Dotted key of the first string under ``node`` holding ``text``."""
     if isinstance(node, str):
-        return text in node
-    if isinstance(node, dict):
-        return any(_contains(v, text) for v in node.values())
+        return key if text in node else None
     if isinstance(node, (list, tuple)):
-        return any(_contains(v, text) for v in node)
-    return False
+        node = dict(enumerate(node))
+    for sub, value in node.items() if isinstance(node, dict) else ():
+        found = _find(value, text, f'{key}.{sub}'.lstrip('.'))
+        if found is not None:
+            return found
+    return None
 
 
 def _substitute(node: Any, text: str, value: str) -> Any:
@@ -179,13 +182,15 @@ def _substitute(node: Any, text: str, value: str) -> Any:
     return node
 
 
+def _placeholder_key(cfg: Config) -> Optional[str]:
+    """Dotted key of the first ``'{stage_one_checkpoint}'`` in the config."""
+    rest = {k: cfg[k] for k in cfg.keys() if k != 'stage_one_checkpoint'}
+    return _find(rest, STAGE_ONE_PLACEHOLDER)
+
+
 def uses_stage_one_checkpoint(cfg: Config) -> bool:
     """Whether any string of the config holds ``'{stage_one_checkpoint}'``."""
-    return any(
-        _contains(cfg[key], STAGE_ONE_PLACEHOLDER)
-        for key in cfg.keys()
-        if key != 'stage_one_checkpoint'
-    )
+    return _placeholder_key(cfg) is not None
 
 
 def resolve_stage_one_checkpoint(
@@ -214,9 +219,11 @@ def resolve_stage_one_checkpoint(
     if path is None:
         raise ConfigError(
             f'{owner} needs the stage-one checkpoint (it uses '
-            f"'{STAGE_ONE_PLACEHOLDER}'): pass --cfg-options "
-            'stage_one_checkpoint=PATH, or train it through a two-stage '
-            'config whose stage sets init_from.'
+            f"'{STAGE_ONE_PLACEHOLDER}' at {_placeholder_key(cfg)}): pass "
+            '--cfg-options stage_one_checkpoint=PATH, or train it through a '
+            'two-stage config whose stage sets init_from; if nothing should '
+            'read that key (a variable inherited from a stage-two base), set '
+            'it to None in the config.'
         )
     path = str(path)
     if not osp.isfile(path):
