@@ -18,7 +18,7 @@
 
 import json
 
-from experiments.lib.spec import chosen_settings
+from experiments.lib.spec import POSTHOC_TAU_FROM_VAL, chosen_settings
 
 _C = 'configs/experiments/cifar10lt_if100_lite0/'
 # cRT's, LWS's and GLAG's stage-two settings chosen on the validation split
@@ -61,6 +61,7 @@ runs = [
         config=_C + 'linear_probe_10e.py',
         epochs=10,
         cfg_options=dict(_KEEP_LAST),
+        test_options=dict(POSTHOC_TAU_FROM_VAL),
     ),
 ]
 _STAGE_TWO = [

@@ -19,7 +19,7 @@
 
 import json
 
-from experiments.lib.spec import chosen_settings
+from experiments.lib.spec import POSTHOC_TAU_FROM_VAL, chosen_settings
 
 _C = 'configs/experiments/cifar10lt_if100/'
 # positions in afg_kd_r32_10e.py's custom_hooks, for the chosen keys
@@ -59,6 +59,7 @@ def _stage_one(name, label, config):
             group='Stage one (30 epochs)',
             config=_C + config,
             epochs=30,
+            test_options=dict(POSTHOC_TAU_FROM_VAL),
         )
     )
 

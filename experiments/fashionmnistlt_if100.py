@@ -35,7 +35,7 @@
 
 import json
 
-from experiments.lib.spec import chosen_settings
+from experiments.lib.spec import POSTHOC_TAU_FROM_VAL, chosen_settings
 
 _C = 'configs/experiments/fashionmnistlt_if100/'
 
@@ -93,6 +93,7 @@ runs = [
         group='Stage one',
         config=config,
         cfg_options=options,
+        test_options=dict(POSTHOC_TAU_FROM_VAL),
         baseline=base,
     )
     for name, label, config, options, base in _STAGE_ONE

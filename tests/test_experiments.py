@@ -42,6 +42,7 @@ from experiments.lib import (
 from experiments.lib import runner as runner_module
 from experiments.lib.plots import confidence_history
 from experiments.lib.records import pooled_reliability
+from experiments.lib.spec import POSTHOC_TAU_FROM_VAL
 from glag_mm.evaluation import reliability_bins
 from glag_tools import read_stage_done
 
@@ -379,6 +380,74 @@ def test_table_mean_std_equals_direct_computation(tmp_path):
     assert '| Later | not run |' in md
     total = 3 * 66 / 60
     assert f'Total wall time of the runs above: {total:.1f} min' in md
+
+
+def test_posthoc_tau_rows_from_the_records(tmp_path):
+    """A run whose test applied a val-selected tau gets a second row with
+    the *_posthoc accuracies and each seed's tau; other runs get none."""
+    spec = spec_from_dict(
+        dict(
+            title='fake',
+            runs=[
+                dict(name='ce', label='CE', config='ce.py', seeds=[0, 1]),
+                dict(name='crt', label='cRT', config='crt.py'),
+            ],
+        ),
+        'fake',
+    )
+    posthoc = {0: (1.4, 70.0, 60.0, 90.0), 1: (0.8, 72.0, 61.0, 94.0)}
+    for seed, (tau, top1, many, medium) in posthoc.items():
+        record = fake_record('ce', seed, 50.0, 80.0, 45.0, None)
+        record['metrics'] = {
+            'lt/posthoc_tau_selected': tau,
+            'lt/top1_posthoc': top1,
+            'lt/many_posthoc': many,
+            'lt/medium_posthoc': medium,
+        }
+        write_json(osp.join(tmp_path, 'runs', f'ce_seed{seed}.json'), record)
+    write_json(
+        osp.join(tmp_path, 'runs', 'crt_seed0.json'),
+        fake_record('crt', 0, 55.0, 80.0, 45.0, None),
+    )
+    write_tables(spec, str(tmp_path))
+    md = (tmp_path / 'table.md').read_text()
+    top1 = np.array([70.0, 72.0])
+    assert (
+        '| CE + post-hoc \u03c4 (val-selected: 1.4, 0.8) | '
+        f'{top1.mean():.2f} \u00b1 {top1.std(ddof=1):.2f} | 60.50 \u00b1 '
+        f'{np.std([60.0, 61.0], ddof=1):.2f} | 92.00 \u00b1 '
+        f'{np.std([90.0, 94.0], ddof=1):.2f} | n/a | 2 | 0, 1 |'
+    ) in md
+    assert md.count('post-hoc') == 1  # none for cRT
+    with open(tmp_path / 'table.csv') as f:
+        rows = {r['run']: r for r in csv.DictReader(f)}
+    assert set(rows) == {'ce', 'ce+posthoc_tau', 'crt'}
+    assert float(rows['ce+posthoc_tau']['top1_mean']) == 71.0
+    assert float(rows['ce']['top1_mean']) == 50.0
+
+
+def test_test_options_reach_the_test_command_only(project, tmp_path):
+    spec = load_spec(str(project / 'tiny.py'))
+    spec.runs[0].test_options = dict(POSTHOC_TAU_FROM_VAL)
+    ctx = _repo_context(tmp_path)
+    ce, _ = plan_jobs(spec, ctx)
+    train = runner_module.train_command(ce, ctx, None, resume=False)
+    test = runner_module.test_command(ce, ctx, 'epoch_3.pth', None)
+    assert not any('posthoc' in part for part in train)
+    assert test[test.index('--cfg-options') :] == [
+        '--cfg-options',
+        'randomness.seed=0',
+        'val_evaluator.posthoc_tau=val',
+        'test_evaluator.posthoc_tau=val',
+    ]
+    with pytest.raises(SpecError, match='bad test_options key'):
+        spec_from_dict(
+            dict(
+                title='t',
+                runs=[dict(name='a', config='a.py', test_options={'a b': 1})],
+            ),
+            't',
+        )
 
 
 # ------------------------------------------------------------ end to end

@@ -24,6 +24,7 @@ from glag_mm.evaluation import (
     select_posthoc_tau,
     set_selected_posthoc_tau,
 )
+from glag_mm.safe_load import load_checkpoint_file
 from glag_tools import prepare_test_config, prepare_train_config
 
 # two classes, head 0 and tail 1: log(pi_0 / pi_1) = log(800 / 100)
@@ -398,6 +399,8 @@ def test_tools_train_then_test_apply_the_validation_tau(tmp_path):
         f.write(
             "val_evaluator = dict(type='LongTailAccuracy', posthoc_tau='val')"
             '\ntest_evaluator = val_evaluator\n'
+            "default_hooks = dict(checkpoint=dict(type='CheckpointHook', "
+            "interval=1, save_best='lt/top1'))\n"
         )
     work = tmp_path / 'work'
     done = run_tool('tools/train.py', files['stage1'], '--work-dir', work)
@@ -430,6 +433,30 @@ def test_tools_train_then_test_apply_the_validation_tau(tmp_path):
         == val[-1]['lt/posthoc_tau_selected']
     )
     assert sum(metrics['lt/reliability']['count']) == 30  # 3 per class
+
+    # the same weights without the stored tau (a model trained without the
+    # post-hoc evaluator): tools/test.py validates first and applies the tau
+    # that validation chooses, the one training's last validation logged
+    checkpoint = load_checkpoint_file(str(work / 'epoch_2.pth'))
+    del checkpoint['meta'][POSTHOC_TAU_KEY]
+    torch.save(checkpoint, tmp_path / 'no_tau.pth')
+    again = tmp_path / 'again.json'
+    tested = run_tool(
+        'tools/test.py',
+        files['stage1'],
+        tmp_path / 'no_tau.pth',
+        '--work-dir',
+        tmp_path / 'test2',
+        '--out',
+        again,
+        '--out-item',
+        'metrics',
+    )
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert 'choosing it on the validation split' in tested.stdout + (
+        tested.stderr
+    )
+    assert _strict(again.read_text()) == metrics
     png = tmp_path / 'reliability.png'
     plotted = run_tool('tools/plot_reliability.py', out, '--out', png)
     assert plotted.returncode == 0, plotted.stderr[-3000:]

@@ -7,6 +7,9 @@ picks another) and logs go to ``work_dir/<stage>``. The tested checkpoint
 holds every weight, so ``'{stage_one_checkpoint}'`` in a stage-two config
 resolves to ``--cfg-options stage_one_checkpoint=PATH`` if given, else to the
 stage-one checkpoint recorded in the work_dir, else to CHECKPOINT itself.
+A test evaluator with ``posthoc_tau='val'`` applies the tau stored in the
+checkpoint, or, where it holds none, the one the validation split chooses
+in a validation pass run first.
 """
 
 import argparse
@@ -18,6 +21,10 @@ from mmengine.config import Config, DictAction
 from mmengine.evaluator import DumpResults
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
+from glag_mm.evaluation import (
+    get_selected_posthoc_tau,
+    set_selected_posthoc_tau,
+)
 from glag_tools import (
     ConfigError,
     build_runner,
@@ -28,6 +35,7 @@ from glag_tools import (
     read_stage_done,
     select_stage,
     stage_work_dir,
+    uses_validation_tau,
 )
 from glag_tools.launch import init_cpu_process_group, run_and_exit
 from glag_tools.rehearsal import set_threads
@@ -128,6 +136,23 @@ def load_config(args):
     return stage_cfg, stage.config, stage_work_dir(top_dir, stage), stage_one
 
 
+def choose_posthoc_tau_first(runner, cfg) -> None:
+    """``test_evaluator`` with ``posthoc_tau='val'`` and a checkpoint that
+    carries no tau (trained without it): run the validation split first, so
+    its ``LongTailAccuracy(posthoc_tau='val')`` chooses the tau that the
+    test split then applies. A checkpoint's own tau is used as it is."""
+    if not uses_validation_tau(cfg.get('test_evaluator')):
+        return
+    set_selected_posthoc_tau(None)
+    runner.load_or_resume()  # PosthocTauHook publishes a stored tau
+    if get_selected_posthoc_tau() is None and cfg.get('val_dataloader'):
+        runner.logger.info(
+            'the checkpoint holds no post-hoc tau: choosing it on the '
+            'validation split before testing'
+        )
+        runner.val()
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     set_threads(args.threads)
@@ -153,6 +178,11 @@ def main(argv=None) -> None:
         )
     except ConfigError as error:
         sys.exit(f'error: {error}')
+    if uses_validation_tau(cfg.get('test_evaluator')):
+        # choose_posthoc_tau_first may validate: no 'best' checkpoint then
+        checkpoint_hook = cfg.get('default_hooks', {}).get('checkpoint')
+        if checkpoint_hook:
+            checkpoint_hook['save_best'] = None
     # on CPU, the gloo group mmengine cannot start (it selects a CUDA device)
     init_cpu_process_group(args.launcher, cfg)
     runner = build_runner(cfg)
@@ -160,6 +190,7 @@ def main(argv=None) -> None:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out)
         )
+    choose_posthoc_tau_first(runner, cfg)
     metrics = runner.test()
     if args.out and args.out_item == 'metrics':
         mmengine.dump(metrics, args.out)

@@ -69,6 +69,7 @@ __all__ = [
 ]
 
 COLUMNS = ('top1', 'many', 'medium', 'few')
+TAU_KEY = 'lt/posthoc_tau_selected'
 HEADERS = {'top1': 'top-1', 'many': 'many', 'medium': 'medium', 'few': 'few'}
 MARK = '\u2020'  # dagger
 RELIABILITY = 'lt/reliability'
@@ -186,6 +187,10 @@ class RunSummary:
     records: List[dict]
     stats: Dict[str, tuple] = field(default_factory=dict)
     not_above: Dict[str, List[str]] = field(default_factory=dict)
+    # with a val-selected post-hoc tau on test (test_options): the
+    # ``*_posthoc`` accuracies and each seed's tau
+    posthoc: Dict[str, tuple] = field(default_factory=dict)
+    taus: List[float] = field(default_factory=list)
 
     @property
     def seeds(self) -> List[int]:
@@ -226,6 +231,12 @@ def summarise(
         row = RunSummary(run, found)
         for col in COLUMNS:
             row.stats[col] = mean_std([r.get(col) for r in found])
+        scalars = [r.get('metrics') or {} for r in found]
+        if found and all(TAU_KEY in m for m in scalars):
+            row.taus = [m[TAU_KEY] for m in scalars]
+            for col in COLUMNS:
+                key = f'lt/{col}_posthoc'
+                row.posthoc[col] = mean_std([m.get(key) for m in scalars])
         rows.append(row)
     by_name = {row.run.name: row for row in rows}
     for row in rows:
@@ -248,14 +259,19 @@ def format_seconds(seconds: float) -> str:
     return f'{minutes / 60:.2f} h'
 
 
-def _cell(row: RunSummary, col: str) -> str:
-    mean, std, n = row.stats[col]
+def _cell(row: RunSummary, col: str, posthoc: bool = False) -> str:
+    mean, std, n = (row.posthoc if posthoc else row.stats)[col]
     if mean is None:
         return 'n/a' if row.records else ''
     text = f'{mean:.2f}' if std is None else f'{mean:.2f} \u00b1 {std:.2f}'
-    if col in row.not_above:
+    if col in row.not_above and not posthoc:
         text += f' {MARK}'
     return text
+
+
+def posthoc_label(row: RunSummary) -> str:
+    taus = ', '.join(f'{t:g}' for t in row.taus)
+    return f'{row.run.label} + post-hoc \u03c4 (val-selected: {taus})'
 
 
 def _thresholds(rows: List[RunSummary]):
@@ -314,6 +330,13 @@ def _markdown(spec: ExperimentSpec, rows: List[RunSummary]) -> str:
                 + f' | {len(row.records)} | {seeds} | {row.epochs} | '
                 f'{format_seconds(row.wall_seconds)} |'
             )
+            if row.posthoc:
+                cells = [_cell(row, col, posthoc=True) for col in COLUMNS]
+                lines.append(
+                    f'| {posthoc_label(row)} | '
+                    + ' | '.join(cells)
+                    + f' | {len(row.records)} | {seeds} | {row.epochs} | |'
+                )
             for col, bases in row.not_above.items():
                 names = ', '.join(labels[b] for b in bases)
                 notes.append(
@@ -368,6 +391,15 @@ def _csv_rows(rows: List[RunSummary]) -> List[dict]:
             f'{col}:{"+".join(bases)}' for col, bases in row.not_above.items()
         )
         out.append(item)
+        if row.posthoc:
+            extra = dict(item, run=f'{row.run.name}+posthoc_tau')
+            extra['label'] = posthoc_label(row)
+            for col in COLUMNS:
+                mean, std, n = row.posthoc[col]
+                extra[f'{col}_mean'] = '' if mean is None else f'{mean:.4f}'
+                extra[f'{col}_std'] = '' if std is None else f'{std:.4f}'
+            extra.update(wall_seconds='', not_above_baseline='')
+            out.append(extra)
     return out
 
 

@@ -14,7 +14,7 @@ dependency scheduled before it:
    ``train_done.json`` there (checkpoint, wall time of every attempt);
 2. test the final checkpoint with ``tools/test.py ... --out
    test_metrics.json --out-item metrics`` (``test.log``), on the config's
-   test split;
+   test split, with the run's ``test_options`` added;
 3. write the metrics file ``<results>/<spec>/runs/<run>_seed<k>.json``
    (see :mod:`.records`) and rewrite ``table.md`` / ``table.csv``.
 
@@ -312,8 +312,12 @@ def _stage_one_checkpoint(job: Job, ctx: Context) -> Optional[str]:
     return checkpoint
 
 
-def _options(job: Job, stage_one: Optional[str]) -> List[str]:
+def _options(
+    job: Job, stage_one: Optional[str], test: bool = False
+) -> List[str]:
     options = {'randomness.seed': job.seed, **job.run.cfg_options}
+    if test:
+        options.update(job.run.test_options)
     if stage_one is not None:
         options['stage_one_checkpoint'] = stage_one
     return ['--cfg-options', *format_cfg_options(options)]
@@ -348,7 +352,7 @@ def test_command(
         ctx.rel(osp.join(job.work_dir, TEST_METRICS)),
         '--out-item',
         'metrics',
-        *_options(job, stage_one),
+        *_options(job, stage_one, test=True),
     ]
 
 
@@ -530,6 +534,7 @@ def make_record(
         seed=job.seed,
         config=job.run.config,
         cfg_options=job.run.cfg_options,
+        test_options=job.run.test_options,
         stage_one_from=job.run.stage_one_from,
         stage_one_seed=(
             None if job.depends_on is None else job.depends_on.seed

@@ -30,6 +30,9 @@ Fields of a run:
 * ``cfg_options``: ``{dotted.key: value}`` passed to ``tools/train.py``
   and ``tools/test.py`` as ``--cfg-options`` (values: numbers, strings,
   booleans, None, or lists / tuples of those).
+* ``test_options``: ``{dotted.key: value}`` for ``tools/test.py`` only
+  (evaluation settings, e.g. :data:`POSTHOC_TAU_FROM_VAL`); a trained run
+  whose test_options change is tested again, not trained again.
 * ``seeds``: this run's seeds (default: the spec's ``seeds``).
 * ``epochs``: the schedule the table states, checked against the config
   (an int; for a two-stage config a dict ``{stage name: epochs}``).
@@ -57,6 +60,7 @@ __all__ = [
     'spec_from_dict',
     'format_cfg_options',
     'chosen_settings',
+    'POSTHOC_TAU_FROM_VAL',
 ]
 
 _NAME = re.compile(r'^[A-Za-z0-9_.+-]+$')
@@ -66,6 +70,7 @@ _RUN_KEYS = {
     'label',
     'group',
     'cfg_options',
+    'test_options',
     'seeds',
     'epochs',
     'stage_one_from',
@@ -89,6 +94,7 @@ class RunSpec:
     label: str = ''
     group: str = ''
     cfg_options: Dict[str, Any] = field(default_factory=dict)
+    test_options: Dict[str, Any] = field(default_factory=dict)
     seeds: List[int] = field(default_factory=list)
     epochs: Optional[Union[int, Dict[str, int]]] = None
     stage_one_from: Optional[str] = None
@@ -186,6 +192,20 @@ def _epochs(value: Any, where: str) -> Optional[Union[int, Dict[str, int]]]:
     )
 
 
+def _option_dict(entry: dict, kind: str, where: str) -> Dict[str, Any]:
+    """A run's cfg_options / test_options, checked."""
+    options = dict(entry.get(kind) or {})
+    for key, value in options.items():
+        if not isinstance(key, str) or not key or ' ' in key or '=' in key:
+            raise SpecError(f'{where}: bad {kind} key {key!r}')
+        _check_option_value(value, f'{where}, {kind}[{key!r}]')
+    if 'randomness.seed' in options:
+        raise SpecError(
+            f'{where}: set seeds with seeds=[...], not randomness.seed'
+        )
+    return options
+
+
 def _run_from_dict(entry: Any, index: int, seeds: List[int]) -> RunSpec:
     where = f'runs[{index}]'
     if not isinstance(entry, dict):
@@ -206,15 +226,10 @@ def _run_from_dict(entry: Any, index: int, seeds: List[int]) -> RunSpec:
             f'{where}: a run name may hold letters, digits and _ . + - '
             '(it names the metrics file); put prose in label='
         )
-    options = dict(entry.get('cfg_options') or {})
-    for key, value in options.items():
-        if not isinstance(key, str) or not key or ' ' in key or '=' in key:
-            raise SpecError(f'{where}: bad cfg_options key {key!r}')
-        _check_option_value(value, f'{where}, cfg_options[{key!r}]')
-    if 'randomness.seed' in options:
-        raise SpecError(
-            f'{where}: set seeds with seeds=[...], not randomness.seed'
-        )
+    options, test_options = (
+        _option_dict(entry, kind, where)
+        for kind in ('cfg_options', 'test_options')
+    )
     baseline = entry.get('baseline') or []
     if isinstance(baseline, str):
         baseline = [baseline]
@@ -227,6 +242,7 @@ def _run_from_dict(entry: Any, index: int, seeds: List[int]) -> RunSpec:
         label=str(entry.get('label') or name),
         group=str(entry.get('group') or ''),
         cfg_options=options,
+        test_options=test_options,
         seeds=_seeds(entry.get('seeds', seeds), where),
         epochs=_epochs(entry.get('epochs'), where),
         stage_one_from=entry.get('stage_one_from'),
@@ -327,6 +343,16 @@ def format_cfg_options(options: Dict[str, Any]) -> Sequence[str]:
     ``DictAction`` (numbers, booleans, None, lists and tuples).
     """
     return [f'{key}={_format_value(value)}' for key, value in options.items()]
+
+
+# test_options of a run: post-hoc logit adjustment with tau chosen on the
+# validation split (tools/test.py validates first) and applied to test
+# (LongTailAccuracy posthoc_tau='val'); reported as *_posthoc beside the
+# plain accuracies.
+POSTHOC_TAU_FROM_VAL = {
+    'val_evaluator.posthoc_tau': 'val',
+    'test_evaluator.posthoc_tau': 'val',
+}
 
 
 def chosen_settings(

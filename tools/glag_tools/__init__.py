@@ -18,6 +18,7 @@ from .config import (
     resolve_stage_one_checkpoint,
     set_dataloader_defaults,
     uses_stage_one_checkpoint,
+    uses_validation_tau,
 )
 from .finished import (
     STAGE_DONE_FILE,
@@ -65,4 +66,5 @@ __all__ = [
     'stage_work_dir',
     'train_config',
     'uses_stage_one_checkpoint',
+    'uses_validation_tau',
 ]

@@ -47,6 +47,7 @@ __all__ = [
     'add_class_counts_hook',
     'add_default_hook',
     'uses_stage_one_checkpoint',
+    'uses_validation_tau',
     'resolve_stage_one_checkpoint',
     'default_work_dir',
 ]
@@ -138,20 +139,22 @@ def _latest_readable(work_dir: str) -> Optional[str]:
         raise ConfigError(str(error)) from error
 
 
-def _val_selected_tau(node: Any) -> bool:
+def uses_validation_tau(node: Any) -> bool:
+    """Whether an evaluator (dict, list or ``metrics=``) has a
+    ``posthoc_tau='val'`` metric."""
     if isinstance(node, (list, tuple)):
-        return any(_val_selected_tau(n) for n in node)
+        return any(uses_validation_tau(n) for n in node)
     if not isinstance(node, dict):
         return False
     if _hook_type_name(node) == 'LongTailAccuracy':
         return node.get('posthoc_tau') == 'val'
-    return _val_selected_tau(node.get('metrics'))
+    return uses_validation_tau(node.get('metrics'))
 
 
 def add_posthoc_tau_hook(cfg: Config) -> None:
     """Append ``PosthocTauHook`` where an evaluator has posthoc_tau='val'."""
     evaluators = [cfg.get(k) for k in ('val_evaluator', 'test_evaluator')]
-    if _val_selected_tau(evaluators):
+    if uses_validation_tau(evaluators):
         add_default_hook(cfg, 'PosthocTauHook')
 
 
