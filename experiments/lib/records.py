@@ -368,6 +368,16 @@ def rows_by(rows: List[RunSummary], name: str) -> RunSummary:
     return next(row for row in rows if row.run.name == name)
 
 
+def _csv_stats(stats: Dict[str, tuple]) -> Dict[str, str]:
+    """The ``<col>_mean`` / ``<col>_std`` cells of one table row."""
+    out = {}
+    for col in COLUMNS:
+        mean, std, n = stats[col]
+        out[f'{col}_mean'] = '' if mean is None else f'{mean:.4f}'
+        out[f'{col}_std'] = '' if std is None else f'{std:.4f}'
+    return out
+
+
 def _csv_rows(rows: List[RunSummary]) -> List[dict]:
     out = []
     for row in rows:
@@ -381,10 +391,7 @@ def _csv_rows(rows: List[RunSummary]) -> List[dict]:
             seeds=' '.join(str(s) for s in row.seeds),
             epochs=row.epochs,
         )
-        for col in COLUMNS:
-            mean, std, n = row.stats[col]
-            item[f'{col}_mean'] = '' if mean is None else f'{mean:.4f}'
-            item[f'{col}_std'] = '' if std is None else f'{std:.4f}'
+        item.update(_csv_stats(row.stats))
         item['wall_seconds'] = f'{row.wall_seconds:.1f}'
         item['baseline'] = ' '.join(row.run.baseline)
         item['not_above_baseline'] = ' '.join(
@@ -394,10 +401,7 @@ def _csv_rows(rows: List[RunSummary]) -> List[dict]:
         if row.posthoc:
             extra = dict(item, run=f'{row.run.name}+posthoc_tau')
             extra['label'] = posthoc_label(row)
-            for col in COLUMNS:
-                mean, std, n = row.posthoc[col]
-                extra[f'{col}_mean'] = '' if mean is None else f'{mean:.4f}'
-                extra[f'{col}_std'] = '' if std is None else f'{std:.4f}'
+            extra.update(_csv_stats(row.posthoc))
             extra.update(wall_seconds='', not_above_baseline='')
             out.append(extra)
     return out
