@@ -14,6 +14,12 @@ fails without it:
    also the ``setuptools<82`` pin).
 3. :func:`patch_empty_dataset_message`: mmengine 0.10.7 fails on an empty
    data list with a bare ``need at least one array to concatenate``.
+4. :func:`patch_run_timestamp`: mmengine 0.10.7 names a run's log folder
+   ``work_dir/<YYYYmmdd_HHMMSS>`` by the second the Runner was built, so a
+   run started in the same second as an earlier one in the same work_dir
+   (a resume straight after a failure) appends its log and scalars to that
+   run's files and replaces its config dump; the Runner now waits for a
+   second whose folder does not exist yet.
 """
 
 import functools
@@ -21,6 +27,7 @@ import importlib.util
 import inspect
 import logging
 import os.path as osp
+import time
 import warnings
 from types import SimpleNamespace
 from typing import Callable, Dict, Optional
@@ -189,8 +196,71 @@ def patch_empty_dataset_message() -> bool:
     return True
 
 
+#: mmengine's format for a run's timestamp, which names its log folder
+RUN_TIMESTAMP = '%Y%m%d_%H%M%S'
+
+
+def run_folders_reuse_a_second() -> bool:
+    """Whether mmengine's Runner takes its log folder's name from the clock.
+
+    Read from ``Runner.setup_env``'s source: true where it formats the
+    start time to the second, false once patched (the patch is a wrapper).
+    """
+    from mmengine.runner import Runner
+
+    setup_env = Runner.setup_env
+    if hasattr(setup_env, '__wrapped__'):
+        return False
+    try:
+        return repr(RUN_TIMESTAMP) in inspect.getsource(setup_env)
+    except (OSError, TypeError):
+        return False
+
+
+def wait_for_unused_second(work_dir: str, limit: float = 2.0) -> float:
+    """Sleep until ``work_dir`` has no folder named for the current second.
+
+    Returns the seconds waited: 0 in the usual case, under a second after
+    a run that started in the same second, at most ``limit`` (a folder
+    named for a later time, after the clock was set back, is not waited
+    for any longer).
+    """
+    start = time.monotonic()
+    while osp.isdir(osp.join(work_dir, time.strftime(RUN_TIMESTAMP))):
+        if time.monotonic() - start >= limit:
+            break
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def patch_run_timestamp() -> bool:
+    """Give each Runner in a work_dir its own log folder; True if now."""
+    from mmengine.runner import Runner
+
+    if not run_folders_reuse_a_second():  # also once patched
+        return False
+    original = Runner.setup_env
+
+    @functools.wraps(original)
+    def setup_env(self, env_cfg):
+        # every rank waits on its own clock; rank 0's start time, taken
+        # after its wait, is the one mmengine broadcasts
+        wait_for_unused_second(self._work_dir)
+        return original(self, env_cfg)
+
+    Runner.setup_env = setup_env
+    _applied(
+        'patch_run_timestamp',
+        'mmengine names a log folder by the second its run started, so a '
+        'run started within the same second in the same work_dir would '
+        "mix its log and scalars into the earlier run's",
+    )
+    return True
+
+
 def apply_all() -> None:
     """Apply every workaround the installed versions need (idempotent)."""
     patch_checkpoint_loading()
     patch_package_lookup()
     patch_empty_dataset_message()
+    patch_run_timestamp()

@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,69 @@ def test_empty_evaluation_split_named_before_training():
     )
     runner = SimpleNamespace(_val_loop=loop([1]), _test_loop=dict(x=1))
     _check_evaluation_splits(runner)  # built and non-empty, or not built
+
+
+def _runner(work_dir, name):
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Tiny(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 2)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return self.fc(inputs)
+
+    return Runner(
+        model=Tiny(),
+        work_dir=str(work_dir),
+        experiment_name=f'{name}_{os.urandom(3).hex()}',
+        default_scope='mmpretrain',  # the current scope of later tests
+    )
+
+
+def test_runs_started_in_one_second_keep_their_own_logs(tmp_path):
+    """Folders named for this second and the next are taken: the Runner
+    waits for a free one (mmengine alone reuses one and appends to its log,
+    as a resume straight after a failure did)."""
+    from mmengine.runner import Runner
+
+    assert 'patch_run_timestamp' in compat.APPLIED
+    now = time.time()
+    taken = {
+        time.strftime(compat.RUN_TIMESTAMP, time.localtime(now + d))
+        for d in (0, 1)
+    }
+    for name in taken:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f'{name}.log').write_text('earlier run\n')
+    patched = Runner.setup_env
+    try:  # without the patch: a taken folder, two runs in one log
+        Runner.setup_env = patched.__wrapped__
+        assert compat.run_folders_reuse_a_second()
+        reused = _runner(tmp_path, 'unpatched')
+        assert reused.timestamp in taken
+        log = tmp_path / reused.timestamp / f'{reused.timestamp}.log'
+        lines = log.read_text().splitlines()
+        assert lines[0] == 'earlier run' and len(lines) > 1
+    finally:
+        Runner.setup_env = patched
+    assert not compat.run_folders_reuse_a_second()
+    runner = _runner(tmp_path, 'patched')
+    assert runner.timestamp > max(taken)
+    log = tmp_path / runner.timestamp / f'{runner.timestamp}.log'
+    assert 'earlier run' not in log.read_text()
+    for name in taken - {reused.timestamp}:
+        log = tmp_path / name / f'{name}.log'
+        assert log.read_text() == 'earlier run\n'
+
+
+def test_wait_for_unused_second_is_bounded(tmp_path):
+    assert compat.wait_for_unused_second(str(tmp_path)) < 0.02
+    now = time.time()
+    for d in range(4):  # folders for every second the wait could see
+        stamp = time.localtime(now + d)
+        (tmp_path / time.strftime(compat.RUN_TIMESTAMP, stamp)).mkdir()
+    waited = compat.wait_for_unused_second(str(tmp_path), limit=0.3)
+    assert 0.3 <= waited < 1.0
