@@ -18,7 +18,11 @@
 
 import json
 
-from experiments.lib.spec import POSTHOC_TAU_FROM_VAL, chosen_settings
+from experiments.lib.spec import (
+    POSTHOC_TAU_FROM_VAL,
+    chosen_settings,
+    schedule_options,
+)
 
 _C = 'configs/experiments/cifar10lt_if100_lite0/'
 # cRT's, LWS's and GLAG's stage-two settings chosen on the validation split
@@ -137,11 +141,7 @@ if _GLAG:
 
 # The paper's 40 stage-two epochs for every stage-two method on the probe
 # (issue 10, item 4); the schedule keys override a selected epoch count.
-_FORTY = {
-    'train_cfg.max_epochs': 40,
-    'param_scheduler.T_max': 40,
-    'param_scheduler.end': 40,
-}
+_FORTY = schedule_options(40)
 for _name, _label, _config, _options in (
     ('crt', 'cRT', 'crt_lite0_10e.py', {**_KEEP_LAST, **_CRT}),
     ('lws', 'LWS', 'lws_lite0_10e.py', {**_KEEP_LAST, **_LWS}),

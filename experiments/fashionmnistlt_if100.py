@@ -35,7 +35,11 @@
 
 import json
 
-from experiments.lib.spec import POSTHOC_TAU_FROM_VAL, chosen_settings
+from experiments.lib.spec import (
+    POSTHOC_TAU_FROM_VAL,
+    chosen_settings,
+    schedule_options,
+)
 
 _C = 'configs/experiments/fashionmnistlt_if100/'
 
@@ -170,11 +174,7 @@ if _GLAG:
     )
 # The paper's 40 stage-two epochs for every stage-two method on GraLoss
 # and for the best 10-epoch row (LA + cRT).
-_FORTY = {
-    'train_cfg.max_epochs': 40,
-    'param_scheduler.T_max': 40,
-    'param_scheduler.end': 40,
-}
+_FORTY = schedule_options(40)
 for _s1, _name, _label, _config, _options in (
     ('graloss', 'graloss_crt', 'GraLoss + cRT', 'crt_r8.py', _CRT),
     ('la', 'la_crt', 'LA + cRT', 'crt_r8.py', _CRT),

@@ -61,6 +61,7 @@ __all__ = [
     'format_cfg_options',
     'chosen_settings',
     'POSTHOC_TAU_FROM_VAL',
+    'schedule_options',
 ]
 
 _NAME = re.compile(r'^[A-Za-z0-9_.+-]+$')
@@ -343,6 +344,17 @@ def format_cfg_options(options: Dict[str, Any]) -> Sequence[str]:
     ``DictAction`` (numbers, booleans, None, lists and tuples).
     """
     return [f'{key}={_format_value(value)}' for key, value in options.items()]
+
+
+def schedule_options(epochs: int) -> Dict[str, int]:
+    """cfg_options that give a config ``epochs`` epochs: the loop's
+    ``max_epochs`` and the cosine schedule's ``T_max`` and ``end`` (for
+    configs whose ``param_scheduler`` is one dict, as the stage-two ones)."""
+    return {
+        'train_cfg.max_epochs': epochs,
+        'param_scheduler.T_max': epochs,
+        'param_scheduler.end': epochs,
+    }
 
 
 # test_options of a run: post-hoc logit adjustment with tau chosen on the

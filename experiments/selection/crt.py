@@ -10,20 +10,12 @@
 # are of 10). The epochs axis changes the cosine schedule's length with it
 # (configs whose param_scheduler is one dict). Also used for LWS (lws.py).
 
+from experiments.lib.spec import schedule_options
+
 search = 'grid'
 max_runs = 8
 criterion = 'lt/top1'
-
-
-def _epochs(n):
-    return {
-        'train_cfg.max_epochs': n,
-        'param_scheduler.T_max': n,
-        'param_scheduler.end': n,
-    }
-
-
 grid = {
     'optim_wrapper.optimizer.lr': [0.1, 0.03, 0.3],
-    'epochs': [_epochs(10), _epochs(20)],
+    'epochs': [schedule_options(10), schedule_options(20)],
 }
