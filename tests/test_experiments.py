@@ -658,6 +658,31 @@ def test_statuses_and_commands_of_interrupted_runs(project, tmp_path):
         plan_jobs(spec, ctx, only=['nope'])
 
 
+def test_record_tested_with_other_test_options_is_tested_again(
+    project, tmp_path
+):
+    """A done record whose test_options differ from the spec's is out of
+    date: tested again where the training is still there, else retrained."""
+    spec = load_spec(str(project / 'tiny.py'))
+    ctx = _repo_context(tmp_path)
+    ce, crt = plan_jobs(spec, ctx)
+    for job in (ce, crt):  # records from before test_options existed
+        record = fake_record(job.run.name, 0, 50.0, 60.0, 40.0, None)
+        record.pop('test_options', None)
+        write_json(job.metrics_file, record)
+    os.makedirs(crt.work_dir)
+    write_json(osp.join(crt.work_dir, 'train_done.json'), {})
+    assert [j.status for j in plan_jobs(spec, ctx)] == ['done', 'done']
+    for run in spec.runs:
+        run.test_options = dict(POSTHOC_TAU_FROM_VAL)
+    ce, crt = plan_jobs(spec, ctx)
+    assert (ce.status, crt.status) == ('new', 'trained')
+    record = fake_record('crt', 0, 50.0, 60.0, 40.0, None)
+    record['test_options'] = dict(POSTHOC_TAU_FROM_VAL)
+    write_json(crt.metrics_file, record)
+    assert plan_jobs(spec, ctx)[1].status == 'done'
+
+
 def test_trained_work_dir_with_other_options_is_refused(project, tmp_path):
     spec = load_spec(str(project / 'tiny.py'))
     ctx = _repo_context(tmp_path)

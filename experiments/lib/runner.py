@@ -19,12 +19,15 @@ dependency scheduled before it:
    (see :mod:`.records`) and rewrite ``table.md`` / ``table.csv``.
 
 A (run, seed) whose metrics file exists is done and never rerun; delete
-the file (and its work_dir) to redo it.
+the file (and its work_dir) to redo it. A metrics file tested with other
+``test_options`` than the spec's is out of date: the run is tested again
+(trained first only where its work_dir no longer holds the training).
 """
 
 import contextlib
 import glob
 import importlib.metadata
+import json
 import os
 import os.path as osp
 import platform
@@ -218,8 +221,16 @@ def _has_checkpoint(work_dir: str) -> bool:
     )
 
 
+def _tested_as_specified(job: Job) -> bool:
+    """Whether the run's metrics file was tested with its test_options
+    (records from before test_options existed hold none)."""
+    record = read_json(job.metrics_file)
+    wanted = json.loads(json.dumps(job.run.test_options))
+    return record.get('test_options', {}) == wanted
+
+
 def _status(job: Job) -> str:
-    if osp.isfile(job.metrics_file):
+    if osp.isfile(job.metrics_file) and _tested_as_specified(job):
         return 'done'
     if osp.isfile(osp.join(job.work_dir, TRAIN_DONE)):
         return 'trained'
