@@ -39,8 +39,10 @@ from experiments.lib import (
     write_json,
     write_tables,
 )
+from experiments.lib import plan as plan_module
 from experiments.lib import runner as runner_module
 from experiments.lib.plots import confidence_history
+from experiments.lib.recording import final_confidence
 from experiments.lib.records import pooled_reliability
 from experiments.lib.spec import POSTHOC_TAU_FROM_VAL
 from glag_mm.evaluation import reliability_bins
@@ -431,8 +433,8 @@ def test_test_options_reach_the_test_command_only(project, tmp_path):
     spec.runs[0].test_options = dict(POSTHOC_TAU_FROM_VAL)
     ctx = _repo_context(tmp_path)
     ce, _ = plan_jobs(spec, ctx)
-    train = runner_module.train_command(ce, ctx, None, resume=False)
-    test = runner_module.test_command(ce, ctx, 'epoch_3.pth', None)
+    train = plan_module.train_command(ce, ctx, None, resume=False)
+    test = plan_module.test_command(ce, ctx, 'epoch_3.pth', None)
     assert not any('posthoc' in part for part in train)
     assert test[test.index('--cfg-options') :] == [
         '--cfg-options',
@@ -626,7 +628,7 @@ def test_statuses_and_commands_of_interrupted_runs(project, tmp_path):
     ctx = _repo_context(tmp_path)
     ce, crt = plan_jobs(spec, ctx)
     assert (ce.status, crt.status) == ('new', 'new')
-    cmd = runner_module.train_command(crt, ctx, 'ce.pth', resume=False)
+    cmd = plan_module.train_command(crt, ctx, 'ce.pth', resume=False)
     assert cmd[1:] == [
         osp.join('tools', 'train.py'),
         str(project / 'stage2.py'),
@@ -645,8 +647,8 @@ def test_statuses_and_commands_of_interrupted_runs(project, tmp_path):
     write_json(osp.join(crt.work_dir, 'train_done.json'), {})
     ce, crt = plan_jobs(spec, ctx)
     assert (ce.status, crt.status) == ('partial', 'trained')
-    assert '--resume' in runner_module.train_command(ce, ctx, None, True)
-    text = runner_module.describe_plan([ce, crt], ctx)
+    assert '--resume' in plan_module.train_command(ce, ctx, None, True)
+    text = plan_module.describe_plan([ce, crt], ctx)
     assert 'interrupted; resume training, then test' in text
     assert 'trained; test only' in text
     # --only crt still schedules (and shows) the stage-one run it needs
@@ -688,8 +690,8 @@ def test_trained_work_dir_with_other_options_is_refused(project, tmp_path):
     ctx = _repo_context(tmp_path)
     _, crt = plan_jobs(spec, ctx)
     os.makedirs(crt.work_dir)
-    cmd = runner_module.train_command(crt, ctx, 'ce.pth', resume=True)
-    shown = runner_module._shown(cmd, ctx)
+    cmd = plan_module.train_command(crt, ctx, 'ce.pth', resume=True)
+    shown = plan_module.shown(cmd, ctx)
     done = dict(checkpoint='epoch_2.pth', command=shown)
     write_json(osp.join(crt.work_dir, 'train_done.json'), done)
     # the same options (a resumed training among them): reused as trained
@@ -938,6 +940,6 @@ def test_record_keeps_the_last_logged_confidence(tmp_path):
         {'afg/confidence_updates': 2, 'afg/s_c/2': 0.65, 'afg/s_c/3': 0.5},
     ]
     log.write_text('\n'.join(json.dumps(x) for x in lines) + '\n')
-    scores = runner_module.final_confidence(str(tmp_path))
+    scores = final_confidence(str(tmp_path))
     assert scores[2:] == [0.65, 0.5] and all(math.isnan(v) for v in scores[:2])
-    assert runner_module.final_confidence(str(tmp_path / 'gone')) is None
+    assert final_confidence(str(tmp_path / 'gone')) is None

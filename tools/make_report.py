@@ -45,13 +45,13 @@ from experiments.lib import (  # noqa: E402
     write_json,
     write_tables,
 )
+from experiments.lib.plan import config_info  # noqa: E402
 from experiments.lib.plots import (  # noqa: E402
     confidence_history,
     plot_confidence,
     plot_per_class,
     plot_schedules,
 )
-from experiments.lib.runner import config_info  # noqa: E402
 from tools.plot_reliability import plot_reliability  # noqa: E402
 
 

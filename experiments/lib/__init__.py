@@ -1,11 +1,14 @@
 """The library behind tools/run_experiments.py and tools/make_report.py.
 
 Experiment specs (:mod:`.spec`), the per-run metrics files and results
-tables (:mod:`.records`), the runner that trains and tests what is not done
-(:mod:`.runner`) and the report plots (:mod:`.plots`). Not imported by
+tables (:mod:`.records`), the jobs a spec still needs (:mod:`.plan`), the
+runner that trains and tests them (:mod:`.runner`), what a tested run's
+metrics file holds (:mod:`.recording`) and the report plots
+(:mod:`.plots`). Not imported by
 ``import glag_mm``; the tools import it explicitly.
 """
 
+from .plan import Context, ExperimentError, Job, describe_plan, plan_jobs
 from .records import (
     COLUMNS,
     RELIABILITY,
@@ -22,15 +25,7 @@ from .records import (
     write_json,
     write_tables,
 )
-from .runner import (
-    Context,
-    ExperimentError,
-    Job,
-    describe_plan,
-    plan_jobs,
-    run_experiment,
-    run_job,
-)
+from .runner import run_experiment, run_job
 from .spec import (
     ExperimentSpec,
     RunSpec,
