@@ -5,6 +5,8 @@ stage two an ``AFGHead`` with Tukey lambda 0.5 and its statistics pass) is
 exported; every exported model must give the PyTorch model's logits.
 """
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -67,6 +69,18 @@ def _model(root, checkpoint, **options):
     return cfg, build_classifier(cfg, checkpoint)
 
 
+def _runner_model(cfg, checkpoint, work_dir):
+    """The model a Runner builds from ``cfg``, with the checkpoint."""
+    from mmengine.runner import Runner, load_checkpoint
+
+    cfg = cfg.copy()
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = f'export_check_{os.urandom(3).hex()}'
+    model = Runner.from_cfg(cfg).model
+    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    return model.eval()
+
+
 def _logits(model, batch):
     with torch.no_grad():
         data = model.data_preprocessor(batch, False)
@@ -96,6 +110,11 @@ def test_torchscript_round_trip(glag_run, tmp_path):
     loaded = torch.jit.load(str(out))
     got = loaded(raw)
     torch.testing.assert_close(got, _logits(model, batch), rtol=0, atol=1e-5)
+    # the model mmengine's Runner builds (what tools/test.py tests), with
+    # the config's top-level data_preprocessor: (x - 127.5) / 127.5
+    tested = _runner_model(cfg, ckpt, tmp_path / 'runner')
+    assert tested.data_preprocessor.mean.flatten().tolist() == [127.5]
+    torch.testing.assert_close(got, _logits(tested, batch), rtol=0, atol=1e-5)
     # the graph holds Tukey's transform: without it the logits differ
     with torch.no_grad():
         feats = model.extract_feat(model.data_preprocessor(batch)['inputs'])

@@ -38,6 +38,7 @@ __all__ = [
     'FORMATS',
     'ExportableClassifier',
     'load_export_config',
+    'model_config',
     'build_classifier',
     'sample_batch',
     'deploy_state_dict',
@@ -96,11 +97,24 @@ def load_export_config(
     return stage_cfg, chosen.config
 
 
+def model_config(cfg: Config) -> dict:
+    """``cfg.model`` as mmengine's Runner builds it: the config's top-level
+    ``data_preprocessor`` (where mmpretrain's configs set the mean and std)
+    goes into the model unless the model sets its own."""
+    model = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else cfg.model
+    model = deepcopy(model)
+    pre = cfg.get('data_preprocessor', None)
+    if pre is not None:
+        pre = pre.to_dict() if hasattr(pre, 'to_dict') else pre
+        model.setdefault('data_preprocessor', deepcopy(pre))
+    return model
+
+
 def build_classifier(cfg: Config, checkpoint: str) -> nn.Module:
     """The config's model in eval mode with the checkpoint's weights."""
     init_default_scope(cfg.get('default_scope', 'mmpretrain') or 'mmpretrain')
     resolve_stage_one_checkpoint(cfg, checkpoint, 'the exported config')
-    model = MODELS.build(deepcopy(cfg.model))
+    model = MODELS.build(model_config(cfg))
     load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
     return model.eval()
 
@@ -232,7 +246,7 @@ def _save_state_dict(
     linear_head: bool,
 ) -> dict:
     state = deploy_state_dict(model)
-    model_cfg = cfg.model.to_dict()
+    model_cfg = model_config(cfg)
     if linear_head:
         model_cfg = linear_head_config(model_cfg, model.head)
     # rebuild from the written tensors alone: the file is what gets checked
