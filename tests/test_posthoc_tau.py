@@ -11,6 +11,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmengine.runner import Runner
+from mmengine.runner.base_loop import BaseLoop
 from mmpretrain.structures import DataSample
 from test_metric import TinySet
 from test_tools import run_tool, write_project
@@ -309,6 +310,10 @@ def test_checkpoint_carries_the_validation_tau_to_test(tmp_path):
         saved_info = ckpt['message_hub']['runtime_info']
         assert POSTHOC_TAU_KEY not in saved_info  # resumed=False
 
+    # the last checkpoint without its tau (trained without the hook)
+    no_tau = load_checkpoint_file(str(tmp_path / 'train' / 'epoch_2.pth'))
+    del no_tau['meta'][POSTHOC_TAU_KEY]
+    torch.save(no_tau, tmp_path / 'train' / 'no_tau.pth')
     # test-only run: load the last checkpoint, apply its validation tau
     test = _runner(
         tmp_path / 'test', load_from=str(tmp_path / 'train' / 'epoch_2.pth')
@@ -317,6 +322,32 @@ def test_checkpoint_carries_the_validation_tau_to_test(tmp_path):
     metrics = test.test()
     assert metrics['lt/posthoc_tau_selected'] == taus[1]
     assert get_selected_posthoc_tau()['tau'] == taus[1]
+    # a validation pass of a test process (tools/test.py when the
+    # checkpoint holds no tau) chooses tau for the loaded weights without
+    # building the train loop (which would build its dataloader, and make
+    # training-only hooks such as AFGHook act)
+    for with_train_cfg in (False, True):
+        set_selected_posthoc_tau(None)
+        extra = {}
+        if with_train_cfg:
+            extra = dict(
+                train_dataloader=dict(
+                    dataset=tiny_set(0),
+                    sampler=dict(type='DefaultSampler', shuffle=True),
+                    batch_size=8,
+                    num_workers=0,
+                ),
+                train_cfg=dict(by_epoch=True, max_epochs=2),
+                optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5)),
+            )
+        val_only = _runner(
+            tmp_path / f'val_only_{with_train_cfg}',
+            load_from=str(tmp_path / 'train' / 'no_tau.pth'),
+            **extra,
+        )
+        val_only.val()
+        assert not isinstance(val_only._train_loop, BaseLoop)
+        assert get_selected_posthoc_tau() == dict(tau=taus[1], iter=6, epoch=2)
     # the same numbers as a fixed tau on the same checkpoint
     fixed = _runner(
         tmp_path / 'fixed',

@@ -5,6 +5,7 @@ from typing import Dict, List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
+from mmengine.runner.base_loop import BaseLoop
 from mmpretrain.registry import HOOKS
 
 from ..evaluation import (
@@ -44,6 +45,19 @@ class PosthocTauHook(Hook):
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook
     _saved_iter: Optional[int] = None  # meta['iter'] of the last save
+    _loaded: Optional[dict] = None  # meta iter / epoch of loaded weights
+
+    def _position(self, runner) -> tuple:
+        """(iter, epoch) of the weights just validated: the train loop's in
+        a training run; in a val / test run, whose train loop is not built
+        (``runner.iter`` / ``runner.epoch`` would build it, its dataloader
+        included, or fail without a train_cfg), the loaded checkpoint's,
+        else None."""
+        loop = runner._train_loop
+        if isinstance(loop, BaseLoop):
+            return loop.iter, loop.epoch
+        loaded = self._loaded or {}
+        return loaded.get('iter'), loaded.get('epoch')
 
     def _tell_metrics(self, runner) -> None:
         """The split each posthoc_tau='val' metric evaluates (built loops)."""
@@ -84,9 +98,10 @@ class PosthocTauHook(Hook):
         key = f'{prefix}/{key}' if prefix else key
         if key not in metrics:
             return
-        record = dict(tau=metrics[key], iter=runner.iter, epoch=runner.epoch)
+        iteration, epoch = self._position(runner)
+        record = dict(tau=metrics[key], iter=iteration, epoch=epoch)
         set_selected_posthoc_tau(record)
-        if self._saved_iter == runner.iter:
+        if iteration is not None and self._saved_iter == iteration:
             self._add_to_last_checkpoint(runner)
 
     def _add_to_last_checkpoint(self, runner) -> None:
@@ -120,6 +135,7 @@ class PosthocTauHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.get('meta') or {}
+        self._loaded = dict(iter=meta.get('iter'), epoch=meta.get('epoch'))
         record = meta.get(POSTHOC_TAU_KEY)
         if record is None:
             return
