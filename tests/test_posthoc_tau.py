@@ -13,6 +13,7 @@ from mmengine.logging import MessageHub
 from mmengine.runner import Runner
 from mmengine.runner.base_loop import BaseLoop
 from mmpretrain.structures import DataSample
+from test_export import glag_run  # noqa: F401  (fixture)
 from test_metric import TinySet
 from test_tools import run_tool, write_project
 
@@ -25,6 +26,7 @@ from glag_mm.evaluation import (
     select_posthoc_tau,
     set_selected_posthoc_tau,
 )
+from glag_mm.evaluation.posthoc_tau import DEFAULT_TAU_GRID
 from glag_mm.safe_load import load_checkpoint_file
 from glag_tools import prepare_test_config, prepare_train_config
 
@@ -492,3 +494,43 @@ def test_tools_train_then_test_apply_the_validation_tau(tmp_path):
     plotted = run_tool('tools/plot_reliability.py', out, '--out', png)
     assert plotted.returncode == 0, plotted.stderr[-3000:]
     assert png.read_bytes()[:4] == b'\x89PNG'
+
+
+@pytest.mark.slow
+def test_afg_checkpoint_tested_with_a_validation_tau(
+    glag_run,  # noqa: F811
+    tmp_path,
+):
+    """tools/test.py validates an AFG stage two first (its checkpoint holds
+    no tau): AFGHook updates nothing there, although mmpretrain's
+    VisualizationHook builds the train loop during that validation."""
+    root, checkpoint = glag_run
+    config = root / 'stage2_posthoc.py'
+    config.write_text(
+        "_base_ = ['./stage2.py']\n"
+        "val_evaluator = dict(posthoc_tau='val')\n"
+        'test_evaluator = dict(_delete_=True, '
+        "type='LongTailAccuracy', posthoc_tau='val')\n"
+        'default_hooks = dict(visualization=dict('
+        "type='VisualizationHook', enable=False))\n"
+    )
+    out = tmp_path / 'metrics.json'
+    tested = run_tool(
+        'tools/test.py',
+        config,
+        checkpoint,
+        '--work-dir',
+        tmp_path / 'test',
+        '--out',
+        out,
+        '--out-item',
+        'metrics',
+        '--cfg-options',
+        f'stage_one_checkpoint={checkpoint}',
+    )
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    log = tested.stdout + tested.stderr
+    assert 'choosing it on the validation split' in log
+    assert 'AFGHook: confidence update' not in log
+    metrics = _strict(out.read_text())
+    assert metrics['lt/posthoc_tau_selected'] in DEFAULT_TAU_GRID

@@ -81,6 +81,10 @@ class AFGHook(Hook):
         self.update_confidence = update_confidence
         self.progress = progress
         self.stage_one_checkpoint = stage_one_checkpoint
+        # set by before_train / after_train: a validation of a val or test
+        # run updates nothing, even where another hook (mmpretrain's
+        # VisualizationHook) has built the train loop meanwhile
+        self._training = False
         self.statistics_path: Optional[str] = None
         self._saved_at_iter: Optional[int] = None
 
@@ -178,6 +182,7 @@ class AFGHook(Hook):
                 self._check_setup(runner, head, counts)
 
     def before_train(self, runner) -> None:
+        self._training = True
         head = self._head(runner)
         if head.statistics is None:
             stats, self.statistics_path = load_or_build(
@@ -224,11 +229,12 @@ class AFGHook(Hook):
             rel = osp.relpath(self.statistics_path, runner.work_dir)
             checkpoint.setdefault('meta', {})['afg_statistics'] = rel
 
+    def after_train(self, runner) -> None:
+        self._training = False
+
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
         """Update s_c from this validation, log it, checkpoint it."""
-        # not in a val-only run, whose train loop is None or an unbuilt dict
-        train_loop = runner._train_loop
-        if not self.update_confidence or not isinstance(train_loop, BaseLoop):
+        if not self.update_confidence or not self._training:
             return
         if 'lt/per_class' not in (metrics or {}):
             raise KeyError(

@@ -5,7 +5,6 @@ from typing import Dict, List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.runner.base_loop import BaseLoop
 from mmpretrain.registry import HOOKS
 
 from ..evaluation import (
@@ -47,15 +46,15 @@ class PosthocTauHook(Hook):
     _saved_iter: Optional[int] = None  # meta['iter'] of the last save
     _loaded: Optional[dict] = None  # meta iter / epoch of loaded weights
 
+    _training = False  # between before_train and after_train
+
     def _position(self, runner) -> tuple:
         """(iter, epoch) of the weights just validated: the train loop's in
-        a training run; in a val / test run, whose train loop is not built
-        (``runner.iter`` / ``runner.epoch`` would build it, its dataloader
-        included, or fail without a train_cfg), the loaded checkpoint's,
-        else None."""
-        loop = runner._train_loop
-        if isinstance(loop, BaseLoop):
-            return loop.iter, loop.epoch
+        a training run; in a val / test run the loaded checkpoint's, else
+        None (there ``runner.iter`` / ``runner.epoch`` would build the train
+        loop, its dataloader included, or fail without a train_cfg)."""
+        if self._training:
+            return runner.iter, runner.epoch
         loaded = self._loaded or {}
         return loaded.get('iter'), loaded.get('epoch')
 
@@ -76,9 +75,13 @@ class PosthocTauHook(Hook):
     before_run = before_val_epoch = before_test_epoch = _tell_metrics
 
     def before_train(self, runner) -> None:
+        self._training = True
         record = get_selected_posthoc_tau()
         if record is not None and record['iter'] != runner.iter:
             set_selected_posthoc_tau(None)  # chosen for other weights
+
+    def after_train(self, runner) -> None:
+        self._training = False
 
     def after_val_epoch(
         self, runner, metrics: Optional[Dict[str, float]] = None
