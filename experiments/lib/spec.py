@@ -31,8 +31,9 @@ Fields of a run:
   and ``tools/test.py`` as ``--cfg-options`` (values: numbers, strings,
   booleans, None, or lists / tuples of those).
 * ``test_options``: ``{dotted.key: value}`` for ``tools/test.py`` only
-  (evaluation settings, e.g. :data:`POSTHOC_TAU_FROM_VAL`); a trained run
-  whose test_options change is tested again, not trained again.
+  (evaluation settings, e.g. :data:`POSTHOC_TAU_FROM_VAL`); a done run
+  whose test_options change is tested again, and trained again only where
+  its work_dir no longer holds the training.
 * ``seeds``: this run's seeds (default: the spec's ``seeds``).
 * ``epochs``: the schedule the table states, checked against the config
   (an int; for a two-stage config a dict ``{stage name: epochs}``).
