@@ -40,6 +40,7 @@ __all__ = [
     'load_export_config',
     'model_config',
     'build_classifier',
+    'in_order',
     'sample_batch',
     'deploy_state_dict',
     'linear_head_config',
@@ -119,6 +120,20 @@ def build_classifier(cfg: Config, checkpoint: str) -> nn.Module:
     return model.eval()
 
 
+def in_order(loader_cfg: dict, batch_size: int) -> dict:
+    """A copy of a dataloader config that reads the dataset once, in order,
+    in this process, ``batch_size`` samples at a time."""
+    cfg = deepcopy(loader_cfg)
+    cfg.update(
+        batch_size=batch_size,
+        num_workers=0,
+        persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+    )
+    cfg.pop('batch_sampler', None)
+    return cfg
+
+
 def sample_batch(
     cfg: Config, num: int = 8, shape: Optional[Sequence[int]] = None
 ) -> dict:
@@ -139,15 +154,8 @@ def sample_batch(
             'the config has no test_dataloader to take a check batch from; '
             'pass --shape N C H W to check on random pixels.'
         )
-    loader_cfg = deepcopy(loader_cfg)
-    loader_cfg.update(
-        batch_size=num,
-        num_workers=0,
-        persistent_workers=False,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-    )
     try:
-        loader = Runner.build_dataloader(loader_cfg)
+        loader = Runner.build_dataloader(in_order(loader_cfg, num))
         return next(iter(loader))
     except (FileNotFoundError, OSError) as error:
         raise ConfigError(

@@ -26,6 +26,8 @@ import torch
 from mmengine.runner import Runner
 from torch import Tensor, nn
 
+from .export import in_order
+
 __all__ = [
     'pipeline_of',
     'with_pipeline',
@@ -61,17 +63,10 @@ def extract_features(
 ) -> Tuple[Tensor, Tensor]:
     """Pooled trunk features (N, D) and labels (N,) of a dataloader config,
     in order, through ``model`` (in eval mode)."""
-    cfg = deepcopy(loader_cfg)
-    cfg.update(
-        batch_size=batch_size,
-        num_workers=0,
-        persistent_workers=False,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-    )
-    cfg.pop('batch_sampler', None)
     feats, labels = [], []
     with torch.no_grad():
-        for data in Runner.build_dataloader(cfg):
+        loader = Runner.build_dataloader(in_order(loader_cfg, batch_size))
+        for data in loader:
             data = model.data_preprocessor(data, False)
             out = model.extract_feat(data['inputs'])
             feats.append(out[-1] if isinstance(out, (tuple, list)) else out)
