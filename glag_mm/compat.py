@@ -20,6 +20,12 @@ fails without it:
    (a resume straight after a failure) appends its log and scalars to that
    run's files and replaces its config dump; the Runner now waits for a
    second whose folder does not exist yet.
+5. :func:`patch_visualization_hook`: mmpretrain 1.2's ``VisualizationHook``
+   reads ``runner.train_loop`` on every validation batch, before it looks
+   at ``enable``, so a validation-only pass (``tools/test.py`` choosing a
+   post-hoc tau, ``runner.val()``) builds the train loop and its training
+   dataset for nothing; a disabled hook (mmpretrain's default runtime) now
+   returns first.
 """
 
 import functools
@@ -258,9 +264,48 @@ def patch_run_timestamp() -> bool:
     return True
 
 
+def visualization_hook_builds_train_loop() -> bool:
+    """Whether mmpretrain's VisualizationHook reads ``runner.train_loop``
+    in ``after_val_iter`` (read from its source; false once patched)."""
+    from mmpretrain.engine.hooks import VisualizationHook
+
+    after_val_iter = VisualizationHook.after_val_iter
+    if hasattr(after_val_iter, '__wrapped__'):
+        return False
+    try:
+        return 'runner.train_loop' in inspect.getsource(after_val_iter)
+    except (OSError, TypeError):
+        return False
+
+
+def patch_visualization_hook() -> bool:
+    """A disabled VisualizationHook skips validation batches before it
+    builds the train loop; True if applied now."""
+    from mmpretrain.engine.hooks import VisualizationHook
+
+    if not visualization_hook_builds_train_loop():
+        return False
+    original = VisualizationHook.after_val_iter
+
+    @functools.wraps(original)
+    def after_val_iter(self, runner, batch_idx, data_batch, outputs):
+        if self.enable is False:  # what _draw_samples checks first
+            return None
+        return original(self, runner, batch_idx, data_batch, outputs)
+
+    VisualizationHook.after_val_iter = after_val_iter
+    _applied(
+        'patch_visualization_hook',
+        "mmpretrain's VisualizationHook builds the train loop (and its "
+        'dataset) on every validation batch even when disabled',
+    )
+    return True
+
+
 def apply_all() -> None:
     """Apply every workaround the installed versions need (idempotent)."""
     patch_checkpoint_loading()
     patch_package_lookup()
     patch_empty_dataset_message()
     patch_run_timestamp()
+    patch_visualization_hook()

@@ -362,3 +362,62 @@ def test_wait_for_unused_second_is_bounded(tmp_path):
         (tmp_path / time.strftime(compat.RUN_TIMESTAMP, stamp)).mkdir()
     waited = compat.wait_for_unused_second(str(tmp_path), limit=0.3)
     assert 0.3 <= waited < 1.0
+
+
+def test_validation_pass_does_not_build_the_train_loop(tmp_path):
+    """A val-only Runner with mmpretrain's default (disabled)
+    VisualizationHook: unpatched it builds the train loop (and its
+    dataloader), patched it does not."""
+    from mmengine.runner import Runner
+    from mmengine.runner.base_loop import BaseLoop
+    from mmpretrain.engine.hooks import VisualizationHook
+    from test_metric import TinySet
+
+    def loader(shuffle):
+        return dict(
+            dataset=TinySet(4, per_class=2),
+            sampler=dict(type='DefaultSampler', shuffle=shuffle),
+            batch_size=4,
+            num_workers=0,
+        )
+
+    def runner(name, **train):
+        return Runner(
+            model=dict(
+                type='ImageClassifier',
+                backbone=dict(type='CifarResNet', depth=8),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=4, in_channels=64),
+            ),
+            work_dir=str(tmp_path / name),
+            val_dataloader=loader(False),
+            val_evaluator=dict(type='Accuracy'),
+            val_cfg=dict(),
+            default_hooks=dict(
+                visualization=dict(type='VisualizationHook', enable=False)
+            ),
+            default_scope='mmpretrain',
+            experiment_name=f'{name}_{os.urandom(3).hex()}',
+            **train,
+        )
+
+    train = dict(
+        train_dataloader=loader(True),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+    )
+    assert 'patch_visualization_hook' in compat.APPLIED
+    patched = VisualizationHook.after_val_iter
+    try:
+        VisualizationHook.after_val_iter = patched.__wrapped__
+        assert compat.visualization_hook_builds_train_loop()
+        built = runner('unpatched', **train)
+        built.val()
+        assert isinstance(built._train_loop, BaseLoop)
+    finally:
+        VisualizationHook.after_val_iter = patched
+    assert not compat.visualization_hook_builds_train_loop()
+    kept = runner('patched', **train)
+    kept.val()
+    assert not isinstance(kept._train_loop, BaseLoop)
+    assert kept._train_loop['max_epochs'] == 1  # still the config

@@ -52,7 +52,7 @@ class PosthocTauHook(Hook):
         """(iter, epoch) of the weights just validated: the train loop's in
         a training run; in a val / test run the loaded checkpoint's, else
         None (there ``runner.iter`` / ``runner.epoch`` would build the train
-        loop, its dataloader included, or fail without a train_cfg)."""
+        loop, its dataloader included)."""
         if self._training:
             return runner.iter, runner.epoch
         loaded = self._loaded or {}
