@@ -1,10 +1,10 @@
 """The library behind tools/run_experiments.py and tools/make_report.py.
 
-Experiment specs (:mod:`.spec`), the per-run metrics files and results
-tables (:mod:`.records`), the jobs a spec still needs (:mod:`.plan`), the
-runner that trains and tests them (:mod:`.runner`), what a tested run's
-metrics file holds (:mod:`.recording`) and the report plots
-(:mod:`.plots`). Not imported by
+Experiment specs (:mod:`.spec`), the per-run metrics files and their
+summaries (:mod:`.records`), the results tables (:mod:`.tables`), the
+jobs a spec still needs (:mod:`.plan`), the runner that trains and tests
+them (:mod:`.runner`), what a tested run's metrics file holds
+(:mod:`.recording`) and the report plots (:mod:`.plots`). Not imported by
 ``import glag_mm``; the tools import it explicitly.
 """
 
@@ -13,7 +13,6 @@ from .records import (
     COLUMNS,
     RELIABILITY,
     RunSummary,
-    confidence_spearman,
     load_records,
     mean_std,
     metrics_path,
@@ -21,9 +20,7 @@ from .records import (
     read_json,
     reliability_table,
     summarise,
-    write_confidence_table,
     write_json,
-    write_tables,
 )
 from .runner import run_experiment, run_job
 from .spec import (
@@ -34,6 +31,7 @@ from .spec import (
     load_spec,
     spec_from_dict,
 )
+from .tables import confidence_spearman, write_confidence_table, write_tables
 
 __all__ = [
     'COLUMNS',

@@ -16,7 +16,8 @@ dependency scheduled before it:
    test_metrics.json --out-item metrics`` (``test.log``), on the config's
    test split, with the run's ``test_options`` added;
 3. write the metrics file ``<results>/<spec>/runs/<run>_seed<k>.json``
-   (see :mod:`.records`) and rewrite ``table.md`` / ``table.csv``.
+   (see :mod:`.records`) and rewrite ``table.md`` / ``table.csv``
+   (:mod:`.tables`).
 
 A (run, seed) whose metrics file exists is done and never rerun; delete
 the file (and its work_dir) to redo it (the statuses: :mod:`.plan`; the
@@ -43,8 +44,9 @@ from .plan import (
     train_command,
 )
 from .recording import make_record, training_class_counts, working_dir
-from .records import read_json, write_json, write_tables
+from .records import read_json, write_json
 from .spec import ExperimentSpec, SpecError
+from .tables import write_tables
 
 __all__ = ['run_job', 'run_experiment', 'final_checkpoint']
 
