@@ -65,7 +65,13 @@ runs = [
         config=_C + 'linear_probe_10e.py',
         epochs=10,
         cfg_options=dict(_KEEP_LAST),
-        test_options=dict(POSTHOC_TAU_FROM_VAL),
+        # the default grid (0 to 2) chose its edge, 2.0: here it runs to 4
+        test_options={
+            **POSTHOC_TAU_FROM_VAL,
+            'val_evaluator.posthoc_tau_grid': [
+                round(0.1 * i, 1) for i in range(41)
+            ],
+        },
     ),
 ]
 _STAGE_TWO = [
