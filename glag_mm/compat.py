@@ -206,21 +206,23 @@ def patch_empty_dataset_message() -> bool:
 RUN_TIMESTAMP = '%Y%m%d_%H%M%S'
 
 
-def run_folders_reuse_a_second() -> bool:
-    """Whether mmengine's Runner takes its log folder's name from the clock.
-
-    Read from ``Runner.setup_env``'s source: true where it formats the
-    start time to the second, false once patched (the patch is a wrapper).
-    """
-    from mmengine.runner import Runner
-
-    setup_env = Runner.setup_env
-    if hasattr(setup_env, '__wrapped__'):
+def _unpatched_source_has(func: Callable, text: str) -> bool:
+    """Whether ``func``'s source holds ``text``; false for a wrapper (our
+    patch) or where the source cannot be read."""
+    if hasattr(func, '__wrapped__'):
         return False
     try:
-        return repr(RUN_TIMESTAMP) in inspect.getsource(setup_env)
+        return text in inspect.getsource(func)
     except (OSError, TypeError):
         return False
+
+
+def run_folders_reuse_a_second() -> bool:
+    """Whether mmengine's Runner takes its log folder's name from the clock
+    (``Runner.setup_env`` formats the start time to the second)."""
+    from mmengine.runner import Runner
+
+    return _unpatched_source_has(Runner.setup_env, repr(RUN_TIMESTAMP))
 
 
 def wait_for_unused_second(work_dir: str, limit: float = 2.0) -> float:
@@ -266,16 +268,12 @@ def patch_run_timestamp() -> bool:
 
 def visualization_hook_builds_train_loop() -> bool:
     """Whether mmpretrain's VisualizationHook reads ``runner.train_loop``
-    in ``after_val_iter`` (read from its source; false once patched)."""
+    in ``after_val_iter``."""
     from mmpretrain.engine.hooks import VisualizationHook
 
-    after_val_iter = VisualizationHook.after_val_iter
-    if hasattr(after_val_iter, '__wrapped__'):
-        return False
-    try:
-        return 'runner.train_loop' in inspect.getsource(after_val_iter)
-    except (OSError, TypeError):
-        return False
+    return _unpatched_source_has(
+        VisualizationHook.after_val_iter, 'runner.train_loop'
+    )
 
 
 def patch_visualization_hook() -> bool:
