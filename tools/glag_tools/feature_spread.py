@@ -19,12 +19,15 @@ The training features are taken with the evaluation split's pipeline (no
 augmentation). Used by ``tools/feature_spread.py``.
 """
 
+import math
 from copy import deepcopy
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.runner import Runner
 from torch import Tensor, nn
+
+from glag_mm.evaluation.functional import per_class_accuracy, shot_groups
 
 from .export import in_order
 
@@ -86,7 +89,8 @@ def spread_table(
     labels (the head's argmax). A class without training or evaluation
     features gets None where it has no value."""
     (ftr, ytr), (fev, yev) = train, evaluation
-    pred_tr, pred_ev = predict(ftr), predict(fev)
+    acc_tr = per_class_accuracy(predict(ftr), ytr, num_classes)
+    acc_ev = per_class_accuracy(predict(fev), yev, num_classes)
     rows = []
     for c in range(num_classes):
         a, b = ftr[ytr == c], fev[yev == c]
@@ -102,16 +106,8 @@ def spread_table(
         else:
             row.update(spread_train=None, spread_eval=None, ratio=None)
             row['shift'] = None
-        for key, pred, y in (
-            ('train_acc', pred_tr, ytr),
-            ('eval_acc', pred_ev, yev),
-        ):
-            mask = y == c
-            row[key] = (
-                100.0 * float((pred[mask] == c).float().mean())
-                if mask.any()
-                else None
-            )
+        for key, acc in (('train_acc', acc_tr), ('eval_acc', acc_ev)):
+            row[key] = None if math.isnan(acc[c]) else float(acc[c])
         rows.append(row)
     return rows
 
@@ -121,13 +117,10 @@ def group_means(
 ) -> Dict[str, Dict[str, Optional[float]]]:
     """Mean ratio, shift and accuracies over the many (> ``many`` training
     images), medium and few (< ``few``) classes; None for an empty group."""
-    groups = dict(many=[], medium=[], few=[])
-    for row in rows:
-        n = row['n_train']
-        name = 'many' if n > many else ('few' if n < few else 'medium')
-        groups[name].append(row)
+    masks = shot_groups([r['n_train'] for r in rows], many, few)
     out = {}
-    for name, members in groups.items():
+    for name, mask in masks.items():
+        members = [r for r, inside in zip(rows, mask.tolist()) if inside]
         out[name] = {'classes': len(members)}
         for key in ('ratio', 'shift', 'train_acc', 'eval_acc'):
             values = [r[key] for r in members if r[key] is not None]
