@@ -1,5 +1,5 @@
-"""Load checkpoints without running code from them (README, "Safe
-checkpoint loading").
+"""Load checkpoints without running code from them (docs/reliability.md,
+safe checkpoint loading).
 
 :func:`load_checkpoint_file` is where every ``.pth`` read of glag_mm and
 mmengine's local scheme ends: ``torch.load(weights_only=True)`` with

@@ -1,4 +1,5 @@
-"""Bad inputs a user can give, and what they see (README: 'Bad inputs').
+"""Bad inputs a user can give, and what they see (docs/reliability.md:
+'Bad inputs').
 
 Each test asserts the start of the message and that nothing already on disk
 (checkpoints, ``last_checkpoint``, metrics files) changed.

