@@ -1,9 +1,9 @@
 """Progress schedules shared by GraLoss (tau), KD (beta) and FBL (a).
 
 GLAG's Gradual Balanced Loss raises the logit-adjustment strength from 0 to
-its maximum as training progresses (METHOD.md, stage one, item 2). The shapes
-are our reconstruction [ours]; the paper compares concave, linear and convex
-curves and finds convex best [paper]:
+its maximum as training progresses (METHOD.md, stage one, item 2).
+The shapes are our reconstruction [ours]; the paper compares concave, linear
+and convex curves and finds convex best [paper]:
 
 * ``'linear'``:   v(u) = v_max * u
 * ``'convex'``:   v(u) = v_max * u ** p        (p > 1, default 2)

@@ -1,6 +1,6 @@
-"""Frozen-trunk features (backbone + neck, METHOD.md stage two item 1): the
-streaming pass of the feature cache and the statistics, the cached dataset,
-its key."""
+"""Frozen-trunk features (backbone + neck, METHOD.md stage two item 1):
+the streaming pass of the feature cache and the statistics, the cached
+dataset, its key."""
 
 import hashlib
 import math

@@ -301,9 +301,10 @@ class AFGHead(LinearClsHead):
     def update_confidence(self, class_acc, iteration: int = -1) -> None:
         """s_c <- clip(s_c + eta sign(acc_c - acc_c_ref), s_min, s_max).
 
-        Tail classes only (METHOD.md stage two item 6); with ``'previous'``
-        the first validation only records the accuracies [ours]. Broadcast
-        from rank 0, so that every rank holds the same scores.
+        Tail classes only (METHOD.md stage two item 6); with
+        ``'previous'`` the first validation only records the accuracies
+        [ours]. Broadcast from rank 0, so that every rank holds the same
+        scores.
 
         Args:
             class_acc: (C,) validation accuracy per class in [0, 1]; NaN (no
