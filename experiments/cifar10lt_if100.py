@@ -89,7 +89,7 @@ runs[1]['note'] = (
 
 # Two variants of the generator on the GraLoss trunk, each beside the row it
 # changes:
-# - GLAG's own stage-two sampling (METHOD.md stage two, item 7): instance-
+# - GLAG's own stage-two sampling (docs/method.md stage two, item 7): instance-
 #   balanced real batches, every class topped up to n_max with generated
 #   features, instead of the class-aware batches plus one generated feature
 #   per real one ('ratio') that the rows above share with cRT;

@@ -139,7 +139,7 @@ runs[3]['note'] = (
     'classifier on f ** 0.5 (train and test), nothing generated'
 )
 
-# GLAG's own stage-two sampling (METHOD.md stage two, item 7: instance-
+# GLAG's own stage-two sampling (docs/method.md stage two, item 7: instance-
 # balanced real batches topped up with generated features) is one value of
 # the selection's generation axis (experiments/selection/glag_stage_two.py).
 if _GLAG:

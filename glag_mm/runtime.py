@@ -79,7 +79,7 @@ def resolve_class_counts(
 
     In order: ``class_counts`` given; else counted from ``dataset``; else
     those :class:`~glag_mm.engine.ClassCountsHook` published. Never val or
-    test (METHOD.md stage one item 3). The ValueError says where counts
+    test (docs/method.md stage one item 3). The ValueError says where counts
     came from.
     """
     if dataset is not None:  # its labels are checked even if counts given

@@ -1,6 +1,6 @@
 """Pure-PyTorch core of GLAG's stage two: Tukey transform, statistics
 builder, bounded class statistics, calibration, the generator, the
-generation plan and distillation (METHOD.md stage two)."""
+generation plan and distillation (docs/method.md stage two)."""
 
 import math
 import threading
@@ -414,7 +414,7 @@ def test_generator_draws_calibrated_and_own_distributions():
     )
     real = _sorted_rows(x, y, idx, 4).float()
     torch.testing.assert_close(anchors, real, atol=1e-6, rtol=0)
-    # support sets are the brute-force ones of METHOD.md item 4
+    # support sets are the brute-force ones of docs/method.md item 4
     torch.testing.assert_close(
         d,
         support_sets(real, torch.full((m,), 4), stats.means, stats.counts, 2)[

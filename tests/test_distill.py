@@ -1,4 +1,4 @@
-"""GLAGDistillHook and its linear teacher (METHOD.md stage two item 8)."""
+"""GLAGDistillHook and its linear teacher (docs/method.md stage two item 8)."""
 
 import logging
 from types import SimpleNamespace

@@ -11,7 +11,7 @@ _base_ = [
 # pass and adaptive confidence (AFGHook, validated on the held-out part of the
 # training tree) and distillation from the stage-one model.
 # Tail classes: fewer than a fifth of n_max images (a fraction, as your
-# dataset's scale is unknown; METHOD.md's default is the count 100).
+# dataset's scale is unknown; docs/method.md's default is the count 100).
 train_dataloader = dict(
     dataset=dict(dataset=dict(pipeline={{_base_.test_pipeline}})),
     sampler=dict(type='ClassAwareSampler'))

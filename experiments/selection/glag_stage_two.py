@@ -20,7 +20,7 @@ search = 'coordinate'
 max_runs = 9
 criterion = 'lt/top1'
 
-# GLAG's own sampling for 'balance' (METHOD.md stage two, item 7):
+# GLAG's own sampling for 'balance' (docs/method.md stage two, item 7):
 # instance-balanced real batches topped up to n_max with generated features
 # (on class-aware batches every class is already at the mean and 'balance'
 # would generate almost nothing).

@@ -1,6 +1,6 @@
 """Tail / donor split, support sets and calibrated generation (AFG).
 
-METHOD.md, stage two items 4 to 7. For an anchor x~ (a real, Tukey-
+docs/method.md, stage two items 4 to 7. For an anchor x~ (a real, Tukey-
 transformed feature) of a tail class c:
 
 * support set S: the k classes with more training images than c whose means
@@ -61,7 +61,7 @@ def num_donors(counts: Tensor) -> Tensor:
 
 def _require_donors(counts: Tensor, needs: Tensor, k: int) -> None:
     """ValueError unless every class in the bool mask ``needs`` has k
-    classes with more images (METHOD.md item 4)."""
+    classes with more images (docs/method.md item 4)."""
     check_integer('k (support set size)', k, at_least=1)
     available = num_donors(counts)
     short = torch.nonzero(needs & (available < k)).flatten()
@@ -85,7 +85,7 @@ def support_sets(
     eps: float = 1e-12,
 ) -> Tuple[Tensor, Tensor]:
     """(M, k) donor ids per anchor, nearest first, and their (M, k) float32
-    weights, rows summing to 1 (METHOD.md items 4 and 5).
+    weights, rows summing to 1 (docs/method.md items 4 and 5).
 
     Donors of an anchor of class c: the k classes with more training images
     than c whose means mu (C, D) are nearest to the anchor in L2; weighting
@@ -117,7 +117,7 @@ def calibrated_mean(
     means: Tensor,
     confidence: Tensor,
 ) -> Tensor:
-    """(M, D) float32 mu' = (1 - s) x~ + s sum_i w_i mu_i (METHOD.md
+    """(M, D) float32 mu' = (1 - s) x~ + s sum_i w_i mu_i (docs/method.md
     item 5), s (M,) the adaptive confidence of each anchor's class."""
     dev = means.device
     w = weights.to(dev, torch.float32)[:, None]
@@ -139,7 +139,7 @@ def generation_plan(
     ``'balance'`` (instance-balanced batches, GLAG's setting [ours]): each
     batch of B carries e_c = B (n_max - n_c) / N features of class c in
     expectation, so over an epoch real + generated reaches n_max for every
-    class (METHOD.md item 7); e_c is rounded at random (floor plus a
+    class (docs/method.md item 7); e_c is rounded at random (floor plus a
     Bernoulli draw), keeping the expectation exact. Under DDP pass the
     per-rank batch (N is the whole set). ``'ratio'`` (class-balanced real
     batches, e.g. cRT's sampler): ``ratio`` features per real sample, of its
@@ -216,7 +216,7 @@ def adaptive_confidence(
 ):
     """(s, acc record): s_c <- clip(s_c + eta sign(acc_c - acc_c_prev)).
 
-    METHOD.md stage two item 6, tail classes only (all when ``tail`` is
+    docs/method.md stage two item 6, tail classes only (all when ``tail`` is
     None). A NaN accuracy or reference leaves the score (a NaN accuracy the
     record too) unchanged.
     """

@@ -1,4 +1,4 @@
-"""Class counts and the prior pi_c = n_c / N (METHOD.md, notation)."""
+"""Class counts and the prior pi_c = n_c / N (docs/method.md, notation)."""
 
 from typing import List, Optional, Sequence
 

@@ -1,6 +1,6 @@
 """Finished class statistics of stage two, with a bounded cost per draw.
 
-METHOD.md, stage two items 3 to 5 and "Memory". For every class c the
+docs/method.md, stage two items 3 to 5 and "Memory". For every class c the
 statistics hold the mean mu_c of its (Tukey-transformed) training features
 and a covariance factor F_c with
 
@@ -24,7 +24,7 @@ All rows are stored in float32, the precision of the products.
 Tail classes also keep their real centred rows as anchors (for an exact
 class these are its factor rows; for a larger tail class they are stored
 once more after the factors), with each anchor's support set and donor
-weights (METHOD.md item 4 and 5) computed once here.
+weights (docs/method.md item 4 and 5) computed once here.
 
 :meth:`ClassStatistics.save` writes tensors only, which every rank of a
 machine memory-maps (one copy in memory).
@@ -201,7 +201,7 @@ class ClassStatistics:
 
         Added into row ``samples[p]`` of ``out`` ((num, D) float32, zeros
         when None), plus sqrt(extra_var + sum_p w_p rho_{c_p}) eps per row
-        (METHOD.md "Memory": the mixture sum_i w_i Sigma_i + alpha I). One
+        (docs/method.md "Memory": the mixture sum_i w_i Sigma_i + alpha I). One
         product z (m x size_c) @ F_c per distinct class; host tensors
         ``samples``, ``classes`` and ``weights`` (P,); ``extra_var`` (num,)
         or None.

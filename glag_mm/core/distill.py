@@ -1,4 +1,4 @@
-"""Knowledge distillation term of GLAG's stage two (METHOD.md item 8).
+"""Knowledge distillation term of GLAG's stage two (docs/method.md item 8).
 
     L_KD = T^2 * KL(softmax(z_t / T) || softmax(z_s / T))
          = T^2 * sum_c p_t,c (log p_t,c - log p_s,c)

@@ -1,6 +1,6 @@
 """Feature-Balanced Loss (FBL), the functional core.
 
-METHOD.md, "Sibling losses", FBL (Li, Cheung & Jiang, "Feature-Balanced
+docs/method.md, "Sibling losses", FBL (Li, Cheung & Jiang, "Feature-Balanced
 Loss for Long-Tailed Visual Recognition", ICME 2022). With n_j the training
 images of class j and f the pooled feature of a sample,
 

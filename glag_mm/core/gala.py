@@ -1,6 +1,6 @@
 """Gradient-aware logit adjustment (GALA), the functional core.
 
-METHOD.md, "Sibling losses", GALA (Zhang et al., "Gradient-Aware Logit
+docs/method.md, "Sibling losses", GALA (Zhang et al., "Gradient-Aware Logit
 Adjustment Loss for Long-tailed Classifier", arXiv 2403.09036). With p the
 softmax of the adjusted logits of a sample i of class y_i, the gradient of
 cross-entropy with respect to z_{i,j} is p_{i,j} - [j = y_i], so

@@ -1,4 +1,4 @@
-"""The feature generator of stage two (METHOD.md items 5 to 7).
+"""The feature generator of stage two (docs/method.md items 5 to 7).
 
 :func:`generate_features` draws a tail class from
 N((1 - s_c) x~ + s_c sum_i w_i mu_i, sum_i w_i Sigma_i + alpha I) around an

@@ -1,7 +1,7 @@
 """Progress schedules shared by GraLoss (tau), KD (beta) and FBL (a).
 
 GLAG's Gradual Balanced Loss raises the logit-adjustment strength from 0 to
-its maximum as training progresses (METHOD.md, stage one, item 2).
+its maximum as training progresses (docs/method.md, stage one, item 2).
 The shapes are our reconstruction [ours]; the paper compares concave, linear
 and convex curves and finds convex best [paper]:
 

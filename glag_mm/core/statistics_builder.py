@@ -1,4 +1,4 @@
-"""The streaming statistics pass (METHOD.md stage two item 3).
+"""The streaming statistics pass (docs/method.md stage two item 3).
 
 :class:`StatisticsBuilder` collects the (Tukey-transformed) training
 features of one pass, each rank its own share; :meth:`~StatisticsBuilder.

@@ -1,4 +1,4 @@
-"""Tukey's ladder of powers on features (METHOD.md, stage two, item 2).
+"""Tukey's ladder of powers on features (docs/method.md, stage two, item 2).
 
 Before class statistics are taken and features are generated, every pooled
 feature x (post-ReLU, so x >= 0) is mapped elementwise to

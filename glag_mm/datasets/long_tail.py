@@ -2,7 +2,7 @@
 
 The long-tail literature builds CIFAR-10/100-LT by keeping, for the class of
 rank i (0 = largest), the first n_i images of a seeded random order of that
-class (METHOD.md, evaluation conventions [prior]):
+class (docs/method.md, evaluation conventions [prior]):
 
 * ``'exp'``: n_i = floor(n_max * IF^(-i / (C - 1))); CIFAR-10 at IF 100:
   [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50] = 12,406 images;

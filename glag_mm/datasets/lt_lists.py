@@ -2,7 +2,7 @@
 
 ImageNet-LT and Places-LT (Liu et al., OLTR, 2019) and iNaturalist 2018
 ship as ``relative/path.jpg label`` list files, reused by the decoupling
-literature (METHOD.md, evaluation conventions). Only the list (or json) is
+literature (docs/method.md, evaluation conventions). Only the list (or json) is
 parsed, no image opened: the 437,513-line iNaturalist list loads in about a
 second. ``metainfo['class_counts']`` counts the split read.
 """

@@ -1,4 +1,4 @@
-"""Statistics and confidence updates for :class:`AFGHead` (METHOD.md stage
+"""Statistics and confidence updates for :class:`AFGHead` (docs/method.md stage
 two).
 
 * Before the run, checks that need only the class counts and the settings

@@ -1,7 +1,7 @@
 """AFGHead's class statistics: the streaming pass and their file.
 
 One streaming pass of the frozen model over the training set, with a
-deterministic pipeline (METHOD.md stage two item 3), writes
+deterministic pipeline (docs/method.md stage two item 3), writes
 ``<work_dir>/afg_statistics/<key>.pth``; the key hashes the trunk's weights,
 the data (as :func:`feature_cache_key`), the statistics pipeline and the
 head's settings. A resumed run loads the file (rebuilds it when missing);

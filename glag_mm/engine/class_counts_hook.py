@@ -15,7 +15,7 @@ class ClassCountsHook(Hook):
     """Count the training labels once and publish them in the MessageHub.
 
     For the losses, heads and metrics that read the counts of the set the
-    stage trains on (never val or test, METHOD.md stage one item 3); in a
+    stage trains on (never val or test, docs/method.md stage one item 3); in a
     test-only run the training dataset is built just to be counted. Labels
     outside [0, num_classes) are reported before training.
     ``class_counts`` overrides counting. The tools add the hook.

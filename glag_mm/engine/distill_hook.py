@@ -1,6 +1,6 @@
 """Knowledge distillation from the stage-one model in stage two.
 
-METHOD.md, stage two item 8: beta(u) T^2 KL(softmax(z_t / T) ||
+docs/method.md, stage two item 8: beta(u) T^2 KL(softmax(z_t / T) ||
 softmax(z_s / T)) over the real samples of head (non-tail) classes. With
 the trunk frozen the teacher is the stage-one classifier on the same raw
 pooled features, z_t = W_1 f + b_1 (no second backbone pass); beta(u)

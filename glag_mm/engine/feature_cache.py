@@ -1,4 +1,4 @@
-"""Frozen-trunk features (backbone + neck, METHOD.md stage two item 1):
+"""Frozen-trunk features (backbone + neck, docs/method.md stage two item 1):
 the streaming pass of the feature cache and the statistics, the cached
 dataset, its key."""
 

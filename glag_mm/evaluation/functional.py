@@ -1,13 +1,13 @@
 """Group accuracies and GALA's prediction re-balancing.
 
-METHOD.md, "Evaluation conventions" [prior: Liu et al. 2019 (OLTR);
+docs/method.md, "Evaluation conventions" [prior: Liu et al. 2019 (OLTR);
 Kang et al. 2020 (decoupling)]: classes are grouped by the number of
 *training* images n_c - many (n_c > 100), medium (20 <= n_c <= 100), few
 (n_c < 20) - and the accuracy of a group is the mean of the per-class
 accuracies of its classes.
 
 GALA's transductive prediction re-balancing [prior: GALA, arXiv
-2403.09036; METHOD.md, "Sibling losses"]: with p_i = softmax(z_i) and
+2403.09036; docs/method.md, "Sibling losses"]: with p_i = softmax(z_i) and
 s_j = sum_i p_ij over the whole evaluation set,
 y_hat_i = argmax_j p_ij / s_j ** tau. (Post-hoc logit adjustment:
 :mod:`.posthoc_tau`.)

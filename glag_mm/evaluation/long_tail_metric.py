@@ -1,5 +1,5 @@
 """Overall and many / medium / few-shot accuracy (rules: :mod:`.functional`,
-METHOD.md "Evaluation conventions")."""
+docs/method.md "Evaluation conventions")."""
 
 from typing import Any, Dict, List, Optional, Sequence, Union
 

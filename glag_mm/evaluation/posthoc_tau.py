@@ -1,6 +1,6 @@
 """Post-hoc logit adjustment, its tau chosen on the validation split.
 
-The rule [prior: Menon et al. 2021, eq. (9); METHOD.md stage one, item 4]:
+The rule [prior: Menon et al. 2021, eq. (9); docs/method.md stage one, item 4]:
 y_hat_i = argmax_j (log p_ij - tau * log pi_j), which equals
 argmax_j (z_ij - tau * log pi_j) because log softmax(z_i) differs from z_i
 by a constant per row. tau may be tuned on held-out data (Menon et al.,

@@ -1,4 +1,4 @@
-# CIFAR-LT stage one (METHOD.md, the paper's training recipes): SGD,
+# CIFAR-LT stage one (docs/method.md, the paper's training recipes): SGD,
 # momentum 0.9, weight decay 5e-4, batch 128, lr 0.1, 200 epochs, a linear
 # warm-up over the first 5 epochs (from lr / 5, as the LDAM / Balanced
 # Softmax code bases) then cosine annealing to 0, both per iteration.

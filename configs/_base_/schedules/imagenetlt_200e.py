@@ -1,4 +1,4 @@
-# ImageNet-LT stage one (METHOD.md, the paper's training recipes): SGD,
+# ImageNet-LT stage one (docs/method.md, the paper's training recipes): SGD,
 # momentum 0.9, weight decay 5e-4, cosine annealing over 200 epochs (per
 # iteration); batch 512 and lr 0.2 as the decoupling literature.
 optim_wrapper = dict(

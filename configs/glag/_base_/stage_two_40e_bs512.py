@@ -1,4 +1,4 @@
-# Stage two on ImageNet-LT, Places-LT and iNaturalist 2018 (METHOD.md, the
+# Stage two on ImageNet-LT, Places-LT and iNaturalist 2018 (docs/method.md, the
 # paper's training recipes): only the classifier trains, for 40 "generation
 # epochs" [paper], with the stage-one recipe's SGD (momentum 0.9, weight decay
 # 5e-4) and cosine annealing to 0 per iteration [paper]; lr 0.2 at batch 512

@@ -1,4 +1,4 @@
-"""Adaptive Feature Generator head: GLAG's stage-two classifier (METHOD.md
+"""Adaptive Feature Generator head: GLAG's stage-two classifier (docs/method.md
 stage two items 2 to 8), a drop-in for ``LinearClsHead`` in a cRT config."""
 
 from functools import partial
@@ -301,7 +301,7 @@ class AFGHead(LinearClsHead):
     def update_confidence(self, class_acc, iteration: int = -1) -> None:
         """s_c <- clip(s_c + eta sign(acc_c - acc_c_ref), s_min, s_max).
 
-        Tail classes only (METHOD.md stage two item 6); with
+        Tail classes only (docs/method.md stage two item 6); with
         ``'previous'`` the first validation only records the accuracies
         [ours]. Broadcast from rank 0, so that every rank holds the same
         scores.

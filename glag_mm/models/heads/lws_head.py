@@ -7,7 +7,7 @@ learn one scale per class on class-balanced data,
     z_c = s_c * (w_c . f + b_c),      s_c initialised to 1,
 
 with the backbone and (W, b) frozen. GLAG's paper reports it as a baseline
-on top of GraLoss (METHOD.md, "Numbers the paper reports", Table 6).
+on top of GraLoss (docs/method.md, "Numbers the paper reports", Table 6).
 """
 
 import torch

@@ -16,7 +16,7 @@ from .base import AdjustedCrossEntropyBase
 class GALALoss(AdjustedCrossEntropyBase):
     """Cross-entropy on gradient-aware adjusted logits.
 
-    METHOD.md, "Sibling losses", GALA (Zhang et al., arXiv 2403.09036);
+    docs/method.md, "Sibling losses", GALA (Zhang et al., arXiv 2403.09036);
     the adjustment and ``phi_mode`` are in :mod:`glag_mm.core.gala`.
 
     theta (buffer ``pos_grad``) and phi (``neg_grad``) are persistent

@@ -15,7 +15,7 @@ from .base import AdjustedCrossEntropyBase
 class GradualBalancedLoss(AdjustedCrossEntropyBase):
     """Logit-adjusted cross-entropy whose strength tau rises during training.
 
-    GLAG stage one (METHOD.md, stage one, items 1-3; Zhang & Xiang, arXiv
+    GLAG stage one (docs/method.md, stage one, items 1-3; Zhang & Xiang, arXiv
     2203.00452): L = -log softmax(z + tau(u) log pi)_y (soft targets:
     -sum_c q_c ...), tau(u) = tau_max u ** p ('convex', the paper's best),
     tau_max u ('linear'), tau_max u ** (1/p) ('concave') or tau_max
@@ -68,7 +68,7 @@ class GradualBalancedLoss(AdjustedCrossEntropyBase):
             self.log_prior.copy_(log_prior(counts))
 
     def adjust(self, cls_score, classes):
-        """z + tau(u) log pi (METHOD.md stage one, items 1-2)."""
+        """z + tau(u) log pi (docs/method.md stage one, items 1-2)."""
         self.init_class_counts(None)
         tau = schedule_value(
             training_progress(), self.schedule, self.tau_max, self.power
