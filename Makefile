@@ -9,7 +9,7 @@ STAMP := $(VENV)/.glag_mm-installed
 export OMP_NUM_THREADS ?= 2
 export PYTHONWARNINGS ?= ignore::UserWarning:mmcv
 
-.PHONY: venv test lint demo clean-venv
+.PHONY: venv test lint demo demo-data clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "error: no $(PYTHONS) on PATH; install one of them or run make PYTHON=/path/to/python3.X" >&2; exit 1; }
@@ -29,9 +29,14 @@ lint: venv
 test: lint
 	$(BIN)/python -m pytest tests
 
-demo: venv
-	bash tools/get_fashion_mnist.sh data/fashion-mnist
-	$(BIN)/python tools/demo.py --data-root data/fashion-mnist
+# The demo's data: Fashion-MNIST, where configs/demo/ read it.
+DEMO_DATA := data/fashion-mnist
+
+demo-data:
+	bash tools/get_fashion_mnist.sh $(DEMO_DATA)
+
+demo: venv demo-data
+	$(BIN)/python tools/demo.py --data-root $(DEMO_DATA)
 
 clean-venv:
 	rm -rf $(VENV)
