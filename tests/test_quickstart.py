@@ -258,6 +258,54 @@ def test_make_demo_data_step(clone, monkeypatch):
     assert {p.name: p.stat().st_mtime_ns for p in written.iterdir()} == before
 
 
+FAKE_APT = """#!/bin/sh
+echo "$*" >> {calls}
+echo "E: no network" >&2
+exit 100
+"""
+
+
+@pytest.mark.parametrize(
+    'uid, calls',
+    [
+        ('0', ['install', 'update', 'install']),  # root: apt-get install
+        ('1000', ['download']),  # otherwise: apt-get download, dpkg-deb
+    ],
+)
+def test_demo_data_without_the_package(tmp_path, uid, calls):
+    """Offline, with the package neither installed nor downloadable, the
+    data step stops with what to do, having made no folder."""
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    record = tmp_path / 'calls.txt'
+    (fake / 'apt-get').write_text(FAKE_APT.format(calls=record))
+    (fake / 'id').write_text(f'#!/bin/sh\necho {uid}\n')
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    dest = tmp_path / 'data' / 'fashion-mnist'
+    result = subprocess.run(
+        ['bash', str(REPO / 'tools' / 'get_fashion_mnist.sh'), str(dest)],
+        env=dict(
+            os.environ,
+            PATH=f'{fake}{os.pathsep}{os.environ["PATH"]}',
+            FASHION_MNIST_SYSTEM_DIR=str(tmp_path / 'not_installed'),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    verb = calls[-1]
+    assert (
+        f'cannot {verb} the Debian package dataset-fashion-mnist; install '
+        f'it (apt-get install dataset-fashion-mnist) or put the four files '
+        f'in {dest}'
+    ) in result.stderr
+    made = [line.split()[0] for line in record.read_text().splitlines()]
+    assert made == calls
+    assert not (tmp_path / 'data').exists()
+
+
 def run_session(commands, clone: Path, env: dict, logs: Path):
     """Run the commands in one bash, each one's output to its own log, up
     to the first that fails; return [(command, exit status, log)]."""
