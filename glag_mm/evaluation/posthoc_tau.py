@@ -130,10 +130,11 @@ class ValSelectedTau:
         grid_labels: torch.Tensor,
         target: torch.Tensor,
         groups: Dict[str, torch.Tensor],
-    ) -> Dict[str, float]:
+    ) -> Tuple[Dict[str, float], torch.Tensor]:
         """The ``*_posthoc`` results of the labels (G, N) at
-        :meth:`posthoc_taus`; with ``'val'``, ``posthoc_tau_selected`` too
-        (chosen here where this metric chooses)."""
+        :meth:`posthoc_taus` (with ``'val'``, ``posthoc_tau_selected`` too,
+        chosen here where this metric chooses) and the (N,) labels at the
+        tau reported."""
         index, metrics = 0, {}
         if self.posthoc_from_val and self.selects_tau():
             index, values = select_posthoc_tau(
@@ -156,4 +157,4 @@ class ValSelectedTau:
             metrics['posthoc_tau_selected'] = self.applied_tau()
         labels = grid_labels[index]
         metrics.update(group_results(labels, target, groups, '_posthoc')[0])
-        return metrics
+        return metrics, labels

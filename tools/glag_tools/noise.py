@@ -1,0 +1,251 @@
+"""The noise of a validation score (``tools/select_settings.py``).
+
+A point of a selection is compared with the defaults on the same validation
+images: the per-image labels its final validation wrote
+(``LongTailAccuracy(samples_file=...)``), a paired bootstrap of the
+difference of the criterion, and the rule that a point replaces the
+defaults only where the whole 95 % interval of its difference lies above
+zero.
+"""
+
+import json
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
+from mmengine.config import Config
+
+from .config import ConfigError
+from .selection import hook_type
+
+__all__ = [
+    'criterion_labels',
+    'samples_metric',
+    'bootstrap_indices',
+    'sample_statistic',
+    'paired_bootstrap',
+    'beyond_noise',
+    'labels_of',
+    'apply_noise_rule',
+    'noise_sentence',
+]
+
+
+#: statistics whose noise the bootstrap measures (from per-image labels).
+NOISE_STATISTICS = ('class_mean', 'top1')
+CONFIDENCE = 0.95
+
+
+def criterion_labels(criterion: str) -> Tuple[str, str]:
+    """(statistic, samples key) of a criterion: ``lt/top1`` ->
+    ``('top1', 'pred')``, ``lt/class_mean_posthoc`` -> ``('class_mean',
+    'pred_posthoc')`` (keys of ``LongTailAccuracy``'s ``samples_file``).
+
+    Raises:
+        ConfigError: a criterion that is not top1 / class_mean (with a
+            ``_posthoc`` or ``_rebalanced`` suffix or none).
+    """
+    name = criterion.split('/')[-1]
+    for statistic in NOISE_STATISTICS:
+        suffix = name[len(statistic) :]
+        if name.startswith(statistic) and suffix in (
+            '',
+            '_posthoc',
+            '_rebalanced',
+        ):
+            return statistic, 'pred' + suffix
+    raise ConfigError(
+        f'criterion {criterion!r}: the selection measures the noise of '
+        'top1 or class_mean (optionally _posthoc or _rebalanced), e.g. '
+        "'lt/top1' or 'lt/class_mean_posthoc'."
+    )
+
+
+def samples_metric(cfg: Config, path: str) -> int:
+    """Index of the one LongTailAccuracy of ``val_evaluator`` (0 for a
+    single dict), whose ``samples_file`` gives the per-image labels.
+
+    Raises:
+        ConfigError: none, or several.
+    """
+    evaluator = cfg.get('val_evaluator')
+    entries = (
+        evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
+    )
+    found = [
+        i for i, e in enumerate(entries) if hook_type(e) == 'LongTailAccuracy'
+    ]
+    if len(found) != 1:
+        raise ConfigError(
+            f'{path}: val_evaluator needs exactly one LongTailAccuracy (it '
+            f'holds {[hook_type(e) for e in entries]}); the selection reads '
+            "its per-image labels for the scores' uncertainty."
+        )
+    return found[0]
+
+
+def bootstrap_indices(size: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, size) image indices drawn with replacement, seeded."""
+    return np.random.default_rng(seed).integers(0, size, (resamples, size))
+
+
+def sample_statistic(
+    gt: np.ndarray, pred: np.ndarray, statistic: str, indices: np.ndarray
+) -> np.ndarray:
+    """The statistic (percent) of each row of ``indices`` (R, N) of images:
+    ``top1`` the fraction right, ``class_mean`` the mean over the classes
+    drawn of their accuracy (as :func:`glag_mm.evaluation.functional.
+    group_results`)."""
+    gt, hit = np.asarray(gt), np.asarray(pred) == np.asarray(gt)
+    hits = hit[indices].astype(np.float64)
+    if statistic == 'top1':
+        return hits.mean(axis=1) * 100
+    classes = int(gt.max()) + 1
+    rows = np.arange(len(indices))[:, None] * classes + gt[indices]
+    size = len(indices) * classes
+    total = np.bincount(rows.ravel(), minlength=size).reshape(-1, classes)
+    right = np.bincount(rows.ravel(), hits.ravel(), minlength=size)
+    right = right.reshape(-1, classes)
+    drawn = total > 0
+    accuracy = np.where(drawn, right / np.maximum(total, 1), 0.0)
+    return accuracy.sum(axis=1) / drawn.sum(axis=1) * 100
+
+
+def paired_bootstrap(
+    gt: Sequence[int],
+    pred: Sequence[int],
+    reference: Sequence[int],
+    statistic: str = 'top1',
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Dict[str, Any]:
+    """A point's score against the reference's on the same images.
+
+    [prior: Efron & Tibshirani 1993, ch. 13 (percentile interval)]: with
+    d = S(pred) - S(reference) on the N validation images and d*_r the same
+    difference on resample r (N images drawn with replacement, the same
+    draw for both), the result holds ``difference`` (d), ``mean``
+    (mean_r d*_r) and ``interval`` (the 2.5th and 97.5th percentiles of
+    d*_r, numpy's linear interpolation), percent points.
+    """
+    gt, pred, reference = (np.asarray(a) for a in (gt, pred, reference))
+    if not (gt.shape == pred.shape == reference.shape) or gt.ndim != 1:
+        raise ValueError(
+            'paired_bootstrap needs three label lists of one length (the '
+            f'same images), got {gt.shape}, {pred.shape}, {reference.shape}'
+        )
+    everything = np.arange(len(gt))[None]
+    observed = sample_statistic(gt, pred, statistic, everything)
+    observed -= sample_statistic(gt, reference, statistic, everything)
+    indices = bootstrap_indices(len(gt), resamples, seed)
+    diffs = np.concatenate(
+        [  # 100 resamples at a time: bounded memory
+            sample_statistic(gt, pred, statistic, rows)
+            - sample_statistic(gt, reference, statistic, rows)
+            for rows in np.array_split(indices, max(1, resamples // 100))
+        ]
+    )
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return dict(
+        difference=float(observed[0]),
+        mean=float(diffs.mean()),
+        interval=[float(low), float(high)],
+    )
+
+
+def beyond_noise(comparison: Dict[str, Any]) -> bool:
+    """Whether a point beats the reference beyond the noise: the whole
+    interval of its difference lies above zero."""
+    return comparison['interval'][0] > 0
+
+
+def labels_of(point: dict, criterion: str):
+    """(gt, labels of the criterion) of a point's final validation, checked
+    against its logged score."""
+    statistic, key = criterion_labels(criterion)
+    with open(point['samples']) as f:
+        samples = json.load(f)
+    if key not in samples:
+        raise ConfigError(
+            f'{point["samples"]} has no {key!r} labels for {criterion}: '
+            'give the val_evaluator the option the criterion needs.'
+        )
+    everything = [list(range(len(samples['gt'])))]
+    score = sample_statistic(
+        samples['gt'], samples[key], statistic, everything
+    )
+    if abs(float(score[0]) - point['val'][criterion]) > 1e-3:
+        raise ConfigError(
+            f'{point["samples"]} gives {criterion} {float(score[0]):.4f}, '
+            f'the log {point["val"][criterion]:.4f}: the labels are not '
+            "those of the point's final validation."
+        )
+    return samples['gt'], samples[key]
+
+
+def apply_noise_rule(selection, best, resamples: int, seed: int):
+    """(chosen point, noise record): the best point if it beats the
+    defaults (every axis's first value) beyond the noise, else the defaults.
+    Each point gets ``noise``: its paired-bootstrap difference to the
+    defaults and whether it lies beyond the noise."""
+    criterion = selection.settings['criterion']
+    reference = (0,) * len(selection.settings['axes'])
+    gt, default = labels_of(selection.points[reference], criterion)
+    for point in selection.points.values():
+        truth, labels = labels_of(point, criterion)
+        if truth != gt:
+            raise ConfigError(
+                f'point {point["index"]} was validated on other images than '
+                'the defaults; the comparison needs the same images.'
+            )
+        comparison = paired_bootstrap(
+            gt,
+            labels,
+            default,
+            criterion_labels(criterion)[0],
+            resamples,
+            seed,
+        )
+        point['noise'] = dict(
+            comparison, beyond_noise=beyond_noise(comparison)
+        )
+    beats = selection.points[tuple(best)]['noise']['beyond_noise']
+    points = sorted(selection.points.values(), key=lambda p: p['index'])
+    record = dict(
+        method='paired bootstrap over the validation images, 95 % '
+        'percentile interval of the difference to the defaults',
+        statistic=criterion_labels(criterion)[0],
+        images=len(gt),
+        resamples=resamples,
+        seed=seed,
+        defaults=selection.points[reference]['index'],
+        best_by_score=selection.points[tuple(best)]['index'],
+        within_noise=[
+            p['index']
+            for p in points
+            if p is not selection.points[reference]
+            and not p['noise']['beyond_noise']
+        ],
+        kept_defaults=not beats and tuple(best) != reference,
+    )
+    return (tuple(best) if beats else reference), record
+
+
+def noise_sentence(noise: dict) -> str:
+    """The noise rule's outcome in one paragraph of the markdown record."""
+    text = (
+        f'Noise: paired bootstrap of {noise["statistic"]} over the '
+        f'{noise["images"]} validation images ({noise["resamples"]} draws, '
+        f'seed {noise["seed"]}) against the defaults (point '
+        f'{noise["defaults"]}). '
+    )
+    if noise['kept_defaults']:
+        return text + (
+            f'The best score (point {noise["best_by_score"]}) is within the '
+            'noise: the defaults are kept.'
+        )
+    if noise['best_by_score'] == noise['defaults']:
+        return text + 'The defaults score best.'
+    return text + (
+        f'Point {noise["best_by_score"]} beats the defaults beyond the noise.'
+    )
