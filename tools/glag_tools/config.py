@@ -141,13 +141,18 @@ def _latest_readable(work_dir: str) -> Optional[str]:
 
 def uses_validation_tau(node: Any) -> bool:
     """Whether an evaluator (dict, list or ``metrics=``) has a
-    ``posthoc_tau='val'`` metric."""
+    LongTailAccuracy that PosthocTauHook serves: an option chosen on
+    validation (``posthoc_tau``, ``tau_norm``, ``temperature``) or
+    ``tau_norm`` at all (it needs the head's weight norms)."""
     if isinstance(node, (list, tuple)):
         return any(uses_validation_tau(n) for n in node)
     if not isinstance(node, dict):
         return False
     if _hook_type_name(node) == 'LongTailAccuracy':
-        return node.get('posthoc_tau') == 'val'
+        options = ('posthoc_tau', 'tau_norm', 'temperature')
+        return node.get('tau_norm') is not None or any(
+            node.get(k) == 'val' for k in options
+        )
     return uses_validation_tau(node.get('metrics'))
 
 
