@@ -517,6 +517,43 @@ def test_tools_train_then_test_apply_the_validation_tau(tmp_path):
         tested.stderr
     )
     assert _strict(again.read_text()) == metrics
+    # tau-norm and temperature on the same trained head, no training: the
+    # head as a TauNormHead (same weights), both chosen on validation first
+    options = [
+        f'{split}_evaluator.{name}=val'
+        for split in ('val', 'test')
+        for name in ('tau_norm', 'temperature')
+    ]
+    zero = tmp_path / 'zero.json'
+    tested = run_tool(
+        'tools/test.py', files['stage1'], tmp_path / 'no_tau.pth',
+        '--work-dir', tmp_path / 'test3', '--out', zero, '--out-item',
+        'metrics', '--cfg-options', 'model.head.type=TauNormHead', *options,
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert 'holds no posthoc_tau, tau_norm, temperature' in (
+        tested.stdout + tested.stderr
+    )
+    zero = _strict(zero.read_text())
+    assert zero['lt/top1'] == metrics['lt/top1']  # the head unchanged
+    assert (
+        zero['lt/posthoc_tau_selected'] == metrics['lt/posthoc_tau_selected']
+    )
+    assert zero['lt/temperature_selected'] > 0
+    assert 'lt/top1_tau_norm' in zero and 'lt/ece_temperature' in zero
+    # the chosen values given as numbers give the same test numbers
+    fixed = tmp_path / 'fixed.json'
+    tested = run_tool(
+        'tools/test.py', files['stage1'], tmp_path / 'no_tau.pth',
+        '--work-dir', tmp_path / 'test4', '--out', fixed, '--out-item',
+        'metrics', '--cfg-options', 'model.head.type=TauNormHead',
+        f'test_evaluator.tau_norm={zero["lt/tau_norm_selected"]}',
+        f'test_evaluator.temperature={zero["lt/temperature_selected"]}',
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    fixed = _strict(fixed.read_text())
+    for key in ('top1_tau_norm', 'class_mean_tau_norm', 'ece_temperature'):
+        assert fixed[f'lt/{key}'] == pytest.approx(zero[f'lt/{key}'])
     png = tmp_path / 'reliability.png'
     plotted = run_tool('tools/plot_reliability.py', out, '--out', png)
     assert plotted.returncode == 0, plotted.stderr[-3000:]
