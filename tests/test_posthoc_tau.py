@@ -723,7 +723,7 @@ def test_hook_gives_the_norms_and_carries_every_choice():
         _val_loop = Loop()
         _test_loop = None
         model = Model()
-        logger = MessageHub  # unused: no log line on these paths
+        logger = None  # no log line on these paths
 
     FakeRunner.model.head = head
     PosthocTauHook().before_val_epoch(FakeRunner())

@@ -188,6 +188,10 @@ def test_chooses_on_validation_and_tests_the_chosen_point_once(stage_one):
     assert record['noise']['kept_defaults'] is False
     assert record['noise']['best_by_score'] == 1
     assert record['noise']['images'] == images
+    # lr 0.0 is not the config's own (0.1 in test_experiments' stage one)
+    assert record['noise']['defaults_differ_from_config'] == [
+        'optim_wrapper.optimizer.lr'
+    ]
     assert (
         'Point 1 beats the defaults beyond the noise'
         in (work / 'selection.md').read_text()
@@ -386,7 +390,10 @@ def test_shipped_selection_specs_apply_to_their_configs(
     argv = [str(EXPERIMENTS / config), '--spec', str(spec), '--cfg-options']
     argv += [f'stage_one_checkpoint={checkpoint}', '--work-dir']
     assert tool.main(argv + [str(tmp_path / 'w'), '--dry-run']) == 0
-    assert f'{runs} training runs planned' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f'{runs} training runs planned' in out
+    # the defaults the noise rule keeps are the config's own settings
+    assert 'differ from the config' not in out
     settings = tool.load_settings(
         str(spec), cfg_options=dict(stage_one_checkpoint=str(checkpoint))
     )

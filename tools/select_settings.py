@@ -61,6 +61,7 @@ from glag_tools import ConfigError, resolve_stage_one_checkpoint  # noqa: E402
 from glag_tools.noise import (  # noqa: E402
     apply_noise_rule,
     criterion_labels,
+    defaults_differ,
     noise_sentence,
     samples_metric,
 )
@@ -290,6 +291,13 @@ def main(argv=None) -> int:
         for name, values in settings['axes']:  # every value applies
             for value in values:
                 selection.config_of(point_options([(name, [value])], [0]))
+        differ = defaults_differ(selection.config_of({}), settings['axes'])
+        if differ:
+            print(
+                'warning: the first value of every axis is the defaults the '
+                'selection keeps unless beaten beyond the noise, but these '
+                f'differ from the config: {differ}'
+            )
         print(f'{settings["search"]} search: {runs} training runs planned')
         if args.dry_run:
             for name, values in settings['axes']:
@@ -298,6 +306,7 @@ def main(argv=None) -> int:
         chosen, noise = apply_noise_rule(
             selection, search(selection), args.resamples, args.seed
         )
+        noise['defaults_differ_from_config'] = differ
         best = selection.points[chosen]
         test_dir = osp.join(selection.work_dir, 'test')
         os.makedirs(test_dir, exist_ok=True)

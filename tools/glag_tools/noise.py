@@ -8,14 +8,16 @@ defaults only where the whole 95 % interval of its difference lies above
 zero.
 """
 
+import inspect
 import json
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config
+from mmpretrain import registry
 
 from .config import ConfigError
-from .selection import hook_type
+from .selection import hook_type, point_options, resolve_key
 
 __all__ = [
     'criterion_labels',
@@ -27,6 +29,7 @@ __all__ = [
     'labels_of',
     'apply_noise_rule',
     'noise_sentence',
+    'defaults_differ',
 ]
 
 
@@ -249,3 +252,48 @@ def noise_sentence(noise: dict) -> str:
     return text + (
         f'Point {noise["best_by_score"]} beats the defaults beyond the noise.'
     )
+
+
+def _default_argument(entry: dict, name: str) -> Any:
+    """The default of argument ``name`` of the class a config entry builds
+    (its ``type``, looked up in mmpretrain's registries), else None."""
+    kind = entry.get('type')
+    if isinstance(kind, str):
+        found = None
+        for table in ('MODELS', 'HOOKS', 'METRICS', 'DATASETS'):
+            found = found or getattr(registry, table).get(kind)
+        kind = found
+    try:
+        parameter = inspect.signature(kind).parameters.get(name)
+    except (TypeError, ValueError):
+        return None
+    empty = parameter is None or parameter.default is inspect.Parameter.empty
+    return None if empty else parameter.default
+
+
+def config_value(cfg: Config, key: str) -> Any:
+    """The value at a dotted key (list entries by index or type, as
+    :func:`resolve_key`); an argument the config leaves out has its class's
+    default."""
+    node, parent = cfg.to_dict(), None
+    parts = resolve_key(cfg, key).split('.')
+    for part in parts:
+        parent = node
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit():
+            node = node[int(part)] if int(part) < len(node) else None
+        else:
+            node = None
+    if node is None and isinstance(parent, dict) and 'type' in parent:
+        return _default_argument(parent, parts[-1])
+    return node
+
+
+def defaults_differ(cfg: Config, axes) -> List[str]:
+    """The options of the defaults point (every axis's first value) that
+    differ from ``cfg``'s own (``cfg``: the config with the selection's
+    cfg_options, before any point's options): the rule keeps those
+    defaults, so they should be the config's."""
+    options = point_options(axes, [0] * len(axes))
+    return [k for k, v in options.items() if config_value(cfg, k) != v]
