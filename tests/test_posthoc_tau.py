@@ -28,6 +28,7 @@ from glag_mm.evaluation import (
     select_posthoc_tau,
     set_selected_posthoc_tau,
 )
+from glag_mm.evaluation.bootstrap import paired_bootstrap
 from glag_mm.evaluation.posthoc_tau import (
     DEFAULT_TAU_GRID,
     TAU_NORM_KEY,
@@ -810,3 +811,56 @@ def test_tau_norm_and_temperature_travel_from_validation_to_test(tmp_path):
     ).test()
     for key in ('top1_tau_norm', 'class_mean_tau_norm', 'ece_temperature'):
         assert metrics[f'lt/{key}'] == pytest.approx(fixed[f'lt/{key}'])
+
+
+def test_a_tau_within_the_noise_keeps_the_grids_first_value():
+    # one tail image of 20 turns right past tau 0.3; nothing else moves
+    # below tau 2: the best tau gains 5 class-mean points on one image
+    data = split([0.3] + [5.0] * 9, [5.0] * 10)
+    plain = LongTailAccuracy(
+        class_counts=COUNTS, posthoc_tau='val', select_posthoc_tau=True
+    )
+    assert evaluate(plain, data)['lt/posthoc_tau_selected'] == 0.4
+    noisy = LongTailAccuracy(
+        class_counts=COUNTS,
+        posthoc_tau='val',
+        select_posthoc_tau=True,
+        noise_resamples=400,
+        noise_seed=3,
+    )
+    metrics = evaluate(noisy, data)
+    assert metrics['lt/posthoc_tau_selected'] == 0.0
+    assert metrics['lt/posthoc_tau_best_by_score'] == 0.4
+    assert metrics['lt/posthoc_tau_beyond_noise'] == 0.0
+    assert metrics['lt/posthoc_tau_gain'] == pytest.approx(5.0)
+    assert metrics['lt/posthoc_tau_gain_low'] == 0.0
+    assert metrics['lt/top1_posthoc'] == metrics['lt/top1']  # tau 0
+
+
+def test_a_tau_norm_beyond_the_noise_is_chosen():
+    head = tiny_head()
+    feats, logits, gt = tau_norm_case(head, seed=2)
+    norms, bias = head.weight_norms(), head.classifier_bias()
+    labels = tau_norm_labels_over_grid(logits, bias, norms, GRID)
+    metric = LongTailAccuracy(
+        class_counts=[500, 50, 5],
+        tau_norm='val',
+        select_posthoc_tau=True,
+        noise_resamples=300,
+    )
+    metric.set_classifier(norms, bias)
+    evaluator = Evaluator(metric)
+    evaluator.process(tau_norm_samples(head, feats, gt))
+    metrics = evaluator.evaluate(len(gt))
+    best = metrics['lt/tau_norm_best_by_score']
+    want = paired_bootstrap(
+        gt.numpy(), labels[GRID.index(best)].numpy(), labels[0].numpy(),
+        'class_mean', 300, 0,
+    )  # fmt: skip
+    assert metrics['lt/tau_norm_gain'] == pytest.approx(want['difference'])
+    assert [
+        metrics['lt/tau_norm_gain_low'], metrics['lt/tau_norm_gain_high']
+    ] == pytest.approx(want['interval'])  # fmt: skip
+    assert want['interval'][0] > 0  # a gain far beyond one image here
+    assert metrics['lt/tau_norm_beyond_noise'] == 1.0
+    assert metrics['lt/tau_norm_selected'] == best > 0

@@ -86,6 +86,14 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
     scaling, ``temperature_selected`` with ``'val'`` (least NLL over
     ``temperature_grid``). Every ``'val'`` option is chosen on the
     validation split and applied on test as post-hoc tau is.
+    ``noise_resamples`` > 0 (0: off): post-hoc tau and tau-norm's tau
+    chosen on validation keep their grid's first value (list the default,
+    e.g. 0.0, first) unless the best value beats it beyond the noise of
+    the validation images (a paired bootstrap of that many draws,
+    ``noise_seed``; 95 % interval of the gain above zero), the rule
+    ``tools/select_settings.py`` applies to trained settings; reported as
+    ``<option>_gain``, ``_gain_low``, ``_gain_high``, ``_best_by_score``
+    and ``_beyond_noise`` (1 or 0).
 
     ``samples_file``: a JSON file that each evaluation overwrites with its
     per-image labels (the last evaluation's remain): ``gt``, ``pred`` and,
@@ -118,6 +126,8 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         tau_norm_grid: Sequence[float] = DEFAULT_TAU_NORM_GRID,
         temperature: Union[float, str, None] = None,
         temperature_grid: Sequence[float] = DEFAULT_TEMPERATURE_GRID,
+        noise_resamples: int = 0,
+        noise_seed: int = 0,
         **kwargs,  # BaseMetric's collect_device, prefix, collect_dir
     ) -> None:
         super().__init__(**kwargs)
@@ -137,6 +147,10 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
         self._set_option('tau_norm', tau_norm, tau_norm_grid)
         self._set_option('temperature', temperature, temperature_grid, 0)
         self._classifier = None  # (norms, bias) of the head: tau_norm
+        self.noise_resamples = check_integer(
+            'noise_resamples', noise_resamples, at_least=0, owner=OWNER
+        )
+        self.noise_seed = check_integer('noise_seed', noise_seed, owner=OWNER)
         if posthoc_tau_criterion not in POSTHOC_CRITERIA:
             raise ValueError(
                 'LongTailAccuracy: posthoc_tau_criterion must be one of '

@@ -19,6 +19,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 from mmengine.logging import MessageHub, print_log
 
+from .bootstrap import beyond_noise, paired_bootstrap
 from .functional import group_results, per_class_accuracy
 
 POSTHOC_TAU_KEY = 'glag_posthoc_tau'
@@ -107,10 +108,15 @@ class ValSelectedTau:
     """The ``'val'`` options of ``LongTailAccuracy`` (:data:`VAL_CHOSEN`):
     ``self.from_val`` names those chosen on validation; option ``name`` has
     its value (a number, None: off) in ``self.<name>`` and its grid in
-    ``self.<name>_grid``."""
+    ``self.<name>_grid``. With ``self.noise_resamples`` > 0, the best value
+    of an accuracy-chosen option replaces the grid's first (its default)
+    only where a paired bootstrap over the validation images puts its gain
+    beyond the noise (the 95 % interval above zero)."""
 
     _split_from_hook: Optional[str] = None
     from_val: frozenset = frozenset()
+    noise_resamples: int = 0
+    noise_seed: int = 0
 
     @property
     def posthoc_from_val(self) -> bool:
@@ -203,19 +209,53 @@ class ValSelectedTau:
         chosen here by ``posthoc_tau_criterion`` where this metric chooses)
         and the (N,) labels at the value reported."""
 
+        noise = {}
+
         def choose():
-            return select_posthoc_tau(
+            index, values = select_posthoc_tau(
                 grid_labels,
                 target,
                 getattr(self, f'{name}_grid'),
                 len(groups['many']),
                 self.posthoc_tau_criterion,
             )
+            if self.noise_resamples and index != 0:
+                noise.update(
+                    self._against_the_first(name, grid_labels, index, target)
+                )
+                if not noise[f'{name}_beyond_noise']:
+                    index = 0  # within the noise: the grid's first value
+            return index, values
 
         index, metrics = self.chosen_index(name, choose)
+        metrics.update(noise)
         labels = grid_labels[index]
         metrics.update(group_results(labels, target, groups, suffix)[0])
         return metrics, labels
+
+    def _against_the_first(
+        self, name: str, grid_labels: torch.Tensor, index: int, target
+    ) -> Dict[str, float]:
+        """The best value's paired-bootstrap gain over the grid's first
+        (:func:`.bootstrap.paired_bootstrap`, ``posthoc_tau_criterion``),
+        as ``<name>_gain`` / ``_gain_low`` / ``_gain_high`` (percent
+        points), ``<name>_best_by_score`` and ``<name>_beyond_noise``."""
+        comparison = paired_bootstrap(
+            target.numpy(),
+            grid_labels[index].numpy(),
+            grid_labels[0].numpy(),
+            self.posthoc_tau_criterion,
+            self.noise_resamples,
+            self.noise_seed,
+        )
+        low, high = comparison['interval']
+        return {
+            f'{name}_gain': comparison['difference'],
+            f'{name}_gain_low': low,
+            f'{name}_gain_high': high,
+            f'{name}_best_by_score': getattr(self, f'{name}_grid')[index],
+            f'{name}_beyond_noise': float(beyond_noise(comparison)),
+        }
 
     def posthoc_results(
         self,
