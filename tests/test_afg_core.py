@@ -38,6 +38,8 @@ from glag_mm.core import (
     tail_classes,
     tukey_transform,
 )
+from glag_mm.core.calibration import smoothed_accuracy
+from glag_mm.core.distill import adjusted_teacher_logits
 
 # ----------------------------------------------------------------------
 # helpers
@@ -553,3 +555,81 @@ def test_distillation_equals_direct_computation_and_masks():
     assert torch.equal(s.grad, torch.zeros_like(s))
     with pytest.raises(ValueError, match='temperature'):
         distillation_loss(s, t, 0)
+
+
+def test_sqrt_count_distance_weights_against_a_direct_computation():
+    # the case: donors of 5,000 / 1,077 / 645 images at equal
+    # distance get 0.74 / 0.16 / 0.10 linearly; sqrt(n) evens them out
+    counts = torch.tensor([5000, 1077, 645, 20])
+    means = torch.tensor([[3.0, 0], [0, 3.0], [-3.0, 0], [0, 0]])
+    anchor = torch.zeros(1, 2)
+    for weighting, size in (
+        ('count_distance', lambda n: n),
+        ('sqrt_count_distance', math.sqrt),
+    ):
+        donors, weights = support_sets(
+            anchor, torch.tensor([3]), means, counts, 3, weighting
+        )
+        raw = [size(int(counts[d])) / 3.0 for d in donors[0].tolist()]
+        want = [r / sum(raw) for r in raw]
+        assert weights[0].tolist() == pytest.approx(want, rel=1e-6)
+    assert sorted(weights[0].tolist(), reverse=True) == pytest.approx(
+        [0.5485, 0.2545, 0.1970], abs=1e-4
+    )
+    # unequal distances: w_i proportional to sqrt(n_i) / ||x - mu_i||
+    anchor = torch.tensor([[1.0, 0.5]])
+    donors, weights = support_sets(
+        anchor, torch.tensor([3]), means, counts, 3, 'sqrt_count_distance'
+    )
+    raw = [
+        math.sqrt(int(counts[d])) / float((anchor[0] - means[d]).norm())
+        for d in donors[0].tolist()
+    ]
+    assert weights[0].tolist() == pytest.approx(
+        [r / sum(raw) for r in raw], rel=1e-6
+    )
+
+
+def test_smoothed_accuracy_is_a_moving_average():
+    nan = float('nan')
+    record = torch.tensor([0.5, nan, 0.2, 0.4])
+    acc = torch.tensor([0.9, 0.7, nan, 0.0])
+    got = smoothed_accuracy(record, acc, 0.75)
+    # 0.75 * record + 0.25 * acc; no record yet: acc; no acc: the record
+    want = [0.75 * 0.5 + 0.25 * 0.9, 0.7, 0.2, 0.75 * 0.4]
+    assert got.tolist() == pytest.approx(want)
+    assert torch.equal(smoothed_accuracy(record, acc, 0.0)[[0, 1, 3]],
+                       acc[[0, 1, 3]])  # fmt: skip
+    with pytest.raises(ValueError, match='below 1'):
+        smoothed_accuracy(record, acc, 1.0)
+    with pytest.raises(ValueError, match='smoothing'):
+        smoothed_accuracy(record, acc, -0.1)
+
+
+def test_kd_over_head_logits_and_an_adjusted_teacher():
+    gen = torch.Generator().manual_seed(0)
+    student = torch.randn(6, 4, generator=gen)
+    teacher = torch.randn(6, 4, generator=gen)
+    head = torch.tensor([True, True, False, True])
+    t = 2.0
+    got = distillation_loss(student, teacher, t, classes=head)
+    # direct: the softmaxes over columns 0, 1, 3 only
+    p_t = torch.softmax(teacher[:, head] / t, 1)
+    log_s = torch.log_softmax(student[:, head] / t, 1)
+    want = (p_t * (p_t.log() - log_s)).sum(1).mean() * t * t
+    torch.testing.assert_close(got, want)
+    # the tail column does not matter to it at all
+    moved = student.clone()
+    moved[:, 2] += 5.0
+    torch.testing.assert_close(
+        distillation_loss(moved, teacher, t, classes=head), got
+    )
+    with pytest.raises(ValueError, match='at least one class'):
+        distillation_loss(student, teacher, classes=torch.zeros(4).bool())
+    # z_t - tau log pi, and tau 0 leaves the logits as they are
+    log_pi = torch.tensor([0.5, 0.3, 0.15, 0.05]).log()
+    adjusted = adjusted_teacher_logits(teacher, log_pi, 1.5)
+    torch.testing.assert_close(adjusted, teacher - 1.5 * log_pi)
+    assert adjusted_teacher_logits(teacher, log_pi, 0.0) is teacher
+    with pytest.raises(ValueError, match='teacher tau'):
+        adjusted_teacher_logits(teacher, log_pi, -1.0)

@@ -307,3 +307,25 @@ def test_lws_head_scales_frozen_classifier():
     torch.testing.assert_close(loss, F.cross_entropy(expected, labels))
     loss.backward()
     assert head.scales.grad is not None and head.fc.weight.grad is None
+
+
+def test_confidence_update_on_a_smoothed_accuracy():
+    head = _head(confidence_step=0.1, init_confidence=0.6,
+                 confidence_smoothing=0.5)  # fmt: skip
+    head.update_confidence(torch.tensor([0.5, 0.5, 0.4, 0.4]))  # recorded
+    assert head.prev_class_acc.tolist() == pytest.approx([0.5, 0.5, 0.4, 0.4])
+    # a~ = 0.5 a~_prev + 0.5 acc: class 2 rises (0.6 > 0.4), class 3 falls
+    head.update_confidence(torch.tensor([0.9, 0.1, 0.6, 0.2]))
+    want = [0.7, 0.3, 0.5, 0.3]
+    assert head.prev_class_acc.tolist() == pytest.approx(want)
+    torch.testing.assert_close(
+        head.confidence, torch.tensor([0.6, 0.6, 0.7, 0.5])
+    )
+    # 0.55 is below class 2's last accuracy (0.6), where the raw rule
+    # would step down, but above its average (0.5): the smoothed rule
+    # steps up (0.7 -> 0.8), and the average becomes 0.525
+    head.update_confidence(torch.tensor([0.9, 0.1, 0.55, 0.2]))
+    assert head.prev_class_acc[2].item() == pytest.approx(0.525)
+    assert head.confidence[2].item() == pytest.approx(0.8)
+    with pytest.raises(ValueError, match='below 1'):
+        _head(confidence_smoothing=1.0)

@@ -1,4 +1,5 @@
-"""ECE, the reliability table and its diagram (tools/plot_reliability.py)."""
+"""ECE, the reliability table and its diagram (tools/plot_reliability.py);
+temperature scaling chosen on validation."""
 
 import copy
 import importlib.util
@@ -18,6 +19,11 @@ from glag_mm.evaluation import (
     LongTailAccuracy,
     ReliabilityTable,
     reliability_bins,
+)
+from glag_mm.evaluation.temperature import (
+    DEFAULT_TEMPERATURE_GRID,
+    nll_and_confidence_over_grid,
+    select_temperature,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,3 +211,67 @@ def test_reliability_diagram_png_has_the_table_bins(tmp_path):
     with pytest.raises(ValueError, match='pred_score'):
         tool.load_reliability(str(tmp_path / 'bad.json'))
     assert np.isfinite(image).all()
+
+
+def overconfident(seed, size=600, classes=4, sharpen=3.0):
+    """Labels drawn from softmax(z), scores softmax(sharpen * z): right
+    as often as a calibrated model, far more confident."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(size, classes, generator=gen) * 1.5
+    gt = torch.multinomial(torch.softmax(logits, 1), 1, generator=gen)
+    return torch.softmax(sharpen * logits, dim=1), gt.flatten()
+
+
+def test_temperature_minimises_nll_over_a_directly_computed_grid():
+    scores, gt = overconfident(0)
+    grid = DEFAULT_TEMPERATURE_GRID
+    direct = [
+        torch.nn.functional.cross_entropy(scores.double().log() / t, gt).item()
+        for t in grid
+    ]
+    nll, conf = nll_and_confidence_over_grid(scores, gt, grid)
+    index, values = select_temperature(nll, grid)
+    assert values.tolist() == pytest.approx(direct, rel=1e-9)
+    assert index == direct.index(min(direct))
+    assert 2.0 < grid[index] < 4.5  # the sharpening undone, about 3
+    # the confidence is the top-1 probability of the scaled scores, and
+    # the top-1 label does not move
+    scaled = torch.softmax(scores.double().log() / grid[index], dim=1)
+    assert conf[index].tolist() == pytest.approx(
+        scaled.max(dim=1).values.tolist()
+    )
+    assert torch.equal(scaled.argmax(1), scores.argmax(1))
+    # ties go to the temperature nearest 1
+    flat = torch.zeros(3, 5)
+    assert select_temperature(flat, [0.5, 1.2, 0.9])[0] == 2
+
+
+def test_metric_chooses_the_temperature_on_validation_and_ece_drops():
+    scores, gt = overconfident(1)
+    metric = LongTailAccuracy(
+        class_counts=[500, 200, 60, 30],
+        temperature='val',
+        select_posthoc_tau=True,
+    )
+    metrics = evaluate(metric, scores, gt)
+    chosen = metrics['lt/temperature_selected']
+    nll = torch.nn.functional.cross_entropy(scores.double().log(), gt)
+    assert chosen > 1
+    assert metrics['lt/nll'] == pytest.approx(nll.item())
+    assert metrics['lt/nll_temperature'] < metrics['lt/nll']
+    assert metrics['lt/ece_temperature'] < metrics['lt/ece'] / 2
+    # ECE after scaling equals a direct loop on the scaled confidences
+    scaled = torch.softmax(scores.double().log() / chosen, dim=1)
+    conf, pred = scaled.max(dim=1)
+    want = loop_table(conf.tolist(), (pred == gt).tolist())[3]
+    assert metrics['lt/ece_temperature'] == pytest.approx(want)
+    # a fixed temperature: applied as given, nothing chosen
+    fixed = LongTailAccuracy(class_counts=[9, 9, 9, 9], temperature=2.0)
+    fixed = evaluate(fixed, scores, gt)
+    assert 'lt/temperature_selected' not in fixed
+    direct = torch.nn.functional.cross_entropy(scores.double().log() / 2, gt)
+    assert fixed['lt/nll_temperature'] == pytest.approx(direct.item())
+    with pytest.raises(ValueError, match='temperature'):
+        LongTailAccuracy(temperature=0.0)
+    with pytest.raises(ValueError, match='temperature_grid'):
+        LongTailAccuracy(temperature='val', temperature_grid=[])

@@ -185,3 +185,37 @@ def test_clear_errors(tmp_path):
         GLAGDistillHook(checkpoint=ckpt, cache_logits_mib=-1)
     with pytest.raises((TypeError, ValueError), match='cache_logits_mib'):
         GLAGDistillHook(checkpoint=ckpt, cache_logits_mib='2G')
+
+
+def test_hook_kd_over_head_logits_from_an_adjusted_teacher(tmp_path):
+    set_train_class_counts(COUNTS)
+    stage_one = _model(frozen=False)
+    model = _model()
+    model.backbone.load_state_dict(stage_one.backbone.state_dict())
+    hook = GLAGDistillHook(
+        checkpoint=_checkpoint(tmp_path, stage_one),
+        tail_threshold=10,
+        temperature=2.0,
+        kd_logits='head',
+        teacher_tau=1.5,
+    )
+    hook.before_train(_runner(model))
+    _progress(1.0)  # beta = 1
+    gen = torch.Generator().manual_seed(0)
+    raw, student = torch.rand(6, 16, generator=gen), torch.randn(6, 4)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    got = hook.teacher(raw, student, labels)['loss_kd']
+    # direct: teacher z_t - 1.5 log pi, softmaxes over head classes 0, 1
+    fc = stage_one.head.fc
+    log_pi = torch.tensor(COUNTS, dtype=torch.float32)
+    log_pi = (log_pi / log_pi.sum()).log()
+    z_t = (F.linear(raw, fc.weight, fc.bias) - 1.5 * log_pi).detach()
+    p_t = F.softmax(z_t[:, :2] / 2, 1)
+    log_s = F.log_softmax(student[:, :2] / 2, 1)
+    kl = (p_t * (p_t.log() - log_s)).sum(1) * 4
+    rows = torch.tensor([True, True, False, False, True, True])  # head
+    torch.testing.assert_close(got, kl[rows].mean())
+    with pytest.raises(ValueError, match="kd_logits must be 'all' or 'head'"):
+        GLAGDistillHook(checkpoint='x.pth', kd_logits='tail')
+    with pytest.raises(ValueError, match='teacher_tau'):
+        GLAGDistillHook(checkpoint='x.pth', teacher_tau=-1)

@@ -249,7 +249,7 @@ def test_rebalancing_on_hand_built_matrix(hub):
     assert metrics['lt/few'] == pytest.approx(0.0)
 
 
-def test_posthoc_equals_logit_adjustment_computed_directly(hub):
+def test_posthoc_equals_logit_adjustment_computed_directly(hub, tmp_path):
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(300, 6, generator=gen) * 2
     gt = torch.randint(0, 6, (300,), generator=gen)
@@ -272,6 +272,22 @@ def test_posthoc_equals_logit_adjustment_computed_directly(hub):
     for name in ('top1', 'many', 'medium', 'few'):
         assert metrics[f'lt/{name}_posthoc'] == pytest.approx(want[name])
         assert metrics[f'lt/{name}'] == pytest.approx(got_plain[name])
+
+    # samples_file: the per-image labels of the evaluation, in its order
+    path = tmp_path / 'out' / 'samples.json'
+    metric = LongTailAccuracy(
+        posthoc_tau=tau, rebalance_tau=1.0, samples_file=str(path)
+    )
+    evaluate(metric, samples_from_scores(scores, gt))
+    samples = json.loads(path.read_text())
+    assert samples == dict(
+        gt=gt.tolist(),
+        pred=plain.tolist(),
+        pred_posthoc=expected.tolist(),
+        pred_rebalanced=rebalanced_labels(scores, 1.0).tolist(),
+    )
+    with pytest.raises(TypeError, match='samples_file must be a path'):
+        LongTailAccuracy(samples_file=3)
 
 
 def test_per_class_accuracy_prints_short_and_pickles_plain():

@@ -213,6 +213,14 @@ def test_tools_add_the_hook_where_an_evaluator_asks(tmp_path):
     )
     prepare_train_config(plain)
     assert 'PosthocTauHook' not in [h['type'] for h in plain.custom_hooks]
+    # tau_norm (any: it needs the head's norms) and temperature='val' too
+    for options in (dict(tau_norm=0.5), dict(temperature='val')):
+        plain.val_evaluator = [dict(type='LongTailAccuracy', **options)]
+        plain.custom_hooks = []
+        prepare_train_config(plain)
+        assert [h['type'] for h in plain.custom_hooks].count(
+            'PosthocTauHook'
+        ) == 1, options
 
 
 # ------------------------------------------------------------- Runner --
@@ -226,7 +234,14 @@ def tiny_set(seed):
     return TinySet(NUM_CLASSES, per_class=4, seed=seed)
 
 
-def _runner(work_dir, posthoc_tau='val', hooks=('PosthocTauHook',), **kw):
+def _runner(
+    work_dir,
+    posthoc_tau='val',
+    hooks=('PosthocTauHook',),
+    head='LinearClsHead',
+    metric=(),
+    **kw,
+):
     def loader(seed):
         return dict(
             dataset=tiny_set(seed),
@@ -239,15 +254,14 @@ def _runner(work_dir, posthoc_tau='val', hooks=('PosthocTauHook',), **kw):
         type='LongTailAccuracy',
         class_counts=RUN_COUNTS,
         posthoc_tau=posthoc_tau,
+        **dict(metric),
     )
     return Runner(
         model=dict(
             type='ImageClassifier',
             backbone=dict(type='CifarResNet', depth=8),
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(
-                type='LinearClsHead', num_classes=NUM_CLASSES, in_channels=64
-            ),
+            head=dict(type=head, num_classes=NUM_CLASSES, in_channels=64),
         ),
         work_dir=str(work_dir),
         val_dataloader=loader(1),
@@ -490,6 +504,43 @@ def test_tools_train_then_test_apply_the_validation_tau(tmp_path):
         tested.stderr
     )
     assert _strict(again.read_text()) == metrics
+    # tau-norm and temperature on the same trained head, no training: the
+    # head as a TauNormHead (same weights), both chosen on validation first
+    options = [
+        f'{split}_evaluator.{name}=val'
+        for split in ('val', 'test')
+        for name in ('tau_norm', 'temperature')
+    ]
+    zero = tmp_path / 'zero.json'
+    tested = run_tool(
+        'tools/test.py', files['stage1'], tmp_path / 'no_tau.pth',
+        '--work-dir', tmp_path / 'test3', '--out', zero, '--out-item',
+        'metrics', '--cfg-options', 'model.head.type=TauNormHead', *options,
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert 'holds no posthoc_tau, tau_norm, temperature' in (
+        tested.stdout + tested.stderr
+    )
+    zero = _strict(zero.read_text())
+    assert zero['lt/top1'] == metrics['lt/top1']  # the head unchanged
+    assert (
+        zero['lt/posthoc_tau_selected'] == metrics['lt/posthoc_tau_selected']
+    )
+    assert zero['lt/temperature_selected'] > 0
+    assert 'lt/top1_tau_norm' in zero and 'lt/ece_temperature' in zero
+    # the chosen values given as numbers give the same test numbers
+    fixed = tmp_path / 'fixed.json'
+    tested = run_tool(
+        'tools/test.py', files['stage1'], tmp_path / 'no_tau.pth',
+        '--work-dir', tmp_path / 'test4', '--out', fixed, '--out-item',
+        'metrics', '--cfg-options', 'model.head.type=TauNormHead',
+        f'test_evaluator.tau_norm={zero["lt/tau_norm_selected"]}',
+        f'test_evaluator.temperature={zero["lt/temperature_selected"]}',
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    fixed = _strict(fixed.read_text())
+    for key in ('top1_tau_norm', 'class_mean_tau_norm', 'ece_temperature'):
+        assert fixed[f'lt/{key}'] == pytest.approx(zero[f'lt/{key}'])
     png = tmp_path / 'reliability.png'
     plotted = run_tool('tools/plot_reliability.py', out, '--out', png)
     assert plotted.returncode == 0, plotted.stderr[-3000:]

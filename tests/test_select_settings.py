@@ -13,6 +13,7 @@ import json
 import os.path as osp
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mmengine.config import Config
 from test_experiments import STAGE1 as EXPERIMENT_STAGE1
@@ -20,6 +21,14 @@ from test_experiments import write_tiny_set
 from test_tools import run_tool
 
 from glag_tools import ConfigError
+from glag_tools.noise import (
+    apply_noise_rule,
+    beyond_noise,
+    bootstrap_indices,
+    criterion_labels,
+    paired_bootstrap,
+    samples_metric,
+)
 from glag_tools.selection import (
     check_heldout_validation,
     planned_runs,
@@ -156,9 +165,37 @@ def test_chooses_on_validation_and_tests_the_chosen_point_once(stage_one):
     for point in record['points']:
         assert set(point) == {
             'index', 'choice', 'options', 'val', 'checkpoint', 'config',
-            'train_seconds',
+            'samples', 'train_seconds', 'noise',
         }  # fmt: skip
         assert all(k.startswith('lt/') for k in point['val'] if k != 'step')
+    # the noise: each point's per-image validation labels, compared with
+    # the defaults (point 0) on the same images by a paired bootstrap
+    samples = [json.loads((root / p['samples']).read_text()) for p in
+               record['points']]  # fmt: skip
+    images = len(samples[0]['gt'])  # up to 4 held out per class
+    assert samples[0]['gt'] == samples[1]['gt'] and 20 < images <= 40
+    for point, labels in zip(record['points'], samples):
+        right = sum(p == g for p, g in zip(labels['pred'], labels['gt']))
+        assert point['val']['lt/top1'] == pytest.approx(right / images * 100)
+    expected = paired_bootstrap(
+        samples[1]['gt'], samples[1]['pred'], samples[0]['pred'], 'top1'
+    )
+    assert trained['noise'] == dict(expected, beyond_noise=True)
+    assert frozen['noise'] == dict(
+        difference=0.0, mean=0.0, interval=[0.0, 0.0], beyond_noise=False
+    )
+    assert record['noise']['within_noise'] == []
+    assert record['noise']['kept_defaults'] is False
+    assert record['noise']['best_by_score'] == 1
+    assert record['noise']['images'] == images
+    # lr 0.0 is not the config's own (0.1 in test_experiments' stage one)
+    assert record['noise']['defaults_differ_from_config'] == [
+        'optim_wrapper.optimizer.lr'
+    ]
+    assert (
+        'Point 1 beats the defaults beyond the noise'
+        in (work / 'selection.md').read_text()
+    )
     # the trunk ran once for both points: one cache file per loader
     assert len(list((work / 'feature_cache').glob('*.pth'))) == 2
     budget = record['budget']
@@ -353,7 +390,10 @@ def test_shipped_selection_specs_apply_to_their_configs(
     argv = [str(EXPERIMENTS / config), '--spec', str(spec), '--cfg-options']
     argv += [f'stage_one_checkpoint={checkpoint}', '--work-dir']
     assert tool.main(argv + [str(tmp_path / 'w'), '--dry-run']) == 0
-    assert f'{runs} training runs planned' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f'{runs} training runs planned' in out
+    # the defaults the noise rule keeps are the config's own settings
+    assert 'differ from the config' not in out
     settings = tool.load_settings(
         str(spec), cfg_options=dict(stage_one_checkpoint=str(checkpoint))
     )
@@ -378,3 +418,126 @@ def test_shipped_selection_specs_apply_to_their_configs(
             assert hooks['FeatureCacheHook']['cache_dir'] == (
                 own or osp.join(selection.work_dir, 'feature_cache')
             )
+
+
+def direct_bootstrap(gt, pred, reference, statistic, resamples, seed):
+    """paired_bootstrap's numbers by plain loops over the same draws."""
+
+    def score(labels, rows):
+        if statistic == 'top1':
+            return 100 * sum(labels[i] == gt[i] for i in rows) / len(rows)
+        accs = []
+        for c in sorted({gt[i] for i in rows}):
+            mine = [i for i in rows if gt[i] == c]
+            accs.append(100 * sum(labels[i] == c for i in mine) / len(mine))
+        return sum(accs) / len(accs)
+
+    whole = range(len(gt))
+    diffs = [
+        score(pred, rows) - score(reference, rows)
+        for rows in bootstrap_indices(len(gt), resamples, seed).tolist()
+    ]
+    return (
+        score(pred, whole) - score(reference, whole),
+        sum(diffs) / len(diffs),
+        np.percentile(diffs, [2.5, 97.5]).tolist(),
+    )
+
+
+@pytest.mark.parametrize('statistic', ['top1', 'class_mean'])
+def test_paired_bootstrap_against_a_direct_computation(statistic):
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 5, 60).tolist()
+    pred = [g if rng.random() < 0.7 else int(rng.integers(5)) for g in gt]
+    ref = [g if rng.random() < 0.5 else int(rng.integers(5)) for g in gt]
+    result = paired_bootstrap(gt, pred, ref, statistic, 200, seed=7)
+    difference, mean, interval = direct_bootstrap(
+        gt, pred, ref, statistic, 200, 7
+    )
+    assert result['difference'] == pytest.approx(difference, abs=1e-9)
+    assert result['mean'] == pytest.approx(mean, abs=1e-9)
+    assert result['interval'] == pytest.approx(interval, abs=1e-9)
+    # seeded: the same call gives the same numbers, another seed others
+    assert paired_bootstrap(gt, pred, ref, statistic, 200, seed=7) == result
+    other = paired_bootstrap(gt, pred, ref, statistic, 200, seed=8)
+    assert other['interval'] != result['interval']
+
+
+def test_identical_predictions_and_a_known_shift():
+    gt = [i % 4 for i in range(40)]
+    same = paired_bootstrap(gt, gt, gt, 'class_mean', 300)
+    assert same == dict(difference=0.0, mean=0.0, interval=[0.0, 0.0])
+    assert not beyond_noise(same)
+    # the reference misses 10 of 40 images, the point none: +25 points on
+    # every draw that holds one of them; always >= 0
+    wrong = [(g + 1) % 4 if i < 10 else g for i, g in enumerate(gt)]
+    shift = paired_bootstrap(gt, gt, wrong, 'top1', 300)
+    assert shift['difference'] == 25.0
+    assert shift['mean'] == pytest.approx(25.0, abs=3.0)
+    assert 0 < shift['interval'][0] < 25.0 < shift['interval'][1]
+    assert beyond_noise(shift)
+    # one image of 40 better: within the noise (the interval holds zero)
+    one = [(g + 1) % 4 if i == 0 else g for i, g in enumerate(gt)]
+    close = paired_bootstrap(gt, gt, one, 'top1', 300)
+    assert close['difference'] == 2.5 and close['interval'][0] == 0.0
+    assert not beyond_noise(close)
+    with pytest.raises(ValueError, match='same images'):
+        paired_bootstrap(gt, gt[:-1], gt, 'top1')
+
+
+def test_criterion_labels_and_the_samples_metric():
+    assert criterion_labels('lt/top1') == ('top1', 'pred')
+    assert criterion_labels('lt/class_mean_posthoc') == (
+        'class_mean',
+        'pred_posthoc',
+    )
+    with pytest.raises(ConfigError, match="'lt/few'.*top1 or class_mean"):
+        criterion_labels('lt/few')
+    metric = dict(type='LongTailAccuracy')
+    assert samples_metric(Config(dict(val_evaluator=metric)), 'c.py') == 0
+    cfg = Config(dict(val_evaluator=[dict(type='Accuracy'), metric]))
+    assert samples_metric(cfg, 'c.py') == 1
+    cfg = Config(dict(val_evaluator=dict(type='Accuracy')))
+    with pytest.raises(ConfigError, match='exactly one LongTailAccuracy'):
+        samples_metric(cfg, 'c.py')
+
+
+class SavedPoints:
+    """Points with per-image labels on disk, as the tool's records."""
+
+    def __init__(self, root, gt, labels):
+        self.settings = dict(axes=[('a', list(labels))], criterion='lt/top1')
+        self.points = {}
+        for index, pred in enumerate(labels):
+            path = root / f'{index}.json'
+            path.write_text(json.dumps(dict(gt=gt, pred=pred)))
+            right = sum(p == g for p, g in zip(pred, gt))
+            self.points[(index,)] = dict(
+                index=index,
+                samples=str(path),
+                val={'lt/top1': 100 * right / len(gt)},
+            )
+
+
+def test_the_defaults_stay_unless_beaten_beyond_the_noise(tmp_path):
+    gt = [i % 4 for i in range(40)]
+    defaults = [(g + 1) % 4 if i < 10 else g for i, g in enumerate(gt)]
+    close = [g if i == 0 else p for i, (g, p) in enumerate(zip(gt, defaults))]
+    # point 1: one image better than the defaults (the best score, within
+    # the noise); point 2: worse
+    worse = [(g + 2) % 4 if i < 20 else g for i, g in enumerate(gt)]
+    points = SavedPoints(tmp_path, gt, [defaults, close, worse])
+    chosen, record = apply_noise_rule(points, (1,), 300, 0)
+    assert chosen == (0,) and record['kept_defaults'] is True
+    assert record['best_by_score'] == 1 and record['within_noise'] == [1, 2]
+    assert points.points[(1,)]['noise']['difference'] == 2.5
+    assert not points.points[(1,)]['noise']['beyond_noise']
+    # ten images better: beyond the noise, the best point is chosen
+    points = SavedPoints(tmp_path, gt, [defaults, gt, worse])
+    chosen, record = apply_noise_rule(points, (1,), 300, 0)
+    assert chosen == (1,) and record['kept_defaults'] is False
+    assert record['within_noise'] == [2]
+    # labels that do not give the logged score are refused
+    points.points[(2,)]['val']['lt/top1'] = 99.0
+    with pytest.raises(ConfigError, match='not those of the point'):
+        apply_noise_rule(points, (1,), 300, 0)

@@ -3,18 +3,29 @@
     python tools/select_settings.py CONFIG [--spec SPEC.py]
         [--grid KEY=V1,V2 ...] [--cfg-options stage_one_checkpoint=PATH ...]
         [--criterion lt/top1] [--search grid|coordinate] [--max-runs N]
-        [--work-dir DIR] [--dry-run]
+        [--resamples 1000] [--seed 0] [--work-dir DIR] [--dry-run]
 
 Each point of the grid trains CONFIG (a single-stage config, e.g. stage two
 with ``stage_one_checkpoint``) with ``tools/train.py`` in a subprocess, in
 ``DIR/points/<k>`` (its full config in ``config.py`` there). A point's
 score is the criterion at its final validation (default ``lt/top1``;
-``class_mean`` is ``lt/class_mean``; any scalar the validation logs). The
-best point wins (ties: the first in grid order) and only its final
-checkpoint is tested, once, with ``tools/test.py``. ``DIR/selection.json``
-and ``selection.md`` record the grid, every point's validation scores, the
-chosen setting, its test metrics and the budget (runs, wall time); no other
-point is ever tested, so the record holds no test number of any other.
+``class_mean`` is ``lt/class_mean``; top1 or class_mean, optionally with
+``_posthoc`` or ``_rebalanced``). The best point by score (ties: the first
+in grid order) is chosen only if it beats the defaults beyond the noise of
+the validation images; otherwise the defaults are kept. The defaults are
+the point of every axis's first value: list the config's own setting
+first. The noise: the validation's ``LongTailAccuracy`` writes each point's
+per-image labels (``samples_file``, ``DIR/points/<k>/val_samples.json``),
+and a paired bootstrap (``--resamples`` draws of the validation images,
+``--seed``) gives each point's difference to the defaults, its bootstrap
+mean and 95 % interval; a point beats the defaults beyond the noise when
+the whole interval lies above zero. The same rule serves every method.
+Only the chosen point's final checkpoint is tested, once, with
+``tools/test.py``. ``DIR/selection.json`` and ``selection.md`` record the
+grid, every point's validation scores and difference to the defaults, which
+points were within the noise, the chosen setting, its test metrics and the
+budget (runs, wall time); no other point is ever tested, so the record
+holds no test number of any other.
 
 A grid axis is a config key with its values, or a name whose values are
 dicts of options changed together; a key names a list entry by position or
@@ -47,6 +58,13 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 import glag_mm  # noqa: E402, F401  (applies the compat fixes)
 from glag_tools import ConfigError, resolve_stage_one_checkpoint  # noqa: E402
+from glag_tools.noise import (  # noqa: E402
+    apply_noise_rule,
+    criterion_labels,
+    defaults_differ,
+    noise_sentence,
+    samples_metric,
+)
 from glag_tools.selection import (  # noqa: E402
     check_heldout_validation,
     final_validation,
@@ -58,6 +76,8 @@ from glag_tools.selection import (  # noqa: E402
     search,
 )
 
+SAMPLES = 'val_samples.json'  # a point's per-image validation labels
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -68,6 +88,10 @@ def parse_args(argv=None):
     p.add_argument('--criterion', help='validation metric (lt/top1)')
     p.add_argument('--search', choices=['grid', 'coordinate'])
     p.add_argument('--max-runs', type=int, help='training runs at most')
+    p.add_argument(
+        '--resamples', type=int, default=1000, help='bootstrap draws (1000)'
+    )
+    p.add_argument('--seed', type=int, default=0, help='bootstrap seed (0)')
     p.add_argument('--work-dir', help='default ./work_dirs/select_<config>')
     p.add_argument('--dry-run', action='store_true', help='only the plan')
     return p.parse_args(argv)
@@ -126,7 +150,8 @@ class Selection:
         options = point_options(self.settings['axes'], choice)
         point_dir = osp.join(self.work_dir, 'points', f'{index:03d}')
         record_file = osp.join(point_dir, 'point.json')
-        if osp.isfile(record_file):
+        samples = osp.join(point_dir, SAMPLES)
+        if osp.isfile(record_file) and osp.isfile(samples):
             with open(record_file) as f:
                 record = json.load(f)
             if record['options'] == json.loads(json.dumps(options)):
@@ -136,7 +161,12 @@ class Selection:
             raise ConfigError(f'--max-runs {max_runs} spent')
         os.makedirs(point_dir, exist_ok=True)
         config = osp.join(point_dir, 'config.py')
-        self.config_of(options).dump(config)
+        cfg = self.config_of(options)
+        metric = cfg.val_evaluator  # writes the per-image labels
+        if isinstance(metric, (list, tuple)):
+            metric = metric[samples_metric(cfg, self.cfg.filename)]
+        metric['samples_file'] = samples
+        cfg.dump(config)
         seconds = self.call(
             'train.py',
             [config, '--work-dir', point_dir],
@@ -152,6 +182,7 @@ class Selection:
             val=final_validation(point_dir, self.settings['criterion']),
             checkpoint=checkpoint,
             config=config,
+            samples=samples,
             train_seconds=round(seconds, 3),
         )
         _write(record_file, record)
@@ -201,14 +232,21 @@ def write_markdown(path: str, record: dict) -> None:
         f'(limit: {record["budget"]["max_runs"] or "none"}), 1 test run, '
         f'{record["budget"]["total_seconds"] / 60:.1f} min in all.',
         '',
-        '| point | setting | validation ' + crit + ' |',
-        '|---|---|---|',
+        noise_sentence(record['noise']),
+        '',
+        f'| point | setting | validation {crit} | difference to the '
+        'defaults (bootstrap mean) [95 % interval] | beyond the noise |',
+        '|---|---|---|---|---|',
     ]
     for p in record['points']:
         mark = ' (chosen)' if p['index'] == record['chosen']['index'] else ''
+        n = p['noise']
+        beyond = 'yes' if n['beyond_noise'] else 'no'
         lines.append(
             f'| {p["index"]}{mark} | {json.dumps(p["options"])} | '
-            f'{p["val"][crit]:.2f} |'
+            f'{p["val"][crit]:.2f} | {n["difference"]:+.2f} '
+            f'({n["mean"]:+.2f}) [{n["interval"][0]:+.2f}, '
+            f'{n["interval"][1]:+.2f}] | {beyond} |'
         )
     test = record['test']['metrics']
     lines += [
@@ -236,6 +274,12 @@ def main(argv=None) -> int:
         )
         cfg = Config.fromfile(args.config)
         check_heldout_validation(cfg, args.config)
+        criterion_labels(settings['criterion'])  # its noise can be measured
+        samples_metric(cfg, args.config)
+        if args.resamples < 1:
+            raise ConfigError(
+                f'--resamples must be >= 1, got {args.resamples}'
+            )
         selection = Selection(cfg, args, settings)
         runs = planned_runs(settings)
         if settings['max_runs'] is not None and runs > settings['max_runs']:
@@ -247,13 +291,23 @@ def main(argv=None) -> int:
         for name, values in settings['axes']:  # every value applies
             for value in values:
                 selection.config_of(point_options([(name, [value])], [0]))
+        differ = defaults_differ(selection.config_of({}), settings['axes'])
+        if differ:
+            print(
+                'warning: the first value of every axis is the defaults the '
+                'selection keeps unless beaten beyond the noise, but these '
+                f'differ from the config: {differ}'
+            )
         print(f'{settings["search"]} search: {runs} training runs planned')
         if args.dry_run:
             for name, values in settings['axes']:
                 print(f'  {name}: {values}')
             return 0
-        chosen = search(selection)
-        best = selection.points[tuple(chosen)]
+        chosen, noise = apply_noise_rule(
+            selection, search(selection), args.resamples, args.seed
+        )
+        noise['defaults_differ_from_config'] = differ
+        best = selection.points[chosen]
         test_dir = osp.join(selection.work_dir, 'test')
         os.makedirs(test_dir, exist_ok=True)
         out = osp.join(test_dir, 'test_metrics.json')
@@ -294,6 +348,7 @@ def main(argv=None) -> int:
                 k: v for k, v in metrics.items() if not isinstance(v, dict)
             },
         ),
+        noise=noise,
         budget=budget(selection, test_seconds, time.perf_counter() - start),
     )
     record = _relative(record)  # the record to commit names no machine path

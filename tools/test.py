@@ -7,9 +7,10 @@ picks another) and logs go to ``work_dir/<stage>``. The tested checkpoint
 holds every weight, so ``'{stage_one_checkpoint}'`` in a stage-two config
 resolves to ``--cfg-options stage_one_checkpoint=PATH`` if given, else to the
 stage-one checkpoint recorded in the work_dir, else to CHECKPOINT itself.
-A test evaluator with ``posthoc_tau='val'`` applies the tau stored in the
-checkpoint, or, where it holds none, the one the validation split chooses
-in a validation pass run first.
+A test evaluator with ``posthoc_tau='val'`` (or ``tau_norm`` /
+``temperature='val'``) applies the value stored in the checkpoint, or,
+where it holds none, the one the validation split chooses in a validation
+pass run first.
 """
 
 import argparse
@@ -21,10 +22,7 @@ from mmengine.config import Config, DictAction
 from mmengine.evaluator import DumpResults
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
-from glag_mm.evaluation import (
-    get_selected_posthoc_tau,
-    set_selected_posthoc_tau,
-)
+from glag_mm.evaluation.posthoc_tau import get_selected, set_selected
 from glag_tools import (
     ConfigError,
     build_runner,
@@ -37,6 +35,7 @@ from glag_tools import (
     stage_work_dir,
     uses_validation_tau,
 )
+from glag_tools.config import validation_options
 from glag_tools.launch import init_cpu_process_group, run_and_exit
 from glag_tools.rehearsal import set_threads
 
@@ -140,15 +139,19 @@ def choose_posthoc_tau_first(runner, cfg) -> None:
     """``test_evaluator`` with ``posthoc_tau='val'`` and a checkpoint that
     carries no tau (trained without it): run the validation split first, so
     its ``LongTailAccuracy(posthoc_tau='val')`` chooses the tau that the
-    test split then applies. A checkpoint's own tau is used as it is."""
-    if not uses_validation_tau(cfg.get('test_evaluator')):
+    test split then applies. A checkpoint's own tau is used as it is. The
+    same for ``tau_norm`` and ``temperature='val'``."""
+    names = validation_options(cfg.get('test_evaluator'))
+    if not names:
         return
-    set_selected_posthoc_tau(None)
-    runner.load_or_resume()  # PosthocTauHook publishes a stored tau
-    if get_selected_posthoc_tau() is None and cfg.get('val_dataloader'):
+    for name in names:
+        set_selected(name, None)
+    runner.load_or_resume()  # PosthocTauHook publishes what is stored
+    missing = sorted(n for n in names if get_selected(n) is None)
+    if missing and cfg.get('val_dataloader'):
         runner.logger.info(
-            'the checkpoint holds no post-hoc tau: choosing it on the '
-            'validation split before testing'
+            f'the checkpoint holds no {", ".join(missing)}: choosing it on '
+            'the validation split before testing'
         )
         runner.val()
 

@@ -7,7 +7,9 @@ transformed feature) of a tail class c:
   are nearest to x~ in L2 (k = 3 by default, the paper uses 2 or 3);
 * donor weights w_i = (n_i / ||x~ - mu_i||) / sum_j (n_j / ||x~ - mu_j||)
   ("learn more from classes with more samples and closer" [paper, form
-  ours]); ``'uniform'`` gives w_i = 1 / k;
+  ours]); ``'sqrt_count_distance'`` gives w_i proportional to
+  sqrt(n_i) / ||x~ - mu_i|| (a largest donor that takes less of the
+  weight [ours]); ``'uniform'`` gives w_i = 1 / k;
 * calibrated mean mu' = (1 - s_c) x~ + s_c sum_i w_i mu_i, with the class's
   adaptive confidence s_c;
 * calibrated covariance Sigma' = sum_i w_i Sigma_i + alpha I.
@@ -26,7 +28,7 @@ from torch import Tensor
 
 from .checks import check_integer, check_number
 
-WEIGHTINGS = ('count_distance', 'uniform')
+WEIGHTINGS = ('count_distance', 'sqrt_count_distance', 'uniform')
 GENERATION_MODES = ('balance', 'ratio')
 
 
@@ -89,8 +91,8 @@ def support_sets(
 
     Donors of an anchor of class c: the k classes with more training images
     than c whose means mu (C, D) are nearest to the anchor in L2; weighting
-    ``'count_distance'`` or ``'uniform'`` (module docstring; AFGHead checks
-    it).
+    ``'count_distance'``, ``'sqrt_count_distance'`` or ``'uniform'``
+    (module docstring; AFGHead checks it).
     """
     dev = means.device
     anchor_classes = anchor_classes.to(dev, torch.long)
@@ -106,7 +108,10 @@ def support_sets(
     if weighting == 'uniform':
         return donors, torch.full(donors.shape, 1.0 / k, device=dev)
     dist = (x[:, None] - means[donors]).norm(dim=2)
-    raw = counts.to(torch.float32)[donors] / dist.clamp(min=eps)
+    sizes = counts.to(torch.float32)[donors]
+    if weighting == 'sqrt_count_distance':
+        sizes = sizes.sqrt()
+    raw = sizes / dist.clamp(min=eps)
     return donors, raw / raw.sum(1, keepdim=True)
 
 
@@ -204,6 +209,28 @@ def check_generation_setup(
         'feature is calibrated from donors; raise tail_threshold to '
         'calibrate the rare classes.'
     ]
+
+
+def smoothed_accuracy(
+    record: Tensor, acc: Tensor, smoothing: float = 0.0
+) -> Tensor:
+    """a~_c = beta a~_c_prev + (1 - beta) acc_c, the signal of the s_c step
+    smoothed over validations [ours; the paper's rule compares the raw
+    accuracy].
+
+    ``record`` (C,) holds a~_prev (NaN: none yet, so a~ = acc), ``acc`` (C,)
+    this validation's accuracies (NaN: not measured, a~ = a~_prev), beta =
+    ``smoothing`` in [0, 1): 0 gives acc itself. With the 'previous'
+    reference the step then follows sign(a~_c - a~_c_prev) =
+    sign(acc_c - a~_c_prev): this validation against the running average
+    rather than the last, noisy, value.
+    """
+    beta = check_number('smoothing', smoothing, at_least=0, at_most=1)
+    if beta == 1:
+        raise ValueError('smoothing must be below 1 (1 never moves)')
+    mixed = beta * record + (1 - beta) * acc
+    mixed = torch.where(torch.isfinite(record), mixed, acc)
+    return torch.where(torch.isfinite(acc), mixed, record)
 
 
 def adaptive_confidence(

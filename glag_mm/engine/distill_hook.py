@@ -18,9 +18,9 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 from torch import Tensor
 
-from ..core import check_number, check_schedule, schedule_value
+from ..core import check_number, check_schedule, log_prior, schedule_value
 from ..core.calibration import tail_classes
-from ..core.distill import distillation_loss
+from ..core.distill import adjusted_teacher_logits, distillation_loss
 from ..runtime import resolve_class_counts, training_progress
 from .feature_cache import (
     FeatureTensorDataset,
@@ -79,6 +79,10 @@ class LinearTeacher:
         head_classes: (C,) bool, True for the classes distilled.
         schedule, beta_max, power: beta(u) = schedule_value(u, ...).
         temperature: T.
+        logit_classes: (C,) bool: the KL over these classes' logits only
+            (None: all).
+        log_prior: (C,) log pi and teacher_tau: the teacher's logits are
+            z_t - teacher_tau log pi (tau 0: as they are).
     """
 
     def __init__(
@@ -90,7 +94,12 @@ class LinearTeacher:
         beta_max: float = 1.0,
         power: float = 2.0,
         temperature: float = 1.0,
+        logit_classes: Optional[Tensor] = None,
+        log_prior: Optional[Tensor] = None,
+        teacher_tau: float = 0.0,
     ) -> None:
+        self.logit_classes, self.log_prior = logit_classes, log_prior
+        self.teacher_tau = teacher_tau
         self.weight = weight.detach().float()
         self.bias = None if bias is None else bias.detach().float()
         self.head_classes = head_classes.bool()
@@ -137,7 +146,13 @@ class LinearTeacher:
         teacher = self.logits(raw) if idx is None else self.table[idx]
         student = student_logits.float()
         teacher = teacher.to(raw.device)
-        kd = distillation_loss(student, teacher, self.temperature, mask)
+        if self.teacher_tau:
+            teacher = adjusted_teacher_logits(
+                teacher, self.log_prior, self.teacher_tau
+            )
+        kd = distillation_loss(
+            student, teacher, self.temperature, mask, self.logit_classes
+        )
         return {'loss_kd': kd * beta}
 
 
@@ -164,6 +179,10 @@ class GLAGDistillHook(Hook):
             and are not distilled; None takes the head's own
             ``tail_threshold`` when it has one, else 100 (the many-shot
             threshold). A float in (0, 1) is a fraction of n_max.
+        kd_logits: ``'all'`` (default: the KL over all C logits) or
+            ``'head'`` (over the head classes' logits only [ours]).
+        teacher_tau: the teacher's logits are logit-adjusted first,
+            z_t - teacher_tau log pi (default 0: as they are [ours]).
         check_trunk: compare the checkpoint's backbone / neck weights with
             the model's.
         cache_logits_mib: on a CPU run over :class:`FeatureCacheHook`'s
@@ -185,6 +204,8 @@ class GLAGDistillHook(Hook):
         tail_threshold=None,
         check_trunk: bool = True,
         cache_logits_mib: float = 2048,
+        kd_logits: str = 'all',
+        teacher_tau: float = 0.0,
     ) -> None:
         if not isinstance(checkpoint, str) or not checkpoint:
             raise TypeError(
@@ -198,6 +219,14 @@ class GLAGDistillHook(Hook):
         )
         self.cache_logits_mib = check_number(
             'cache_logits_mib', cache_logits_mib, at_least=0, owner=own
+        )
+        if kd_logits not in ('all', 'head'):
+            raise ValueError(
+                f"{own}: kd_logits must be 'all' or 'head', got {kd_logits!r}"
+            )
+        self.kd_logits = kd_logits
+        self.teacher_tau = check_number(
+            'teacher_tau', teacher_tau, at_least=0, owner=own
         )
         self.checkpoint = checkpoint
         self.schedule = schedule
@@ -246,14 +275,21 @@ class GLAGDistillHook(Hook):
         )
         if self.check_trunk:
             self._check_same_trunk(state, model)
+        head_classes = self._head_classes(head)
+        counts = resolve_class_counts(
+            getattr(head, 'class_counts', None), owner='GLAGDistillHook'
+        )
         self.teacher = teacher = LinearTeacher(
             weight,
             bias,
-            self._head_classes(head),
+            head_classes,
             self.schedule,
             self.beta_max,
             self.power,
             self.temperature,
+            head_classes if self.kd_logits == 'head' else None,
+            log_prior(counts),
+            self.teacher_tau,
         )
         if hasattr(head, 'distiller'):
             head.distiller = teacher

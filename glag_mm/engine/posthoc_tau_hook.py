@@ -1,38 +1,66 @@
-"""Carries the validation-selected post-hoc tau to the test split."""
+"""Carries what validation chose (post-hoc tau, tau-norm's tau, the
+temperature) to the test split."""
 
 import os.path as osp
 from typing import Dict, List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from ..evaluation import (
-    POSTHOC_TAU_KEY,
-    LongTailAccuracy,
-    get_selected_posthoc_tau,
-    set_selected_posthoc_tau,
-)
+from ..evaluation import LongTailAccuracy
+from ..evaluation.posthoc_tau import VAL_CHOSEN, get_selected, set_selected
 from .files import last_checkpoint_path, update_last_checkpoint
 
 
 def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
-    """The posthoc_tau='val' metrics of a built loop (runner._val_loop /
-    _test_loop: the public properties would build a loop not yet built; a
-    loop still a dict or None has none)."""
+    """The metrics of a built loop with an option chosen on validation
+    (runner._val_loop / _test_loop: the public properties would build a
+    loop not yet built; a loop still a dict or None has none)."""
+    return [m for m in _metrics(loop) if m.from_val]
+
+
+def _metrics(loop) -> List[LongTailAccuracy]:
+    """The LongTailAccuracy metrics of a built loop."""
     evaluator = getattr(loop, 'evaluator', None)
     return [
         m
         for m in getattr(evaluator, 'metrics', [])
-        if isinstance(m, LongTailAccuracy) and m.posthoc_from_val
+        if isinstance(m, LongTailAccuracy)
     ]
+
+
+def _tell_classifier(runner, loop) -> None:
+    """Give tau_norm metrics the head's weight norms and bias."""
+    users = [
+        m
+        for m in _metrics(loop)
+        if m.tau_norm is not None or 'tau_norm' in m.from_val
+    ]
+    if not users:
+        return
+    model = (
+        runner.model.module if is_model_wrapper(runner.model) else runner.model
+    )
+    head = getattr(model, 'head', None)
+    if not hasattr(head, 'weight_norms'):
+        raise ValueError(
+            'LongTailAccuracy(tau_norm=...) rescales the classifier by its '
+            f'weight norms: the model head ({type(head).__name__}) has no '
+            "weight_norms(); use model.head=dict(type='TauNormHead', ...)."
+        )
+    for metric in users:
+        metric.set_classifier(head.weight_norms(), head.classifier_bias())
 
 
 @HOOKS.register_module()
 class PosthocTauHook(Hook):
     """Choose post-hoc tau on validation, keep it, apply it on test.
 
-    For ``LongTailAccuracy(posthoc_tau='val')``: tells the val metric to
+    For ``LongTailAccuracy(posthoc_tau='val')``, and as well for its other
+    options chosen on validation (``tau_norm``, ``temperature``, each its
+    own record): tells the val metric to
     choose and the test metric to apply (a test metric set to choose is
     refused: it would choose on test labels); publishes each validation's
     choice on every rank; writes it into checkpoint ``meta`` with the
@@ -40,6 +68,8 @@ class PosthocTauHook(Hook):
     validation (mmengine saves first; rank 0, local files); after a load,
     publishes a checkpoint's tau chosen for those weights. A training run
     forgets a loaded tau until its own validation. The tools add the hook.
+    Metrics with ``tau_norm`` get the head's weight norms and bias before
+    each validation / test (``TauNormHead.weight_norms``).
     """
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook
@@ -71,14 +101,17 @@ class PosthocTauHook(Hook):
             metric.set_evaluated_split('test')
         for metric in _val_tau_metrics(runner._val_loop):
             metric.set_evaluated_split('val')
+        _tell_classifier(runner, runner._val_loop)
+        _tell_classifier(runner, runner._test_loop)
 
     before_run = before_val_epoch = before_test_epoch = _tell_metrics
 
     def before_train(self, runner) -> None:
         self._training = True
-        record = get_selected_posthoc_tau()
-        if record is not None and record['iter'] != runner.iter:
-            set_selected_posthoc_tau(None)  # chosen for other weights
+        for name in VAL_CHOSEN:
+            record = get_selected(name)
+            if record is not None and record['iter'] != runner.iter:
+                set_selected(name, None)  # chosen for other weights
 
     def after_train(self, runner) -> None:
         self._training = False
@@ -97,30 +130,32 @@ class PosthocTauHook(Hook):
                 "posthoc_tau='val') metrics; keep one."
             )
         prefix = choosers[0].prefix
-        key = 'posthoc_tau_selected'
-        key = f'{prefix}/{key}' if prefix else key
-        if key not in metrics:
-            return
         iteration, epoch = self._position(runner)
-        record = dict(tau=metrics[key], iter=iteration, epoch=epoch)
-        set_selected_posthoc_tau(record)
-        if iteration is not None and self._saved_iter == iteration:
+        chosen = False
+        for name, (_, field) in VAL_CHOSEN.items():
+            key = f'{name}_selected'
+            key = f'{prefix}/{key}' if prefix else key
+            if key in metrics:
+                record = {field: metrics[key], 'iter': iteration}
+                set_selected(name, dict(record, epoch=epoch))
+                chosen = True
+        if chosen and iteration is not None and self._saved_iter == iteration:
             self._add_to_last_checkpoint(runner)
 
     def _add_to_last_checkpoint(self, runner) -> None:
-        record = get_selected_posthoc_tau()
+        records = _records()
 
         def edit(checkpoint: dict) -> bool:
-            if checkpoint.get('meta', {}).get('iter') != record['iter']:
-                return False
-            checkpoint['meta'][POSTHOC_TAU_KEY] = record
-            return True
+            iteration = checkpoint.get('meta', {}).get('iter')
+            mine = {k: r for k, r in records.items() if r['iter'] == iteration}
+            checkpoint['meta'].update(mine)
+            return bool(mine)
 
         path = update_last_checkpoint(runner, edit)  # main process only
         if path is not None:
             runner.logger.info(
-                f'PosthocTauHook: post-hoc tau {record["tau"]:g} (chosen on '
-                f'the validation split) added to {osp.basename(path)}'
+                f'PosthocTauHook: {_describe(records)} (chosen on the '
+                f'validation split) added to {osp.basename(path)}'
             )
         elif is_main_process() and last_checkpoint_path(runner) is None:
             path = runner.message_hub.get_info('last_ckpt')
@@ -132,26 +167,49 @@ class PosthocTauHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.setdefault('meta', {})
         self._saved_iter = meta.get('iter')
-        record = get_selected_posthoc_tau()
-        if record is not None:
-            meta[POSTHOC_TAU_KEY] = record
+        meta.update(_records())
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.get('meta') or {}
         self._loaded = dict(iter=meta.get('iter'), epoch=meta.get('epoch'))
-        record = meta.get(POSTHOC_TAU_KEY)
-        if record is None:
-            return
-        if record.get('iter') != meta.get('iter'):
-            runner.logger.warning(
-                f'PosthocTauHook: the checkpoint holds post-hoc tau '
-                f'{record["tau"]:g} chosen at iteration {record.get("iter")}, '
-                f'not for its own weights (iteration {meta.get("iter")}); it '
-                'is not applied.'
+        for name, (key, field) in VAL_CHOSEN.items():
+            record = meta.get(key)
+            if record is None:
+                continue
+            what = f'{_NAMES[name]} {record[field]:g}'
+            if record.get('iter') != meta.get('iter'):
+                runner.logger.warning(
+                    f'PosthocTauHook: the checkpoint holds {what} chosen at '
+                    f'iteration {record.get("iter")}, not for its own weights '
+                    f'(iteration {meta.get("iter")}); it is not applied.'
+                )
+                continue
+            set_selected(name, record)
+            runner.logger.info(
+                f'PosthocTauHook: {what} (chosen on the validation split) '
+                'loaded with the checkpoint'
             )
-            return
-        set_selected_posthoc_tau(record)
-        runner.logger.info(
-            f'PosthocTauHook: post-hoc tau {record["tau"]:g} (chosen on the '
-            'validation split) loaded with the checkpoint'
-        )
+
+
+_NAMES = dict(
+    posthoc_tau='post-hoc tau',
+    tau_norm='tau-norm tau',
+    temperature='temperature',
+)
+
+
+def _records() -> Dict[str, dict]:
+    """Checkpoint meta key -> the record of every choice published."""
+    records = {
+        key: get_selected(name) for name, (key, _) in VAL_CHOSEN.items()
+    }
+    return {key: r for key, r in records.items() if r is not None}
+
+
+def _describe(records: Dict[str, dict]) -> str:
+    """'post-hoc tau 0.7, temperature 1.5' of checkpoint-meta records."""
+    return ', '.join(
+        f'{_NAMES[name]} {records[key][field]:g}'
+        for name, (key, field) in VAL_CHOSEN.items()
+        if key in records
+    )

@@ -48,6 +48,7 @@ __all__ = [
     'add_default_hook',
     'uses_stage_one_checkpoint',
     'uses_validation_tau',
+    'validation_options',
     'resolve_stage_one_checkpoint',
     'default_work_dir',
 ]
@@ -139,15 +140,33 @@ def _latest_readable(work_dir: str) -> Optional[str]:
         raise ConfigError(str(error)) from error
 
 
+def validation_options(node: Any) -> set:
+    """The options of the LongTailAccuracy metrics of an evaluator (dict,
+    list or ``metrics=``) that are chosen on validation (``'val'``):
+    ``posthoc_tau``, ``tau_norm``, ``temperature``."""
+    if isinstance(node, (list, tuple)):
+        return set().union(*[validation_options(n) for n in node])
+    if not isinstance(node, dict):
+        return set()
+    if _hook_type_name(node) == 'LongTailAccuracy':
+        options = ('posthoc_tau', 'tau_norm', 'temperature')
+        return {k for k in options if node.get(k) == 'val'}
+    return validation_options(node.get('metrics'))
+
+
 def uses_validation_tau(node: Any) -> bool:
     """Whether an evaluator (dict, list or ``metrics=``) has a
-    ``posthoc_tau='val'`` metric."""
+    LongTailAccuracy that PosthocTauHook serves: an option chosen on
+    validation (:func:`validation_options`) or ``tau_norm`` at all (it
+    needs the head's weight norms)."""
     if isinstance(node, (list, tuple)):
         return any(uses_validation_tau(n) for n in node)
     if not isinstance(node, dict):
         return False
     if _hook_type_name(node) == 'LongTailAccuracy':
-        return node.get('posthoc_tau') == 'val'
+        return node.get('tau_norm') is not None or bool(
+            validation_options(node)
+        )
     return uses_validation_tau(node.get('metrics'))
 
 

@@ -4,7 +4,8 @@ The pieces of the selection that need no subprocess: the settings from a
 spec file and the command line, the options of a grid point, the check that
 a config's validation set is not its test set, the final validation scores
 of a finished run, and the search itself (grid or coordinate), which asks a
-``selection`` object for the score of a point and trains nothing itself.
+``selection`` object for the score of a point and trains nothing itself (the
+noise of the scores: :mod:`.noise`).
 """
 
 import itertools

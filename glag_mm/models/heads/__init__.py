@@ -3,3 +3,4 @@
 from .afg_head import AFGHead
 from .fbl_head import FBLHead
 from .lws_head import LWSHead
+from .tau_norm_head import TauNormHead

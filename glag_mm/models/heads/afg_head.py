@@ -18,6 +18,7 @@ from ...core.calibration import (
     WEIGHTINGS,
     adaptive_confidence,
     generation_plan,
+    smoothed_accuracy,
     tail_classes,
 )
 from ...core.checks import check_integer, check_number
@@ -59,13 +60,15 @@ class AFGHead(LinearClsHead):
             classes, calibrated from donors (default 100 [ours]); a float in
             (0, 1) is a fraction of n_max.
         num_donors: k, the support set size (default 3 [paper: 2 or 3]).
-        donor_weighting: ``'count_distance'`` (default [ours]) or
-            ``'uniform'``.
+        donor_weighting: ``'count_distance'`` (default [ours]),
+            ``'sqrt_count_distance'`` or ``'uniform'``.
         alpha: dispersion added to the calibrated covariance (default 0.0
             [paper: 0.0 or 0.1]).
         init_confidence: initial s_c (default 0.6 [paper]).
         confidence_step: eta of the update (default 0.05 [ours]).
         confidence_range: (s_min, s_max) (default (0, 1) [ours]).
+        confidence_smoothing: beta of the moving average of acc_c that the
+            update compares (default 0: the raw acc_c [ours]).
         confidence_reference: what acc_c is compared with [ours]:
             ``'previous'`` (default), the last validation's acc_c;
             ``'stage_one'``, the stage-one model's accuracy of class c on
@@ -115,6 +118,7 @@ class AFGHead(LinearClsHead):
         confidence_step: float = 0.05,
         confidence_range: Tuple[float, float] = (0.0, 1.0),
         confidence_reference: str = 'previous',
+        confidence_smoothing: float = 0.0,
         generation: str = 'balance',
         generation_ratio: float = 1.0,
         n_max: Optional[int] = None,
@@ -152,6 +156,8 @@ class AFGHead(LinearClsHead):
             setattr(self, name, _count(name, value))
         tail_classes(torch.ones(1), tail_threshold)  # validates the value
         self.tail_threshold = tail_threshold
+        smoothed_accuracy(torch.zeros(1), torch.zeros(1), confidence_smoothing)
+        self.confidence_smoothing = confidence_smoothing
         self.tukey_lambda = check_tukey_lambda(tukey_lambda)
         low, high = (_number('confidence_range', v) for v in confidence_range)
         self.confidence_range = (low, high)
@@ -330,6 +336,11 @@ class AFGHead(LinearClsHead):
             step = 0.0  # nothing to compare the first validation with
         tail = None if self.statistics is None else self.statistics.tail
         acc = acc.to(self.confidence.device)
+        record = self.prev_class_acc if self.num_confidence_updates else None
+        nan = torch.full_like(acc, float('nan'))
+        acc = smoothed_accuracy(
+            nan if record is None else record, acc, self.confidence_smoothing
+        )
         conf, _ = adaptive_confidence(
             self.confidence, reference, acc, tail, step, self.confidence_range
         )
