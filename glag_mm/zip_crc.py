@@ -15,7 +15,7 @@ import struct
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 #: bytes per chunk: large enough that the thread hand-off is negligible
 CHUNK = 16 << 20
@@ -84,10 +84,6 @@ def _data_span(view: memoryview, info: zipfile.ZipInfo) -> Tuple[int, int]:
     return begin, end
 
 
-def _crc_of(view: memoryview, begin: int, end: int) -> int:
-    return zlib.crc32(view[begin:end])
-
-
 def default_workers() -> int:
     """The CPU cores this process may use, at most 8."""
     try:
@@ -97,48 +93,69 @@ def default_workers() -> int:
     return max(1, min(8, cores))
 
 
-def first_bad_member(
-    filename: str, workers: Optional[int] = None
-) -> Optional[str]:
-    """The first member of a zip archive whose bytes do not match their
-    recorded CRC-32, or None; raises ``zipfile.BadZipFile`` / ``OSError``
-    where the archive's structure is broken."""
+def _chunks(begin: int, end: int) -> List[Tuple[int, int]]:
+    return [(a, min(a + CHUNK, end)) for a in range(begin, end, CHUNK)]
+
+
+def crc32_of_spans(
+    view: memoryview,
+    spans: Sequence[Tuple[int, int]],
+    workers: Optional[int] = None,
+) -> List[int]:
+    """The CRC-32 of each ``view[begin:end]``, in chunks computed by
+    ``workers`` threads (default :func:`default_workers`) and combined."""
+    pieces = [_chunks(a, b) for a, b in spans]
+    flat = [chunk for chunks in pieces for chunk in chunks]
     workers = workers or default_workers()
+
+    def crc(chunk):
+        return zlib.crc32(view[chunk[0] : chunk[1]])
+
+    if workers > 1 and len(flat) > 1:
+        with ThreadPoolExecutor(min(workers, len(flat))) as pool:
+            crcs = iter(list(pool.map(crc, flat)))
+    else:
+        crcs = iter([crc(chunk) for chunk in flat])
+    out = []
+    for chunks in pieces:
+        total = 0
+        for (a, b), part in zip(chunks, crcs):
+            total = crc32_combine(total, part, b - a)
+        out.append(total)
+    return out
+
+
+def first_bad_member(
+    filename: str,
+    workers: Optional[int] = None,
+    skip: Optional[Callable[[str], bool]] = None,
+) -> Optional[str]:
+    """The first member of a zip archive (``skip``: those for which it is
+    false) whose bytes do not match their recorded CRC-32, or None; raises
+    ``zipfile.BadZipFile`` / ``OSError`` where the structure is broken."""
     with zipfile.ZipFile(filename) as archive:
-        members = archive.infolist()
+        members = [
+            m for m in archive.infolist() if not (skip and skip(m.filename))
+        ]
+        for info in members:  # torch stores; anything else: zipfile reads
+            if info.compress_type != zipfile.ZIP_STORED:
+                try:
+                    archive.read(info.filename)  # checks the CRC
+                except zipfile.BadZipFile:
+                    return info.filename
+    members = [m for m in members if m.compress_type == zipfile.ZIP_STORED]
+    if not members:
+        return None
     with open(filename, 'rb') as f, mmap.mmap(
         f.fileno(), 0, access=mmap.ACCESS_READ
     ) as mapped:
         view = memoryview(mapped)
         try:
-            jobs = []  # (member, [(chunk length, start, end)])
-            for info in members:
-                if info.compress_type != zipfile.ZIP_STORED:
-                    with zipfile.ZipFile(filename) as archive:
-                        try:
-                            archive.read(info.filename)  # checks the CRC
-                        except zipfile.BadZipFile:
-                            return info.filename
-                    continue
-                begin, end = _data_span(view, info)
-                chunks = [
-                    (min(CHUNK, end - a), a, min(a + CHUNK, end))
-                    for a in range(begin, end, CHUNK)
-                ]
-                jobs.append((info, chunks))
-            spans = [(a, b) for _, chunks in jobs for _, a, b in chunks]
-            if workers > 1 and len(spans) > 1:
-                with ThreadPoolExecutor(workers) as pool:
-                    crcs = list(pool.map(lambda s: _crc_of(view, *s), spans))
-            else:
-                crcs = [_crc_of(view, a, b) for a, b in spans]
-            found = iter(crcs)
-            for info, chunks in jobs:
-                crc = 0
-                for (length, _, _), part in zip(chunks, found):
-                    crc = crc32_combine(crc, part, length)
-                if crc != info.CRC:
-                    return info.filename
-            return None
+            spans = [_data_span(view, info) for info in members]
+            crcs = crc32_of_spans(view, spans, workers)
         finally:
             view.release()
+    for info, crc in zip(members, crcs):
+        if crc != info.CRC:
+            return info.filename
+    return None
