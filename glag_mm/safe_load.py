@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
-from .zip_crc import first_bad_member
+from .core.zip_crc import first_bad_member
 
 TRUST_ENV = 'GLAG_MM_TRUST_CHECKPOINTS'
 

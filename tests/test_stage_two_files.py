@@ -20,12 +20,17 @@ from demo_project import Payload
 from test_feature_disk_cache import COUNTS, _train_and_test
 
 from glag_mm.core.class_statistics import ClassStatistics
+from glag_mm.core.file_stamp import STAMP, seal, stamp_problem
 from glag_mm.core.statistics_builder import StatisticsBuilder
 from glag_mm.engine.files import (
     stage_two_problem,
     usable_stage_two_file,
 )
-from glag_mm.file_stamp import STAMP, seal, stamp_problem
+from glag_mm.safe_load import (
+    TRUST_ENV,
+    UnreadableCheckpointError,
+    load_checkpoint_file,
+)
 
 KEY = 'a' * 32
 
@@ -192,7 +197,8 @@ def test_relabelled_cache_is_rebuilt_not_used(tmp_path, capfd):
 def test_pickle_is_not_unpickled_when_damaged(stats_file):
     """A flipped byte inside data.pkl is 'damaged', never unpickled."""
     _damage(stats_file, 'pickle bit')
-    with pytest.raises(Exception) as error:
-        ClassStatistics.load(str(stats_file), mmap=False)
-    assert 'fails its CRC check' in str(error.value)
+    with pytest.raises(UnreadableCheckpointError) as error:
+        load_checkpoint_file(str(stats_file))
+    assert 'fails its CRC check (damaged bytes)' in str(error.value)
+    assert TRUST_ENV not in str(error.value)
     assert not isinstance(error.value, pickle.UnpicklingError)

@@ -35,9 +35,8 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..file_stamp import seal
-from ..safe_load import load_checkpoint_file
 from .calibration import support_sets
+from .file_stamp import seal
 
 _TABLES = (
     'counts factor_start factor_size factor_scale residual exact tail '
@@ -257,7 +256,7 @@ class ClassStatistics:
 
     def save(self, path: str, **info: Union[str, int]) -> None:
         """Write the tensors (and plain ``info``) with ``torch.save``,
-        stamped (:func:`glag_mm.file_stamp.seal`) with ``info['key']``."""
+        stamped (:func:`glag_mm.core.file_stamp.seal`) with ``info['key']``."""
         payload = {k: v.cpu() for k, v in self.tensors().items()}
         payload['settings'] = dict(self.settings)
         payload['info'] = dict(info)
@@ -271,11 +270,12 @@ class ClassStatistics:
         device: Union[str, torch.device, None] = None,
     ) -> 'ClassStatistics':
         """Read a file written by :meth:`save` (no code runs from it); with
-        ``mmap`` every process of a machine shares one copy in memory (its
-        checksums are checked before, by
-        :func:`glag_mm.engine.files.usable_stage_two_file`), without it the
-        zip CRCs are checked here."""
-        data = load_checkpoint_file(path, 'cpu', mmap=mmap, crc=not mmap)
+        ``mmap`` every process of a machine shares one copy in memory (a
+        run checks the file first: :func:`glag_mm.engine.files.
+        usable_stage_two_file`)."""
+        data = torch.load(
+            path, map_location='cpu', mmap=mmap, weights_only=True
+        )
         dev = torch.device('cpu' if device is None else device)
         stats = cls(
             data['means'].to(dev),

@@ -13,7 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 from torch.utils.data import BatchSampler, DataLoader
 
-from ..file_stamp import seal
+from ..core.file_stamp import seal
 from .feature_cache import (
     FeatureTensorDataset,
     check_frozen_trunk,

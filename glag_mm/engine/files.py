@@ -4,9 +4,9 @@ machine and memory-mapped by every rank; and what a validation decided
 (AFG's confidence, post-hoc tau), added to the checkpoint mmengine saved
 just before it (``after_train_epoch``), which would otherwise lack it.
 
-A stage-two file is written as :func:`glag_mm.file_stamp.seal` stamps it and
-used only where :func:`usable_stage_two_file` finds it whole and built for
-the run's key; anything else is moved aside and rebuilt, with one warning
+A stage-two file is written stamped (:func:`glag_mm.core.file_stamp.seal`)
+and used only where :func:`usable_stage_two_file` finds it whole and built
+for the run's key; anything else is moved aside and rebuilt, with one warning
 that names it and says why.
 """
 
@@ -22,14 +22,14 @@ from mmengine.dist import barrier, get_rank, is_main_process
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..file_stamp import stamp_problem
+from ..core.file_stamp import stamp_problem
+from ..core.zip_crc import first_bad_member
 from ..safe_load import (
     CheckpointError,
     UnsafeCheckpointError,
     check_readable,
     load_checkpoint_file,
 )
-from ..zip_crc import first_bad_member
 
 
 def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
