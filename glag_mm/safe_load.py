@@ -17,7 +17,7 @@ import pickle
 import re
 import warnings
 import zipfile
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 import torch
@@ -76,17 +76,21 @@ SAFE_GLOBALS: List[Any] = [
 
 
 def check_readable(
-    filename: str, crc: bool = False, origin: Optional[str] = None
+    filename: str,
+    crc: bool = False,
+    origin: Optional[str] = None,
+    skip: Optional[Callable[[str], bool]] = None,
 ) -> None:
     """Raise :class:`UnreadableCheckpointError` unless the zip directory
-    (``crc``: and every member's CRC-32, :mod:`glag_mm.zip_crc`) reads; a
-    legacy file needs a pickle header. ``origin``: the URL it came from."""
+    (``crc``: and the CRC-32 of every member but those ``skip`` names,
+    :mod:`glag_mm.core.zip_crc`) reads; a legacy file needs a pickle
+    header. ``origin``: the URL it came from."""
     size = osp.getsize(filename)
     if size == 0:
         raise _unreadable(filename, 'the file is empty (0 bytes)', origin)
     if zipfile.is_zipfile(filename):
         try:
-            bad = first_bad_member(filename) if crc else None
+            bad = first_bad_member(filename, skip=skip) if crc else None
             if not crc:
                 zipfile.ZipFile(filename).close()
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
@@ -165,16 +169,44 @@ def load_checkpoint_file(
     origin: Optional[str] = None,
 ):
     """``torch.load(weights_only=True)`` with :data:`SAFE_GLOBALS`, after
-    the zip CRCs are checked (``crc``), so a damaged file is named damaged
-    before its pickle is read (``mmap``: the processes of a machine share
-    the pages; ``origin``: the URL the file was downloaded from)."""
+    the zip CRCs are checked (``crc``; once per file version in a process,
+    :func:`_verified`), so a damaged file is named damaged, never unpickled
+    (``mmap``: the processes of a machine share the pages; ``origin``: the
+    URL the file was downloaded from)."""
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(
             f'checkpoint {filename!r} does not exist; check the path given '
             'to load_from / resume / init_cfg or the stage-one work_dir.'
         )
-    check_readable(filename, crc=crc, origin=origin)
+    signature = _signature(filename)
+    check_readable(
+        filename, crc=crc and signature not in _VERIFIED, origin=origin
+    )
+    if crc:
+        _VERIFIED.add(signature)
+    return _load(filename, map_location, mmap, origin)
+
+
+#: (path, device, inode, size, mtime, ctime) of files whose CRCs held
+_VERIFIED: set = set()
+
+
+def _signature(filename: str) -> tuple:
+    """What changes when a file is written or replaced (``ctime`` cannot
+    be set back by a user), so a file is CRC-checked once per version."""
+    st = os.stat(filename)
+    return (
+        osp.abspath(filename),
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )
+
+
+def _load(filename: str, map_location: Any, mmap: bool, origin: Optional[str]):
     trusted = os.environ.get(TRUST_ENV, '').strip().lower()
     weights_only = trusted not in ('1', 'true', 'yes')
     if not weights_only:

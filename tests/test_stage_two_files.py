@@ -194,9 +194,13 @@ def test_relabelled_cache_is_rebuilt_not_used(tmp_path, capfd):
     assert stage_two_problem(str(train_file), train_file.stem) is None
 
 
-def test_pickle_is_not_unpickled_when_damaged(stats_file):
-    """A flipped byte inside data.pkl is 'damaged', never unpickled."""
-    _damage(stats_file, 'pickle bit')
+@pytest.mark.parametrize('how', ['pickle bit', 'tensor bit'])
+def test_checkpoint_bit_flip_is_damaged_not_unsafe(stats_file, how):
+    """load_checkpoint_file checks the zip CRCs on every load: a flipped
+    bit in the pickle or in a tensor is 'damaged', never unpickled, and
+    never an invitation to the full-unpickling opt-in."""
+    assert load_checkpoint_file(str(stats_file))[STAMP]['key'] == KEY
+    _damage(stats_file, how)
     with pytest.raises(UnreadableCheckpointError) as error:
         load_checkpoint_file(str(stats_file))
     assert 'fails its CRC check (damaged bytes)' in str(error.value)

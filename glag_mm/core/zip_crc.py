@@ -118,11 +118,19 @@ def crc32_of_spans(
         crcs = iter([crc(chunk) for chunk in flat])
     out = []
     for chunks in pieces:
-        total = 0
+        total = None  # the first chunk's CRC needs no carrying
         for (a, b), part in zip(chunks, crcs):
-            total = crc32_combine(total, part, b - a)
-        out.append(total)
+            total = (
+                part if total is None else crc32_combine(total, part, b - a)
+            )
+        out.append(total or 0)
     return out
+
+
+def is_storage(name: str) -> bool:
+    """Whether a member of a ``torch.save`` archive holds tensor bytes
+    (``<archive>/data/<key>``), as opposed to its pickle and records."""
+    return '/data/' in name
 
 
 def first_bad_member(

@@ -23,7 +23,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..core.file_stamp import stamp_problem
-from ..core.zip_crc import first_bad_member
+from ..core.zip_crc import first_bad_member, is_storage
 from ..safe_load import (
     CheckpointError,
     UnsafeCheckpointError,
@@ -66,7 +66,7 @@ def stage_two_problem(path: str, key: str) -> Optional[str]:
         return 'it is missing'
     try:
         check_readable(path)
-        bad = first_bad_member(path, skip=lambda name: '/data/' in name)
+        bad = first_bad_member(path, skip=is_storage)
         if bad is not None:
             return f'it is damaged ({bad!r} fails its CRC check)'
         data = load_checkpoint_file(path, 'cpu', mmap=True, crc=False)
