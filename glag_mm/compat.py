@@ -183,6 +183,26 @@ def empty_dataset_message_unclear() -> bool:
     return False
 
 
+#: Runner methods that build a loop's loader -> the config field
+_LOOP_BUILDERS = {
+    'build_train_loop': 'train_dataloader',
+    'build_val_loop': 'val_dataloader',
+    'build_test_loop': 'test_dataloader',
+}
+
+
+def _loader_being_built() -> Optional[str]:
+    """The loader (``train_dataloader`` ...) whose dataset is being built,
+    from the Runner method on the call stack; None outside a Runner."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        name = _LOOP_BUILDERS.get(frame.f_code.co_name)
+        if name is not None:
+            return name
+        frame = frame.f_back
+    return None
+
+
 def patch_empty_dataset_message() -> bool:
     """Name an empty dataset when mmengine builds it; True if now."""
     from mmengine.dataset import BaseDataset
@@ -199,7 +219,9 @@ def patch_empty_dataset_message() -> bool:
                 for key in ('ann_file', 'data_root', 'data_prefix')
                 if getattr(self, key, None)
             )
+            loader = _loader_being_built()
             raise ValueError(
+                f'{loader + ".dataset: " if loader else ""}'
                 f'{type(self).__name__}({where}) holds no sample: point '
                 'it at a non-empty annotation file or folder, or change the '
                 'split setting that emptied it.'
