@@ -18,6 +18,12 @@ import pytest
 import torch
 from demo_project import Payload
 from test_feature_disk_cache import COUNTS, _train_and_test
+from test_stage_two import (  # noqa: F401  (two_stage: a fixture)
+    _run_stage_two,
+    _state,
+    _stats_file,
+    two_stage,
+)
 
 from glag_mm.core.class_statistics import ClassStatistics
 from glag_mm.core.file_stamp import STAMP, seal, stamp_problem
@@ -206,3 +212,31 @@ def test_checkpoint_bit_flip_is_damaged_not_unsafe(stats_file, how):
     assert 'fails its CRC check (damaged bytes)' in str(error.value)
     assert TRUST_ENV not in str(error.value)
     assert not isinstance(error.value, pickle.UnpicklingError)
+
+
+@pytest.mark.slow
+def test_foreign_statistics_rebuilt_not_used(two_stage, tmp_path, capfd):  # noqa: F811
+    """Another run's statistics copied over this run's file: rebuilt, and
+    the final head equals that of the uninterrupted run."""
+    full = two_stage['ckpts']['stage2']
+    real = _stats_file(full)
+    key = os.path.basename(real)[: -len('.pth')]
+    foreign = torch.load(real, weights_only=True)
+    foreign.pop(STAMP)
+    foreign['means'] = foreign['means'] + 1.0
+    path = tmp_path / 'run' / 'afg_statistics' / f'{key}.pth'
+    path.parent.mkdir(parents=True)
+    torch.save(seal(foreign, 'f' * 32), path)
+    capfd.readouterr()
+    runner = _run_stage_two(tmp_path / 'run', two_stage['ckpts']['stage1'])
+    text = capfd.readouterr().out
+    assert f'{str(path)!r} is not used: it was built for other weights' in text
+    want = _state(full)
+    for name in ('fc.weight', 'fc.bias'):
+        got = getattr(runner.model.head, name.split('.')[0]).state_dict()
+        torch.testing.assert_close(
+            got[name.split('.')[1]], want[f'head.{name}'], rtol=0, atol=1e-6
+        )
+    rebuilt = ClassStatistics.load(str(path))
+    for name, value in ClassStatistics.load(real).tensors().items():
+        assert torch.equal(rebuilt.tensors()[name], value), name
