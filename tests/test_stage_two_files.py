@@ -240,3 +240,21 @@ def test_foreign_statistics_rebuilt_not_used(two_stage, tmp_path, capfd):  # noq
     rebuilt = ClassStatistics.load(str(path))
     for name, value in ClassStatistics.load(real).tensors().items():
         assert torch.equal(rebuilt.tensors()[name], value), name
+
+
+def test_tmp_of_a_killed_writer_removed_before_building(tmp_path):
+    """A cache folder outside any work_dir: the ``.tmp`` a killed writer
+    of this host left is removed when the file is built again."""
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    path = tmp_path / 'shared_cache' / f'{KEY}.pth'
+    path.parent.mkdir()
+    left = path.parent / f'{KEY}.pth.{socket.gethostname()}.{dead.pid}.tmp'
+    other = path.parent / f'{KEY}.pth.other-machine.{dead.pid}.tmp'
+    for tmp in (left, other):
+        tmp.write_bytes(b'x' * 100)
+    assert usable_stage_two_file(str(path), KEY, 'feature cache') is False
+    assert not left.exists() and other.exists()

@@ -10,6 +10,7 @@ for the run's key; anything else is moved aside and rebuilt, with one warning
 that names it and says why.
 """
 
+import glob
 import logging
 import os
 import os.path as osp
@@ -30,6 +31,7 @@ from ..safe_load import (
     check_readable,
     load_checkpoint_file,
 )
+from .work_dir_lock import remove_stale_tmp
 
 
 def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
@@ -100,7 +102,8 @@ def usable_stage_two_file(path: str, key: str, what: str, logger=None) -> bool:
     would be written (local rank 0; elsewhere: whether it exists). A file
     that exists but is not usable is moved to ``<path>.rejected`` with one
     warning naming it and why; where it will be built, its folder must be
-    writable (checked now, before the pass that fills it)."""
+    writable (checked now, before the pass that fills it) and the
+    temporary files of a killed writer of this host are removed."""
     local_rank = int(os.environ.get('LOCAL_RANK', get_rank()))
     if local_rank != 0:
         return osp.isfile(path)
@@ -124,6 +127,10 @@ def usable_stage_two_file(path: str, key: str, what: str, logger=None) -> bool:
             level=logging.WARNING,
         )
     _check_writable(osp.dirname(path) or '.', what)
+    for left in remove_stale_tmp(f'{glob.escape(path)}.*.tmp'):
+        print_log(
+            f'removed {left!r}, left by a killed run', logger or 'current'
+        )
     return False
 
 
