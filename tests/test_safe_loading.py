@@ -171,11 +171,24 @@ def test_pretrained_init_and_feature_cache(project, evil, tmp_path):
         train(cfg)
     _refused(error, path)
     frames = [entry.name for entry in error.traceback]
-    assert 'init_weights' in frames  # Pretrained: the first to load it
+    assert 'before_run' in frames  # the teacher's shape check: first
+    assert not marker.exists()
+    raw = Config.fromfile(str(DEMO / 'glag_r8_fmnistlt.py')).custom_hooks
+    cfg = demo_config(
+        'glag',
+        project['data'],
+        tmp_path / 'bad_pretrained',
+        stage_one=path,
+        custom_hooks=[h for h in raw if h['type'] != 'GLAGDistillHook'],
+    )
+    with pytest.raises(UnsafeCheckpointError) as error:
+        train(cfg)
+    _refused(error, path)
+    frames = [entry.name for entry in error.traceback]
+    assert 'init_weights' in frames  # Pretrained, without the teacher
     assert not marker.exists()
 
     cache = tmp_path / 'cache'
-    raw = Config.fromfile(str(DEMO / 'glag_r8_fmnistlt.py')).custom_hooks
     hooks = [
         dict(type='FeatureCacheHook', cache_dir=str(cache))
         if h['type'] == 'FeatureCacheHook'
