@@ -36,6 +36,7 @@ from typing import Callable, List, Optional, Tuple
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path[:0] = [ROOT, osp.join(ROOT, 'benchmarks')]
 
+import bad_input_settings  # noqa: E402, F401  (registers its cases)
 from bad_input_cases import CASES  # noqa: E402
 
 #: table rows shown by a training run: (row, pytest node)

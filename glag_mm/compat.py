@@ -16,7 +16,8 @@ fails without it:
    :mod:`importlib.metadata` (``custom_imports`` runs too late for it, hence
    also the ``setuptools<82`` pin).
 3. :func:`patch_empty_dataset_message`: mmengine 0.10.7 fails on an empty
-   data list with a bare ``need at least one array to concatenate``.
+   data list with a bare ``need at least one array to concatenate``; the
+   message names the dataset, and the loader whose loop builds it.
 4. :func:`patch_run_timestamp`: mmengine 0.10.7 names a run's log folder
    ``work_dir/<YYYYmmdd_HHMMSS>`` by the second the Runner was built, so a
    run started in the same second as an earlier one in the same work_dir

@@ -258,3 +258,22 @@ def test_tmp_of_a_killed_writer_removed_before_building(tmp_path):
         tmp.write_bytes(b'x' * 100)
     assert usable_stage_two_file(str(path), KEY, 'feature cache') is False
     assert not left.exists() and other.exists()
+
+
+def test_failed_write_names_the_file(tmp_path):
+    """torch's bare "open file failed" becomes an error naming the file;
+    no temporary file is left."""
+    from glag_mm.engine.files import write_once_per_node
+
+    def write(tmp):
+        raise RuntimeError(
+            '[enforce fail at inline_container.cc:747] . open file failed'
+        )
+
+    path = tmp_path / 'cache' / f'{KEY}.pth'
+    with pytest.raises(OSError) as error:
+        write_once_per_node(str(path), write)
+    message = str(error.value)
+    assert message.startswith(f'could not write {str(path)!r} (through ')
+    assert 'open file failed; check the free space' in message
+    assert os.listdir(path.parent) == []

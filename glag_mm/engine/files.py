@@ -37,7 +37,8 @@ from .work_dir_lock import remove_stale_tmp
 def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
     """Local rank 0 of each machine (``LOCAL_RANK``; without it rank 0
     only) runs ``write(tmp)`` if ``path`` is missing, renamed atomically;
-    every rank waits. True where this process wrote it."""
+    every rank waits. True where this process wrote it; a failed write is
+    an ``OSError`` naming the file."""
     wrote = False
     local_rank = int(os.environ.get('LOCAL_RANK', get_rank()))
     if local_rank == 0 and not osp.isfile(path):
@@ -47,6 +48,12 @@ def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
             write(tmp)
             os.replace(tmp, path)
             wrote = True
+        except (OSError, RuntimeError) as error:  # torch: "open file failed"
+            raise OSError(
+                f'could not write {path!r} (through {tmp!r}): '
+                f'{str(error).strip().splitlines()[0]}; check the free space '
+                f'and the permissions of {osp.dirname(path) or "."!r}.'
+            ) from error
         finally:
             if osp.exists(tmp):
                 os.remove(tmp)
