@@ -117,8 +117,10 @@ def acquire(work_dir: Optional[str]) -> Optional[str]:
                     f'work_dir {work_dir!r} is in use by another run (host '
                     f'{holder.get("host")!r}, pid {holder.get("pid")!r}; lock '
                     f'{path!r}); wait for it to end or choose another '
-                    'work_dir. If no run uses it (one killed on another '
-                    'machine), delete the lock file.'
+                    'work_dir (to test a checkpoint of a running training, '
+                    'give the test tool another --work-dir). If no run uses '
+                    'it (one killed on another machine), delete the lock '
+                    'file.'
                 ) from None
             with os.fdopen(fd, 'w') as f:
                 json.dump(me, f)
