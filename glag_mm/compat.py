@@ -5,15 +5,19 @@ need it (checked, not assumed), logs why to this module's logger, is
 recorded in :data:`APPLIED` and has a test in ``tests/test_compat.py`` that
 fails without it:
 
-1. :func:`patch_checkpoint_loading`: mmengine 0.10.7's local checkpoint
-   loader calls ``torch.load`` without ``weights_only``; local files load
-   through :func:`glag_mm.safe_load.load_checkpoint_file` instead.
+1. :func:`patch_checkpoint_loading`: mmengine 0.10.7's checkpoint loaders
+   call ``torch.load`` (the URL ones ``torch.hub.load_state_dict_from_url``)
+   without ``weights_only``; local files load through
+   :func:`glag_mm.safe_load.load_checkpoint_file` instead, and every remote
+   scheme (http(s), torchvision, open-mmlab, mmcls, pavi, s3) through the
+   loaders of :mod:`glag_mm.remote_load`, which end there too.
 2. :func:`patch_package_lookup`: ``_base_ = 'mmpretrain::...'`` needs
    ``pkg_resources``, gone in setuptools >= 82; answered from
    :mod:`importlib.metadata` (``custom_imports`` runs too late for it, hence
    also the ``setuptools<82`` pin).
 3. :func:`patch_empty_dataset_message`: mmengine 0.10.7 fails on an empty
-   data list with a bare ``need at least one array to concatenate``.
+   data list with a bare ``need at least one array to concatenate``; the
+   message names the dataset, and the loader whose loop builds it.
 4. :func:`patch_run_timestamp`: mmengine 0.10.7 names a run's log folder
    ``work_dir/<YYYYmmdd_HHMMSS>`` by the second the Runner was built, so a
    run started in the same second as an earlier one in the same work_dir
@@ -74,22 +78,32 @@ def loader_needs_replacing(loader: Optional[Callable]) -> bool:
 
 
 def patch_checkpoint_loading() -> bool:
-    """Load local checkpoints with the allow-list; True if applied now."""
+    """Load checkpoints of every scheme with the allow-list; True if
+    applied now."""
     import mmengine
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    if not loader_needs_replacing(CheckpointLoader._schemes.get('')):
+    from .remote_load import REMOTE_SCHEMES
+
+    schemes = {('',): load_from_local, **REMOTE_SCHEMES}
+    replaced = []
+    for prefixes, loader in schemes.items():
+        current = [CheckpointLoader._schemes.get(p) for p in prefixes]
+        if any(c is not loader and loader_needs_replacing(c) for c in current):
+            CheckpointLoader.register_scheme(
+                prefixes=list(prefixes), loader=loader, force=True
+            )
+            replaced += [p or 'local' for p in prefixes]
+    if not replaced:
         return False
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True
-    )
     _applied(
         'patch_checkpoint_loading',
-        f'mmengine {mmengine.__version__} loads local checkpoints with '
-        f'torch.load without weights_only=True, which on torch '
-        f'{torch.__version__} either refuses the message-hub objects of its '
-        'own checkpoints (>= 2.6) or unpickles any code a checkpoint carries; '
-        'local checkpoints now load with weights_only=True and '
+        f'mmengine {mmengine.__version__} loads checkpoints with torch.load '
+        '(URLs with torch.hub.load_state_dict_from_url) without '
+        f'weights_only=True, which on torch {torch.__version__} either '
+        'refuses the message-hub objects of its own checkpoints (>= 2.6) or '
+        'unpickles any code a checkpoint carries; the schemes '
+        f'{replaced} now load with weights_only=True and '
         'glag_mm.safe_load.SAFE_GLOBALS',
     )
     return True
@@ -170,6 +184,26 @@ def empty_dataset_message_unclear() -> bool:
     return False
 
 
+#: Runner methods that build a loop's loader -> the config field
+_LOOP_BUILDERS = {
+    'build_train_loop': 'train_dataloader',
+    'build_val_loop': 'val_dataloader',
+    'build_test_loop': 'test_dataloader',
+}
+
+
+def _loader_being_built() -> Optional[str]:
+    """The loader (``train_dataloader`` ...) whose dataset is being built,
+    from the Runner method on the call stack; None outside a Runner."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        name = _LOOP_BUILDERS.get(frame.f_code.co_name)
+        if name is not None:
+            return name
+        frame = frame.f_back
+    return None
+
+
 def patch_empty_dataset_message() -> bool:
     """Name an empty dataset when mmengine builds it; True if now."""
     from mmengine.dataset import BaseDataset
@@ -186,7 +220,9 @@ def patch_empty_dataset_message() -> bool:
                 for key in ('ann_file', 'data_root', 'data_prefix')
                 if getattr(self, key, None)
             )
+            loader = _loader_being_built()
             raise ValueError(
+                f'{loader + ".dataset: " if loader else ""}'
                 f'{type(self).__name__}({where}) holds no sample: point '
                 'it at a non-empty annotation file or folder, or change the '
                 'split setting that emptied it.'

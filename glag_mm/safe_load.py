@@ -17,11 +17,13 @@ import pickle
 import re
 import warnings
 import zipfile
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
+
+from .core.zip_crc import first_bad_member
 
 TRUST_ENV = 'GLAG_MM_TRUST_CHECKPOINTS'
 
@@ -73,36 +75,56 @@ SAFE_GLOBALS: List[Any] = [
 ]
 
 
-def check_readable(filename: str, crc: bool = False) -> None:
+def check_readable(
+    filename: str,
+    crc: bool = False,
+    origin: Optional[str] = None,
+    skip: Optional[Callable[[str], bool]] = None,
+) -> None:
     """Raise :class:`UnreadableCheckpointError` unless the zip directory
-    (``crc``: and every member's CRC) reads; a legacy file needs a pickle
-    header."""
+    (``crc``: and the CRC-32 of every member but those ``skip`` names,
+    :mod:`glag_mm.core.zip_crc`) reads; a legacy file needs a pickle
+    header. ``origin``: the URL it came from."""
     size = osp.getsize(filename)
     if size == 0:
-        raise _unreadable(filename, 'the file is empty (0 bytes)')
+        raise _unreadable(filename, 'the file is empty (0 bytes)', origin)
     if zipfile.is_zipfile(filename):
         try:
-            with zipfile.ZipFile(filename) as archive:
-                bad = archive.testzip() if crc else None
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise _unreadable(filename, str(error)) from error
+            bad = first_bad_member(filename, skip=skip) if crc else None
+            if not crc:
+                zipfile.ZipFile(filename).close()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+            raise _unreadable(filename, str(error), origin) from error
         if bad is not None:
-            raise _unreadable(filename, f'member {bad!r} fails its CRC check')
+            reason = f'member {bad!r} fails its CRC check (damaged bytes)'
+            raise _unreadable(filename, reason, origin)
         return
     with open(filename, 'rb') as f:
         head = f.read(2)
     if head[:1] != b'\x80':  # legacy torch.save files start with a pickle
-        raise _unreadable(
-            filename, f'not a zip archive nor a pickle ({size} bytes)'
-        )
+        reason = f'not a zip archive nor a pickle ({size} bytes)'
+        raise _unreadable(filename, reason, origin)
 
 
-def _unreadable(filename: str, reason: str) -> UnreadableCheckpointError:
+def _named(filename: str, origin: Optional[str]) -> str:
+    if origin is None:
+        return f'checkpoint {filename!r}'
+    return f'checkpoint {origin!r} (downloaded to {filename!r})'
+
+
+def _unreadable(
+    filename: str, reason: str, origin: Optional[str] = None
+) -> UnreadableCheckpointError:
+    fix = (
+        'point load_from / resume / init_cfg / stage_one_checkpoint at an '
+        'intact checkpoint'
+        if origin is None
+        else f'delete {filename!r} to download it again'
+    )
     return UnreadableCheckpointError(
-        f'checkpoint {filename!r} is unreadable: {reason}. It is truncated '
-        '(an interrupted save or copy) or not a file written by '
-        'torch.save; point load_from / resume / init_cfg / '
-        'stage_one_checkpoint at an intact checkpoint.'
+        f'{_named(filename, origin)} is unreadable: {reason}. It is damaged '
+        '(truncated by an interrupted save, copy or download, or with '
+        f'altered bytes) or not a file written by torch.save; {fix}.'
     )
 
 
@@ -126,10 +148,12 @@ def _refused_type(message: str) -> str:
     return paragraphs[1] if len(paragraphs) > 1 else message.strip()
 
 
-def _unsafe(filename: str, error: Exception) -> UnsafeCheckpointError:
+def _unsafe(
+    filename: str, error: Exception, origin: Optional[str]
+) -> UnsafeCheckpointError:
     kind = _refused_type(str(error))
     return UnsafeCheckpointError(
-        f"checkpoint {filename!r} needs {kind}, which is not on glag_mm's "
+        f"{_named(filename, origin)} needs {kind}, which is not on glag_mm's "
         'allow-list of checkpoint types (tensors, containers, numpy values, '
         'mmengine HistoryBuffer), so it was not loaded: unpickling it could '
         f'run code. If you made or trust this file, set {TRUST_ENV}=1 to '
@@ -138,17 +162,51 @@ def _unsafe(filename: str, error: Exception) -> UnsafeCheckpointError:
 
 
 def load_checkpoint_file(
-    filename: str, map_location: Optional[Any] = None, mmap: bool = False
+    filename: str,
+    map_location: Optional[Any] = None,
+    mmap: bool = False,
+    crc: bool = True,
+    origin: Optional[str] = None,
 ):
-    """``torch.load(weights_only=True)`` with :data:`SAFE_GLOBALS`
-    (``mmap``: the processes of a machine share the pages)."""
+    """``torch.load(weights_only=True)`` with :data:`SAFE_GLOBALS`, after
+    the zip CRCs are checked (``crc``; once per file version in a process,
+    :func:`_verified`), so a damaged file is named damaged, never unpickled
+    (``mmap``: the processes of a machine share the pages; ``origin``: the
+    URL the file was downloaded from)."""
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(
             f'checkpoint {filename!r} does not exist; check the path given '
             'to load_from / resume / init_cfg or the stage-one work_dir.'
         )
-    check_readable(filename)
+    signature = _signature(filename)
+    check_readable(
+        filename, crc=crc and signature not in _VERIFIED, origin=origin
+    )
+    if crc:
+        _VERIFIED.add(signature)
+    return _load(filename, map_location, mmap, origin)
+
+
+#: (path, device, inode, size, mtime, ctime) of files whose CRCs held
+_VERIFIED: set = set()
+
+
+def _signature(filename: str) -> tuple:
+    """What changes when a file is written or replaced (``ctime`` cannot
+    be set back by a user), so a file is CRC-checked once per version."""
+    st = os.stat(filename)
+    return (
+        osp.abspath(filename),
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )
+
+
+def _load(filename: str, map_location: Any, mmap: bool, origin: Optional[str]):
     trusted = os.environ.get(TRUST_ENV, '').strip().lower()
     weights_only = trusted not in ('1', 'true', 'yes')
     if not weights_only:
@@ -169,12 +227,14 @@ def load_checkpoint_file(
     except pickle.UnpicklingError as error:
         if weights_only and 'Weights only load failed' in str(error):
             if 'invalid load key' not in str(error):
-                raise _unsafe(filename, error) from None
-        raise _unreadable(filename, str(error).splitlines()[0]) from error
+                raise _unsafe(filename, error, origin) from None
+        reason = str(error).splitlines()[0]
+        raise _unreadable(filename, reason, origin) from error
     except RuntimeError as error:
         if 'PytorchStreamReader' not in str(error):
             raise
-        raise _unreadable(filename, str(error).splitlines()[0]) from error
-    except (EOFError, KeyError, ValueError) as error:
+        reason = str(error).splitlines()[0]
+        raise _unreadable(filename, reason, origin) from error
+    except (EOFError, KeyError, ValueError, OSError, IndexError) as error:
         reason = f'{type(error).__name__}: {error}'
-        raise _unreadable(filename, reason) from error
+        raise _unreadable(filename, reason, origin) from error

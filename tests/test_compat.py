@@ -421,3 +421,28 @@ def test_validation_pass_does_not_build_the_train_loop(tmp_path):
     kept.val()
     assert not isinstance(kept._train_loop, BaseLoop)
     assert kept._train_loop['max_epochs'] == 1  # still the config
+
+
+def test_remote_schemes_replaced():
+    """mmengine 0.10.7's remote loaders pass no weights_only (its http
+    loader runs a payload: test_remote_loading.py); each prefix now maps
+    to glag_mm's loader."""
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+
+    from glag_mm.remote_load import REMOTE_SCHEMES
+
+    for name in (
+        'load_from_http',
+        'load_from_torchvision',
+        'load_from_openmmlab',
+        'load_from_mmcls',
+        'load_from_pavi',
+        'load_from_ceph',
+    ):
+        loader = getattr(mmengine_checkpoint, name)
+        assert compat.loader_needs_replacing(loader), name
+    reason = compat.APPLIED['patch_checkpoint_loading']
+    for prefixes, loader in REMOTE_SCHEMES.items():
+        for prefix in prefixes:
+            assert CheckpointLoader._schemes[prefix] is loader
+            assert repr(prefix) in reason

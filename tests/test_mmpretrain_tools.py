@@ -142,3 +142,32 @@ def test_two_stage_config_under_mmpretrain_tool(tmp_path):
     assert "KeyError: 'model'" not in result.stderr
     assert "Run it with glag_mm's tools/train.py" in result.stderr
     assert "stages ['stage1', 'stage2']" in result.stderr
+
+
+@pytest.mark.slow
+def test_mmpretrain_train_py_refuses_a_held_work_dir(tmp_path):
+    """The work_dir lock also applies under mmpretrain's own tool (the
+    config imports glag_mm): refused before the Runner writes anything."""
+    import json
+    import socket
+
+    from glag_mm.engine.work_dir_lock import LOCK_NAME
+
+    config = REPO / 'configs' / 'demo' / 'graloss_r8_fmnistlt.py'
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    with subprocess.Popen(['sleep', '120']) as live:
+        try:
+            holder = dict(host=socket.gethostname(), pid=live.pid)
+            (work_dir / LOCK_NAME).write_text(json.dumps(holder))
+            result = _mm_tool(
+                'train.py', config, '--work-dir', work_dir, cwd=tmp_path
+            )
+        finally:
+            live.kill()
+    assert result.returncode != 0
+    assert (
+        f'is in use by another run (host {socket.gethostname()!r}, '
+        f'pid {live.pid}' in result.stderr
+    )
+    assert os.listdir(work_dir) == [LOCK_NAME]  # nothing written

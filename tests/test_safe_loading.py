@@ -161,7 +161,8 @@ def test_resume_and_load_from(project, evil, tmp_path, how):
 
 def test_pretrained_init_and_feature_cache(project, evil, tmp_path):
     """Stage two: Pretrained init_cfg (trunk, stage-one checkpoint), the
-    distillation teacher and the feature cache's file."""
+    distillation teacher and the feature cache's file (never unpickled:
+    set aside and rebuilt)."""
     path, marker = evil
     cfg = demo_config(
         'glag', project['data'], tmp_path / 'bad', stage_one=path
@@ -170,11 +171,24 @@ def test_pretrained_init_and_feature_cache(project, evil, tmp_path):
         train(cfg)
     _refused(error, path)
     frames = [entry.name for entry in error.traceback]
-    assert 'init_weights' in frames  # Pretrained: the first to load it
+    assert 'before_run' in frames  # the teacher's shape check: first
+    assert not marker.exists()
+    raw = Config.fromfile(str(DEMO / 'glag_r8_fmnistlt.py')).custom_hooks
+    cfg = demo_config(
+        'glag',
+        project['data'],
+        tmp_path / 'bad_pretrained',
+        stage_one=path,
+        custom_hooks=[h for h in raw if h['type'] != 'GLAGDistillHook'],
+    )
+    with pytest.raises(UnsafeCheckpointError) as error:
+        train(cfg)
+    _refused(error, path)
+    frames = [entry.name for entry in error.traceback]
+    assert 'init_weights' in frames  # Pretrained, without the teacher
     assert not marker.exists()
 
     cache = tmp_path / 'cache'
-    raw = Config.fromfile(str(DEMO / 'glag_r8_fmnistlt.py')).custom_hooks
     hooks = [
         dict(type='FeatureCacheHook', cache_dir=str(cache))
         if h['type'] == 'FeatureCacheHook'
@@ -198,10 +212,15 @@ def test_pretrained_init_and_feature_cache(project, evil, tmp_path):
     state = load_checkpoint_file(str(cached[0]))
     state['note'] = Payload(marker)
     torch.save(state, cached[0])
-    with pytest.raises(UnsafeCheckpointError) as error:
-        train(stage_two('cached'))
-    assert str(cached[0]) in str(error.value)
+    train(stage_two('cached'))  # the payload's file is set aside, rebuilt
+    log = next((tmp_path / 'cached').glob('*/*.log')).read_text()
+    assert (
+        f'{str(cached[0])!r} is not used: it holds a pickled type outside '
+        'the allow-list' in log
+    )
     assert not marker.exists()
+    rejected = cached[0].with_name(cached[0].name + '.rejected')
+    assert rejected.read_bytes() != cached[0].read_bytes()
     del state['note']  # the same file without the payload loads
     torch.save(state, cached[0])
     runner = train(stage_two('reloaded'))

@@ -3,7 +3,7 @@ setting, its range and the value given."""
 
 import math
 import numbers
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 
 def _refuse(name, value, kind, bounds, owner):
@@ -59,3 +59,30 @@ def check_integer(
         bounds = [] if at_least is None else [f'>= {at_least}']
         raise _refuse(name, value, 'an integer', bounds, owner)
     return int(value)
+
+
+def check_unit_interval(
+    name: str, value: Any, *, owner: str = ''
+) -> Tuple[float, float]:
+    """``(low, high)`` for a pair of numbers with 0 <= low <= high <= 1,
+    else e.g. ``ValueError("AFGHead: confidence_range must be a pair
+    (low, high) with 0 <= low <= high <= 1, got (0.2, 1.5)")``."""
+    pair = tuple(value) if isinstance(value, (list, tuple)) else None
+    ok = (
+        pair is not None
+        and len(pair) == 2
+        and all(
+            not isinstance(v, bool)
+            and isinstance(v, (int, float))
+            and 0 <= v <= 1
+            for v in pair
+        )
+        and pair[0] <= pair[1]
+    )
+    if not ok:
+        prefix = f'{owner}: ' if owner else ''
+        raise ValueError(
+            f'{prefix}{name} must be a pair (low, high) with 0 <= low <= '
+            f'high <= 1, got {value!r}'
+        )
+    return float(pair[0]), float(pair[1])

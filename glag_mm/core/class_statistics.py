@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from .calibration import support_sets
+from .file_stamp import seal
 
 _TABLES = (
     'counts factor_start factor_size factor_scale residual exact tail '
@@ -254,11 +255,12 @@ class ClassStatistics:
         return sum(t.nbytes for t in self.tensors().values())
 
     def save(self, path: str, **info: Union[str, int]) -> None:
-        """Write the tensors (and plain ``info``) with ``torch.save``."""
+        """Write the tensors (and plain ``info``) with ``torch.save``,
+        stamped (:func:`glag_mm.core.file_stamp.seal`) with ``info['key']``."""
         payload = {k: v.cpu() for k, v in self.tensors().items()}
         payload['settings'] = dict(self.settings)
         payload['info'] = dict(info)
-        torch.save(payload, path)
+        torch.save(seal(payload, str(info.get('key'))), path)
 
     @classmethod
     def load(
@@ -268,7 +270,9 @@ class ClassStatistics:
         device: Union[str, torch.device, None] = None,
     ) -> 'ClassStatistics':
         """Read a file written by :meth:`save` (no code runs from it); with
-        ``mmap`` every process of a machine shares one copy in memory."""
+        ``mmap`` every process of a machine shares one copy in memory (a
+        run checks the file first: :func:`glag_mm.engine.files.
+        usable_stage_two_file`)."""
         data = torch.load(
             path, map_location='cpu', mmap=mmap, weights_only=True
         )

@@ -18,15 +18,19 @@ import torch
 from torch import Tensor
 
 
-def check_tukey_lambda(lam: float) -> float:
-    """Tukey's lambda as a float (a finite real number)."""
+def check_tukey_lambda(lam: float, owner: str = '') -> float:
+    """Tukey's lambda as a float (a finite real number >= 0)."""
+    prefix = f'{owner}: ' if owner else ''
     if isinstance(lam, bool) or not isinstance(lam, (int, float)):
         raise TypeError(
-            f'tukey lambda must be a real number (e.g. 0.5, or 1 for no '
-            f'transform), got {lam!r}'
+            f'{prefix}tukey_lambda must be a real number (e.g. 0.5, or 1 for '
+            f'no transform), got {lam!r}'
         )
-    if not math.isfinite(lam):
-        raise ValueError(f'tukey lambda must be finite, got {lam!r}')
+    if not math.isfinite(lam) or lam < 0:
+        raise ValueError(
+            f'{prefix}tukey_lambda must be a finite number >= 0 (0: log; a '
+            f'negative power blows up near-zero features), got {lam!r}'
+        )
     return float(lam)
 
 

@@ -53,9 +53,13 @@ class ClassAwareSampler(Sampler):
         self.rank, self.world_size = rank, world_size
         self.dataset = dataset
         self.shuffle = shuffle
-        self.seed = sync_random_seed() if seed is None else int(seed)
-        if self.seed < 0:
-            raise ValueError(f'seed must be >= 0, got {seed}')
+        self.seed = (
+            sync_random_seed()
+            if seed is None
+            else check_integer(
+                'seed', seed, at_least=0, owner=type(self).__name__
+            )
+        )
         self.epoch = 0
         self.samples_per_pick = check_integer(
             'samples_per_pick', samples_per_pick, at_least=1

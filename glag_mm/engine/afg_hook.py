@@ -75,6 +75,10 @@ class AFGHook(Hook):
             check_integer(
                 'batch_size', batch_size, at_least=1, owner='AFGHook'
             )
+        if num_workers is not None:
+            check_integer(
+                'num_workers', num_workers, at_least=0, owner='AFGHook'
+            )
         self.pipeline = None if pipeline is None else list(pipeline)
         self.batch_size = batch_size
         self.num_workers = num_workers

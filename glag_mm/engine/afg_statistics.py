@@ -27,7 +27,7 @@ from .feature_cache import (
     feature_cache_key,
     iter_trunk_features,
 )
-from .files import write_once_per_node
+from .files import usable_stage_two_file, write_once_per_node
 
 STATISTICS_DIR = 'afg_statistics'
 
@@ -145,7 +145,8 @@ def load_or_build(
     text = data_key + repr(pipeline) + settings
     key = hashlib.sha256(text.encode()).hexdigest()[:32]
     path = osp.join(runner.work_dir, STATISTICS_DIR, f'{key}.pth')
-    found = [osp.isfile(path)]  # rank 0 decides for every rank
+    what = 'AFG class statistics'
+    found = [usable_stage_two_file(path, key, what, runner.logger)]
     broadcast_object_list(found)
     device = head.fc.weight.device
     if found[0]:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
+from mmengine.runner import BaseLoop
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 from torch import Tensor
@@ -264,15 +265,23 @@ class GLAGDistillHook(Hook):
         )
         return ~tail_classes(torch.as_tensor(list(counts)), threshold)
 
+    def before_run(self, runner) -> None:
+        """The teacher's shape, before any long pass (the statistics')."""
+        if isinstance(getattr(runner, '_train_loop', None), BaseLoop):
+            self._stage_one = stage_one_classifier(
+                self.checkpoint, unwrap(runner.model).head, 'GLAGDistillHook'
+            )
+
     def before_train(self, runner) -> None:
         model = unwrap(runner.model)
         head = model.head
         check_frozen_trunk(
             model, 'GLAGDistillHook', 'the teacher reads the same features'
         )
-        weight, bias, state = stage_one_classifier(
-            self.checkpoint, head, 'GLAGDistillHook'
-        )
+        weight, bias, state = getattr(
+            self, '_stage_one', None
+        ) or stage_one_classifier(self.checkpoint, head, 'GLAGDistillHook')
+        self._stage_one = None
         if self.check_trunk:
             self._check_same_trunk(state, model)
         head_classes = self._head_classes(head)

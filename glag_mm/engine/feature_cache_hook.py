@@ -13,7 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 from torch.utils.data import BatchSampler, DataLoader
 
-from ..safe_load import load_checkpoint_file
+from ..core.file_stamp import seal
 from .feature_cache import (
     FeatureTensorDataset,
     check_frozen_trunk,
@@ -24,7 +24,11 @@ from .feature_cache import (
     trunk_modules,
     unwrap,
 )
-from .files import write_once_per_node
+from .files import (
+    read_stage_two_file,
+    usable_stage_two_file,
+    write_once_per_node,
+)
 
 
 def _check_deterministic(loader, what: str, fix: str) -> None:
@@ -138,7 +142,8 @@ class FeatureCacheHook(Hook):
         )
         key = feature_cache_key(model, dataset, self.dtype)
         path = osp.join(cache_dir, f'{key}.pth')
-        found = [osp.isfile(path)]  # rank 0 decides for every rank
+        what = f'feature cache of the {desc}'
+        found = [usable_stage_two_file(path, key, what, runner.logger)]
         broadcast_object_list(found)
         if not found[0]:
             feats, labels = [], []
@@ -159,12 +164,12 @@ class FeatureCacheHook(Hook):
             state = dict(
                 features=gather_shards(feats.to(device), num).cpu(),
                 labels=gather_shards(labels.long().to(device), num).cpu(),
-                key=key,
             )
+            state = seal(state, key)  # the key and the tensors' CRC-32
             if write_once_per_node(path, lambda tmp: torch.save(state, tmp)):
                 runner.logger.info(f'FeatureCacheHook: saved {desc} to {path}')
             del feats, labels, state  # every rank maps the one file instead
-        state = load_checkpoint_file(path, map_location='cpu', mmap=True)
+        state = read_stage_two_file(path)
         features = state['features']
         runner.logger.info(
             f'FeatureCacheHook: {desc} features {tuple(features.shape)} '

@@ -2,22 +2,43 @@
 ``os.replace``): stage two's feature cache and statistics, written once per
 machine and memory-mapped by every rank; and what a validation decided
 (AFG's confidence, post-hoc tau), added to the checkpoint mmengine saved
-just before it (``after_train_epoch``), which would otherwise lack it."""
+just before it (``after_train_epoch``), which would otherwise lack it.
 
+A stage-two file is written stamped (:func:`glag_mm.core.file_stamp.seal`)
+and used only where :func:`usable_stage_two_file` finds it whole and built
+for the run's key; anything else is moved aside and rebuilt, with one warning
+that names it and says why.
+"""
+
+import glob
+import logging
 import os
 import os.path as osp
 import socket
+import zipfile
 from typing import Callable, Optional
 
 import torch
 from mmengine.dist import barrier, get_rank, is_main_process
+from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from ..core.file_stamp import stamp_problem
+from ..core.zip_crc import first_bad_member, is_storage
+from ..safe_load import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    check_readable,
+    load_checkpoint_file,
+)
+from .work_dir_lock import remove_stale_tmp
 
 
 def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
     """Local rank 0 of each machine (``LOCAL_RANK``; without it rank 0
     only) runs ``write(tmp)`` if ``path`` is missing, renamed atomically;
-    every rank waits. True where this process wrote it."""
+    every rank waits. True where this process wrote it; a failed write is
+    an ``OSError`` naming the file."""
     wrote = False
     local_rank = int(os.environ.get('LOCAL_RANK', get_rank()))
     if local_rank == 0 and not osp.isfile(path):
@@ -27,11 +48,103 @@ def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
             write(tmp)
             os.replace(tmp, path)
             wrote = True
+        except (OSError, RuntimeError) as error:  # torch: "open file failed"
+            raise OSError(
+                f'could not write {path!r} (through {tmp!r}): '
+                f'{str(error).strip().splitlines()[0]}; check the free space '
+                f'and the permissions of {osp.dirname(path) or "."!r}.'
+            ) from error
         finally:
             if osp.exists(tmp):
                 os.remove(tmp)
     barrier()
     return wrote
+
+
+def _short(error: Exception) -> str:
+    """The reason of a :class:`CheckpointError`, without its advice."""
+    text = str(error).split(' is unreadable: ', 1)[-1]
+    return text.split('. It is damaged (', 1)[0]
+
+
+def stage_two_problem(path: str, key: str) -> Optional[str]:
+    """Why the stage-two file ``path`` is not the one for ``key`` (missing,
+    damaged, a refused type, another key, a failed checksum); None where it
+    is. The pickle's zip CRC is checked, the tensors against the stamp."""
+    if not osp.isfile(path):
+        return 'it is missing'
+    try:
+        check_readable(path)
+        bad = first_bad_member(path, skip=is_storage)
+        if bad is not None:
+            return f'it is damaged ({bad!r} fails its CRC check)'
+        data = load_checkpoint_file(path, 'cpu', mmap=True, crc=False)
+    except UnsafeCheckpointError:
+        return (
+            'it holds a pickled type outside the allow-list (it could run '
+            'code), so it was not read'
+        )
+    except (CheckpointError, OSError, zipfile.BadZipFile) as error:
+        return f'it is damaged ({_short(error)})'
+    return stamp_problem(data, key)
+
+
+def _check_writable(folder: str, what: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise PermissionError(
+            f'cannot create the folder {folder!r} for the {what} ({error}); '
+            'make it writable or choose another folder.'
+        ) from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f'the folder {folder!r} of the {what} is not writable; make it '
+            'writable or choose another folder.'
+        )
+
+
+def usable_stage_two_file(path: str, key: str, what: str, logger=None) -> bool:
+    """Whether the stage-two file ``path`` can be used, decided where it
+    would be written (local rank 0; elsewhere: whether it exists). A file
+    that exists but is not usable is moved to ``<path>.rejected`` with one
+    warning naming it and why; where it will be built, its folder must be
+    writable (checked now, before the pass that fills it) and the
+    temporary files of a killed writer of this host are removed."""
+    local_rank = int(os.environ.get('LOCAL_RANK', get_rank()))
+    if local_rank != 0:
+        return osp.isfile(path)
+    problem = stage_two_problem(path, key)
+    if problem is None:
+        return True
+    if osp.lexists(path):
+        rejected = f'{path}.rejected'
+        try:
+            os.replace(path, rejected)
+        except OSError as error:
+            raise RuntimeError(
+                f'the {what} {path!r} cannot be used: {problem}; it cannot '
+                f'be moved aside either ({error}). Delete it; it is then '
+                'rebuilt.'
+            ) from error
+        print_log(
+            f'the {what} {path!r} is not used: {problem}. It is rebuilt; '
+            f'the old file is kept as {rejected!r}.',
+            logger=logger or 'current',
+            level=logging.WARNING,
+        )
+    _check_writable(osp.dirname(path) or '.', what)
+    for left in remove_stale_tmp(f'{glob.escape(path)}.*.tmp'):
+        print_log(
+            f'removed {left!r}, left by a killed run', logger or 'current'
+        )
+    return False
+
+
+def read_stage_two_file(path: str) -> dict:
+    """A stage-two file, memory-mapped (checked by
+    :func:`usable_stage_two_file` or just written)."""
+    return load_checkpoint_file(path, 'cpu', mmap=True, crc=False)
 
 
 def last_checkpoint_path(runner) -> Optional[str]:

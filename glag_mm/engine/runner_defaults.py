@@ -3,15 +3,19 @@
 So that the one-line swap works under mmpretrain's own tools and ``mim
 train``, :func:`install` (idempotent) wraps ``Runner.register_hooks`` (adds
 :class:`ClassCountsHook` where a glag_mm part reads class counts and none is
-configured) and ``Runner.from_cfg`` (a multi-stage config is refused naming
-glag_mm's ``tools/train.py``, not ``KeyError: 'model'``).
+configured, and :class:`WorkDirLockHook` where the run holds its work_dir)
+and ``Runner.from_cfg`` (a multi-stage config is refused naming glag_mm's
+``tools/train.py``, not ``KeyError: 'model'``; the work_dir's lock is taken
+before the Runner writes anything, :mod:`.work_dir_lock`).
 """
 
 import functools
+import os.path as osp
 
 from mmengine.runner import Runner
 from mmpretrain.registry import METRICS
 
+from . import work_dir_lock
 from .class_counts_hook import ClassCountsHook
 
 _MARK = '_glag_mm_wrapped'
@@ -51,6 +55,8 @@ def _register_hooks(original):
     @functools.wraps(original)
     def register_hooks(self, default_hooks=None, custom_hooks=None):
         original(self, default_hooks, custom_hooks)
+        if osp.abspath(self.work_dir) in work_dir_lock.HELD:
+            self.register_hook(work_dir_lock.WorkDirLockHook())
         if any(isinstance(h, ClassCountsHook) for h in self._hooks):
             return
         if needs_class_counts(self):
@@ -76,6 +82,7 @@ def _from_cfg(original):
                 "to test), or give this tool one stage's config (the "
                 "'config' of an entry of stages)."
             )
+        work_dir_lock.acquire(cfg.get('work_dir', None))
         return original.__func__(cls, cfg)
 
     setattr(from_cfg, _MARK, True)

@@ -21,7 +21,11 @@ from ...core.calibration import (
     smoothed_accuracy,
     tail_classes,
 )
-from ...core.checks import check_integer, check_number
+from ...core.checks import (
+    check_integer,
+    check_number,
+    check_unit_interval,
+)
 from ...core.class_statistics import ClassStatistics
 from ...core.generator import generate_features, seeded_generators
 from ...core.tukey import check_tukey_lambda, tukey_transform
@@ -158,8 +162,10 @@ class AFGHead(LinearClsHead):
         self.tail_threshold = tail_threshold
         smoothed_accuracy(torch.zeros(1), torch.zeros(1), confidence_smoothing)
         self.confidence_smoothing = confidence_smoothing
-        self.tukey_lambda = check_tukey_lambda(tukey_lambda)
-        low, high = (_number('confidence_range', v) for v in confidence_range)
+        self.tukey_lambda = check_tukey_lambda(tukey_lambda, 'AFGHead')
+        low, high = check_unit_interval(
+            'confidence_range', confidence_range, owner='AFGHead'
+        )
         self.confidence_range = (low, high)
         init = _number(
             'init_confidence', init_confidence, at_least=low, at_most=high
@@ -168,7 +174,7 @@ class AFGHead(LinearClsHead):
         self.max_generated = max_generated
         if max_generated is not None:
             _count('max_generated', max_generated, at_least=0)
-        self.seed = int(seed)
+        self.seed = _count('seed', seed, at_least=0)
 
         self.register_buffer('confidence', torch.full((num_classes,), init))
         self.register_buffer('prev_class_acc', torch.zeros(num_classes))
