@@ -86,6 +86,7 @@ setup(
         'mmpretrain>=1.0.0,<1.3.0',
         'numpy',
         'scipy',
+        'isal',  # fast CRC-32 for checkpoint integrity (zlib fallback)
     ]
     + _mmcv_requirement(),
     extras_require={

@@ -2,10 +2,15 @@
 archive, fast enough to do on every load (``benchmarks/crc_cost.py``).
 
 The file is memory-mapped (no copy), each stored member is cut into chunks
-whose CRCs are computed in threads (``zlib.crc32`` releases the GIL) and
-joined with :func:`crc32_combine`: CRC(A + B) is CRC(A) carried through
-len(B) zero bytes, XOR CRC(B), the carry being a linear map over GF(2)
-(zlib's ``crc32_combine``).
+whose CRCs are computed in threads (the CRC releases the GIL) and joined
+with :func:`crc32_combine`: CRC(A + B) is CRC(A) carried through len(B)
+zero bytes, XOR CRC(B), the carry being a linear map over GF(2) (zlib's
+``crc32_combine``).
+
+The CRC itself is ISA-L's (the ``isal`` package, a requirement: carry-less
+multiplication, several times zlib's speed) where it imports, else
+``zlib.crc32``; both compute the same zip CRC-32 (:data:`CRC32_BACKEND`
+says which one runs; ``benchmarks/crc_cost.py`` prints both).
 """
 
 import functools
@@ -13,9 +18,16 @@ import mmap
 import os
 import struct
 import zipfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence, Tuple
+
+try:
+    from isal.isal_zlib import crc32
+except ImportError:  # pragma: no cover - isal is in requirements.txt
+    from zlib import crc32
+
+#: which CRC-32 implementation :func:`crc32_of_spans` uses
+CRC32_BACKEND = crc32.__module__ or 'zlib'
 
 #: bytes per chunk: large enough that the thread hand-off is negligible
 CHUNK = 16 << 20
@@ -109,7 +121,7 @@ def crc32_of_spans(
     workers = workers or default_workers()
 
     def crc(chunk):
-        return zlib.crc32(view[chunk[0] : chunk[1]])
+        return crc32(view[chunk[0] : chunk[1]])
 
     if workers > 1 and len(flat) > 1:
         with ThreadPoolExecutor(min(workers, len(flat))) as pool:
