@@ -178,12 +178,17 @@ def test_rehearsal_fails_where_the_real_run_fails():
         (dict(tail_threshold=1), 'class 6 has 1 training image'),
         (dict(tail_threshold=0.5, n_max=299), r'n_max=\d+ is below'),
         (dict(tail_threshold=210), 'fewer than k=3 donors'),
+        (dict(tail_threshold=1.5), 'tail threshold must be a count'),
         (dict(), None),  # 100: classes 4, 5, 6 are tail classes
         (dict(tail_threshold=0.1), None),  # 30 of 300
     ]
     for head, message in cases:
         cfg = Config(dict(model=dict(head=dict(type='AFGHead', **head))))
         real = Config(dict(model=dict(head=dict(type='AFGHead', **head))))
+        if head.get('tail_threshold') == 1.5:  # refused before any work
+            with pytest.raises(ValueError, match=message):
+                smoke_counts(cfg, counts, images=0)
+            continue
         kept = smoke_counts(cfg, counts, images=0)
         rules = cfg.model.head
         threshold = real.model.head.get('tail_threshold', 100)

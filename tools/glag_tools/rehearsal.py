@@ -37,6 +37,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
+from glag_mm.core.calibration import tail_classes
 from glag_mm.core.class_counts import dataset_labels
 
 from .config import DATALOADER_FIELDS, default_work_dir
@@ -145,6 +146,7 @@ def _count_rules(cfg: Config, counts: List[int]) -> Tuple[dict, List[int]]:
         default = 100 if owner is head else None
         threshold = owner.get('tail_threshold', default)
         if threshold is not None:
+            tail_classes(torch.ones(1), threshold)  # the real run's check
             if isinstance(threshold, float) and 0 < threshold < 1:
                 real = threshold * max(counts)
                 owner['tail_threshold'] = int(-(-real // 1))  # ceil
@@ -181,7 +183,6 @@ def _smoke_train_set(cfg: Config, images: int) -> Optional[int]:
     loader['dataset'] = dict(
         type='SmokeSubset', dataset=dataset_cfg, counts=kept
     )
-    head = (cfg.get('model', None) or {}).get('head', None) or {}
     print_log(
         f'rehearsal: {sum(kept)} of {len(labels)} training images, '
         f'{min(kept)} to {max(kept)} per class'
