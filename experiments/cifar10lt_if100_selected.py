@@ -4,7 +4,7 @@
 # settings chosen on the validation split of the GraLoss trunk (issue 10;
 # the budgets of experiments/selection/), three stage-two seeds on each
 # seed-0 trunk. Read by tools/run_experiments.py (fields:
-# experiments/lib/spec.py).
+# tools/glag_tools/experiments/spec.py).
 #
 #   bash tools/get_cifar10.sh data/cifar10        # the JPEG tree, once
 #   python tools/run_experiments.py experiments/cifar10lt_if100_selected.py \
@@ -19,7 +19,7 @@
 
 import json
 
-from experiments.lib.spec import (
+from glag_tools.experiments.spec import (
     POSTHOC_TAU_FROM_VAL,
     chosen_settings,
     schedule_options,

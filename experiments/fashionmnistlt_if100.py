@@ -1,7 +1,8 @@
 # Fashion-MNIST-LT, imbalance factor 100 (14,886 training images, the
 # balanced 10,000-image test set), the demo's ResNet-8 (8/16/32 channels),
 # three seeds everywhere (issue 4, item 2). Read by
-# tools/run_experiments.py (see experiments/lib/spec.py for the fields).
+# tools/run_experiments.py (see tools/glag_tools/experiments/spec.py for the
+# fields).
 #
 #   bash tools/get_fashion_mnist.sh data/fashion-mnist   # once
 #   python tools/run_experiments.py experiments/fashionmnistlt_if100.py \
@@ -35,7 +36,7 @@
 
 import json
 
-from experiments.lib.spec import (
+from glag_tools.experiments.spec import (
     POSTHOC_TAU_FROM_VAL,
     chosen_settings,
     schedule_options,

@@ -17,9 +17,9 @@ import pytest
 from mmengine.config import Config
 from test_tools import write_fashion_mnist
 
-from experiments.lib import Context, load_spec, plan_jobs
 from glag_mm.core.calibration import tail_classes
 from glag_mm.datasets import long_tail_counts
+from glag_tools.experiments import Context, load_spec, plan_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / 'configs' / 'demo'

@@ -1,4 +1,4 @@
-"""tools/run_experiments.py, tools/make_report.py and experiments.lib.
+"""tools/run_experiments.py, tools/make_report.py and glag_tools.experiments.
 
 The end-to-end test trains a stage-one run and a cRT-style stage-two run
 on it (CifarResNet-8, 10 + 3 epochs of 122 images) on a tiny long-tailed
@@ -8,6 +8,7 @@ learns in a few steps), then checks the metrics files against a direct
 evaluation of the checkpoints.
 """
 
+import ast
 import csv
 import importlib.util
 import json
@@ -24,7 +25,9 @@ from mmengine.dataset import pseudo_collate
 from mmpretrain.registry import DATASETS, MODELS
 from test_tools import write_idx
 
-from experiments.lib import (
+from glag_mm.evaluation import reliability_bins
+from glag_tools import read_stage_done
+from glag_tools.experiments import (
     Context,
     ExperimentError,
     SpecError,
@@ -39,14 +42,12 @@ from experiments.lib import (
     write_json,
     write_tables,
 )
-from experiments.lib import plan as plan_module
-from experiments.lib import runner as runner_module
-from experiments.lib.plots import confidence_history
-from experiments.lib.recording import final_confidence
-from experiments.lib.records import pooled_reliability
-from experiments.lib.spec import POSTHOC_TAU_FROM_VAL
-from glag_mm.evaluation import reliability_bins
-from glag_tools import read_stage_done
+from glag_tools.experiments import plan as plan_module
+from glag_tools.experiments import runner as runner_module
+from glag_tools.experiments.plots import confidence_history
+from glag_tools.experiments.recording import final_confidence
+from glag_tools.experiments.records import pooled_reliability
+from glag_tools.experiments.spec import POSTHOC_TAU_FROM_VAL
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = [30, 24, 18, 14, 10, 8, 6, 5, 4, 3]  # many > 15, few < 6
@@ -943,3 +944,48 @@ def test_record_keeps_the_last_logged_confidence(tmp_path):
     scores = final_confidence(str(tmp_path))
     assert scores[2:] == [0.65, 0.5] and all(math.isnan(v) for v in scores[:2])
     assert final_confidence(str(tmp_path / 'gone')) is None
+
+
+def _imports_and_path_edits(source: Path):
+    """Absolute top-level module names a file imports, and whether it
+    edits ``sys.path``."""
+    tree = ast.parse(source.read_text())
+    names, edits = set(), False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split('.')[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add(node.module.split('.')[0])
+        elif isinstance(node, ast.Attribute) and node.attr == 'path':
+            edits |= getattr(node.value, 'id', None) == 'sys'
+    return names, edits
+
+
+def test_one_direction_between_tools_and_experiments():
+    """experiments/ (the specs) may import the tools' library glag_tools;
+    nothing in tools/ imports ``experiments``, nothing imports ``tools`` as
+    a package, and neither folder edits sys.path to reach the other."""
+    found = {}
+    for folder in ('tools', 'experiments'):
+        for source in sorted((REPO / folder).rglob('*.py')):
+            names, edits = _imports_and_path_edits(source)
+            found[source.relative_to(REPO).as_posix()] = (names, edits)
+    assert 'tools/glag_tools/experiments/plan.py' in found
+    cross = {
+        path: sorted(names & {'experiments', 'tools'})
+        for path, (names, _) in found.items()
+        if (path.startswith('tools/') and 'experiments' in names)
+        or 'tools' in names
+    }
+    assert not cross
+    assert not [path for path, (_, edits) in found.items() if edits]
+    # the direction that is allowed is used: specs import the library
+    assert 'glag_tools' in found['experiments/fashionmnistlt_if100.py'][0]
+
+
+def test_cross_import_scan_catches_one(tmp_path):
+    bad = tmp_path / 'bad.py'
+    bad.write_text(
+        'import sys\nsys.path.insert(0, "..")\nfrom experiments.x import y\n'
+    )
+    assert _imports_and_path_edits(bad) == ({'sys', 'experiments'}, True)

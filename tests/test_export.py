@@ -102,13 +102,16 @@ def test_torchscript_round_trip(glag_run, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'wrote' in result.stdout
+    assert 'it takes uint8 pixels (N, C, H, W)' in result.stdout
     cfg, model = _model(root, ckpt)
     assert model.head.tukey_lambda == 0.5
     assert model.head.statistics is None  # checkpoints hold no statistics
     batch = sample_batch(cfg, 8)
-    raw = torch.stack(batch['inputs']).float()
+    raw = torch.stack(batch['inputs'])  # uint8, as the pipeline delivers
+    assert raw.dtype == torch.uint8
     loaded = torch.jit.load(str(out))
     got = loaded(raw)
+    torch.testing.assert_close(loaded(raw.float()), got, rtol=0, atol=0)
     torch.testing.assert_close(got, _logits(model, batch), rtol=0, atol=1e-5)
     # the model mmengine's Runner builds (what tools/test.py tests), with
     # the config's top-level data_preprocessor: (x - 127.5) / 127.5
@@ -134,10 +137,14 @@ def test_onnx_round_trip(glag_run, tmp_path):
     out = str(tmp_path / 'model.onnx')
     info = export_classifier(model, cfg, batch, out, fmt='onnx')
     assert info['batch_size'] == 6 and info['max_abs_diff'] <= 1e-5
+    assert info['input_dtype'] == 'uint8'
     session = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
-    # another batch size than the one exported with (dynamic batch axis)
+    assert session.get_inputs()[0].type == 'tensor(uint8)'
+    # another batch size than the one exported with (dynamic batch axis),
+    # fed exactly what the test pipeline delivers: uint8 pixels
     other = sample_batch(cfg, 10)
-    raw = torch.stack(other['inputs']).float().numpy()
+    raw = torch.stack(other['inputs']).numpy()
+    assert raw.dtype == np.uint8
     (got,) = session.run(None, {'inputs': raw})
     np.testing.assert_allclose(
         got, _logits(model, other).numpy(), rtol=0, atol=1e-5

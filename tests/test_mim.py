@@ -6,9 +6,12 @@ first on PYTHONPATH; mim then finds the config by name inside the package and
 runs the package's own tools.
 """
 
+import ast
+import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,3 +128,46 @@ def test_mim_train_and_test(wheel_site, tmp_path):
     assert f'{mim_root}/tools/test.py' in result.stdout
     metrics = json.loads(out.read_text())
     assert 0 <= metrics['lt/top1'] <= 100
+
+
+def _requirement_names(path: Path) -> set:
+    """Distribution names of a requirements file (no nested -r)."""
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split('#')[0].strip()
+        if line and not line.startswith('-'):
+            names.add(re.split(r'[<>=!~;\[ ]', line)[0].lower())
+    return names
+
+
+def test_mim_requirements_cover_its_imports():
+    """requirements/mim.txt lists every distribution mim's modules import
+    that the project's own requirements do not bring (mim's command line
+    loads all its commands: ``mim search`` needs pandas), and the Makefile
+    and requirements-dev.txt install that one list."""
+    import mim
+
+    listed = _requirement_names(REPO / 'requirements' / 'mim.txt')
+    base = _requirement_names(REPO / 'requirements.txt')
+    base |= {'torch', 'mmengine', 'mmcv-lite', 'setuptools', 'pip', 'mim'}
+    dists = importlib.metadata.packages_distributions()
+    imported = set()
+    for source in Path(mim.__file__).parent.rglob('*.py'):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split('.')[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                imported.add(node.module.split('.')[0])
+    needed = {
+        dist.lower()
+        for module in imported
+        if module not in sys.stdlib_module_names
+        for dist in dists.get(module, [module])
+    }
+    assert {'pandas', 'requests', 'click', 'model-index'} <= needed
+    assert needed - base - {'mim', 'openmim'} <= listed, needed - listed
+    assert 'urllib3' in listed  # requests' transport, for --no-deps users
+    makefile = (REPO / 'Makefile').read_text()
+    assert '-r requirements/mim.txt' in makefile
+    dev = (REPO / 'requirements-dev.txt').read_text()
+    assert '-r requirements/mim.txt' in dev

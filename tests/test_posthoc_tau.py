@@ -3,6 +3,7 @@
 import json
 import math
 import uuid
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +30,8 @@ from glag_mm.evaluation import (
 from glag_mm.evaluation.posthoc_tau import DEFAULT_TAU_GRID
 from glag_mm.safe_load import load_checkpoint_file
 from glag_tools import prepare_test_config, prepare_train_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 # two classes, head 0 and tail 1: log(pi_0 / pi_1) = log(800 / 100)
 COUNTS = [800, 100]
@@ -585,3 +588,43 @@ def test_afg_checkpoint_tested_with_a_validation_tau(
     assert 'AFGHook: confidence update' not in log
     metrics = _strict(out.read_text())
     assert metrics['lt/posthoc_tau_selected'] in DEFAULT_TAU_GRID
+
+
+@pytest.mark.slow
+def test_readme_command_on_a_demo_stage_one_config(tmp_path):
+    """The documented ``--cfg-options val_evaluator.posthoc_tau=val
+    test_evaluator.posthoc_tau=val`` on a demo stage-one checkpoint: the
+    config declares a held-out validation split (never validated while
+    training), so tools/test.py chooses tau there, then tests."""
+    from test_tools import write_fashion_mnist
+
+    # IF 100 of 150 per class: 150 ... 1 kept, the rest held out (<= 100)
+    write_fashion_mnist(tmp_path / 'data' / 'fashion-mnist', [150] * 10)
+    config = REPO / 'configs' / 'demo' / 'graloss_r8_fmnistlt.py'
+    work = tmp_path / 'work'
+    trained = run_tool(
+        REPO / 'tools' / 'train.py', config, '--work-dir', work,
+        '--cfg-options', 'train_cfg.max_epochs=1',
+        'default_hooks.checkpoint.interval=1',
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    log = next(work.glob('*/*.log')).read_text()
+    assert 'Epoch(train) [1]' in log and 'Epoch(val)' not in log
+    out = tmp_path / 'metrics.json'
+    tested = run_tool(
+        REPO / 'tools' / 'test.py', config, work / 'epoch_1.pth',
+        '--work-dir', tmp_path / 'test', '--out', out,
+        '--out-item', 'metrics', '--cfg-options',
+        'val_evaluator.posthoc_tau=val', 'test_evaluator.posthoc_tau=val',
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    text = tested.stdout + tested.stderr
+    assert 'choosing it on the validation split' in text
+    log = next((tmp_path / 'test').glob('*/*.log')).read_text()
+    assert 'LongTailDataset (heldout): kept ' in log  # not the test set
+    metrics = json.loads(out.read_text())
+    assert metrics['lt/posthoc_tau_selected'] in GRID
+    assert sum(metrics['lt/reliability']['count']) == 30  # 3 per class
+    assert 0 <= metrics['lt/top1_posthoc'] <= 100

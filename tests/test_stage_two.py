@@ -19,7 +19,6 @@ from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
 from test_tools import free_port
 
-from experiments.lib.plots import confidence_history
 from glag_mm.core import ClassStatistics
 from glag_mm.engine.feature_cache import find_random_transforms
 from glag_mm.models import heads  # noqa: F401
@@ -28,6 +27,7 @@ from glag_tools import (
     resolve_stage_one_checkpoint,
     run_stages,
 )
+from glag_tools.experiments.plots import confidence_history
 
 COUNTS = [40, 20, 8, 3]
 VAL_COUNTS = [6, 6, 6, 6]

@@ -6,8 +6,10 @@
         [--linear-head]
 
 The exported graph takes raw pixels (N, C, H, W), as the test pipeline
-delivers them, and returns logits: the config's normalisation, the trunk,
-the head's feature transform (Tukey's in ``AFGHead``) and its classifier.
+delivers them (uint8 0..255 for image files, in the pipeline's channel
+order; the ONNX input's dtype is printed), and returns float32 logits:
+the config's normalisation, the trunk, the head's feature transform
+(Tukey's in ``AFGHead``) and its classifier.
 Before the file is written the export is run on the first batch of the
 config's test data (``--shape N C H W``: random pixels instead) and compared
 with the PyTorch model (``--atol``). ``state_dict`` writes the weights
@@ -91,7 +93,8 @@ def main(argv=None) -> None:
     print(
         f'wrote {args.out} ({args.format}); on {info["batch_size"]} check '
         f'images the export differs from the PyTorch model by at most '
-        f'{info["max_abs_diff"]:.3g}'
+        f'{info["max_abs_diff"]:.3g}; it takes {info["input_dtype"]} pixels '
+        f'(N, C, H, W) as the test pipeline delivers them'
     )
 
 

@@ -28,11 +28,9 @@ import glob
 import os.path as osp
 import sys
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:  # a checkout without `pip install -e .`
-    sys.path.insert(0, REPO)
+from plot_reliability import plot_reliability
 
-from experiments.lib import (  # noqa: E402
+from glag_tools.experiments import (
     Context,
     SpecError,
     load_records,
@@ -45,14 +43,15 @@ from experiments.lib import (  # noqa: E402
     write_json,
     write_tables,
 )
-from experiments.lib.plan import config_info  # noqa: E402
-from experiments.lib.plots import (  # noqa: E402
+from glag_tools.experiments.plan import config_info
+from glag_tools.experiments.plots import (
     confidence_history,
     plot_confidence,
     plot_per_class,
     plot_schedules,
 )
-from tools.plot_reliability import plot_reliability  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def repo_relative(path: str) -> str:

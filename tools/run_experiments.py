@@ -12,7 +12,7 @@ checkpoint with tools/test.py on the test split, and writes
 ``results/<spec>/table.md`` and ``table.csv``. An interrupted sweep resumes:
 finished runs are skipped, an interrupted training resumes from its last
 checkpoint. ``--dry-run`` prints the plan and the commands.
-See ``experiments/lib`` for the spec and file formats.
+See ``tools/glag_tools/experiments`` for the spec and file formats.
 """
 
 import argparse
@@ -21,11 +21,7 @@ import subprocess
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:  # a checkout without `pip install -e .`
-    sys.path.insert(0, REPO)
-
-from experiments.lib import (  # noqa: E402
+from glag_tools.experiments import (
     Context,
     SpecError,
     describe_plan,
@@ -35,6 +31,8 @@ from experiments.lib import (  # noqa: E402
     write_json,
     write_tables,
 )
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def repo_relative(path: str) -> str:

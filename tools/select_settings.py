@@ -50,22 +50,18 @@ import sys
 import time
 from copy import deepcopy
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:  # a checkout without `pip install -e .`
-    sys.path.insert(0, REPO)
+from mmengine.config import Config, DictAction
 
-from mmengine.config import Config, DictAction  # noqa: E402
-
-import glag_mm  # noqa: E402, F401  (applies the compat fixes)
-from glag_tools import ConfigError, resolve_stage_one_checkpoint  # noqa: E402
-from glag_tools.noise import (  # noqa: E402
+import glag_mm  # noqa: F401  (applies the compat fixes)
+from glag_tools import ConfigError, resolve_stage_one_checkpoint
+from glag_tools.noise import (
     apply_noise_rule,
     criterion_labels,
     defaults_differ,
     noise_sentence,
     samples_metric,
 )
-from glag_tools.selection import (  # noqa: E402
+from glag_tools.selection import (
     check_heldout_validation,
     final_validation,
     hook_type,
@@ -77,6 +73,7 @@ from glag_tools.selection import (  # noqa: E402
 )
 
 SAMPLES = 'val_samples.json'  # a point's per-image validation labels
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def parse_args(argv=None):

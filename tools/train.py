@@ -76,8 +76,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--smoke',
         action='store_true',
-        help='rehearsal: every stage runs a few iterations on the first '
-        'images of its real datasets, in <work_dir>_smoke',
+        help='rehearsal in minutes: every stage trains one epoch on a few '
+        'images per class of its real datasets at 32 pixels, validates and '
+        'tests, in <work_dir>_smoke',
     )
     parser.add_argument(
         '--threads', type=int, default=None, help='torch CPU threads'
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
     # on CPU, the gloo group mmengine cannot start (it selects a CUDA device)
     init_cpu_process_group(args.launcher, cfg)
     # per-stage options (stage2.model.head.alpha=0.1) and --smoke
-    cfg_options, work_dir, configure = apply_train_options(
+    cfg_options, work_dir, finalize = apply_train_options(
         cfg, args.config, args.cfg_options, args.work_dir, args.smoke
     )
     flags = dict(
@@ -120,7 +121,7 @@ def main(argv=None) -> None:
             cfg,
             work_dir=work_dir,
             stage=args.stage,
-            configure=configure,
+            finalize=finalize,
             resume=args.resume,
             cfg_options=cfg_options,
             **flags,

@@ -1,5 +1,6 @@
-# GLAG on your own long-tailed folder tree, both stages in one command (set
-# data_root and num_classes in configs/custom/_base_/folder_lt.py first):
+# GLAG on your own long-tailed folder tree, both stages in one command (to
+# point it at your data, write your own stage files that inherit these:
+# configs/custom/_base_/folder_lt.py says how):
 #     python tools/train.py configs/custom/glag_r18_folder.py
 custom_imports = dict(imports=['glag_mm'], allow_failed_imports=False)
 stages = [

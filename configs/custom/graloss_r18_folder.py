@@ -5,8 +5,8 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-# Stage one on your own long-tailed folder tree (set data_root and
-# num_classes in configs/custom/_base_/folder_lt.py): ResNet-18 from scratch
+# Stage one on your own long-tailed folder tree (_base_/folder_lt.py: how to
+# point it at your data, and the input size): ResNet-18 from scratch
 # with the Gradual Balanced Loss, 90 epochs. For the CE baseline, the loss
 # line is dict(type='CrossEntropyLoss', loss_weight=1.0).
 model = dict(

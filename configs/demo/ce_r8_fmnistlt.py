@@ -6,10 +6,13 @@ _base_ = [
 ]
 
 # The demo (tools/demo.py): Fashion-MNIST-LT, imbalance factor 100, stage
-# one. No validation during training: the demo tests the final model once.
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
+# one. No validation during training (it would begin after epoch 10**6): the
+# demo tests the final model once. The validation split, 100 held-out
+# training images per class, is there for tools/test.py to choose a post-hoc
+# tau on (--cfg-options val_evaluator.posthoc_tau=val
+# test_evaluator.posthoc_tau=val), never on the test split.
+val_dataloader = dict(dataset={{_base_.heldout_val_dataset}})
+train_cfg = dict(val_begin=10**6)
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=8, save_best=None, rule=None))

@@ -23,22 +23,7 @@ model = dict(
 # long-tailed subset left out (the largest class, kept whole, has none);
 # never the test set, which stays for the final test. mmpretrain 1.2's
 # FashionMNIST reads the test files when test_mode=True, so it is False here.
-val_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='LongTailDataset',
-        imbalance_factor=100,
-        profile='exp',
-        seed=0,
-        split='heldout',
-        heldout_per_class=100,
-        dataset=dict(
-            type='FashionMNIST',
-            data_root={{_base_.data_root}},
-            split='train',
-            test_mode=False,
-            download=False,
-            pipeline={{_base_.test_pipeline}})))
+val_dataloader = dict(dataset={{_base_.heldout_val_dataset}})
 
 train_cfg = dict(max_epochs=10, val_interval=1)
 param_scheduler = dict(T_max=10, end=10)

@@ -10,7 +10,7 @@
 # are of 10). The epochs axis changes the cosine schedule's length with it
 # (configs whose param_scheduler is one dict). Also used for LWS (lws.py).
 
-from experiments.lib.spec import schedule_options
+from glag_tools.experiments.spec import schedule_options
 
 search = 'grid'
 max_runs = 8

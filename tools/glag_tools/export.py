@@ -17,6 +17,13 @@ exported is what the model computes, whatever the head does inside:
 Every export is checked on a batch against the PyTorch model's predictions
 before its file is written (max abs difference of the logits and of the
 scores of ``test_step`` within ``atol``).
+
+Input: what the config's test pipeline delivers, (N, C, H, W) in its
+channel order (BGR for images mmcv decodes; the graph flips to RGB where the
+data preprocessor's ``to_rgb`` says so) and its dtype, uint8 pixels 0..255
+for image files; the graph casts to float32 before normalising. An ONNX
+input has one dtype, the check batch's: ``input_dtype`` in the returned
+info (``--shape`` checks on random uint8 pixels).
 """
 
 import os
@@ -51,11 +58,13 @@ FORMATS = ('torchscript', 'onnx', 'state_dict')
 
 
 class ExportableClassifier(nn.Module):
-    """Raw pixels (N, C, H, W) -> logits (N, num_classes).
+    """Raw pixels (N, C, H, W), any dtype (uint8 from an image pipeline) ->
+    float32 logits (N, num_classes).
 
-    Applies what mmpretrain's ``ClsDataPreprocessor`` applies at test time
-    (BGR -> RGB where ``to_rgb`` and 3 channels, then ``(x - mean) / std``)
-    and then the model's ``forward(inputs, mode='tensor')``.
+    Casts to float32, then applies what mmpretrain's ``ClsDataPreprocessor``
+    applies at test time (BGR -> RGB where ``to_rgb`` and 3 channels, then
+    ``(x - mean) / std``) and then the model's ``forward(inputs,
+    mode='tensor')``.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -165,7 +174,8 @@ def sample_batch(
 
 
 def _reference(model: nn.Module, batch: dict) -> Tuple[Tensor, Tensor, dict]:
-    """Raw pixels, the model's logits and test_step scores on the batch."""
+    """Raw pixels as the pipeline delivers them (dtype kept), the model's
+    logits and test_step scores on the batch."""
     with torch.no_grad():
         data = model.data_preprocessor(deepcopy(batch), False)
         logits = model(data['inputs'], mode='tensor')
@@ -174,7 +184,7 @@ def _reference(model: nn.Module, batch: dict) -> Tuple[Tensor, Tensor, dict]:
         if batch.get('data_samples') is not None:
             preds = model.test_step(deepcopy(batch))
             scores = torch.stack([p.pred_score for p in preds])
-    raw = torch.stack([torch.as_tensor(x) for x in batch['inputs']]).float()
+    raw = torch.stack([torch.as_tensor(x) for x in batch['inputs']])
     return raw, logits, dict(scores=scores)
 
 
@@ -334,8 +344,10 @@ def export_classifier(
     """Export ``model`` to ``out`` after checking it on ``batch``.
 
     Returns:
-        dict: ``max_abs_diff`` (exported vs PyTorch logits on the batch) and
-        the batch size; ``num_tensors`` for ``state_dict``.
+        dict: ``max_abs_diff`` (exported vs PyTorch logits on the batch),
+        the batch size, ``input_dtype`` (what the graph takes: the batch's
+        pixels' dtype, e.g. ``'uint8'``); ``num_tensors`` for
+        ``state_dict``.
 
     Raises:
         ConfigError: an unknown format, ``linear_head`` with a graph format
@@ -362,7 +374,10 @@ def export_classifier(
             atol,
         )
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    info = dict(batch_size=int(raw.shape[0]))
+    info = dict(
+        batch_size=int(raw.shape[0]),
+        input_dtype=str(raw.dtype).replace('torch.', ''),
+    )
     if fmt == 'state_dict':
         info.update(
             _save_state_dict(model, cfg, out, batch, want, atol, linear_head)

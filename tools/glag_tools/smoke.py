@@ -2,16 +2,17 @@
 
 ``SmokeSubset`` keeps the first few samples of a dataset.
 
-``per_class=True`` keeps, for class c with n_c images, the first
-``min(n_c, max(min_per_class, ceil(f * n_c)))`` of them in the dataset's
-order, f = ``num / N``: about ``num`` images with every class present and
-the long tail's shape kept, so class counts, the class-aware sampler, stage
-two's statistics and per-class metrics see what they expect. Otherwise, or
-for a dataset without labels, the first ``num`` samples are kept.
+``counts=[k_0, ..., k_{C-1}]`` keeps the first ``k_c`` images of class c
+(:func:`rehearsal_counts` chooses them). ``per_class=True`` keeps, for
+class c with n_c images, the first ``min(n_c, max(min_per_class,
+ceil(f * n_c)))`` of them in the dataset's order, f = ``num / N``: about
+``num`` images with every class present. Otherwise, or for a dataset
+without labels, the first ``num`` samples are kept.
 """
 
+import bisect
 import math
-from typing import List, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset as MMEngineBaseDataset
@@ -24,7 +25,45 @@ from glag_mm.datasets.utils import (
     dataset_num_classes,
 )
 
-__all__ = ['SmokeSubset', 'SmokeTestHook']
+__all__ = ['SmokeSubset', 'SmokeTestHook', 'rehearsal_counts']
+
+
+def rehearsal_counts(
+    counts: Sequence[int], breakpoints: Iterable[int], images: int = 0
+) -> Tuple[List[int], Callable[[int], int]]:
+    """Few images per class that keep every count rule of the real run.
+
+    A rule compares a class count with a threshold: ``n < b`` (a tail
+    class, ``tail_threshold=b``; no covariance, ``b=2``) or ``n <= b - 1``
+    (``n_max``). With the breakpoints B and l(n) = 1 + |{b in B: n >= b}|,
+    class c keeps s(n_c) = min(n_c, m l(n_c)) images, m >= 1 the largest
+    multiplier with sum_c s(n_c) <= ``images`` (1 if none). s is
+    non-decreasing and s(b - 1) < s(b) for every b in B, so for every
+    integer n: n < b if and only if s(n) < s(b). A rule written with the
+    threshold s(b) on the kept counts therefore decides every class as the
+    real rule does on the real counts.
+
+    Returns:
+        the kept count per class and s (to map a threshold).
+    """
+    points = sorted({int(b) for b in breakpoints if b is not None})
+    counts = [int(n) for n in counts]
+
+    def level(n: int) -> int:
+        return 1 + bisect.bisect_right(points, n)
+
+    base = sum(min(n, level(n)) for n in counts)
+    multiplier = 1
+    while multiplier < max(counts + [1]):
+        bigger = sum(min(n, (multiplier + 1) * level(n)) for n in counts)
+        if bigger > max(images, base) or bigger == base:
+            break
+        multiplier, base = multiplier + 1, bigger
+
+    def keep(n: int) -> int:
+        return min(int(n), multiplier * level(int(n)))
+
+    return [keep(n) for n in counts], keep
 
 
 @DATASETS.register_module()
@@ -37,6 +76,8 @@ class SmokeSubset(IndexedSubset):
         per_class: keep a share of every class rather than the first
             ``num`` samples.
         min_per_class: images kept per class at least, where it has them.
+        counts: images kept per class (the first of each), instead of
+            ``num`` and ``per_class``.
     """
 
     def __init__(
@@ -45,12 +86,14 @@ class SmokeSubset(IndexedSubset):
         num: int = 512,
         per_class: bool = False,
         min_per_class: int = 2,
+        counts: Optional[Sequence[int]] = None,
     ) -> None:
         if int(num) != num or num < 1:
             raise ValueError(f'SmokeSubset: num must be >= 1, got {num!r}')
         self.num = int(num)
         self.per_class = bool(per_class)
         self.min_per_class = int(min_per_class)
+        self.counts = None if counts is None else [int(k) for k in counts]
         self._wrap(dataset)
         self._labels = None
         self.full_init()
@@ -64,14 +107,19 @@ class SmokeSubset(IndexedSubset):
             labels = dataset_labels(self.dataset)
         except TypeError:
             labels = None  # unlabelled: only the first samples
-        if self.per_class and labels is not None:
+        if labels is not None and (self.per_class or self.counts):
             num_classes = dataset_num_classes(self.dataset, labels)
             counts = np.bincount(labels, minlength=num_classes)
             share = min(1.0, self.num / max(total, 1))
-            keep = [
+            keep = self.counts or [
                 min(int(n), max(self.min_per_class, math.ceil(share * n)))
                 for n in counts
             ]
+            if len(keep) != num_classes:
+                raise ValueError(
+                    f'SmokeSubset: counts has {len(keep)} entries, the '
+                    f'dataset {num_classes} classes'
+                )
             chosen = [
                 np.flatnonzero(labels == c)[:k] for c, k in enumerate(keep)
             ]

@@ -183,6 +183,7 @@ def run_stages(
     resume: Optional[str] = None,
     cfg_options: Optional[dict] = None,
     configure: Optional[Callable[[Config], None]] = None,
+    finalize: Optional[Callable[[Config], None]] = None,
     **flags,
 ) -> Dict[str, str]:
     """Train the stages of a top-level config; return their checkpoints.
@@ -200,6 +201,8 @@ def run_stages(
         cfg_options: ``--cfg-options``, merged into every stage's config.
         configure: called with each stage's freshly loaded config, before
             the options are merged (e.g. to point datasets at a data root).
+        finalize: called with each stage's config once every option and
+            flag is in (e.g. ``--smoke``'s rehearsal).
         **flags: the other arguments of :func:`prepare_train_config`
             (launcher, amp, auto_scale_lr, no_validate, pin_memory,
             persistent_workers).
@@ -215,6 +218,7 @@ def run_stages(
         resume=resume,
         cfg_options=cfg_options,
         configure=configure,
+        finalize=finalize,
         **flags,
     )[0]
 
@@ -228,6 +232,7 @@ def _run_stages(
     resume: Optional[str] = None,
     cfg_options: Optional[dict] = None,
     configure: Optional[Callable[[Config], None]] = None,
+    finalize: Optional[Callable[[Config], None]] = None,
     **flags,
 ) -> Tuple[Dict[str, str], Optional[Runner]]:
     """:func:`run_stages`, also returning the Runner of the last stage run."""
@@ -270,6 +275,8 @@ def _run_stages(
             stage_one_checkpoint=fallback,
             **flags,
         )
+        if finalize is not None:
+            finalize(stage_cfg)
         if resume not in (None, 'auto'):
             resume = 'auto'
         clear_stage_done(stage_dir)
@@ -301,6 +308,7 @@ def run_config(
     *,
     stage: Optional[str] = None,
     configure: Optional[Callable[[Config], None]] = None,
+    finalize: Optional[Callable[[Config], None]] = None,
     name: Optional[str] = None,
     **options,
 ) -> FinishedRun:
@@ -308,7 +316,8 @@ def run_config(
 
     A top-level config (``stages = [...]``) runs through :func:`run_stages`
     (same arguments). A plain config trains in its work_dir exactly as
-    mmpretrain's ``tools/train.py`` would, ``configure`` applied first, and
+    mmpretrain's ``tools/train.py`` would, ``configure`` applied first and
+    ``finalize`` last, and
     ``stage_done.json`` is written there when it finishes. ``name`` seeds
     the experiment name of a plain config (see :func:`train_config`).
     ``options``: ``work_dir``, ``resume``, ``cfg_options`` and the flags of
@@ -317,7 +326,12 @@ def run_config(
     cfg = Config.fromfile(config_path) if cfg is None else cfg
     if is_multi_stage(cfg):
         checkpoints, runner = _run_stages(
-            config_path, cfg, stage=stage, configure=configure, **options
+            config_path,
+            cfg,
+            stage=stage,
+            configure=configure,
+            finalize=finalize,
+            **options,
         )
         names = [s.name for s in load_stages(cfg, config_path)]
         last = stage if stage is not None else names[-1]
@@ -330,6 +344,8 @@ def run_config(
     if configure is not None:
         configure(cfg)
     prepare_train_config(cfg, config_path=config_path, **options)
+    if finalize is not None:
+        finalize(cfg)
     clear_stage_done(cfg.work_dir)
     runner = train_config(cfg, name=name)
     done = write_stage_done('', config_path, runner)

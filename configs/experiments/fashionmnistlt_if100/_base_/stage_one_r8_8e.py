@@ -34,4 +34,4 @@ val_cfg = dict(_delete_=True)
 val_evaluator = dict(_delete_=True, type='LongTailAccuracy')
 test_evaluator = dict(type='LongTailAccuracy', rebalance_tau=1.0)
 
-train_cfg = dict(val_interval=2)
+train_cfg = dict(val_begin=1, val_interval=2)

@@ -87,7 +87,7 @@ def _call(cmd: List[str], log: str, ctx: Context) -> Tuple[int, float]:
 
 def final_checkpoint(job: Job, ctx: Context) -> str:
     """The final checkpoint the training left (root-relative if inside)."""
-    from glag_tools import finished_checkpoint
+    from ..stages import finished_checkpoint
 
     with working_dir(ctx.root):
         path = finished_checkpoint(job.work_dir, job.run.config)

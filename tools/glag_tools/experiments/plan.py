@@ -28,13 +28,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .records import metrics_path, read_json
 from .spec import ExperimentSpec, RunSpec, SpecError, format_cfg_options
 
-# glag_tools, the library beside the scripts in tools/
-_TOOLS = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools'
-)
-if _TOOLS not in sys.path:
-    sys.path.append(_TOOLS)
-
 __all__ = [
     'ExperimentError',
     'Job',
@@ -158,7 +151,7 @@ def config_info(config: str, cfg_options: Dict[str, Any]) -> ConfigInfo:
     """Load a run's config (and its stages) with the run's options."""
     from mmengine.config import Config
 
-    from glag_tools import is_multi_stage, load_stages
+    from ..stages import is_multi_stage, load_stages
 
     cfg = Config.fromfile(config)
     options = dict(cfg_options)
@@ -190,7 +183,7 @@ def _check_epochs(run: RunSpec, info: ConfigInfo) -> None:
 
 
 def has_checkpoint(work_dir: str) -> bool:
-    from glag_tools import STAGE_DONE_FILE
+    from ..finished import STAGE_DONE_FILE
 
     return bool(
         glob.glob(osp.join(work_dir, 'last_checkpoint'))
