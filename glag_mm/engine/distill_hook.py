@@ -21,6 +21,7 @@ from torch import Tensor
 from ..core import check_number, check_schedule, schedule_value
 from ..core.calibration import tail_classes
 from ..core.distill import distillation_loss
+from ..models.backbones.frozen_backbone import stage_one_checkpoint
 from ..runtime import resolve_class_counts, training_progress
 from .feature_cache import (
     FeatureTensorDataset,
@@ -33,12 +34,6 @@ from .feature_cache import (
 def stage_one_classifier(path: str, head, owner: str):
     """(weight, bias) of the stage-one ``head.fc`` that fits ``head``, and
     the checkpoint's state dict (``module.`` dropped)."""
-    if '{stage_one_checkpoint}' in path:
-        raise FileNotFoundError(
-            f'{owner}: checkpoint is still {path!r}; train through '
-            'tools/train.py with a two-stage config, or pass --cfg-options '
-            'stage_one_checkpoint=PATH.'
-        )
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'{owner}: the teacher checkpoint {path!r} does not exist; train '
@@ -153,8 +148,8 @@ class GLAGDistillHook(Hook):
     from the model's, or a trainable trunk parameter.
 
     Args:
-        checkpoint: the stage-one checkpoint; in configs
-            ``'{stage_one_checkpoint}'``, filled in by ``tools/train.py``.
+        checkpoint: the stage-one checkpoint; default (None) the run's
+            ``stage_one_checkpoint`` (:class:`StageOneCheckpointHook`).
         schedule: beta(u) shape, one of :data:`glag_mm.core.SCHEDULES`
             (default ``'convex'``, as GraLoss [paper]).
         beta_max: beta at the end of the stage (default 1.0 [ours]).
@@ -177,7 +172,7 @@ class GLAGDistillHook(Hook):
 
     def __init__(
         self,
-        checkpoint: str,
+        checkpoint: Optional[str] = None,
         schedule: str = 'convex',
         beta_max: float = 1.0,
         power: float = 2.0,
@@ -186,10 +181,11 @@ class GLAGDistillHook(Hook):
         check_trunk: bool = True,
         cache_logits_mib: float = 2048,
     ) -> None:
-        if not isinstance(checkpoint, str) or not checkpoint:
+        if checkpoint is not None and not isinstance(checkpoint, str):
             raise TypeError(
-                'GLAGDistillHook: checkpoint must be the path of the '
-                f'stage-one checkpoint, got {checkpoint!r}'
+                "GLAGDistillHook: checkpoint must be None (the run's "
+                'stage_one_checkpoint) or the path of the stage-one '
+                f'checkpoint, got {checkpoint!r}'
             )
         check_schedule(schedule, beta_max, power, name='beta_max')
         own = 'GLAGDistillHook'
@@ -220,10 +216,9 @@ class GLAGDistillHook(Hook):
                     raise ValueError(
                         f'GLAGDistillHook: {key} of the model differs from '
                         f'the teacher checkpoint {self.checkpoint!r}; stage '
-                        'two must start from the stage-one trunk (backbone '
-                        "init_cfg=dict(type='Pretrained', checkpoint="
-                        "'{stage_one_checkpoint}', prefix='backbone.')), or "
-                        'pass check_trunk=False.'
+                        'two must start from the stage-one trunk '
+                        "(backbone=dict(type='FrozenBackbone', ...) with "
+                        'stage_one_checkpoint), or pass check_trunk=False.'
                     )
 
     def _head_classes(self, head) -> Tensor:
@@ -240,6 +235,9 @@ class GLAGDistillHook(Hook):
         head = model.head
         check_frozen_trunk(
             model, 'GLAGDistillHook', 'the teacher reads the same features'
+        )
+        self.checkpoint = self.checkpoint or stage_one_checkpoint(
+            'GLAGDistillHook'
         )
         weight, bias, state = stage_one_classifier(
             self.checkpoint, head, 'GLAGDistillHook'
