@@ -23,11 +23,12 @@ from typing import Optional
 import torch
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModule, initialize
+from mmengine.registry import WEIGHT_INITIALIZERS
 from mmengine.runner.checkpoint import (
     _load_checkpoint_with_prefix,
     load_state_dict,
 )
-from mmpretrain.registry import MODELS, WEIGHT_INITIALIZERS
+from mmpretrain.registry import MODELS
 
 __all__ = ['FrozenBackbone', 'StageOneInit', 'stage_one_checkpoint']
 
@@ -68,7 +69,8 @@ class StageOneInit:
     Like mmengine's ``Pretrained`` with ``prefix``, but the file is the
     run's ``stage_one_checkpoint``, read when the weights are initialised
     (after the config was parsed and overridden), not a path fixed in the
-    config.
+    config. Registered in mmengine's root registry, so it is found with or
+    without the ``mmpretrain`` scope.
 
     Args:
         prefix: the part of the stage-one model, e.g. ``'backbone.'`` or
