@@ -6,8 +6,9 @@ DropPath > 0), a ``ConvNeXt`` (DropPath > 0, LayerNorm-ended) and a
 epoch with GraLoss; stage two (the harness of test_stage_two, only the
 backbone dict changed, wrapped in ``FrozenBackbone``) runs cRT on cached
 features and GLAG cached and uncached with the head's defaults
-(``tukey_lambda=0.5``, a signed power on signed features). Cached equals
-uncached, the trunk is stage one's, and the export equals the model.
+(``tukey_lambda=0.5``, which the head replaces by 1 on signed features).
+Cached equals uncached, the trunk is stage one's, and the export equals the
+model.
 """
 
 import os.path as osp
@@ -136,8 +137,11 @@ def test_stage_two_on_trunk(name, tmp_path):
     torch.testing.assert_close(a.statistics.means, b.statistics.means)
     torch.testing.assert_close(a.fc.weight, b.fc.weight, atol=1e-5, rtol=1e-4)
     assert torch.equal(a.confidence, b.confidence)
-    if name != 'resnet_bn':  # LayerNorm / linear-bottleneck ends: signed
-        assert float(b.statistics.means.min()) < 0
+    # LayerNorm / linear-bottleneck ends give signed features: lam = 1
+    signed = name != 'resnet_bn'
+    assert bool(a.signed_features) == bool(b.signed_features) == signed
+    log = open(cached.logger.log_file).read()
+    assert ('Tukey lambda 1 instead of 0.5' in log) == signed
     # the export computes what the model computes
     cfg = cached.cfg
     batch = sample_batch(cfg, 8)

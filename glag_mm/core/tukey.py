@@ -1,25 +1,15 @@
-"""Tukey's ladder of powers on features (docs/method.md, stage two, item 2).
+"""Tukey's ladder of powers on features (METHOD.md, stage two, item 2).
 
 Before class statistics are taken and features are generated, every pooled
-feature x is mapped elementwise to
+feature x (post-ReLU, so x >= 0) is mapped elementwise to
 
-    x~ = sign(x) |x| ** lam    (lam != 0)
-    x~ = log(x + eps)          (lam == 0, x >= 0 only)
+    x~ = x ** lam          (lam != 0)
+    x~ = log(x + eps)      (lam == 0)
 
 lam = 1 is the identity; the default lam = 0.5 is Free-Lunch distribution
 calibration's choice [prior]; it makes skewed non-negative features closer
 to Gaussian. A head applies it at train and test time alike [ours].
-
-The paper, like the distribution-calibration work it builds on, assumes
-post-ReLU features (x >= 0), where sign(x) |x| ** lam is exactly x ** lam.
-LayerNorm-ended trunks (ViT, DeiT, Swin, ConvNeXt, BEiT) give signed
-features; for them the project uses the odd extension sign(x) |x| ** lam
-[ours], which keeps the order and sign of every feature and compresses
-large magnitudes on both sides, so the stage-two defaults run unchanged on
-every trunk family. Measured on a LayerNorm-ended (signed) tiny ViT's
-features (docs/architecture.md, "Signed features"), the signed power 0.5 did
-at least as well as lam = 1. The log (lam = 0) has no such extension and
-still needs x >= 0.
+Fractional powers and the log need non-negative features.
 """
 
 import math
@@ -43,21 +33,21 @@ def check_tukey_lambda(lam: float) -> float:
 def tukey_transform(
     x: Tensor, lam: float = 0.5, eps: float = 1e-6, check: bool = True
 ) -> Tensor:
-    """sign(x) |x| ** lam, log(x + eps) at lam = 0, ``x`` itself at lam = 1.
+    """x ** lam, log(x + eps) at lam = 0, ``x`` itself at lam = 1.
 
-    ``check`` verifies non-negativity for lam = 0 (one boolean read back
-    from the device; a caller that validated the features may skip it
-    inside a training step).
+    ``check`` verifies non-negativity for a fractional or zero lam (one
+    boolean read back from the device; a caller that validated the features
+    may skip it inside a training step).
     """
     if lam == 1.0:  # lam: checked by check_tukey_lambda (AFGHead)
         return x
+    fractional = lam == 0 or lam != math.floor(lam)
+    if check and fractional and bool((x < 0).any()):
+        raise ValueError(
+            'features must be non-negative (post-ReLU) for a fractional '
+            f'Tukey power (got lam={lam} and a minimum of '
+            f'{float(x.min()):.4g}); use lam=1 or a ReLU-ended backbone'
+        )
     if lam == 0.0:
-        if check and bool((x < 0).any()):
-            raise ValueError(
-                'features must be non-negative (post-ReLU) for the log '
-                f'transform (tukey_lambda=0; got a minimum of '
-                f'{float(x.min()):.4g}); use tukey_lambda=0.5 (a signed '
-                'power) or 1 for signed features'
-            )
         return torch.log(x + eps)
-    return x.abs().pow(lam).copysign(x)
+    return x.pow(lam)

@@ -193,6 +193,12 @@ class AFGHook(Hook):
                 self.progress,
             )
             head.set_statistics(stats)
+        if bool(head.signed_features) and head.tukey_lambda != 1:
+            runner.logger.warning(
+                'AFGHead: the trunk gives signed features (LayerNorm-ended);'
+                f' Tukey lambda 1 instead of {head.tukey_lambda:g}, which '
+                'assumes post-ReLU features'
+            )
         expected = get_train_class_counts()
         if expected is None:
             self._check_setup(runner, head, head.class_counts)
