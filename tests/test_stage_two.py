@@ -267,7 +267,9 @@ def test_two_stages_end_to_end(two_stage):
         'head.last_update_iter',
         'head.num_confidence_updates',
         'head.prev_class_acc',
+        'head.signed_features',
     ]
+    assert not bool(state['head.signed_features'])  # post-ReLU: x^0.5
     stats = ClassStatistics.load(_stats_file(ckpt))
     assert stats.counts.tolist() == COUNTS
     # epoch 4's checkpoint carries epoch 4's validation update too

@@ -243,6 +243,7 @@ def resolve_stage_one_checkpoint(
             'first.'
         )
     cfg.stage_one_checkpoint = path
+    add_default_hook(cfg, 'StageOneCheckpointHook')  # publishes it
     for key in list(cfg.keys()):
         cfg[key] = _substitute(cfg[key], STAGE_ONE_PLACEHOLDER, path)
     return cfg
