@@ -27,9 +27,6 @@ KNOWN = {
     # FrozenBackbone / a data preprocessor that serves cached features
     ('engine/feature_cache_hook.py', 'assigns model.extract_feat'),
     ('engine/feature_cache_hook.py', 'assigns pre.forward'),
-    # the teacher through a documented head API
-    ('engine/distill_hook.py', 'assigns head.distiller'),
-    ('engine/distill_hook.py', 'assigns head.loss'),
     # public runner.train_loop / val_loop where they cannot build a loop
     ('engine/afg_hook.py', 'reads runner._train_loop'),
     ('engine/class_counts_hook.py', 'reads runner._train_loop'),

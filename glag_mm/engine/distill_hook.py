@@ -141,9 +141,9 @@ class GLAGDistillHook(Hook):
     """Distil the stage-one classifier into the stage-two head.
 
     Before training it hands the head a :class:`LinearTeacher` of
-    ``checkpoint``'s ``head.fc``: heads with a ``distiller`` attribute call
-    it in their ``loss()`` (so it runs under DDP), any other head's ``loss``
-    is wrapped; the term is logged as ``loss_kd``. It refuses a missing
+    ``checkpoint``'s ``head.fc`` through the head's ``set_teacher`` (AFGHead,
+    LWSHead, DistilledLinearClsHead); the head adds the term, logged as
+    ``loss_kd``, in its ``loss()`` (so it runs under DDP). It refuses a missing
     checkpoint, a teacher head of another shape, trunk weights that differ
     from the model's, or a trainable trunk parameter.
 
@@ -253,18 +253,15 @@ class GLAGDistillHook(Hook):
             self.power,
             self.temperature,
         )
-        if hasattr(head, 'distiller'):
-            head.distiller = teacher
-        else:  # any other head: its loss wrapped
-
-            def loss(feats, data_samples, **kwargs):
-                losses = type(head).loss(head, feats, data_samples, **kwargs)
-                labels = torch.cat([s.gt_label for s in data_samples])
-                logits = head(feats)
-                losses.update(teacher(feats[-1], logits, labels, data_samples))
-                return losses
-
-            head.loss = loss
+        set_teacher = getattr(head, 'set_teacher', None)
+        if not callable(set_teacher):
+            raise TypeError(
+                f'GLAGDistillHook: the head {type(head).__name__} takes no '
+                'teacher (set_teacher); distil into AFGHead, LWSHead or '
+                'DistilledLinearClsHead (set model.head.type='
+                "'DistilledLinearClsHead' for a LinearClsHead)."
+            )
+        set_teacher(teacher)
         # FeatureCacheHook (ABOVE_NORMAL) has swapped in the cached set
         loop = getattr(runner, 'train_loop', None)
         cached = getattr(getattr(loop, 'dataloader', None), 'dataset', None)

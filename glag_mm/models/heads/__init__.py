@@ -1,5 +1,6 @@
 """Classification heads."""
 
 from .afg_head import AFGHead
+from .distilled_linear_head import DistilledLinearClsHead
 from .fbl_head import FBLHead
 from .lws_head import LWSHead

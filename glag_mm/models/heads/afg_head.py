@@ -95,8 +95,7 @@ class AFGHead(LinearClsHead):
 
     Attributes:
         statistics: the :class:`~glag_mm.core.ClassStatistics`, or None.
-        distiller: optional callable ``(raw, logits, labels, samples) ->
-            dict`` of extra losses (:class:`~glag_mm.engine.GLAGDistillHook`).
+        distiller: the teacher given to :meth:`set_teacher`, or None.
     """
 
     # training-only state, left out of deployment exports (tools/export.py)
@@ -308,6 +307,11 @@ class AFGHead(LinearClsHead):
                 self.distiller(feats[-1], real_logits, labels, data_samples)
             )
         return losses
+
+    def set_teacher(self, teacher) -> None:
+        """``teacher(raw, logits, labels, samples) -> dict`` of losses that
+        :meth:`loss` adds (:class:`~glag_mm.engine.GLAGDistillHook`)."""
+        self.distiller = teacher
 
     # adaptive confidence --------------------------------------------------
     @torch.no_grad()
