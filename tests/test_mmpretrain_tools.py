@@ -187,6 +187,20 @@ def test_mmpretrain_train_py_runs_stage_two_config(method, tmp_path):
         if key.startswith('backbone.') and value.is_floating_point():
             torch.testing.assert_close(final[key], value, msg=key)
     assert not torch.equal(final['head.fc.weight'], state['head.fc.weight'])
+    if method == 'glag':  # tools/test.py needs no stage-one file
+        ckpt.unlink()
+        result = _mm_tool(
+            'test.py',
+            config,
+            work_dir / 'epoch_10.pth',
+            '--work-dir',
+            tmp_path / 'test',
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert (
+            'lt/top1' in next((tmp_path / 'test').glob('*/*.log')).read_text()
+        )
 
 
 @pytest.mark.slow
