@@ -38,15 +38,12 @@ import inspect
 import logging
 import os.path as osp
 import time
-import warnings
 from types import SimpleNamespace
 from typing import Callable, Dict, Optional
 
 import torch
 
 from .safe_load import load_checkpoint_file
-
-warnings.filterwarnings('ignore', message='.*MultiScaleDeformableAttention.*')
 
 logger = logging.getLogger(__name__)
 
@@ -154,10 +151,6 @@ def patch_package_lookup() -> bool:
     import mmengine.utils.package_utils as package_utils
 
     if not pkg_resources_missing():
-        # setuptools 81 warns on every lookup that pkg_resources will go
-        warnings.filterwarnings(
-            'ignore', message='pkg_resources is deprecated as an API'
-        )
         return False
     if package_utils.get_installed_path is _installed_path:
         return False

@@ -194,6 +194,7 @@ def test_state_dict_holds_confidence_not_statistics():
         'last_update_iter',
         'num_confidence_updates',
         'prev_class_acc',
+        'signed_features',
     ]
     fresh = AFGHead(
         num_classes=C, in_channels=D, tail_threshold=10, num_donors=2
@@ -261,9 +262,13 @@ def test_clear_errors():
         AFGHead(num_classes=C, in_channels=D).generate(torch.tensor([0]), 0)
     head = AFGHead(num_classes=C, in_channels=D)
     with pytest.raises(ValueError, match='non-negative'):
+        # a post-ReLU first batch, then negative features
         build_statistics(
             head,
-            [(-torch.ones(2, D), torch.tensor([0, 1]), torch.arange(2))],
+            [
+                (torch.ones(2, D), torch.tensor([0, 1]), torch.arange(2)),
+                (-torch.ones(2, D), torch.tensor([0, 1]), torch.arange(2, 4)),
+            ],
             all_gather=False,
         )
     # a one-image tail class whose only larger class cannot make k = 3
@@ -329,3 +334,33 @@ def test_confidence_update_on_a_smoothed_accuracy():
     assert head.confidence[2].item() == pytest.approx(0.8)
     with pytest.raises(ValueError, match='below 1'):
         _head(confidence_smoothing=1.0)
+
+
+def test_signed_features_use_lambda_one():
+    """Post-ReLU features: x^0.5 (the paper); signed ones (a LayerNorm-ended
+    trunk), found by the statistics pass: the features themselves."""
+    from glag_mm.engine.afg_statistics import build_statistics
+
+    torch.manual_seed(0)
+    labels = torch.arange(C).repeat_interleave(12)
+    idx = torch.arange(labels.numel())
+    relu = torch.rand(labels.numel(), D)
+    head = _head()
+    head.set_statistics(build_statistics(head, [(relu, labels, idx)]))
+    assert not bool(head.signed_features)
+    assert torch.equal(head.transform(relu), relu.sqrt())
+    signed = relu - 0.5
+    head = _head()
+    head.set_statistics(build_statistics(head, [(signed, labels, idx)]))
+    assert bool(head.signed_features)
+    assert torch.equal(head.transform(signed, check=True), signed)
+    means = torch.stack([signed[labels == c].mean(0) for c in range(C)])
+    torch.testing.assert_close(head.statistics.means, means)
+    # the choice is part of the head's state: a checkpoint restores it
+    fresh = _head()
+    fresh.load_state_dict(head.state_dict())
+    assert torch.equal(fresh.transform(signed), signed)
+    # a fractional power on signed features is still refused where the
+    # pass did not see them (e.g. the first batch was all non-negative)
+    with pytest.raises(ValueError, match='non-negative'):
+        _head().transform(signed, check=True)

@@ -446,3 +446,30 @@ def test_remote_schemes_replaced():
         for prefix in prefixes:
             assert CheckpointLoader._schemes[prefix] is loader
             assert repr(prefix) in reason
+
+
+def test_import_adds_no_warning_filter_of_its_own():
+    """Importing glag_mm leaves the process's warning filters to the user
+    (mmcv-lite's MultiScaleDeformableAttention warning and setuptools'
+    pkg_resources one are filtered in the pytest configuration instead)."""
+    code = textwrap.dedent(
+        """
+        import warnings
+        before = list(warnings.filters)
+        import glag_mm
+        for f in warnings.filters:
+            if f not in before and f[1] is not None:
+                print(f[1].pattern)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    out = subprocess.run(
+        [sys.executable, '-c', code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    patterns = out.stdout.splitlines()
+    assert not [p for p in patterns if 'MultiScale' in p or 'pkg_res' in p]

@@ -161,14 +161,16 @@ def test_glag_hooks_and_experiment_kd():
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert hooks == [
         'ClassCountsHook',
+        'StageOneCheckpointHook',
         'FeatureCacheHook',
         'AFGHook',
         'GLAGDistillHook',
     ]
-    assert cfg.custom_hooks[-1]['checkpoint'] == '{stage_one_checkpoint}'
+    # the teacher is the run's stage_one_checkpoint (one key)
+    assert 'checkpoint' not in cfg.custom_hooks[-1]
     afg = Config.fromfile(str(EXPERIMENTS / 'afg_r8.py'))
     kd = Config.fromfile(str(EXPERIMENTS / 'afg_kd_r8.py'))
-    assert [h['type'] for h in afg.custom_hooks] == hooks[:3]
+    assert [h['type'] for h in afg.custom_hooks] == hooks[:4]
     assert [h['type'] for h in kd.custom_hooks] == hooks
     # the experiments' stage two is the demo's, plus GALA's re-balancing
     changed = _differing_keys(

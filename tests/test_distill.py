@@ -84,7 +84,7 @@ def test_hook_distils_from_stage_one_head(tmp_path):
     set_train_class_counts(COUNTS)
     stage_one = _model(frozen=False)
     ckpt = _checkpoint(tmp_path, stage_one)
-    model = _model()
+    model = _model(head='DistilledLinearClsHead')
     model.backbone.load_state_dict(stage_one.backbone.state_dict())
     hook = HOOKS.build(
         dict(type='GLAGDistillHook', checkpoint=ckpt, tail_threshold=10)
@@ -92,7 +92,7 @@ def test_hook_distils_from_stage_one_head(tmp_path):
     hook.before_train(_runner(model))
     torch.testing.assert_close(hook.teacher.weight, stage_one.head.fc.weight)
     assert hook.teacher.head_classes.tolist() == [True, True, False, False]
-    # a plain LinearClsHead gets its loss wrapped; student == teacher here
+    # the head takes the teacher (set_teacher); student == teacher here
     model.head.load_state_dict(stage_one.head.state_dict())
     _progress(1.0)
     imgs = torch.rand(4, 3, 8, 8)
@@ -168,6 +168,9 @@ def test_clear_errors(tmp_path):
         run(_model(), checkpoint=str(tmp_path / 'missing.pth'))
     with pytest.raises(FileNotFoundError, match='stage_one_checkpoint'):
         run(_model(), checkpoint='{stage_one_checkpoint}')
+    # a head without the teacher API: named, with the one to use
+    with pytest.raises(TypeError, match="type='DistilledLinearClsHead'"):
+        run(_model())
     with pytest.raises(ValueError, match=r'shape \(4, 16\).*\(5, 16\)'):
         run(_model(num_classes=5))
     with pytest.raises(ValueError, match='must be frozen'):

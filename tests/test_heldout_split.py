@@ -126,10 +126,11 @@ def test_split_arguments_checked(tmp_path):
         _split(root, 'train', min_per_class=-1)
 
 
+SMALL = 'dict(stem_channels=8, base_channels=8)'
 STAGE = """
 _base_ = [{base!r}]
 model = dict(
-    backbone=dict(stem_channels=8, base_channels=8),
+    backbone={backbone},
     head=dict(num_classes=5, in_channels=64{head}))
 data_preprocessor = dict(num_classes=5)
 train_dataloader = dict(
@@ -156,6 +157,7 @@ def test_two_stage_run_on_the_held_out_split(tmp_path):
             base=str(custom / 'graloss_r18_folder.py'),
             root=root,
             head=', loss=dict(num_classes=5)',
+            backbone=SMALL,
         )
     )
     (tmp_path / 'stage2.py').write_text(
@@ -163,6 +165,7 @@ def test_two_stage_run_on_the_held_out_split(tmp_path):
             base=str(custom / 'afg_r18_folder.py'),
             root=root,
             head=', tail_threshold=0.3',
+            backbone=f'dict(backbone={SMALL})',  # inside FrozenBackbone
         )
         + "custom_hooks = [dict(type='AFGHook', progress=False),"
         " dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}')]"

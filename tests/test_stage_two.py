@@ -163,15 +163,6 @@ def stage_one_cfg():
 def stage_two_cfg(head='AFGHead', hooks=True, cache=False, count=False):
     """GLAG's stage two: the cRT config plus the head and hook lines."""
     cfg = _common(epochs=4, lr=0.05)
-    frozen = dict(
-        frozen_stages=3,
-        norm_eval=True,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='{stage_one_checkpoint}',
-            prefix='backbone.',
-        ),
-    )
     head_cfg = dict(type='LinearClsHead', num_classes=4, in_channels=16)
     if head == 'AFGHead':
         head_cfg.update(type='AFGHead', tail_threshold=10, num_donors=2)
@@ -179,17 +170,21 @@ def stage_two_cfg(head='AFGHead', hooks=True, cache=False, count=False):
         model=dict(
             type='ImageClassifier',
             data_preprocessor=PREPROCESSOR,
-            backbone=_backbone(**frozen),
+            backbone=dict(type='FrozenBackbone', backbone=_backbone()),
             neck=dict(type='GlobalAveragePooling'),
             head=head_cfg,
         ),
         train_dataloader=_loader(COUNTS, 0, True),
-        custom_hooks=[dict(type='CrashAtEpochHook')],
+        custom_hooks=[
+            dict(type='CrashAtEpochHook'),
+            dict(type='StageOneCheckpointHook'),
+        ],
+        stage_one_checkpoint=None,
     )
     if hooks:
         cfg['custom_hooks'] += [
             dict(type='AFGHook', progress=False),
-            dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}'),
+            dict(type='GLAGDistillHook'),
         ]
     if cache:
         cfg['custom_hooks'].append(
@@ -272,7 +267,9 @@ def test_two_stages_end_to_end(two_stage):
         'head.last_update_iter',
         'head.num_confidence_updates',
         'head.prev_class_acc',
+        'head.signed_features',
     ]
+    assert not bool(state['head.signed_features'])  # post-ReLU: x^0.5
     stats = ClassStatistics.load(_stats_file(ckpt))
     assert stats.counts.tolist() == COUNTS
     # epoch 4's checkpoint carries epoch 4's validation update too
@@ -463,9 +460,6 @@ def test_stage_one_reference_is_its_validation_accuracy(two_stage, tmp_path):
     ckpt = two_stage['ckpts']['stage1']
     cfg = stage_two_cfg(cache=True)
     cfg['model']['head'].update(confidence_reference='stage_one')
-    for hook in cfg['custom_hooks']:
-        if hook['type'] == 'AFGHook':
-            hook.update(stage_one_checkpoint='{stage_one_checkpoint}')
     cfg['train_cfg']['max_epochs'] = 1
     head = _run_stage_two_cfg(tmp_path / 'ref', ckpt, cfg).model.head
     # the stage-one model itself, on the validation images
@@ -605,9 +599,13 @@ def test_shipped_stage_two_configs(setup):
     assert crt.param_scheduler.type == 'CosineAnnealingLR'
     assert crt.param_scheduler.T_max == 40
     assert crt.train_dataloader.sampler.type == 'ClassAwareSampler'
-    backbone = crt.model.backbone
-    assert backbone.norm_eval and backbone.frozen_stages >= 3
-    assert backbone.init_cfg.checkpoint == '{stage_one_checkpoint}'
+    # the stage-one backbone dict, wrapped; its weights from the one key
+    stage_one = load(top.stages[0]['config'])
+    assert crt.model.backbone.type == 'FrozenBackbone'
+    assert crt.model.backbone.backbone.type == stage_one.model.backbone.type
+    assert 'stage_one_checkpoint' in crt and crt.stage_one_checkpoint is None
+    assert 'StageOneCheckpointHook' in [h['type'] for h in crt.custom_hooks]
+    assert '{stage_one_checkpoint}' not in crt.pretty_text
     assert not any(
         'Random' in t for t in _pipeline_types(crt.train_dataloader.dataset)
     )

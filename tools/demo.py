@@ -6,7 +6,7 @@ Each row of :data:`ROWS` is a method: a config under ``configs/demo/`` that
 is trained on Fashion-MNIST-LT (imbalance factor 100, 14,886 images) and
 then tested once on the balanced 10,000-image test set. A row may start from
 the final checkpoint of an earlier row (``stage_one='<row name>'``: its
-config's ``'{stage_one_checkpoint}'`` receives it), so stage-two methods
+config's ``stage_one_checkpoint`` key receives it), so stage-two methods
 reuse a stage one trained once: the table's first four rows are stage one
 (CE, GraLoss, GALA, FBL; 8 epochs), the last four stage two on a frozen
 stage-one trunk (cRT, LWS, GLAG = AFG + KD; 10 epochs on cached features,

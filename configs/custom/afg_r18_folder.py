@@ -17,9 +17,9 @@ train_dataloader = dict(
     sampler=dict(type='ClassAwareSampler'))
 model = dict(
     backbone=dict(
-        frozen_stages=4,
-        norm_eval=True,
-        init_cfg={{_base_.stage_one_weights}}),
+        _delete_=True,
+        type='FrozenBackbone',
+        backbone={{_base_.model.backbone}}),
     head=dict(
         type='AFGHead',
         num_classes={{_base_.num_classes}},
@@ -30,7 +30,8 @@ randomness = dict(seed=0)
 
 custom_hooks = [
     dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
     dict(type='FeatureCacheHook'),
     dict(type='AFGHook'),
-    dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}'),
+    dict(type='GLAGDistillHook'),
 ]

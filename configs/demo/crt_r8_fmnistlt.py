@@ -14,9 +14,9 @@ _base_ = [
 train_dataloader = dict(sampler=dict(type='ClassAwareSampler'))
 model = dict(
     backbone=dict(
-        frozen_stages=3,
-        norm_eval=True,
-        init_cfg={{_base_.stage_one_weights}}))
+        _delete_=True,
+        type='FrozenBackbone',
+        backbone={{_base_.model.backbone}}))
 
 # Validation after every epoch (AFG's adaptive confidence learns from it) on
 # 100 images per class of the Fashion-MNIST *training* files that the
@@ -31,4 +31,4 @@ default_hooks = dict(
     logger=dict(interval=100),
     checkpoint=dict(interval=10, save_best=None, rule=None))
 randomness = dict(seed=0)
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='FeatureCacheHook')]
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='FeatureCacheHook')]

@@ -2,7 +2,7 @@ _base_ = ['./crt_r32_cifar10lt_if100.py']
 
 # cRT (Kang et al. 2020) stage two, ResNet-32 on CIFAR-100-LT, imbalance factor
 # 100: the CIFAR-10-LT config (frozen stage-one trunk from
-# '{stage_one_checkpoint}', re-initialised classifier on class-aware batches,
+# stage_one_checkpoint, re-initialised classifier on class-aware batches,
 # features cached once, held-out validation) with mmpretrain's CIFAR-100
 # dataset and normalisation, 100 classes and 20 held-out images per class.
 dataset_type = 'CIFAR100'

@@ -14,9 +14,9 @@ train_dataloader = dict(
     sampler=dict(type='ClassAwareSampler'))
 model = dict(
     backbone=dict(
-        frozen_stages=3,
-        norm_eval=True,
-        init_cfg={{_base_.stage_one_weights}}),
+        _delete_=True,
+        type='FrozenBackbone',
+        backbone={{_base_.model.backbone}}),
     head=dict(num_classes=10))
 
 # Validation: images of the training split that the long-tailed subset left out
@@ -36,4 +36,4 @@ val_dataloader = dict(
             split='train',
             pipeline={{_base_.test_pipeline}})))
 
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='FeatureCacheHook')]
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='FeatureCacheHook')]

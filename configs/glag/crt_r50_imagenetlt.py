@@ -12,9 +12,9 @@ train_dataloader = dict(
     sampler=dict(type='ClassAwareSampler'))
 model = dict(
     backbone=dict(
-        frozen_stages=4,
-        norm_eval=True,
-        init_cfg={{_base_.stage_one_weights}}),
+        _delete_=True,
+        type='FrozenBackbone',
+        backbone={{_base_.model.backbone}}),
     head=dict(num_classes=1000, topk=(1, 5)))
 
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='FeatureCacheHook')]
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='FeatureCacheHook')]

@@ -6,7 +6,4 @@ _base_ = ['./crt_r32_cifar10lt_if100.py']
 model = dict(
     head=dict(
         type='LWSHead',
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='{stage_one_checkpoint}',
-            prefix='head.')))
+        init_cfg=dict(type='StageOne', prefix='head.')))

@@ -5,7 +5,4 @@ _base_ = ['./crt_r50_placeslt.py']
 model = dict(
     head=dict(
         type='LWSHead',
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='{stage_one_checkpoint}',
-            prefix='head.')))
+        init_cfg=dict(type='StageOne', prefix='head.')))

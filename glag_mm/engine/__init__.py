@@ -9,6 +9,7 @@ from .feature_cache import FeatureTensorDataset
 from .feature_cache_hook import FeatureCacheHook
 from .nonfinite_hook import NonFiniteCheckHook, NonFiniteError
 from .posthoc_tau_hook import PosthocTauHook
+from .stage_one_hook import StageOneCheckpointHook
 
 # Runners built by mmpretrain's own tools get ClassCountsHook when needed.
 runner_defaults.install()

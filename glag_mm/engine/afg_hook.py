@@ -30,6 +30,7 @@ from mmpretrain.registry import HOOKS
 
 from ..core.calibration import check_generation_setup
 from ..core.checks import check_integer
+from ..models.backbones.frozen_backbone import stage_one_checkpoint
 from ..models.heads import AFGHead
 from ..runtime import get_train_class_counts
 from .afg_statistics import load_or_build
@@ -52,8 +53,8 @@ class AFGHook(Hook):
             :class:`~glag_mm.evaluation.LongTailAccuracy` reports as
             ``'lt/per_class'``.
         progress: draw a progress bar on rank 0.
-        stage_one_checkpoint: the stage-one checkpoint (in configs
-            ``'{stage_one_checkpoint}'``), whose classifier gives the
+        stage_one_checkpoint: the stage-one checkpoint (default the run's
+            ``stage_one_checkpoint``), whose classifier gives the
             reference accuracies of ``confidence_reference='stage_one'``
             (computed once on the validation split, then checkpointed).
     """
@@ -124,16 +125,14 @@ class AFGHook(Hook):
     @torch.no_grad()
     def _stage_one_accuracy(self, runner, head):
         """Per-class accuracy of the stage-one classifier on validation."""
-        if not self.stage_one_checkpoint or runner.val_loop is None:
+        if runner.val_loop is None:
             raise ValueError(
                 "AFGHook: confidence_reference='stage_one' compares with the "
-                'stage-one model on the validation split; validate, and '
-                "pass AFGHook(stage_one_checkpoint='{stage_one_checkpoint}') "
-                '(filled in by tools/train.py)'
+                'stage-one model on the validation split; validate (set '
+                'val_dataloader, val_cfg and val_evaluator).'
             )
-        weight, bias, _ = stage_one_classifier(
-            self.stage_one_checkpoint, head, 'AFGHook'
-        )
+        path = self.stage_one_checkpoint or stage_one_checkpoint('AFGHook')
+        weight, bias, _ = stage_one_classifier(path, head, 'AFGHook')
         stage_one = LinearTeacher(weight, bias, torch.ones(head.num_classes))
         device = head.fc.weight.device
         model = unwrap(runner.model)
@@ -198,6 +197,12 @@ class AFGHook(Hook):
                 self.progress,
             )
             head.set_statistics(stats)
+        if bool(head.signed_features) and head.tukey_lambda != 1:
+            runner.logger.warning(
+                'AFGHead: the trunk gives signed features (LayerNorm-ended);'
+                f' Tukey lambda 1 instead of {head.tukey_lambda:g}, which '
+                'assumes post-ReLU features'
+            )
         expected = get_train_class_counts()
         if expected is None:
             self._check_setup(runner, head, head.class_counts)

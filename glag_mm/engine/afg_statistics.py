@@ -106,7 +106,9 @@ def build_statistics(head, batches, all_gather=None) -> ClassStatistics:
     builder = StatisticsBuilder(
         head.num_classes, head.in_channels, device=device
     )
-    for feats, labels, idx in batches:
+    for i, (feats, labels, idx) in enumerate(batches):
+        if i == 0:  # signed (LayerNorm-ended) trunk: lam = 1, see AFGHead
+            head.signed_features.fill_(bool((feats < 0).any()))
         feats = head.transform(feats.to(device), check=True)
         builder.add(feats, labels.to(device), idx.to(device))
     return builder.finalize(

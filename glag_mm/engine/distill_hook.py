@@ -22,6 +22,7 @@ from torch import Tensor
 from ..core import check_number, check_schedule, log_prior, schedule_value
 from ..core.calibration import tail_classes
 from ..core.distill import adjusted_teacher_logits, distillation_loss
+from ..models.backbones.frozen_backbone import stage_one_checkpoint
 from ..runtime import resolve_class_counts, training_progress
 from .feature_cache import (
     FeatureTensorDataset,
@@ -34,12 +35,6 @@ from .feature_cache import (
 def stage_one_classifier(path: str, head, owner: str):
     """(weight, bias) of the stage-one ``head.fc`` that fits ``head``, and
     the checkpoint's state dict (``module.`` dropped)."""
-    if '{stage_one_checkpoint}' in path:
-        raise FileNotFoundError(
-            f'{owner}: checkpoint is still {path!r}; train through '
-            'tools/train.py with a two-stage config, or pass --cfg-options '
-            'stage_one_checkpoint=PATH.'
-        )
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'{owner}: the teacher checkpoint {path!r} does not exist; train '
@@ -162,15 +157,15 @@ class GLAGDistillHook(Hook):
     """Distil the stage-one classifier into the stage-two head.
 
     Before training it hands the head a :class:`LinearTeacher` of
-    ``checkpoint``'s ``head.fc``: heads with a ``distiller`` attribute call
-    it in their ``loss()`` (so it runs under DDP), any other head's ``loss``
-    is wrapped; the term is logged as ``loss_kd``. It refuses a missing
+    ``checkpoint``'s ``head.fc`` through the head's ``set_teacher`` (AFGHead,
+    LWSHead, DistilledLinearClsHead); the head adds the term, logged as
+    ``loss_kd``, in its ``loss()`` (so it runs under DDP). It refuses a missing
     checkpoint, a teacher head of another shape, trunk weights that differ
     from the model's, or a trainable trunk parameter.
 
     Args:
-        checkpoint: the stage-one checkpoint; in configs
-            ``'{stage_one_checkpoint}'``, filled in by ``tools/train.py``.
+        checkpoint: the stage-one checkpoint; default (None) the run's
+            ``stage_one_checkpoint`` (:class:`StageOneCheckpointHook`).
         schedule: beta(u) shape, one of :data:`glag_mm.core.SCHEDULES`
             (default ``'convex'``, as GraLoss [paper]).
         beta_max: beta at the end of the stage (default 1.0 [ours]).
@@ -197,7 +192,7 @@ class GLAGDistillHook(Hook):
 
     def __init__(
         self,
-        checkpoint: str,
+        checkpoint: Optional[str] = None,
         schedule: str = 'convex',
         beta_max: float = 1.0,
         power: float = 2.0,
@@ -208,10 +203,11 @@ class GLAGDistillHook(Hook):
         kd_logits: str = 'all',
         teacher_tau: float = 0.0,
     ) -> None:
-        if not isinstance(checkpoint, str) or not checkpoint:
+        if checkpoint is not None and not isinstance(checkpoint, str):
             raise TypeError(
-                'GLAGDistillHook: checkpoint must be the path of the '
-                f'stage-one checkpoint, got {checkpoint!r}'
+                "GLAGDistillHook: checkpoint must be None (the run's "
+                'stage_one_checkpoint) or the path of the stage-one '
+                f'checkpoint, got {checkpoint!r}'
             )
         check_schedule(schedule, beta_max, power, name='beta_max')
         own = 'GLAGDistillHook'
@@ -250,10 +246,9 @@ class GLAGDistillHook(Hook):
                     raise ValueError(
                         f'GLAGDistillHook: {key} of the model differs from '
                         f'the teacher checkpoint {self.checkpoint!r}; stage '
-                        'two must start from the stage-one trunk (backbone '
-                        "init_cfg=dict(type='Pretrained', checkpoint="
-                        "'{stage_one_checkpoint}', prefix='backbone.')), or "
-                        'pass check_trunk=False.'
+                        'two must start from the stage-one trunk '
+                        "(backbone=dict(type='FrozenBackbone', ...) with "
+                        'stage_one_checkpoint), or pass check_trunk=False.'
                     )
 
     def _head_classes(self, head) -> Tensor:
@@ -268,6 +263,9 @@ class GLAGDistillHook(Hook):
     def before_run(self, runner) -> None:
         """The teacher's shape, before any long pass (the statistics')."""
         if isinstance(getattr(runner, '_train_loop', None), BaseLoop):
+            self.checkpoint = self.checkpoint or stage_one_checkpoint(
+                'GLAGDistillHook'
+            )
             self._stage_one = stage_one_classifier(
                 self.checkpoint, unwrap(runner.model).head, 'GLAGDistillHook'
             )
@@ -277,6 +275,9 @@ class GLAGDistillHook(Hook):
         head = model.head
         check_frozen_trunk(
             model, 'GLAGDistillHook', 'the teacher reads the same features'
+        )
+        self.checkpoint = self.checkpoint or stage_one_checkpoint(
+            'GLAGDistillHook'
         )
         weight, bias, state = getattr(
             self, '_stage_one', None
@@ -300,18 +301,15 @@ class GLAGDistillHook(Hook):
             log_prior(counts),
             self.teacher_tau,
         )
-        if hasattr(head, 'distiller'):
-            head.distiller = teacher
-        else:  # any other head: its loss wrapped
-
-            def loss(feats, data_samples, **kwargs):
-                losses = type(head).loss(head, feats, data_samples, **kwargs)
-                labels = torch.cat([s.gt_label for s in data_samples])
-                logits = head(feats)
-                losses.update(teacher(feats[-1], logits, labels, data_samples))
-                return losses
-
-            head.loss = loss
+        set_teacher = getattr(head, 'set_teacher', None)
+        if not callable(set_teacher):
+            raise TypeError(
+                f'GLAGDistillHook: the head {type(head).__name__} takes no '
+                'teacher (set_teacher); distil into AFGHead, LWSHead or '
+                'DistilledLinearClsHead (set model.head.type='
+                "'DistilledLinearClsHead' for a LinearClsHead)."
+            )
+        set_teacher(teacher)
         # FeatureCacheHook (ABOVE_NORMAL) has swapped in the cached set
         loop = getattr(runner, 'train_loop', None)
         cached = getattr(getattr(loop, 'dataloader', None), 'dataset', None)

@@ -48,8 +48,9 @@ def check_frozen_trunk(model, owner: str, why: str) -> None:
         raise ValueError(
             f'{owner}: the backbone and neck must be frozen in stage two '
             f'({why}), but {len(trainable)} parameters are trainable, e.g. '
-            f'{trainable[:3]}; set model.backbone.frozen_stages to all '
-            'stages (and norm_eval=True).'
+            f'{trainable[:3]}; wrap the stage-one backbone: model.backbone='
+            "dict(type='FrozenBackbone', backbone=<its dict>), and freeze the "
+            f'neck ({type(getattr(model, "neck", None)).__name__}) too.'
         )
 
 

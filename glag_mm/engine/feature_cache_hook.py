@@ -129,8 +129,10 @@ class FeatureCacheHook(Hook):
         if live:
             raise ValueError(
                 'FeatureCacheHook: trunk layers run in training mode '
-                f'({live[:3]}), so features depend on the batch; set '
-                'norm_eval=True (and frozen_stages to all stages).'
+                f'({live[:3]}), so features depend on the batch; wrap the '
+                f'{type(model.backbone).__name__} backbone in FrozenBackbone '
+                "(model.backbone=dict(type='FrozenBackbone', backbone=...)), "
+                'which stays in eval mode.'
             )
 
     def _cache(self, runner, model, loader, desc) -> FeatureTensorDataset:

@@ -223,11 +223,13 @@ def resolve_stage_one_checkpoint(
     The path is ``cfg.stage_one_checkpoint`` when set (e.g. with
     ``--cfg-options stage_one_checkpoint=PATH``), else ``fallback`` (the
     two-stage driver passes the checkpoint of the stage named in
-    ``init_from``). It is stored in ``cfg.stage_one_checkpoint`` and replaces
-    every ``'{stage_one_checkpoint}'`` in the config tree (``init_cfg``
-    Pretrained, head initialisation, the distillation teacher). A config
-    that neither sets ``stage_one_checkpoint`` nor uses the placeholder is
-    returned unchanged.
+    ``init_from``), for a config that has the key (the stage-two bases set
+    it to None). It is stored in ``cfg.stage_one_checkpoint``, which
+    :class:`~glag_mm.engine.StageOneCheckpointHook` hands to the parts that
+    read it when the run starts (the same key under mmpretrain's tools).
+    Configs written for earlier versions may still hold the string
+    ``'{stage_one_checkpoint}'``; it is replaced by the path. A config that
+    has neither is returned unchanged.
 
     Raises:
         ConfigError: the config uses the placeholder and no path is known,
@@ -235,9 +237,13 @@ def resolve_stage_one_checkpoint(
     """
     path = cfg.get('stage_one_checkpoint', None)
     if path in (None, '', STAGE_ONE_PLACEHOLDER):
-        if not uses_stage_one_checkpoint(cfg):
+        if 'stage_one_checkpoint' not in cfg and not uses_stage_one_checkpoint(
+            cfg
+        ):
             return cfg
         path = fallback
+    if path is None and not uses_stage_one_checkpoint(cfg):
+        return cfg  # the parts that read it at run time say what to set
     if path is None:
         raise ConfigError(
             f'{owner} needs the stage-one checkpoint (it uses '
@@ -256,6 +262,7 @@ def resolve_stage_one_checkpoint(
             'first.'
         )
     cfg.stage_one_checkpoint = path
+    add_default_hook(cfg, 'StageOneCheckpointHook')  # publishes it
     for key in list(cfg.keys()):
         cfg[key] = _substitute(cfg[key], STAGE_ONE_PLACEHOLDER, path)
     return cfg

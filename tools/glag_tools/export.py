@@ -221,14 +221,16 @@ def linear_head_config(model_cfg: dict, head: nn.Module) -> dict:
     """``model_cfg`` with its head as a plain ``LinearClsHead``.
 
     Exact only where the head computes ``fc(feats[-1])``: an ``AFGHead``
-    (or any head with ``tukey_lambda``) with lambda = 1.
+    (or any head with ``tukey_lambda``) with lambda = 1, or on signed
+    features (``signed_features``: the head uses lambda = 1).
 
     Raises:
         ConfigError: a Tukey lambda other than 1, or a head without ``fc``.
     """
     lam = getattr(head, 'tukey_lambda', None)
     name = type(head).__name__
-    if lam is not None and float(lam) != 1.0:
+    identity = bool(getattr(head, 'signed_features', False))  # lam 1 used
+    if lam is not None and float(lam) != 1.0 and not identity:
         raise ConfigError(
             f"{name} applies Tukey's transform x ** {float(lam):g} to the "
             'features before its linear layer; a plain LinearClsHead would '
@@ -267,6 +269,7 @@ def _save_state_dict(
     model_cfg = model_config(cfg)
     if linear_head:
         model_cfg = linear_head_config(model_cfg, model.head)
+        state.pop('head.signed_features', None)  # a plain linear head
     # rebuild from the written tensors alone: the file is what gets checked
     check_model = MODELS.build(deepcopy(model_cfg))
     missing, unexpected = check_model.load_state_dict(state, strict=False)

@@ -14,8 +14,8 @@ trains alone (paths are relative to the top-level config)::
 finished when its work_dir holds ``stage_done.json`` (written after
 ``runner.train()`` returns, with the path of its last checkpoint). A stage
 with ``init_from`` gets that stage's last checkpoint as
-``cfg.stage_one_checkpoint``, substituted for every
-``'{stage_one_checkpoint}'`` in its config. With ``resume``, finished
+``cfg.stage_one_checkpoint`` (the one key every stage-two part reads at
+run time). With ``resume``, finished
 stages are skipped and the interrupted one resumes from its latest
 checkpoint. A stage entry may carry ``cfg_options=dict(...)``, merged into
 its config before the command line's.

@@ -24,15 +24,14 @@ data_preprocessor = dict(mean=[127.0] * 3, std=[128.0] * 3, to_rgb=True)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='EfficientNetLite',
-        arch='efficientnet-lite0',
-        pretrained=True,
-        frozen=True,
-        # the stage-one model's trunk (the same ImageNet weights)
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='{stage_one_checkpoint}',
-            prefix='backbone.',
+        type='FrozenBackbone',
+        # the stage-one model's trunk (the same ImageNet weights), loaded
+        # from the stage-one checkpoint
+        backbone=dict(
+            type='EfficientNetLite',
+            arch='efficientnet-lite0',
+            pretrained=True,
+            frozen=True,
         ),
     ),
     head=dict(in_channels=1280),
@@ -48,4 +47,4 @@ feature_cache = dict(
     cache_dir='work_dirs/feature_cache/cifar10lt_if100_lite0_128',
     cache_test=True,
 )
-custom_hooks = [dict(type='ClassCountsHook'), feature_cache]
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), feature_cache]

@@ -2,4 +2,5 @@
 # classifier plus GLAGDistillHook from the stage-one model on the head
 # classes (n_c >= 0.2 n_max, as the AFG configs), nothing generated.
 _base_ = ['./crt_r32_10e.py']
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='FeatureCacheHook'), dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}', tail_threshold=0.2)]
+model = dict(head=dict(type='DistilledLinearClsHead'))  # takes the teacher
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='FeatureCacheHook'), dict(type='GLAGDistillHook', tail_threshold=0.2)]

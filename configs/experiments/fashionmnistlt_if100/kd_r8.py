@@ -3,4 +3,5 @@
 # classes (the four classes of 1,292 images or more: tail_threshold 0.2 of
 # n_max, as the AFG configs), nothing generated.
 _base_ = ['./crt_r8.py']
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='FeatureCacheHook'), dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}', tail_threshold=0.2)]
+model = dict(head=dict(type='DistilledLinearClsHead'))  # takes the teacher
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='FeatureCacheHook'), dict(type='GLAGDistillHook', tail_threshold=0.2)]

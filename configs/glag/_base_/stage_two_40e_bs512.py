@@ -9,12 +9,14 @@ _base_ = ['../../_base_/schedules/imagenetlt_200e.py']
 param_scheduler = dict(T_max=40, end=40)
 train_cfg = dict(max_epochs=40, val_interval=1)
 
-# The stage-one weights every stage-two config loads into its frozen trunk
-# (cRT, Kang et al. 2020): '{stage_one_checkpoint}' is filled in by
-# tools/train.py. Configs write ``backbone=dict(frozen_stages=..., norm_eval=
-# True, init_cfg={{_base_.stage_one_weights}})``, train a re-initialised
-# classifier on class-aware batches, and use no augmentation on the frozen
-# trunk [ours], so its features are computed once (FeatureCacheHook) and the
-# epochs run on the cache.
-stage_one_weights = dict(
-    type='Pretrained', checkpoint='{stage_one_checkpoint}', prefix='backbone.')
+# The stage-one checkpoint every stage-two config reads (cRT, Kang et al.
+# 2020): one key, set with --cfg-options stage_one_checkpoint=PATH under
+# mmpretrain's or glag_mm's tools (glag_mm's tools/train.py sets it from the
+# stage named in init_from), published when the run starts by
+# StageOneCheckpointHook. Configs wrap the stage-one backbone dict in
+# ``backbone=dict(_delete_=True, type='FrozenBackbone',
+# backbone={{_base_.model.backbone}})`` (frozen and loaded from this file),
+# train a re-initialised classifier on class-aware batches, and use no
+# augmentation on the frozen trunk [ours], so its features are computed once
+# (FeatureCacheHook) and the epochs run on the cache.
+stage_one_checkpoint = None

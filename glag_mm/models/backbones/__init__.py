@@ -1,5 +1,6 @@
 """Backbones missing from mmpretrain."""
 
 from .efficientnet_lite import EfficientNetLite
+from .frozen_backbone import FrozenBackbone, StageOneInit, stage_one_checkpoint
 from .resnet10 import ResNet10
 from .resnet_cifar import CifarResNet, ZeroPadShortcut

@@ -58,7 +58,11 @@ class AFGHead(LinearClsHead):
         num_classes: C.
         in_channels: D, the pooled feature size.
         tukey_lambda: lam of Tukey's ladder of powers (default 0.5
-            [prior]; 1 is the identity, 0 the log).
+            [prior]; 1 is the identity, 0 the log). The paper assumes
+            post-ReLU features (x >= 0); where the statistics pass finds
+            signed ones (LayerNorm-ended trunks), the head uses lam = 1
+            (buffer ``signed_features``, logged) [ours].
+            docs/architecture.md, "Signed features", has the measurement.
         tukey_eps: eps in log(f + eps) for lam = 0.
         tail_threshold: classes with fewer training images are tail
             classes, calibrated from donors (default 100 [ours]); a float in
@@ -98,8 +102,7 @@ class AFGHead(LinearClsHead):
 
     Attributes:
         statistics: the :class:`~glag_mm.core.ClassStatistics`, or None.
-        distiller: optional callable ``(raw, logits, labels, samples) ->
-            dict`` of extra losses (:class:`~glag_mm.engine.GLAGDistillHook`).
+        distiller: the teacher given to :meth:`set_teacher`, or None.
     """
 
     # training-only state, left out of deployment exports (tools/export.py)
@@ -180,6 +183,7 @@ class AFGHead(LinearClsHead):
         self.register_buffer('prev_class_acc', torch.zeros(num_classes))
         self.register_buffer('num_confidence_updates', torch.tensor(0))
         self.register_buffer('last_update_iter', torch.tensor(-1))
+        self.register_buffer('signed_features', torch.tensor(False))
         if confidence_reference == 'stage_one':
             nan = torch.full((num_classes,), float('nan'))
             self.register_buffer('reference_acc', nan)
@@ -188,10 +192,16 @@ class AFGHead(LinearClsHead):
 
     # features and statistics ----------------------------------------------
     def transform(self, feats: Tensor, check: bool = False) -> Tensor:
-        """Tukey's x~ of raw pooled features (``check`` tests f >= 0)."""
-        return tukey_transform(
-            feats, self.tukey_lambda, self.tukey_eps, check=check
-        )
+        """Tukey's x~ of raw pooled features (``check`` tests f >= 0);
+        the features themselves where they are signed."""
+        if self.tukey_lambda == 1.0:
+            return feats
+        signed = self.signed_features
+        if check and not bool(signed):
+            tukey_transform(feats, self.tukey_lambda, check=True)
+        lam, eps = self.tukey_lambda, self.tukey_eps
+        powered = tukey_transform(feats.clamp(min=0), lam, eps, check=False)
+        return torch.where(signed, feats, powered)
 
     def pre_logits(self, feats) -> Tensor:
         """x~ of the last pooled feature, the classifier's input."""
@@ -218,6 +228,8 @@ class AFGHead(LinearClsHead):
                 f'{stats.dim} features do not fit a head of '
                 f'{self.num_classes} x {self.in_channels}'
             )
+        if stats is not None:  # x^lam >= 0: negative means are signed ones
+            self.signed_features.fill_(bool(stats.means.min() < 0))
         self.statistics = stats
 
     def _require_statistics(self) -> ClassStatistics:
@@ -307,6 +319,11 @@ class AFGHead(LinearClsHead):
                 self.distiller(feats[-1], real_logits, labels, data_samples)
             )
         return losses
+
+    def set_teacher(self, teacher) -> None:
+        """``teacher(raw, logits, labels, samples) -> dict`` of losses that
+        :meth:`loss` adds (:class:`~glag_mm.engine.GLAGDistillHook`)."""
+        self.distiller = teacher
 
     # adaptive confidence --------------------------------------------------
     @torch.no_grad()

@@ -24,8 +24,7 @@ class LWSHead(LinearClsHead):
     trains. The frozen ``fc`` comes from stage one, e.g.
     ``init_cfg=dict(type='Pretrained', checkpoint='{stage_one_checkpoint}',
     prefix='head.')`` (mmengine then reports ``scales`` missing, as
-    expected). ``distiller``: optional ``(features, logits, labels) ->
-    losses`` installed by :class:`~glag_mm.engine.GLAGDistillHook`.
+    expected). A KD teacher arrives through :meth:`set_teacher`.
     """
 
     def __init__(self, num_classes: int, in_channels: int, **kwargs) -> None:
@@ -36,6 +35,11 @@ class LWSHead(LinearClsHead):
             param.requires_grad = False
         self.scales = nn.Parameter(torch.ones(num_classes))
         self.distiller = None
+
+    def set_teacher(self, teacher) -> None:
+        """``teacher(raw, logits, labels) -> dict`` of losses that
+        :meth:`loss` adds (:class:`~glag_mm.engine.GLAGDistillHook`)."""
+        self.distiller = teacher
 
     def forward(self, feats) -> torch.Tensor:
         """z = scales * fc(f) with f the last pooled feature."""

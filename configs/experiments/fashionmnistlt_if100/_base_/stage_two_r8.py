@@ -1,6 +1,6 @@
 # Stage two of the Fashion-MNIST-LT (IF 100) experiments: the demo's cRT
 # setting (configs/demo/crt_r8_fmnistlt.py): the frozen stage-one trunk
-# ('{stage_one_checkpoint}', passed by tools/run_experiments.py), features
+# (stage_one_checkpoint, passed by tools/run_experiments.py), features
 # cached once, a re-initialised linear classifier on class-aware batches
 # (an epoch: n_max = 6,000 picks per class), 10 epochs of cosine annealing,
 # validation after every epoch on 100 held-out training images per class,
