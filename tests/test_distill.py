@@ -193,7 +193,7 @@ def test_clear_errors(tmp_path):
 def test_hook_kd_over_head_logits_from_an_adjusted_teacher(tmp_path):
     set_train_class_counts(COUNTS)
     stage_one = _model(frozen=False)
-    model = _model()
+    model = _model(head='DistilledLinearClsHead')
     model.backbone.load_state_dict(stage_one.backbone.state_dict())
     hook = GLAGDistillHook(
         checkpoint=_checkpoint(tmp_path, stage_one),

@@ -94,9 +94,11 @@ def test_default_hook_only_where_counts_are_read(tmp_path):
     ce = dict(type='CrossEntropyLoss', loss_weight=1.0)
     model = Config.fromfile(str(base)).model
     model.head.loss = ce
+    accuracy = dict(type='Accuracy', topk=(1,))
     plain = {
         'model': model,
-        'test_evaluator': dict(type='Accuracy', topk=(1,)),
+        'val_evaluator': accuracy,  # the demo validates on held-out images
+        'test_evaluator': accuracy,
     }
     assert hooks(**plain) == []  # a plain mmpretrain model: untouched
     lt_metric = dict(plain, test_evaluator=dict(type='LongTailAccuracy'))
@@ -125,6 +127,8 @@ def test_uncountable_dataset_fails_before_loading(tmp_path):
     cfg.merge_from_dict({'work_dir': str(tmp_path / 'w'), 'custom_hooks': []})
     cfg.experiment_name = 'uncountable'
     cfg.train_dataloader.dataset = dict(type='_NoLabels')
+    # no validation: its held-out split would read the (absent) data
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     runner = Runner.from_cfg(cfg)
     with pytest.raises(TypeError, match="class_counts'\\] nor get_gt_label"):
         runner.train()
