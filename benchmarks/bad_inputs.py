@@ -56,8 +56,13 @@ RUN_TESTS = [
         'test_unreadable_load_from_leaves_the_work_dir_alone',
     ),
     (
-        'stage-two config without a stage-one checkpoint',
+        "older stage-two config's placeholder without a stage-one checkpoint",
         'tests/test_tools.py::test_stage_one_placeholder_errors',
+    ),
+    (
+        'shipped stage-two config without stage_one_checkpoint',
+        'tests/test_mmpretrain_tools.py::'
+        'test_mmpretrain_train_py_names_the_key_when_missing',
     ),
     (
         'relabelled feature cache: rebuilt, same head as computing it',

@@ -23,9 +23,9 @@ _STAGE_ONE = [
     ('gala', 'GALA', 'gala_r32_30e.py', ['ce']),
     ('fbl', 'FBL', 'fbl_r32_30e.py', ['ce']),
 ]
-# Stage-two configs use '{stage_one_checkpoint}'; the runner passes the
-# chosen stage-one run's final checkpoint. AFG runs keep every epoch's
-# checkpoint so that make_report can plot the confidence scores s_c.
+# Stage-two configs read the one key stage_one_checkpoint; the runner sets
+# it to the chosen stage-one run's final checkpoint. AFG runs keep every
+# epoch's checkpoint so that make_report can plot the confidence scores s_c.
 _KEEP_ALL = {
     'default_hooks.checkpoint.interval': 1,
     'default_hooks.checkpoint.max_keep_ckpts': -1,

@@ -12,10 +12,9 @@ train_dataloader = dict(
     sampler=dict(type='ClassAwareSampler'))
 model = dict(
     backbone=dict(
-        depth=20,
-        frozen_stages=3,
-        norm_eval=True,
-        init_cfg={{_base_.stage_one_weights}}),
+        _delete_=True,
+        type='FrozenBackbone',
+        backbone=dict(type='CifarResNet', depth=20)),
     head=dict(
         type='AFGHead',
         num_classes={{_base_.num_classes}},
@@ -26,7 +25,8 @@ randomness = dict(seed=0)
 
 custom_hooks = [
     dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
     dict(type='FeatureCacheHook'),
     dict(type='AFGHook'),
-    dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}'),
+    dict(type='GLAGDistillHook'),
 ]
