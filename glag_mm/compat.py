@@ -9,8 +9,8 @@ that; the upper bound is the newest release verified, i.e. the pinned one,
 where no release fixes it yet (a newer version then runs unpatched until
 it is verified and the bound moved). Each applied one logs why to this
 module's logger, is recorded in :data:`APPLIED` and has tests in
-``tests/test_compat.py``: one that fails without it and one on each side
-of each bound.
+``tests/test_compat.py`` that fails without it, and one on each side of
+each bound in ``tests/test_compat_ranges.py``.
 
 1. :func:`patch_empty_dataset_message` (:data:`EMPTY_DATASET`, mmengine
    >= 0.8.0, <= 0.10.7): ``BaseDataset._serialize_data`` fails on an empty
@@ -63,7 +63,7 @@ from types import SimpleNamespace
 from typing import Callable, Dict, Optional
 
 import torch
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from .safe_load import load_checkpoint_file
 
@@ -98,8 +98,12 @@ class VersionRange:
         return importlib.import_module(self.package).__version__
 
     def applies(self, version: Optional[str] = None) -> bool:
-        """Whether ``version`` (default: the installed one) is in range."""
-        found = Version(version or self.installed())
+        """Whether ``version`` (default: the installed one) is in range;
+        a version that is not PEP 440 (a local build) is not."""
+        try:
+            found = Version(version or self.installed())
+        except InvalidVersion:
+            return False
         return Version(self.low) <= found <= Version(self.high)
 
     def __str__(self) -> str:
