@@ -8,8 +8,8 @@ version glag_mm supports (``setup.py``) when the broken code is older than
 that; the upper bound is the newest release verified, i.e. the pinned one,
 where no release fixes it yet (a newer version then runs unpatched until
 it is verified and the bound moved). Each applied one logs why to this
-module's logger, is recorded in :data:`APPLIED` and has tests in
-``tests/test_compat.py`` that fails without it, and one on each side of
+module's logger and is recorded in :data:`APPLIED`. Each has a test in
+``tests/test_compat.py`` that fails without it, and tests on each side of
 each bound in ``tests/test_compat_ranges.py``.
 
 1. :func:`patch_empty_dataset_message` (:data:`EMPTY_DATASET`, mmengine
@@ -33,6 +33,10 @@ each bound in ``tests/test_compat_ranges.py``.
    ``runner.val()``) builds the train loop and its training dataset for
    nothing; a disabled hook (mmpretrain's default runtime) now returns
    first.
+
+:data:`RUNNER_WRAPPERS` (mmengine >= 0.8.0, <= 0.10.7) bounds the same way
+the two wrappers of ``Runner`` in :mod:`glag_mm.engine.runner_defaults`
+(its docstring says why mmengine offers no extension point for them).
 
 Not a workaround, and so not bounded: :func:`patch_checkpoint_loading`
 registers glag_mm's loaders for every checkpoint scheme through mmengine's
