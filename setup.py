@@ -87,6 +87,10 @@ setup(
         'numpy',
         'scipy',
         'isal',  # fast CRC-32 for checkpoint integrity (zlib fallback)
+        'packaging',  # the version ranges of glag_mm/compat.py
+        # mmengine <= 0.10.7 resolves '<package>::' base configs with
+        # pkg_resources, which setuptools >= 82 no longer ships
+        'setuptools<82',
     ]
     + _mmcv_requirement(),
     extras_require={

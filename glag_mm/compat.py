@@ -1,39 +1,64 @@
 """Workarounds for the pinned OpenMMLab stack, all in one place.
 
-Each is applied on ``import glag_mm`` only where the installed versions
-need it (checked, not assumed), logs why to this module's logger, is
-recorded in :data:`APPLIED` and has a test in ``tests/test_compat.py`` that
-fails without it:
+Each workaround names the versions it applies to in a :class:`VersionRange`
+and is applied on ``import glag_mm`` only there: the version comparison
+decides first, then a check of the installed code (where it adds safety)
+confirms the breakage is still there. The lower bound is the oldest
+version glag_mm supports (``setup.py``) when the broken code is older than
+that; the upper bound is the newest release verified, i.e. the pinned one,
+where no release fixes it yet (a newer version then runs unpatched until
+it is verified and the bound moved). Each applied one logs why to this
+module's logger and is recorded in :data:`APPLIED`. Each has a test in
+``tests/test_compat.py`` that fails without it, and tests on each side of
+each bound in ``tests/test_compat_ranges.py``.
 
-1. :func:`patch_checkpoint_loading`: mmengine 0.10.7's checkpoint loaders
-   call ``torch.load`` (the URL ones ``torch.hub.load_state_dict_from_url``)
-   without ``weights_only``; local files load through
-   :func:`glag_mm.safe_load.load_checkpoint_file` instead, and every remote
-   scheme (http(s), torchvision, open-mmlab, mmcls, pavi, s3) through the
-   loaders of :mod:`glag_mm.remote_load`, which end there too.
-2. :func:`patch_package_lookup`: ``_base_ = 'mmpretrain::...'`` needs
-   ``pkg_resources``, gone in setuptools >= 82; answered from
-   :mod:`importlib.metadata` (``custom_imports`` runs too late for it, hence
-   also the ``setuptools<82`` pin).
-3. :func:`patch_empty_dataset_message`: mmengine 0.10.7 fails on an empty
+1. :func:`patch_empty_dataset_message` (:data:`EMPTY_DATASET`, mmengine
+   >= 0.8.0, <= 0.10.7): ``BaseDataset._serialize_data`` fails on an empty
    data list with a bare ``need at least one array to concatenate``; the
-   message names the dataset, and the loader whose loop builds it.
-4. :func:`patch_run_timestamp`: mmengine 0.10.7 names a run's log folder
-   ``work_dir/<YYYYmmdd_HHMMSS>`` by the second the Runner was built, so a
-   run started in the same second as an earlier one in the same work_dir
-   (a resume straight after a failure) appends its log and scalars to that
-   run's files and replaces its config dump; the Runner now waits for a
-   second whose folder does not exist yet.
-5. :func:`patch_visualization_hook`: mmpretrain 1.2's ``VisualizationHook``
-   reads ``runner.train_loop`` on every validation batch, before it looks
-   at ``enable``, so a validation-only pass (``tools/test.py`` choosing a
-   post-hoc tau, ``runner.val()``) builds the train loop and its training
-   dataset for nothing; a disabled hook (mmpretrain's default runtime) now
-   returns first.
+   message names the dataset, and the loader whose loop builds it. The code
+   is unchanged since mmengine 0.1.0 and on mmengine's main after 0.10.7.
+2. :func:`patch_run_timestamp` (:data:`RUN_TIMESTAMP_RANGE`, mmengine
+   >= 0.8.0, <= 0.10.7): ``Runner.setup_env`` names a run's log folder
+   ``work_dir/<YYYYmmdd_HHMMSS>`` by the second the Runner was built (since
+   mmengine 0.1.0, still on its main), so a run started in the same second
+   as an earlier one in the same work_dir (a resume straight after a
+   failure) appends its log and scalars to that run's files and replaces
+   its config dump; the Runner now waits for a second whose folder does not
+   exist yet.
+3. :func:`patch_visualization_hook` (:data:`VISUALIZATION_HOOK`, mmpretrain
+   >= 1.0.0, <= 1.2.0): ``VisualizationHook.after_val_iter`` reads
+   ``runner.train_loop`` on every validation batch, before it looks at
+   ``enable`` (the same in every mmpretrain release and on its main), so a
+   validation-only pass (``tools/test.py`` choosing a post-hoc tau,
+   ``runner.val()``) builds the train loop and its training dataset for
+   nothing; a disabled hook (mmpretrain's default runtime) now returns
+   first.
+
+:data:`RUNNER_WRAPPERS` (mmengine >= 0.8.0, <= 0.10.7) bounds the same way
+the two wrappers of ``Runner`` in :mod:`glag_mm.engine.runner_defaults`
+(its docstring says why mmengine offers no extension point for them).
+
+Not a workaround, and so not bounded: :func:`patch_checkpoint_loading`
+registers glag_mm's loaders for every checkpoint scheme through mmengine's
+documented ``CheckpointLoader.register_scheme`` (local files through
+:func:`glag_mm.safe_load.load_checkpoint_file`, http(s), torchvision,
+open-mmlab, mmcls, pavi and s3 through :mod:`glag_mm.remote_load`). It is
+the project's loading policy (``weights_only=True`` and an allow-list), not
+a fix of one version: every mmengine release up to 0.10.7 calls
+``torch.load`` without ``weights_only`` and its main after 0.10.7 passes
+``weights_only=False``. A scheme whose loader already passes
+``weights_only=True`` (a user's registration) is left alone.
+
+Removed: ``'<package>::'`` base configs need ``pkg_resources`` in mmengine
+<= 0.10.7 (its main reads :mod:`importlib.metadata`), which setuptools >= 82
+no longer ships. ``setuptools<82`` is a requirement of glag_mm
+(``setup.py``, ``requirements.txt``), so pip keeps ``pkg_resources``
+installed and no patch of mmengine's package lookup is needed.
 """
 
+import dataclasses
 import functools
-import importlib.util
+import importlib
 import inspect
 import logging
 import os.path as osp
@@ -42,6 +67,7 @@ from types import SimpleNamespace
 from typing import Callable, Dict, Optional
 
 import torch
+from packaging.version import InvalidVersion, Version
 
 from .safe_load import load_checkpoint_file
 
@@ -54,6 +80,63 @@ APPLIED: Dict[str, str] = {}
 def _applied(name: str, reason: str) -> None:
     APPLIED[name] = reason
     logger.info('%s applied: %s', name, reason)
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionRange:
+    """The versions of one package a workaround applies to (inclusive).
+
+    Args:
+        package: The module whose ``__version__`` is compared
+            (``'mmengine'``, ``'mmpretrain'``).
+        low: The oldest version the workaround applies to.
+        high: The newest version it applies to (the newest verified).
+    """
+
+    package: str
+    low: str
+    high: str
+
+    def installed(self) -> str:
+        """The version of :attr:`package` imported in this process."""
+        return importlib.import_module(self.package).__version__
+
+    def applies(self, version: Optional[str] = None) -> bool:
+        """Whether ``version`` (default: the installed one) is in range;
+        a version that is not PEP 440 (a local build) is not."""
+        try:
+            found = Version(version or self.installed())
+        except InvalidVersion:
+            return False
+        return Version(self.low) <= found <= Version(self.high)
+
+    def __str__(self) -> str:
+        return f'{self.package} >= {self.low}, <= {self.high}'
+
+
+def _in_range(name: str, versions: VersionRange) -> bool:
+    """The version gate of workaround ``name``; logs when it is skipped."""
+    if versions.applies():
+        return True
+    logger.info(
+        '%s not applied: %s %s is outside %s, where it is needed',
+        name,
+        versions.package,
+        versions.installed(),
+        versions,
+    )
+    return False
+
+
+#: mmengine's BaseDataset._serialize_data fails bare on an empty list
+EMPTY_DATASET = VersionRange('mmengine', '0.8.0', '0.10.7')
+#: mmengine's Runner.setup_env names the log folder by the second
+RUN_TIMESTAMP_RANGE = VersionRange('mmengine', '0.8.0', '0.10.7')
+#: mmpretrain's VisualizationHook builds the train loop when disabled
+VISUALIZATION_HOOK = VersionRange('mmpretrain', '1.0.0', '1.2.0')
+#: glag_mm's wrappers of Runner (glag_mm.engine.runner_defaults) rely on
+#: ``register_hooks(default_hooks, custom_hooks)`` and ``from_cfg(cfg)``
+RUNNER_WRAPPERS = VersionRange('mmengine', '0.8.0', '0.10.7')
 
 
 def load_from_local(filename: str, map_location=None):
@@ -75,8 +158,15 @@ def loader_needs_replacing(loader: Optional[Callable]) -> bool:
 
 
 def patch_checkpoint_loading() -> bool:
-    """Load checkpoints of every scheme with the allow-list; True if
-    applied now."""
+    """Register glag_mm's loaders for every checkpoint scheme (local and
+    remote) through ``CheckpointLoader.register_scheme``; True if any was
+    registered now.
+
+    A registration through mmengine's documented extension point, not a
+    patch, and the project's loading policy for every mmengine version, so
+    it has no version range; a scheme whose loader already passes
+    ``weights_only=True`` is left alone.
+    """
     import mmengine
     from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -102,66 +192,6 @@ def patch_checkpoint_loading() -> bool:
         'unpickles any code a checkpoint carries; the schemes '
         f'{replaced} now load with weights_only=True and '
         'glag_mm.safe_load.SAFE_GLOBALS',
-    )
-    return True
-
-
-def _installed_path(package: str) -> str:
-    """Directory of an installed package, without ``pkg_resources``."""
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    names = [package, package.replace('-', '_')]
-    try:
-        top = distribution(package).read_text('top_level.txt') or ''
-        names = top.split()[:1] + names
-    except PackageNotFoundError:
-        pass
-    for name in names:
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is not None and spec.origin is not None:
-            return osp.dirname(spec.origin)
-    raise RuntimeError(
-        f'package {package!r} is not installed (needed by a '
-        f"'{package}::' base config); install it with pip."
-    )
-
-
-def _is_installed(package: str) -> bool:
-    try:
-        _installed_path(package)
-        return True
-    except RuntimeError:
-        return False
-
-
-def pkg_resources_missing() -> bool:
-    """Whether ``import pkg_resources`` would fail (setuptools >= 82)."""
-    try:
-        return importlib.util.find_spec('pkg_resources') is None
-    except (ImportError, ValueError):
-        return True
-
-
-def patch_package_lookup() -> bool:
-    """Resolve ``pkg::`` bases without ``pkg_resources``; True if now."""
-    import mmengine.config.config as config_module
-    import mmengine.utils.package_utils as package_utils
-
-    if not pkg_resources_missing():
-        return False
-    if package_utils.get_installed_path is _installed_path:
-        return False
-    for module in (package_utils, config_module):
-        module.get_installed_path = _installed_path
-        module.is_installed = _is_installed
-    _applied(
-        'patch_package_lookup',
-        'pkg_resources is missing (setuptools >= 82), which mmengine needs '
-        "for '<package>::' base configs; they are resolved with "
-        'importlib.metadata instead',
     )
     return True
 
@@ -202,6 +232,8 @@ def patch_empty_dataset_message() -> bool:
     from mmengine.dataset import BaseDataset
 
     original = BaseDataset._serialize_data
+    if not _in_range('patch_empty_dataset_message', EMPTY_DATASET):
+        return False
     if not empty_dataset_message_unclear():  # also once patched
         return False
 
@@ -225,7 +257,8 @@ def patch_empty_dataset_message() -> bool:
     BaseDataset._serialize_data = _serialize_data
     _applied(
         'patch_empty_dataset_message',
-        'mmengine serialises an empty data list with a bare '
+        f'mmengine {EMPTY_DATASET.installed()} (in {EMPTY_DATASET}) '
+        'serialises an empty data list with a bare '
         '"need at least one array to concatenate"',
     )
     return True
@@ -274,6 +307,8 @@ def patch_run_timestamp() -> bool:
     """Give each Runner in a work_dir its own log folder; True if now."""
     from mmengine.runner import Runner
 
+    if not _in_range('patch_run_timestamp', RUN_TIMESTAMP_RANGE):
+        return False
     if not run_folders_reuse_a_second():  # also once patched
         return False
     original = Runner.setup_env
@@ -288,7 +323,9 @@ def patch_run_timestamp() -> bool:
     Runner.setup_env = setup_env
     _applied(
         'patch_run_timestamp',
-        'mmengine names a log folder by the second its run started, so a '
+        f'mmengine {RUN_TIMESTAMP_RANGE.installed()} (in '
+        f'{RUN_TIMESTAMP_RANGE}) names a log folder by the second its run '
+        'started, so a '
         'run started within the same second in the same work_dir would '
         "mix its log and scalars into the earlier run's",
     )
@@ -310,6 +347,8 @@ def patch_visualization_hook() -> bool:
     builds the train loop; True if applied now."""
     from mmpretrain.engine.hooks import VisualizationHook
 
+    if not _in_range('patch_visualization_hook', VISUALIZATION_HOOK):
+        return False
     if not visualization_hook_builds_train_loop():
         return False
     original = VisualizationHook.after_val_iter
@@ -323,8 +362,9 @@ def patch_visualization_hook() -> bool:
     VisualizationHook.after_val_iter = after_val_iter
     _applied(
         'patch_visualization_hook',
-        "mmpretrain's VisualizationHook builds the train loop (and its "
-        'dataset) on every validation batch even when disabled',
+        f'mmpretrain {VISUALIZATION_HOOK.installed()} (in '
+        f"{VISUALIZATION_HOOK})'s VisualizationHook builds the train loop "
+        '(and its dataset) on every validation batch even when disabled',
     )
     return True
 
@@ -332,7 +372,6 @@ def patch_visualization_hook() -> bool:
 def apply_all() -> None:
     """Apply every workaround the installed versions need (idempotent)."""
     patch_checkpoint_loading()
-    patch_package_lookup()
     patch_empty_dataset_message()
     patch_run_timestamp()
     patch_visualization_hook()

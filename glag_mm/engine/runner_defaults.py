@@ -7,18 +7,41 @@ configured, and :class:`WorkDirLockHook` where the run holds its work_dir)
 and ``Runner.from_cfg`` (a multi-stage config is refused naming glag_mm's
 ``tools/train.py``, not ``KeyError: 'model'``; the work_dir's lock is taken
 before the Runner writes anything, :mod:`.work_dir_lock`).
+
+Bounded like a workaround, installed only in its range
+(:data:`glag_mm.compat.RUNNER_WRAPPERS`, mmengine >= 0.8.0, <= 0.10.7),
+from the oldest mmengine glag_mm supports to the newest verified, whose
+``Runner.from_cfg(cfg)`` and ``Runner.register_hooks(default_hooks,
+custom_hooks)`` the wrappers call (the same since 0.8.0 and on mmengine's
+main after 0.10.7); outside it a warning says what to add by hand.
+
+Why wrappers and not a registration: mmengine has no extension point for
+either job. A Runner's hooks come only from its config (``default_hooks``,
+``custom_hooks``); no registry lets a model part or metric bring the hook
+it needs, and the one-line loss swap in an mmpretrain config must not need
+a second line. The registered alternative, a Runner subclass chosen by
+``runner_type``, is also a config line and is ignored by configs that do
+not name it. And the lock must be held before the Runner writes (its
+``__init__`` creates the work_dir, the timestamped log folder and the log
+file), so no hook, built inside ``__init__``, can take it: only
+``from_cfg``, which mmpretrain's ``tools/train.py`` and ``mim train``
+call, runs before.
 """
 
 import functools
+import logging
 import os.path as osp
 
 from mmengine.runner import Runner
 from mmpretrain.registry import METRICS
 
+from ..compat import RUNNER_WRAPPERS
 from . import work_dir_lock
 from .class_counts_hook import ClassCountsHook
 
 _MARK = '_glag_mm_wrapped'
+
+logger = logging.getLogger(__name__)
 
 
 def _is_glag_mm(obj) -> bool:
@@ -89,9 +112,23 @@ def _from_cfg(original):
     return classmethod(from_cfg)
 
 
-def install() -> None:
-    """Wrap ``Runner.register_hooks`` and ``Runner.from_cfg`` once."""
+def install() -> bool:
+    """Wrap ``Runner.register_hooks`` and ``Runner.from_cfg`` once, where
+    the installed mmengine is in :data:`RUNNER_WRAPPERS`; True if the
+    Runner is wrapped (now or before)."""
+    if not RUNNER_WRAPPERS.applies():
+        logger.warning(
+            'glag_mm: mmengine %s is outside %s, where Runners built by '
+            "other tools (mmpretrain's tools/train.py, mim train) get "
+            "glag_mm's defaults; add dict(type='ClassCountsHook') to "
+            'custom_hooks of configs that read class counts, and run one '
+            'training per work_dir (no lock is taken)',
+            RUNNER_WRAPPERS.installed(),
+            RUNNER_WRAPPERS,
+        )
+        return False
     if not getattr(Runner.register_hooks, _MARK, False):
         Runner.register_hooks = _register_hooks(Runner.register_hooks)
     if not getattr(Runner.from_cfg, _MARK, False):
         Runner.from_cfg = _from_cfg(Runner.__dict__['from_cfg'])
+    return True
