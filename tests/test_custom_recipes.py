@@ -86,7 +86,9 @@ def test_small_image_recipe_sizes():
     stage_two = Config.fromfile(str(CUSTOM / 'afg_r20_folder_32px.py'))
     # stage two trains on the frozen trunk without augmentation
     assert stage_two.train_dataloader.dataset.dataset.pipeline == test
-    assert stage_two.model.backbone.frozen_stages == 3
+    # on stage one's ResNet-20, frozen whole
+    assert stage_two.model.backbone.type == 'FrozenBackbone'
+    assert stage_two.model.backbone.backbone == cfg.model.backbone
 
 
 @pytest.mark.slow

@@ -57,7 +57,9 @@ def test_loads_stage_one_backbone_from_the_run_key(tmp_path):
     path = tmp_path / 'epoch_1.pth'
     torch.save(dict(state_dict=state, meta={}), path)
     frozen = MODELS.build(dict(type='FrozenBackbone', backbone=VIT))
-    hub = MessageHub.get_current_instance()
+    # a hub of its own (the current one may be an earlier Runner's, whose
+    # key was published with resumed=False and cannot change that)
+    hub = MessageHub.get_instance(f'frozen_backbone_{tmp_path.name}')
     hub.update_info(STAGE_ONE_KEY, None)
     with pytest.raises(FileNotFoundError, match='stage_one_checkpoint=PATH'):
         frozen.init_weights()
