@@ -39,6 +39,7 @@ from glag_tools.experiments import (
     read_json,
     reliability_table,
     spec_from_dict,
+    write_ablation_table,
     write_confidence_table,
     write_json,
     write_tables,
@@ -182,6 +183,11 @@ def report(spec, results_dir: str) -> list:
     )
     if confidence:
         written.append(confidence)
+    ablation = write_ablation_table(
+        spec, records, osp.join(results_dir, 'ablation.md')
+    )
+    if ablation:
+        written.append(ablation)
     panels = reliability_panels(spec, records, labels)
     if panels:
         out = osp.join(results_dir, 'reliability.png')
