@@ -107,3 +107,16 @@ runs += [
     )
     for suspect, name, label in _ROWS
 ]
+# AFG without distillation (afg_r8.py, the first study's 'AFG' row): what
+# KD costs or gains, the rarest class included, on this trunk
+runs.append(
+    dict(
+        name='no_kd',
+        label='no KD (afg_r8.py)',
+        group='4: KD',
+        config=_C + 'afg_r8.py',
+        seeds=[0],
+        baseline=['defaults'],
+        **_STAGE_TWO,
+    )
+)
