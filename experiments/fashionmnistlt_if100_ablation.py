@@ -21,7 +21,9 @@
 # Screening runs seed 0 of stage two; the defaults and the rows beyond the
 # noise on validation get stage-two seeds 1 and 2 on the same seed-0
 # trunk (stage_one_seed=0), so their spread is stage two's own.
-from glag_tools.experiments.spec import POSTHOC_TAU_FROM_VAL
+import os.path as osp
+
+from glag_tools.experiments.spec import POSTHOC_TAU_FROM_VAL, chosen_settings
 
 _C = 'configs/experiments/fashionmnistlt_if100/'
 _A = _C + 'ablation/'
@@ -67,7 +69,12 @@ _ROWS = [
 ]
 # stage-two seeds beyond 0 (the defaults' and, after screening, those of
 # the rows beyond the validation noise)
-_MORE_SEEDS = {'defaults': [1, 2]}
+_MORE_SEEDS = {
+    'defaults': [1, 2],
+    'tail_100': [1, 2],
+    'init_conf_0p2': [1, 2],
+    'init_conf_0': [1, 2],
+}
 
 _STAGE_TWO = dict(
     stage_one_from='graloss',
@@ -118,5 +125,25 @@ runs.append(
         seeds=[0],
         baseline=['defaults'],
         **_STAGE_TWO,
+    )
+)
+# GraLoss + cRT with the first study's validation-chosen setting (read from
+# that spec's selection record): the simpler row GLAG has to beat
+_CRT = chosen_settings(
+    osp.join(osp.dirname(__file__), 'fashionmnistlt_if100.py'), 'crt'
+)
+runs.append(
+    dict(
+        name='crt',
+        label='cRT, val-selected (crt_r8.py)',
+        group='reference rows',
+        config=_C + 'crt_r8.py',
+        seeds=[0],
+        baseline=['defaults'],
+        **{
+            **_STAGE_TWO,
+            'cfg_options': {**_VAL, **_CRT},
+            'epochs': _CRT.get('train_cfg.max_epochs', 10),
+        },
     )
 )
