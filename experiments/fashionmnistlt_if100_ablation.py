@@ -74,6 +74,7 @@ _MORE_SEEDS = {
     'tail_100': [1, 2],
     'init_conf_0p2': [1, 2],
     'init_conf_0': [1, 2],
+    'balance': [1, 2],
 }
 
 _STAGE_TWO = dict(
