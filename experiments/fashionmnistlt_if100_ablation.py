@@ -139,7 +139,7 @@ runs.append(
         label='cRT, val-selected (crt_r8.py)',
         group='reference rows',
         config=_C + 'crt_r8.py',
-        seeds=[0],
+        seeds=[0, 1, 2],
         baseline=['defaults'],
         **{
             **_STAGE_TWO,
