@@ -18,8 +18,13 @@ named in the spec's ``compare`` pairs (every run where it has none), drawn
 by tools/plot_reliability.py from the runs' recorded ``lt/reliability``
 tables with the bins pooled over all seeds found (the table of every
 seed's predictions together; its ECE is that of the pooled bins). Runs
-recorded without a table are left out; with none, nothing is drawn. Always
-writes
+recorded without a table are left out; with none, nothing is drawn. Where runs
+recorded their final validation's per-image labels (a spec's
+``'val_evaluator.samples_file': '{work_dir}/val_samples.json'``),
+``ablation.md``: each such run against the first of its ``baseline`` runs
+that has them, a paired bootstrap of validation top-1 on the same images
+with its 95 % interval, and the test figures beside it
+(:mod:`glag_tools.experiments.ablation`). Always writes
 ``results/plots/schedules.png`` (tau(u) and beta(u) for every shape).
 """
 
@@ -39,6 +44,7 @@ from glag_tools.experiments import (
     read_json,
     reliability_table,
     spec_from_dict,
+    write_ablation_table,
     write_confidence_table,
     write_json,
     write_tables,
@@ -182,6 +188,11 @@ def report(spec, results_dir: str) -> list:
     )
     if confidence:
         written.append(confidence)
+    ablation = write_ablation_table(
+        spec, records, osp.join(results_dir, 'ablation.md')
+    )
+    if ablation:
+        written.append(ablation)
     panels = reliability_panels(spec, records, labels)
     if panels:
         out = osp.join(results_dir, 'reliability.png')

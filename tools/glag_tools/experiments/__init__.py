@@ -8,6 +8,7 @@ them (:mod:`.runner`), what a tested run's metrics file holds
 ``import glag_mm``; the tools import it explicitly.
 """
 
+from .ablation import write_ablation_table
 from .plan import Context, ExperimentError, Job, describe_plan, plan_jobs
 from .records import (
     COLUMNS,
@@ -58,6 +59,7 @@ __all__ = [
     'run_job',
     'spec_from_dict',
     'summarise',
+    'write_ablation_table',
     'write_json',
     'write_confidence_table',
     'write_tables',

@@ -38,10 +38,14 @@ __all__ = [
     'describe_plan',
     'train_command',
     'test_command',
+    'job_options',
+    'WORK_DIR',
 ]
 
 TRAIN_DONE = 'train_done.json'
 TEST_METRICS = 'test_metrics.json'
+#: text of a cfg_options value that becomes the job's work_dir
+WORK_DIR = '{work_dir}'
 
 
 class ExperimentError(RuntimeError):
@@ -273,12 +277,25 @@ def plan_jobs(
     return order
 
 
-def _options(
-    job: Job, stage_one: Optional[str], test: bool = False
-) -> List[str]:
+def job_options(job: Job, ctx: Context, test: bool = False) -> dict:
+    """The run's ``cfg_options`` (plus its ``test_options`` for the test)
+    for this job: the seed added, and :data:`WORK_DIR` in a string value
+    replaced by the job's work_dir (e.g. ``'val_evaluator.samples_file':
+    '{work_dir}/val_samples.json'``: one file per seed)."""
     options = {'randomness.seed': job.seed, **job.run.cfg_options}
     if test:
         options.update(job.run.test_options)
+    here = ctx.rel(job.work_dir)
+    return {
+        k: v.replace(WORK_DIR, here) if isinstance(v, str) else v
+        for k, v in options.items()
+    }
+
+
+def _options(
+    job: Job, ctx: Context, stage_one: Optional[str], test: bool = False
+) -> List[str]:
+    options = job_options(job, ctx, test)
     if stage_one is not None:
         options['stage_one_checkpoint'] = stage_one
     return ['--cfg-options', *format_cfg_options(options)]
@@ -296,7 +313,7 @@ def train_command(
     ]
     if resume:
         cmd.append('--resume')
-    return cmd + _options(job, stage_one)
+    return cmd + _options(job, ctx, stage_one)
 
 
 def test_command(
@@ -313,7 +330,7 @@ def test_command(
         ctx.rel(osp.join(job.work_dir, TEST_METRICS)),
         '--out-item',
         'metrics',
-        *_options(job, stage_one, test=True),
+        *_options(job, ctx, stage_one, test=True),
     ]
 
 

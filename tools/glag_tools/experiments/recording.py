@@ -10,15 +10,24 @@ commit and software versions; the file's format is described in
 import contextlib
 import importlib.metadata
 import os
+import os.path as osp
 import platform
 import subprocess
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from .plan import Context, ExperimentError, Job
-from .records import RELIABILITY
+from .plan import Context, ExperimentError, Job, job_options
+from .records import RELIABILITY, read_json
 
-__all__ = ['make_record', 'training_class_counts', 'final_confidence']
+__all__ = [
+    'make_record',
+    'training_class_counts',
+    'final_confidence',
+    'validation_record',
+]
+
+#: the cfg_options key whose file holds the final validation's labels
+SAMPLES_OPTION = 'val_evaluator.samples_file'
 
 GROUP_KEYS = ('top1', 'many', 'medium', 'few')
 
@@ -194,7 +203,47 @@ def make_record(
         date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
         environment=environment(),
         command=commands,
+        validation=validation_record(job, ctx),
     )
+
+
+def validation_record(job: Job, ctx: Context) -> Optional[dict]:
+    """The final validation's per-image labels, for a run whose
+    ``cfg_options`` give ``val_evaluator.samples_file`` (None for others):
+    ``gt`` and every ``pred*`` list of LongTailAccuracy's samples file,
+    with ``top1`` and ``class_mean`` (percent) of ``pred``, so that a
+    report compares runs on the same validation images with a paired
+    bootstrap (:mod:`.ablation`).
+
+    Raises:
+        ExperimentError: the option is given but the file is missing.
+    """
+    from glag_mm.evaluation.bootstrap import sample_statistic
+
+    path = job_options(job, ctx).get(SAMPLES_OPTION)
+    if path is None:
+        return None
+    full = ctx.path(path)
+    if not osp.isfile(full):
+        raise ExperimentError(
+            f'{job.title}: {SAMPLES_OPTION} is {path}, but no such file '
+            "after the run; the config's val_evaluator must be a "
+            'LongTailAccuracy'
+        )
+    samples = read_json(full)
+    labels = {
+        k: [int(x) for x in v]
+        for k, v in samples.items()
+        if k == 'gt' or k.startswith('pred')
+    }
+    everything = [list(range(len(labels['gt'])))]
+    scores = {
+        name: float(
+            sample_statistic(labels['gt'], labels['pred'], name, everything)[0]
+        )
+        for name in ('top1', 'class_mean')
+    }
+    return dict(**scores, samples=labels)
 
 
 def final_confidence(work_dir: str) -> Optional[List[Optional[float]]]:

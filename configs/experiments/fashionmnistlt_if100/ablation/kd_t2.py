@@ -1,0 +1,15 @@
+# One-factor ablation of GLAG's stage two
+# (experiments/fashionmnistlt_if100_ablation.py): afg_kd_r8.py with KD
+# temperature T = 2 instead of 1 only (custom_hooks restated: a list replaces
+# the base's whole).
+_base_ = ['../afg_kd_r8.py']
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+    dict(type='FeatureCacheHook'),
+    dict(type='AFGHook'),
+    dict(
+        type='GLAGDistillHook',
+        temperature=2.0,
+    ),
+]

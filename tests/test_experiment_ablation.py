@@ -1,0 +1,167 @@
+"""Validation labels in the experiment records and ``ablation.md``.
+
+A run's ``cfg_options`` may name its final validation's samples file in
+its own work_dir (``'{work_dir}'``); the record keeps the labels, and
+:mod:`glag_tools.experiments.ablation` compares each row with its
+reference on the same images with a paired bootstrap.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glag_mm.evaluation.bootstrap import paired_bootstrap
+from glag_tools.experiments import (
+    Context,
+    plan_jobs,
+    spec_from_dict,
+    write_ablation_table,
+)
+from glag_tools.experiments import plan as plan_module
+from glag_tools.experiments.ablation import ablation_rows, compare_validation
+from glag_tools.experiments.plan import ExperimentError
+from glag_tools.experiments.recording import validation_record
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = 'configs/experiments/fashionmnistlt_if100/crt_r8.py'
+SAMPLES = {'val_evaluator.samples_file': '{work_dir}/val_samples.json'}
+
+
+def test_work_dir_placeholder_and_validation_record(tmp_path):
+    spec = spec_from_dict(
+        dict(
+            title='t',
+            runs=[dict(name='a', config=CONFIG, cfg_options=SAMPLES)],
+            seeds=[3],
+        ),
+        't',
+    )
+    ctx = Context(
+        root=str(REPO),
+        results_dir=str(tmp_path / 'results'),
+        work_root=str(tmp_path / 'work'),
+    )
+    (job,) = plan_jobs(spec, ctx)
+    path = tmp_path / 'work' / 'a' / 'seed3' / 'val_samples.json'
+    for cmd in (
+        plan_module.train_command(job, ctx, None, resume=False),
+        plan_module.test_command(job, ctx, 'x.pth', None),
+    ):
+        assert f'val_evaluator.samples_file={path}' in cmd
+    with pytest.raises(ExperimentError, match='no such file'):
+        validation_record(job, ctx)
+    gt = [0, 0, 0, 1, 2, 2]
+    pred = [0, 1, 0, 1, 2, 0]
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        json.dumps(dict(gt=gt, pred=pred, pred_posthoc=gt, confidence=[1.0]))
+    )
+    record = validation_record(job, ctx)
+    assert record['samples'] == dict(gt=gt, pred=pred, pred_posthoc=gt)
+    assert record['top1'] == pytest.approx(4 / 6 * 100)
+    # class means: 2/3, 1, 1/2
+    assert record['class_mean'] == pytest.approx((2 / 3 + 1 + 0.5) / 3 * 100)
+    spec.runs[0].cfg_options = {}
+    assert validation_record(job, ctx) is None
+
+
+def _record(run, seed, gt, pred, top1, per_class, counts):
+    hits = np.mean(np.asarray(gt) == np.asarray(pred)) * 100
+    return dict(
+        run=run,
+        seed=seed,
+        top1=top1,
+        many=90.0,
+        medium=70.0,
+        few=None,
+        per_class_accuracy=per_class,
+        class_counts=counts,
+        metrics={'lt/ece': 5.0 + seed, 'lt/ece_temperature': 2.0},
+        validation=dict(
+            top1=float(hits), samples=dict(gt=list(gt), pred=list(pred))
+        ),
+    )
+
+
+def _spec():
+    return spec_from_dict(
+        dict(
+            title='Tiny',
+            runs=[
+                dict(name='ref', config='a.py', group='0'),
+                dict(name='row', config='b.py', group='1', baseline='ref'),
+            ],
+        ),
+        'tiny',
+    )
+
+
+def test_ablation_table_pairs_seeds_and_images(tmp_path):
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 3, 200)
+    counts = [300, 40, 7]
+    ref, row = [], []
+    for seed in (0, 1):
+        ref_pred = np.where(rng.random(200) < 0.6, gt, (gt + 1) % 3)
+        row_pred = np.where(rng.random(200) < 0.9, gt, (gt + 2) % 3)
+        ref.append(
+            _record('ref', seed, gt, ref_pred, 60.0 + seed, [9, 8, 7], counts)
+        )
+        row.append(
+            _record(
+                'row', seed, gt, row_pred, 63.0 + 2 * seed, [9, 8, 1], counts
+            )
+        )
+    # the reference has a third seed the row lacks: left out of the pairing
+    ref.append(_record('ref', 2, gt, gt, 99.0, [9, 8, 7], counts))
+    found = compare_validation(row, ref, resamples=300, seed=5)
+    expected = paired_bootstrap(
+        np.concatenate([gt, gt]),
+        np.concatenate([r['validation']['samples']['pred'] for r in row]),
+        np.concatenate([r['validation']['samples']['pred'] for r in ref[:2]]),
+        'top1',
+        300,
+        5,
+    )
+    assert found['seeds'] == [0, 1]
+    assert found['difference'] == pytest.approx(expected['difference'])
+    assert found['interval'] == pytest.approx(expected['interval'])
+    direct = np.mean([r['validation']['top1'] for r in row]) - np.mean(
+        [r['validation']['top1'] for r in ref[:2]]
+    )
+    assert found['difference'] == pytest.approx(direct)
+    assert found['interval'][0] > 0 and found['verdict'] == 'better'
+    flipped = compare_validation(ref[:2], row, resamples=300, seed=5)
+    assert flipped['verdict'] == 'worse'
+
+    records = {'ref': ref, 'row': row}
+    rows = ablation_rows(_spec(), records, resamples=300, seed=5)
+    assert [r['reference'] for r in rows] == [None, 'ref']
+    assert rows[1]['test_difference'] == pytest.approx([3.0, 4.0])
+    assert rows[1]['test']['rarest class'] == [1, 1]  # class of 7 images
+    assert rows[1]['test']['ECE'] == [5.0, 6.0]
+    out = write_ablation_table(
+        _spec(), records, str(tmp_path / 'ablation.md'), 300, 5
+    )
+    lines = Path(out).read_text().splitlines()
+    low, high = found['interval']
+    assert 'validation images of each common seed' in ' '.join(lines)
+    val = np.mean([r['validation']['top1'] for r in row])
+    assert lines[-1].startswith(f'| 1 | row | 0, 1 | {val:.2f}')
+    assert (
+        f'{found["difference"]:+.2f} [{low:+.2f}, {high:+.2f}] (s 0,1)'
+        in lines[-1]
+    )
+    assert '| better | 64.00 ± 1.41 | +3.50 ± 0.71 |' in lines[-1]
+    assert lines[-2].startswith('| 0 | ref | 0, 1, 2 |')
+
+
+def test_other_validation_images_are_refused():
+    gt = np.arange(6) % 3
+    ref = [_record('ref', 0, gt, gt, 50.0, [1, 1, 1], [9, 5, 2])]
+    row = [_record('row', 0, (gt + 1) % 3, gt, 50.0, [1, 1, 1], [9, 5, 2])]
+    with pytest.raises(ValueError, match='other images'):
+        compare_validation(row, ref)
+    assert compare_validation(row, []) is None
