@@ -128,7 +128,8 @@ class StatisticsBuilder:
         exact_rows: int = 32,
         rank: int = 32,
         all_gather: Union[AllGather, None, bool] = None,
-    ) -> ClassStatistics:
+        keep: bool = True,
+    ) -> Optional[ClassStatistics]:
         """Gather, order, centre; return the finished statistics (once).
 
         ``tail_mask``: (C,) bool, the classes calibrated from donors (their
@@ -138,7 +139,8 @@ class StatisticsBuilder:
         :meth:`ClassStatistics.from_class_blocks`. ``all_gather``: an
         :data:`AllGather` (e.g. ``mmengine.dist.all_gather``); None:
         ``torch.distributed`` when it runs with over one process; False:
-        local.
+        local. ``keep=False``: this rank only sends its rows (another
+        process writes the statistics) and None is returned.
         """
         if all_gather is None and (
             dist.is_available()
@@ -176,6 +178,10 @@ class StatisticsBuilder:
             tail_mask = tail_mask(counts.cpu())
         blocks = self._class_blocks(local[0], labels, dest, counts, gather)
         try:
+            if not keep:
+                for _ in blocks:
+                    pass
+                return None
             return ClassStatistics.from_class_blocks(
                 counts,
                 blocks,
@@ -212,25 +218,10 @@ class StatisticsBuilder:
         row's place in (label, index) order (-1: a dropped repeat)."""
         dev, dim = self.device, self.dim
         acc = torch.float64 if dev.type != 'mps' else torch.float32
-        self._spill.flush()
-        nbytes = (
-            self._num_rows
-            * dim
-            * torch.empty(0, dtype=self.dtype).element_size()
-        )
-        buf = (
-            mmap.mmap(self._spill.fileno(), nbytes, access=mmap.ACCESS_COPY)
-            if nbytes
-            else None
-        )
-        spill = (
-            torch.frombuffer(buf, dtype=self.dtype).view(-1, dim)
-            if nbytes
-            else torch.empty(0, dim, dtype=self.dtype)
-        )
-        starts = [0]
-        for lab in labels:
-            starts.append(starts[-1] + len(lab))
+        buf, spill = self._open_spill()
+        starts = [0] + torch.tensor([len(lab) for lab in labels]).cumsum(
+            0
+        ).tolist()
         budget = max(1, _ROUND_BYTES // (dim * 4))
         ends = torch.cumsum(counts.cpu(), 0).tolist()
         first = 0
@@ -258,10 +249,23 @@ class StatisticsBuilder:
                     mean = (sums[0] / max(len(x), 1)).float()
                     yield mean, x.float() - mean
                 first = last
+                if buf is not None:  # the pages read stay in the page cache
+                    buf.madvise(mmap.MADV_DONTNEED)
         finally:
             del spill
             if buf is not None:
                 buf.close()
+
+    def _open_spill(self) -> Tuple[Optional[mmap.mmap], Tensor]:
+        """This rank's rows (N_r, D), mapped copy-on-write from the spill
+        file (so torch can wrap it), and the mapping (None: no rows)."""
+        self._spill.flush()
+        size = torch.empty(0, dtype=self.dtype).element_size()
+        size *= self._num_rows * self.dim
+        if not size:
+            return None, torch.empty(0, self.dim, dtype=self.dtype)
+        buf = mmap.mmap(self._spill.fileno(), size, access=mmap.ACCESS_COPY)
+        return buf, torch.frombuffer(buf, dtype=self.dtype).view(-1, self.dim)
 
     def _gather_group(
         self, spill, mine, labels, dest, starts, group, gather
