@@ -125,14 +125,17 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--json', help='write the figures to this file')
     p.add_argument('--threads', type=int, default=None)
+    p.add_argument(
+        '--scale', default='iNaturalist 2018', choices=afg_scale.SCALES
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    counts, source = afg_scale.class_counts('iNaturalist 2018')
+    counts, source = afg_scale.class_counts(args.scale)
     out = statistics_pass(counts)
     out['counts'] = source
     print(
-        f'statistics pass, iNaturalist 2018 ({int(counts.sum()):,} features, '
+        f'statistics pass, {args.scale} ({int(counts.sum()):,} features, '
         f'D = 2048, counts {source}): private memory +'
         f'{out["peak_anon_bytes"] / GiB:.2f} GiB (target <= 1 GiB per rank) '
         f'= {out["peak_anon_bytes"] / out["rows_bytes"]:.3f} x the '

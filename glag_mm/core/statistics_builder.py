@@ -35,7 +35,7 @@ from .class_statistics import ClassStatistics
 #: has this contract).
 AllGather = Callable[[Tensor], List[Tensor]]
 
-_ROUND_BYTES = 64 * 2**20  # rows of one group of classes in finalize
+_ROUND_BYTES = 16 * 2**20  # rows of one group of classes in finalize
 
 
 def _torch_all_gather(tensor: Tensor) -> List[Tensor]:
