@@ -249,8 +249,8 @@ class StatisticsBuilder:
                     mean = (sums[0] / max(len(x), 1)).float()
                     yield mean, x.float() - mean
                 first = last
-                if buf is not None:  # the pages read stay in the page cache
-                    buf.madvise(mmap.MADV_DONTNEED)
+                if buf is not None and hasattr(mmap, 'MADV_DONTNEED'):
+                    buf.madvise(mmap.MADV_DONTNEED)  # unmapped, still cached
         finally:
             del spill
             if buf is not None:
