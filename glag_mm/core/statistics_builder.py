@@ -18,7 +18,6 @@ means and O(N) integers: bounded by the largest class, not N x D, and not
 multiplied by the number of ranks.
 """
 
-import mmap
 import os
 import tempfile
 from typing import Callable, Iterator, List, Optional, Tuple, Union
@@ -86,7 +85,6 @@ class StatisticsBuilder:
             os.makedirs(scratch, exist_ok=True)
         # this rank's rows, in the order added, as raw ``dtype`` bytes
         self._spill = tempfile.TemporaryFile(dir=scratch)
-        self._num_rows = 0
         self._labels: List[Tensor] = []
         self._indices: List[Tensor] = []
 
@@ -116,7 +114,6 @@ class StatisticsBuilder:
             )
         rows = features.detach().to('cpu', self.dtype).contiguous()
         self._spill.write(rows.view(torch.uint8).numpy())
-        self._num_rows += num
         self._labels.append(labels)
         self._indices.append(indices)
 
@@ -218,57 +215,50 @@ class StatisticsBuilder:
         row's place in (label, index) order (-1: a dropped repeat)."""
         dev, dim = self.device, self.dim
         acc = torch.float64 if dev.type != 'mps' else torch.float32
-        buf, spill = self._open_spill()
-        starts = [0] + torch.tensor([len(lab) for lab in labels]).cumsum(
-            0
-        ).tolist()
+        self._spill.flush()
+        sizes = [len(lab) for lab in labels]
+        starts = [sum(sizes[:r]) for r in range(len(sizes))]
         budget = max(1, _ROUND_BYTES // (dim * 4))
         ends = torch.cumsum(counts.cpu(), 0).tolist()
         first = 0
-        try:
-            while first < self.num_classes:
-                a = ends[first - 1] if first else 0
-                last = first + 1
-                while last < self.num_classes and ends[last] - a <= budget:
-                    last += 1
-                block = self._gather_group(
-                    spill,
-                    mine,
-                    labels,
-                    dest,
-                    starts,
-                    (first, last, a, ends[last - 1]),
-                    gather,
-                )
-                for c in range(first, last):
-                    lo = (ends[c - 1] if c else 0) - a
-                    x = block[lo : ends[c] - a]
-                    sums = torch.zeros(1, dim, dtype=acc, device=dev)
-                    index = torch.zeros(len(x), dtype=torch.long, device=dev)
-                    sums.index_add_(0, index, x.to(acc))
-                    mean = (sums[0] / max(len(x), 1)).float()
-                    yield mean, x.float() - mean
-                first = last
-                if buf is not None and hasattr(mmap, 'MADV_DONTNEED'):
-                    buf.madvise(mmap.MADV_DONTNEED)  # unmapped, still cached
-        finally:
-            del spill
-            if buf is not None:
-                buf.close()
+        while first < self.num_classes:
+            a = ends[first - 1] if first else 0
+            last = first + 1
+            while last < self.num_classes and ends[last] - a <= budget:
+                last += 1
+            block = self._gather_group(
+                mine,
+                labels,
+                dest,
+                starts,
+                (first, last, a, ends[last - 1]),
+                gather,
+            )
+            for c in range(first, last):
+                lo = (ends[c - 1] if c else 0) - a
+                x = block[lo : ends[c] - a]
+                sums = torch.zeros(1, dim, dtype=acc, device=dev)
+                index = torch.zeros(len(x), dtype=torch.long, device=dev)
+                sums.index_add_(0, index, x.to(acc))
+                mean = (sums[0] / max(len(x), 1)).float()
+                yield mean, x.float() - mean
+            first = last
 
-    def _open_spill(self) -> Tuple[Optional[mmap.mmap], Tensor]:
-        """This rank's rows (N_r, D), mapped copy-on-write from the spill
-        file (so torch can wrap it), and the mapping (None: no rows)."""
-        self._spill.flush()
-        size = torch.empty(0, dtype=self.dtype).element_size()
-        size *= self._num_rows * self.dim
-        if not size:
-            return None, torch.empty(0, self.dim, dtype=self.dtype)
-        buf = mmap.mmap(self._spill.fileno(), size, access=mmap.ACCESS_COPY)
-        return buf, torch.frombuffer(buf, dtype=self.dtype).view(-1, self.dim)
+    def _read_rows(self, sel: Tensor) -> Tensor:
+        """Rows ``sel`` of this rank's spill file, read into
+        memory (not mapped: no page of the file joins this process)."""
+        width = self.dim * torch.empty(0, dtype=self.dtype).element_size()
+        out = torch.empty(len(sel), self.dim, dtype=self.dtype)
+        if not len(sel):
+            return out
+        view = memoryview(out.view(torch.uint8).numpy()).cast('B')
+        fd = self._spill.fileno()
+        for k, i in enumerate(sel.tolist()):
+            os.preadv(fd, [view[k * width : (k + 1) * width]], i * width)
+        return out
 
     def _gather_group(
-        self, spill, mine, labels, dest, starts, group, gather
+        self, mine, labels, dest, starts, group, gather
     ) -> Tensor:
         """Rows ``a:b`` (classes ``first:last``) in (label, index) order:
         each rank sends its rows of those classes, as bytes (bit-exact on
@@ -285,7 +275,7 @@ class StatisticsBuilder:
             return out
         sel = torch.nonzero((mine >= first) & (mine < last)).flatten().cpu()
         send = torch.zeros(width, self.dim, dtype=self.dtype, device=dev)
-        send[: len(sel)] = spill[sel].to(dev)
+        send[: len(sel)] = self._read_rows(sel).to(dev)
         parts = gather(send.view(torch.uint8))
         for r, (part, pick) in enumerate(zip(parts, picks)):
             d = dest[starts[r] + pick]
