@@ -27,11 +27,7 @@ from .feature_cache import (
     feature_cache_key,
     iter_trunk_features,
 )
-from .files import (
-    is_node_writer,
-    usable_stage_two_file,
-    write_once_per_node,
-)
+from .files import is_node_writer, usable_stage_two_file, write_once_per_node
 
 STATISTICS_DIR = 'afg_statistics'
 
@@ -167,13 +163,11 @@ def load_or_build(
         stats = ClassStatistics.load(path, device=device)
         runner.logger.info(f'AFGHook: class statistics loaded from {path}')
         return stats, path
-    # one process per machine builds (into a memory-mapped file beside
-    # the statistics); the others only send it their rows
     stats = build_statistics(
         head,
         _source(runner, pipeline, batch_size, num_workers, progress),
         scratch=osp.dirname(path),
-        keep=is_node_writer(),
+        keep=is_node_writer(),  # the others only send their rows
     )
     write_once_per_node(path, lambda tmp: stats.save(tmp, key=key))
     del stats  # every rank maps the one file instead
