@@ -36,15 +36,20 @@ from glag_mm.core import StatisticsBuilder, tail_classes
 GiB = 2**30
 
 
-def resident():
-    """(anonymous, file-backed) resident bytes of this process."""
+def status(*keys):
+    """Sizes in bytes from ``/proc/self/status`` (``RssAnon``, ``VmHWM``)."""
     out = {}
     with open('/proc/self/status') as f:
         for line in f:
             key, _, value = line.partition(':')
-            if key in ('RssAnon', 'RssFile'):
+            if key in keys:
                 out[key] = int(value.split()[0]) * 1024
-    return out['RssAnon'], out['RssFile']
+    return [out[key] for key in keys]
+
+
+def resident():
+    """(anonymous, file-backed) resident bytes of this process."""
+    return status('RssAnon', 'RssFile')
 
 
 class PeakSampler(threading.Thread):
@@ -116,6 +121,7 @@ def statistics_pass(counts, dim=2048, batch=512, exact_rows=32, rank=32):
         rows_bytes=rows,
         statistics_bytes=size,
         seconds=seconds,
+        peak_rss_bytes=status('VmHWM')[0],  # the whole process's
     )
 
 
@@ -142,7 +148,8 @@ def main():
         f'{out["rows_bytes"] / GiB:.2f} GiB of rows a rank held before; '
         f'file-backed pages +{out["peak_file_bytes"] / GiB:.2f} GiB '
         f'(statistics file {out["statistics_bytes"] / GiB:.2f} GiB), '
-        f'{out["seconds"]:.0f} s'
+        f'{out["seconds"]:.0f} s; peak resident memory of this process '
+        f'{out["peak_rss_bytes"] / GiB:.2f} GiB'
     )
     if args.json:
         with open(args.json, 'w') as f:
