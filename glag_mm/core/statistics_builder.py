@@ -13,9 +13,12 @@ mean and hands it to :meth:`~glag_mm.core.ClassStatistics.
 from_class_blocks`, which writes its bounded covariance factor and anchors
 into the output rows (with ``scratch``: a memory-mapped temporary file).
 
-Memory of the pass: one group of rows (twice, for the gather), the C x D
-means and O(N) integers: bounded by the largest class, not N x D, and not
-multiplied by the number of ranks.
+Private memory of the pass with ``scratch``: one group of rows (a few
+copies, for the gather and the centring; the spill file is read, never
+mapped), the C x D means, O(N) integers and the support sets' blocks of
+:class:`~glag_mm.core.ClassStatistics`: bounded by the largest class, not
+N x D, and not multiplied by the number of ranks
+(``benchmarks/statistics_pass_memory.py``).
 """
 
 import os
