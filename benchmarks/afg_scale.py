@@ -24,7 +24,12 @@ process:
   batches, and, as ``normals_only_over_sgemm``, the same figure if drawing
   the batch's normals (one per factor row read, D more per draw with an
   isotropic residual) with ``torch.randn`` were all it cost: on a CPU the
-  draws alone cap the throughput near that figure.
+  draws alone cap the throughput near that figure;
+* the statistics pass's own peak memory at iNaturalist 2018 scale (real
+  counts, D = 2048), in a child process (``statistics_pass_memory.py``):
+  the growth of its private resident memory, <= 1 GiB per rank, against
+  the N x D rows each rank held before; and the peak resident memory of
+  this process and of the child (under 4 GiB).
 
 Run::
 
@@ -34,15 +39,21 @@ Run::
 ``--quick`` generates at D = 256 (a few minutes on two cores); the memory
 and checkpoint figures are at D = 2048 either way. ``--json FILE`` writes
 ``generation_scaling_2x``, ``generation_scaling_4x``,
-``generation_over_sgemm``, ``normals_only_over_sgemm`` and the memory
-ratios.
+``generation_over_sgemm``, ``normals_only_over_sgemm``, the memory
+ratios, ``statistics_pass_peak_gib_inat`` (and, over the rows a rank held
+before, ``statistics_pass_over_rows_inat``) and ``peak_rss_gib`` (the
+larger of this process's and the child's).
 """
 
 import argparse
 import io
 import json
 import math
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -220,6 +231,21 @@ def generation(args):
     )
 
 
+def statistics_pass_memory(threads):
+    """Figures of ``statistics_pass_memory.py``, run in a child process."""
+    script = Path(__file__).with_name('statistics_pass_memory.py')
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / 'pass.json'
+        cmd = [sys.executable, str(script), '--json', str(out)]
+        subprocess.run(cmd + ['--threads', str(threads or 0)], check=True)
+        return json.loads(out.read_text())
+
+
+def peak_rss_gib():
+    """Peak resident memory of this process (KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--dim', type=int, default=DIM, help='D of generation')
@@ -270,6 +296,18 @@ def main():
     print(
         f'  normals_only_over_sgemm {gen["normals_only_over_sgemm"]:.3f} '
         "(the same figure if torch.randn's draws were a batch's only cost)"
+    )
+    stats_pass = statistics_pass_memory(args.threads)
+    peak, rows = stats_pass['peak_anon_bytes'], stats_pass['rows_bytes']
+    out['statistics_pass_peak_gib_inat'] = peak / 2**30
+    out['statistics_pass_over_rows_inat'] = peak / rows
+    # the child's own peak: RUSAGE_CHILDREN would count this process's
+    # resident memory at the fork
+    own, child = peak_rss_gib(), stats_pass['peak_rss_bytes'] / 2**30
+    out['peak_rss_gib'] = max(own, child)
+    print(
+        f'peak resident memory: this process {own:.2f} GiB, the statistics '
+        f'pass child {child:.2f} GiB (target < 4 GiB)'
     )
     if args.json:
         with open(args.json, 'w') as f:

@@ -30,7 +30,8 @@ weights (docs/method.md item 4 and 5) computed once here.
 machine memory-maps (one copy in memory).
 """
 
-from typing import Dict, Optional, Tuple, Union
+import itertools
+from typing import Callable, Dict, Iterable, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -114,58 +115,93 @@ class ClassStatistics:
         means: Tensor,
         rows: Tensor,
         tail_mask: Tensor,
+        **kw,
+    ) -> 'ClassStatistics':
+        """:meth:`from_class_blocks` of ``rows`` (N, D) float32 centred
+        rows sorted by class, split by ``counts``; ``kw`` as there."""
+        n = torch.as_tensor(counts).cpu().long().tolist()
+        blocks = zip(means, torch.split(rows, n))
+        return cls.from_class_blocks(counts, blocks, tail_mask, **kw)
+
+    @classmethod
+    def from_class_blocks(
+        cls,
+        counts: Tensor,
+        blocks: Iterable[Tuple[Tensor, Tensor]],
+        tail_mask: Tensor,
         num_donors: int = 3,
         weighting: str = 'count_distance',
         exact_rows: int = 32,
         rank: int = 32,
+        out_rows: Optional[Callable[[int, int], Tensor]] = None,
     ) -> 'ClassStatistics':
         """Bound each class's factor; keep anchors and support sets.
 
-        ``counts`` (C,) n_c, ``means`` (C, D), ``rows`` (N, D) float32
-        centred rows sorted by class (consumed), ``tail_mask`` (C,) bool:
-        the classes calibrated from ``num_donors`` donors; classes with at
-        most ``exact_rows`` images keep their exact covariance, larger ones
-        a rank-``rank`` factor (module docstring; both >= 1, AFGHead checks).
+        ``counts`` (C,) n_c; ``blocks`` yields, class by class, (mu_c (D,),
+        centred rows (n_c, D) float32): only one class is held at a time;
+        ``tail_mask`` (C,) bool: the classes calibrated from ``num_donors``
+        donors; classes with at most ``exact_rows`` images keep their exact
+        covariance, larger ones a rank-``rank`` factor (module docstring;
+        both >= 1, AFGHead checks). ``out_rows(R, D)``: the (R, D) float32
+        tensor the factors and anchors are written to (e.g. a memory-mapped
+        file; default ``torch.empty`` where the means are).
         """
         counts = torch.as_tensor(counts).cpu().long()
         tail = torch.as_tensor(tail_mask).cpu().bool()
-        n = counts.tolist()
-        blocks = torch.split(rows, n)
-        t = {key: [] for key in _TABLES[1:5]}  # factor_start ... residual
-        parts, pos = [], 0
-        for block in blocks:
-            if len(block) <= exact_rows:  # exact: the centred rows
-                factor, resid = block, 0.0
-                scale = 1.0 / (len(block) - 1) if len(block) > 1 else 0.0
-            else:
-                factor, resid = _low_rank_factor(block, rank)
-                scale = 1.0
-            parts.append(factor)
-            for key, val in zip(t, (pos, len(factor), scale, resid)):
-                t[key].append(val)
-            pos += len(factor)
-        t = {key: torch.tensor(val) for key, val in t.items()}
         exact = counts <= exact_rows
-        # tail anchors: an exact class's factor rows, else its rows again
-        anchor_start = t['factor_start'].clone()
-        for c in torch.nonzero(tail & ~exact).flatten().tolist():
-            parts.append(blocks[c])
-            anchor_start[c], pos = pos, pos + n[c]
-        out_rows = torch.cat(parts) if pos else rows[:0]
-        del parts, blocks
-        size = torch.where(tail, counts, 0)
+        blocks = iter(blocks)
+        first = next(blocks)
+        dim = first[0].numel()
+        blocks = itertools.chain([first], blocks)
+        # the layout, known from the counts: factors, then extra anchors
+        limit = (counts - 1).clamp(max=min(rank, dim))
+        size = torch.where(exact, counts, limit)
+        start = torch.cumsum(size, 0) - size
+        extra = torch.where(tail & ~exact, counts, 0)
+        anchor_start = torch.where(
+            exact, start, int(size.sum()) + torch.cumsum(extra, 0) - extra
+        )
+        total = int(size.sum() + extra.sum())
+        make = out_rows or (
+            lambda r, d: torch.empty(r, d, device=first[0].device)
+        )
+        out = make(total, dim)
+        means, scale, resid = [], [], []
+        for c, (mean, block) in enumerate(blocks):
+            if len(block) <= exact_rows:  # exact: the centred rows
+                factor, res = block, 0.0
+                scale.append(1.0 / (len(block) - 1) if len(block) > 1 else 0.0)
+            else:
+                factor, res = _low_rank_factor(block, rank)
+                scale.append(1.0)
+            a = int(start[c])
+            out[a : a + len(factor)] = factor.to(out.device)
+            if extra[c]:  # a larger tail class's anchors: its rows again
+                a = int(anchor_start[c])
+                out[a : a + len(block)] = block.to(out.device)
+            means.append(mean.float())
+            resid.append(res)
+        t = dict(
+            factor_start=start,
+            factor_size=size,
+            factor_scale=torch.tensor(scale),
+            residual=torch.tensor(resid),
+        )
+        anchors = torch.where(tail, counts, 0)
         t.update(
             counts=counts,
             exact=exact,
             tail=tail,
             anchor_start=torch.where(tail, anchor_start, 0),
-            anchor_size=size,
-            anchor_base=torch.cumsum(size, 0) - size,
-            donors=torch.zeros(int(size.sum()), num_donors, dtype=torch.long),
-            donor_weights=torch.zeros(int(size.sum()), num_donors),
+            anchor_size=anchors,
+            anchor_base=torch.cumsum(anchors, 0) - anchors,
+            donors=torch.zeros(
+                int(anchors.sum()), num_donors, dtype=torch.long
+            ),
+            donor_weights=torch.zeros(int(anchors.sum()), num_donors),
         )
         settings = dict(exact_rows=exact_rows, rank=rank, weighting=weighting)
-        stats = cls(means.float(), out_rows.float(), t, settings)
+        stats = cls(torch.stack(means).to(out.device), out, t, settings)
         stats._fill_support(num_donors, weighting)
         return stats
 

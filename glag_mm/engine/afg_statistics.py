@@ -27,7 +27,7 @@ from .feature_cache import (
     feature_cache_key,
     iter_trunk_features,
 )
-from .files import usable_stage_two_file, write_once_per_node
+from .files import is_node_writer, usable_stage_two_file, write_once_per_node
 
 STATISTICS_DIR = 'afg_statistics'
 
@@ -97,14 +97,21 @@ def _source(runner, pipeline, batch_size, num_workers, progress):
     )
 
 
-def build_statistics(head, batches, all_gather=None) -> ClassStatistics:
+def build_statistics(
+    head,
+    batches,
+    all_gather=None,
+    scratch: Optional[str] = None,
+    keep: bool = True,
+) -> Optional[ClassStatistics]:
     """Statistics for an AFGHead (its Tukey transform and settings) of
     ``batches``: this rank's (raw pooled features (B, D), labels (B,),
-    dataset indices (B,)); ``all_gather``: see
-    :meth:`StatisticsBuilder.finalize`."""
+    dataset indices (B,)); ``all_gather``, ``keep``: see
+    :meth:`StatisticsBuilder.finalize`; ``scratch``: see
+    :class:`StatisticsBuilder` (statistics on the CPU when given)."""
     device = head.fc.weight.device
     builder = StatisticsBuilder(
-        head.num_classes, head.in_channels, device=device
+        head.num_classes, head.in_channels, device=device, scratch=scratch
     )
     for i, (feats, labels, idx) in enumerate(batches):
         if i == 0:  # signed (LayerNorm-ended) trunk: lam = 1, see AFGHead
@@ -118,6 +125,7 @@ def build_statistics(head, batches, all_gather=None) -> ClassStatistics:
         exact_rows=head.exact_rows,
         rank=head.factor_rank,
         all_gather=all_gather,
+        keep=keep,
     )
 
 
@@ -156,14 +164,17 @@ def load_or_build(
         runner.logger.info(f'AFGHook: class statistics loaded from {path}')
         return stats, path
     stats = build_statistics(
-        head, _source(runner, pipeline, batch_size, num_workers, progress)
+        head,
+        _source(runner, pipeline, batch_size, num_workers, progress),
+        scratch=osp.dirname(path),
+        keep=is_node_writer(),  # the others only send their rows
     )
     write_once_per_node(path, lambda tmp: stats.save(tmp, key=key))
-    size = stats.memory_bytes()
     del stats  # every rank maps the one file instead
     stats = ClassStatistics.load(path, device=device)
     runner.logger.info(
         f'AFGHook: statistics of {int(stats.counts.sum())} training '
-        f'features, {size / 2**20:.1f} MiB, written to {path}'
+        f'features, {stats.memory_bytes() / 2**20:.1f} MiB, written to '
+        f'{path}'
     )
     return stats, path

@@ -34,14 +34,19 @@ from ..safe_load import (
 from .work_dir_lock import remove_stale_tmp
 
 
+def is_node_writer() -> bool:
+    """Whether this process writes its machine's stage-two files: local
+    rank 0 (``LOCAL_RANK``; without it rank 0 only)."""
+    return int(os.environ.get('LOCAL_RANK', get_rank())) == 0
+
+
 def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
     """Local rank 0 of each machine (``LOCAL_RANK``; without it rank 0
     only) runs ``write(tmp)`` if ``path`` is missing, renamed atomically;
     every rank waits. True where this process wrote it; a failed write is
     an ``OSError`` naming the file."""
     wrote = False
-    local_rank = int(os.environ.get('LOCAL_RANK', get_rank()))
-    if local_rank == 0 and not osp.isfile(path):
+    if is_node_writer() and not osp.isfile(path):
         os.makedirs(osp.dirname(path) or '.', exist_ok=True)
         tmp = f'{path}.{socket.gethostname()}.{os.getpid()}.tmp'
         try:
@@ -111,8 +116,7 @@ def usable_stage_two_file(path: str, key: str, what: str, logger=None) -> bool:
     warning naming it and why; where it will be built, its folder must be
     writable (checked now, before the pass that fills it) and the
     temporary files of a killed writer of this host are removed."""
-    local_rank = int(os.environ.get('LOCAL_RANK', get_rank()))
-    if local_rank != 0:
+    if not is_node_writer():
         return osp.isfile(path)
     problem = stage_two_problem(path, key)
     if problem is None:
