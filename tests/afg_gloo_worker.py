@@ -8,6 +8,7 @@ OpenMMLab imports of the ``glag_mm`` package and starts in a few seconds.
 import importlib.util
 import math
 import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -62,6 +63,38 @@ def fill(builder, x, y, idx=None, batch=7):
 GLOO_COUNTS, GLOO_DIM, GLOO_SEED = [40, 9, 25, 3, 1], 8, 2
 GLOO_TAIL = [False, True, False, True, True]
 GLOO_FINALIZE = dict(num_donors=1, exact_rows=20, rank=3)
+
+
+def run_in_threads(world, finalize):
+    """``finalize(rank, all_gather)`` of ``world`` simulated ranks, one
+    thread each, whose ``all_gather`` meets at a barrier; their results."""
+    slots, barrier = [None] * world, threading.Barrier(world)
+    results, errors = [None] * world, []
+
+    def make_gather(rank):
+        def gather(t):
+            slots[rank] = t.clone()
+            barrier.wait()
+            out = [s.clone() for s in slots]
+            barrier.wait()
+            return out
+
+        return gather
+
+    def run(rank):
+        try:
+            results[rank] = finalize(rank, make_gather(rank))
+        except Exception as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
 
 
 def gloo_worker(rank, world, port, out_dir):

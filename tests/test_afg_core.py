@@ -3,7 +3,6 @@ builder, bounded class statistics, calibration, the generator, the
 generation plan and distillation (docs/method.md stage two)."""
 
 import math
-import threading
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ from afg_gloo_worker import (
     fill,
     gloo_worker,
     make_features,
+    run_in_threads,
     shard,
 )
 from test_tools import free_port
@@ -145,42 +145,19 @@ def test_sharded_adds_equal_single_process(monkeypatch):
     x, y, idx = make_features(counts, 4, seed=1)
     single = _stats(x, y, idx, tail, exact_rows=10, rank=2, num_donors=1)
     world = 2
-    slots, barrier = [None] * world, threading.Barrier(world)
-    results, errors = [None] * world, []
 
-    def make_gather(rank):
-        def gather(t):
-            slots[rank] = t.clone()
-            barrier.wait()
-            out = [s.clone() for s in slots]
-            barrier.wait()
-            return out
+    def finalize(rank, all_gather):
+        mine = shard(len(y), world, rank)  # padded: one repeat
+        builder = fill(StatisticsBuilder(5, 4), x[mine], y[mine], idx[mine])
+        return builder.finalize(
+            torch.tensor(tail),
+            num_donors=1,
+            exact_rows=10,
+            rank=2,
+            all_gather=all_gather,
+        )
 
-        return gather
-
-    def run(rank):
-        try:
-            mine = shard(len(y), world, rank)  # padded: one repeat
-            builder = fill(
-                StatisticsBuilder(5, 4), x[mine], y[mine], idx[mine]
-            )
-            results[rank] = builder.finalize(
-                torch.tensor(tail),
-                num_donors=1,
-                exact_rows=10,
-                rank=2,
-                all_gather=make_gather(rank),
-            )
-        except Exception as exc:  # pragma: no cover - surfaced below
-            errors.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    results = run_in_threads(world, finalize)
     for stats in results:
         for key, val in single.tensors().items():
             assert torch.equal(stats.tensors()[key], val), key

@@ -4,10 +4,9 @@ file when given a scratch folder, leaves no file behind, and gives the
 statistics a direct computation gives."""
 
 import os
-import threading
 
 import torch
-from afg_gloo_worker import fill, make_features, shard
+from afg_gloo_worker import fill, make_features, run_in_threads, shard
 
 from glag_mm.core import StatisticsBuilder, statistics_builder
 from glag_mm.core.class_statistics import _low_rank_factor
@@ -64,37 +63,16 @@ def test_ranks_that_do_not_keep_only_send_their_rows():
     x, y, idx = make_features(COUNTS, 6, seed=7)
     single = _build(x, y, idx)
     world = 2
-    slots, barrier = [None] * world, threading.Barrier(world)
-    results, errors = [None] * world, []
 
-    def gather(rank):
-        def run(t):
-            slots[rank] = t.clone()
-            barrier.wait()
-            out = [s.clone() for s in slots]
-            barrier.wait()
-            return out
+    def finalize(rank, all_gather):
+        mine = shard(len(y), world, rank)
+        builder = StatisticsBuilder(len(COUNTS), 6)
+        fill(builder, x[mine], y[mine], idx[mine])
+        return builder.finalize(
+            TAIL, all_gather=all_gather, keep=rank == 0, **SETTINGS
+        )
 
-        return run
-
-    def run(rank):
-        try:
-            mine = shard(len(y), world, rank)
-            builder = StatisticsBuilder(len(COUNTS), 6)
-            fill(builder, x[mine], y[mine], idx[mine])
-            results[rank] = builder.finalize(
-                TAIL, all_gather=gather(rank), keep=rank == 0, **SETTINGS
-            )
-        except Exception as exc:  # pragma: no cover - surfaced below
-            errors.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    results = run_in_threads(world, finalize)
     assert results[1] is None
     for key, value in single.tensors().items():
         assert torch.equal(results[0].tensors()[key], value), key
