@@ -8,7 +8,7 @@ Run under torchrun with two processes on gloo::
 Each rank computes its share of a feature cache (synthetic features, the
 size of a real cache: 115,846 x 2,048 float32 at ImageNet-LT scale; 32,768 x
 2,048 with ``--quick``), the shares are gathered as
-:class:`~glag_mm.engine.FeatureCacheHook` gathers them, and the cache goes
+:class:`~glag_mm.engine.StageTwoTrainLoop` gathers them, and the cache goes
 through the plugin's own path: written once per machine
 (:func:`~glag_mm.engine.files.write_once_per_node`) and memory-mapped
 by every rank (``torch.load(..., mmap=True)``, as the hook and

@@ -29,9 +29,9 @@ models in rounds of their own):
   classifier computes in 'ratio' mode, without generation or KD: the
   floor of the 'ratio' figure.
 
-The cache rows run the same models with the trunk bypassed exactly as
-:class:`~glag_mm.engine.FeatureCacheHook` does (inputs are the cached
-2,048-d features), and the teacher reads its logits of the batch's cached
+The cache rows run the same models (``StageTwoClassifier``) on batches of
+cached 2,048-d features, as :class:`~glag_mm.engine.StageTwoTrainLoop`
+feeds them, and the teacher reads its logits of the batch's cached
 features from the table ``GLAGDistillHook`` computes once on a CPU run.
 Per-epoch speed-up = uncached / cached iteration time; the cache also
 costs one trunk pass over the training set (about one forward-only epoch),
@@ -66,7 +66,7 @@ from mmpretrain.structures import DataSample
 
 import glag_mm  # noqa: F401
 from glag_mm.core.calibration import tail_classes
-from glag_mm.engine import FeatureCacheHook, LinearTeacher
+from glag_mm.engine import LinearTeacher
 from glag_mm.engine.afg_statistics import build_statistics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def class_counts():
 def build(head):
     return MODELS.build(
         dict(
-            type='ImageClassifier',
+            type='StageTwoClassifier',
             data_preprocessor=dict(
                 type='ClsDataPreprocessor',
                 mean=[123.675, 116.28, 103.53],
@@ -142,12 +142,6 @@ def batch(size, image, labels, cached=None):
             0, 256, (size, 3, image, image), dtype=torch.uint8
         )
     return dict(inputs=inputs, data_samples=samples)
-
-
-def bypass(model):
-    """The trunk bypass of FeatureCacheHook on a second model instance."""
-    FeatureCacheHook(progress=False)._bypass_trunk(model)
-    return model
 
 
 def timed(model, data, optim, iters):
@@ -229,12 +223,12 @@ def main():
                     )
                 else:  # share the statistics (read-only during training)
                     model.head.set_statistics(first.statistics)
-                model.head.distiller = cached_teacher if cached else teacher
-            models[name, cached] = bypass(model) if cached else model
+                model.head.set_teacher(cached_teacher if cached else teacher)
+            models[name, cached] = model
     # the floor of 'ratio' mode: cRT's classifier on 2B cached rows, the
     # rows AFG's classifier sees, with neither generation nor KD
     floor = ('crt on 2B rows', True)
-    models[floor] = bypass(build(specs['crt']))
+    models[floor] = build(specs['crt'])
     labels = torch.multinomial(counts.float(), args.batch, replacement=True)
     rows = torch.randint(features.shape[0], (args.batch,))
     data = {

@@ -151,9 +151,8 @@ def test_nan_features_stop_training(project, tmp_path, head, where, place):
     assert 'epoch_1.pth' in saved
     nan_iter = per_epoch + 3
     hooks = [h for h in cfg.custom_hooks if h['type'] != 'InjectNaNHook']
-    if where == 'trunk':
-        hooks = [h for h in hooks if h['type'] != 'FeatureCacheHook']
     hooks.append(dict(type='InjectNaNHook', iteration=nan_iter, where=where))
+    on_images = dict(train_cfg__cache=False, val_cfg__cache=False)
     cfg = demo_config(
         head,
         project['data'],
@@ -161,6 +160,7 @@ def test_nan_features_stop_training(project, tmp_path, head, where, place):
         stage_one=stage_one,
         custom_hooks=hooks,
         train_cfg__max_epochs=2,
+        **(on_images if where == 'trunk' else {}),
     )
     prepare_train_config(cfg, work_dir=str(work), resume='auto')
     with pytest.raises(NonFiniteError) as error:

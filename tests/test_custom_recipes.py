@@ -87,8 +87,8 @@ def test_small_image_recipe_sizes():
     # stage two trains on the frozen trunk without augmentation
     assert stage_two.train_dataloader.dataset.dataset.pipeline == test
     # on stage one's ResNet-20, frozen whole
-    assert stage_two.model.backbone.type == 'FrozenBackbone'
-    assert stage_two.model.backbone.backbone == cfg.model.backbone
+    assert stage_two.model.type == 'StageTwoClassifier'
+    assert stage_two.model.backbone == cfg.model.backbone
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ model = dict(
               num_donors=2))
 custom_hooks = [dict(type='AFGHook', progress=False)]
 val_evaluator = dict(_delete_=True, type='LongTailAccuracy')
-train_cfg = dict(max_epochs=1)
+train_cfg = dict(_delete_=True, type='ValidateBeforeSaveLoop', max_epochs=1)
 """
 
 TWO_STAGE = """

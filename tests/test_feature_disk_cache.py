@@ -1,4 +1,5 @@
-"""FeatureCacheHook's on-disk cache (``cache_dir``, ``cache_test``).
+"""The stage-two loops' on-disk feature cache (``cache=dict(cache_dir=...)``,
+``StageTwoTestLoop``).
 
 A tiny frozen ResNet-8 on in-memory 8x8 images: the second run with the same
 trunk and data loads the features instead of running the trunk, and trains
@@ -20,6 +21,7 @@ from mmpretrain.registry import DATASETS, HOOKS, MODELS
 
 import glag_mm  # noqa: F401
 from glag_mm.engine.feature_cache import feature_cache_key
+from glag_mm.engine.stage_two_loops import cache_settings
 
 COUNTS = [30, 12, 5]
 VAL_COUNTS = [4, 4, 4]
@@ -82,19 +84,19 @@ def _loader(counts, seed, shuffle, pipeline=PIPELINE):
 
 def _model():
     return dict(
-        type='ImageClassifier',
+        type='StageTwoClassifier',
         data_preprocessor=dict(
             type='ClsDataPreprocessor',
             mean=[127.5] * 3,
             std=[127.5] * 3,
             num_classes=3,
         ),
-        backbone=dict(
-            type='CifarResNet',
-            depth=8,
-            stage_channels=(4, 8, 16),
-            frozen_stages=3,
-            norm_eval=True,
+        backbone=dict(  # a random trunk: no stage-one weights
+            type='FrozenBackbone',
+            backbone=dict(
+                type='CifarResNet', depth=8, stage_channels=(4, 8, 16)
+            ),
+            init_cfg=None,
         ),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(type='LinearClsHead', num_classes=3, in_channels=16),
@@ -102,9 +104,9 @@ def _model():
 
 
 def _cfg(work_dir, cache_dir):
-    cache = dict(type='FeatureCacheHook', progress=False)
+    cache = dict(progress=False)
     if cache_dir is not None:
-        cache.update(cache_dir=str(cache_dir), cache_test=True)
+        cache.update(cache_dir=str(cache_dir))
     return Config(
         dict(
             default_scope='mmpretrain',
@@ -116,9 +118,16 @@ def _cfg(work_dir, cache_dir):
             test_dataloader=_loader(TEST_COUNTS, 11, False),
             val_evaluator=dict(type='Accuracy'),
             test_evaluator=dict(type='Accuracy'),
-            train_cfg=dict(by_epoch=True, max_epochs=3, val_interval=1),
-            val_cfg=dict(),
-            test_cfg=dict(),
+            train_cfg=dict(
+                type='StageTwoTrainLoop',
+                max_epochs=3,
+                val_interval=1,
+                cache=cache,
+            ),
+            val_cfg=dict(type='StageTwoValLoop', cache=cache),
+            test_cfg=dict(
+                type='StageTwoTestLoop', cache=cache_dir is not None and cache
+            ),
             optim_wrapper=dict(
                 optimizer=dict(type='SGD', lr=0.1, momentum=0.9)
             ),
@@ -126,7 +135,7 @@ def _cfg(work_dir, cache_dir):
                 checkpoint=dict(type='CheckpointHook', interval=3),
                 logger=dict(type='LoggerHook', interval=50),
             ),
-            custom_hooks=[cache, dict(type='DiskCacheCountHook')],
+            custom_hooks=[dict(type='DiskCacheCountHook')],
             randomness=dict(seed=0),
             log_level='WARNING',
         )
@@ -150,7 +159,7 @@ def test_second_run_loads_and_equals_computing(tmp_path):
     cache_dir = tmp_path / 'cache'
     w_mem, m_mem, n_mem, t_mem = _train_and_test(tmp_path / 'mem', None)
     assert n_mem == sum(COUNTS) + sum(VAL_COUNTS)  # one pass each
-    assert t_mem == sum(TEST_COUNTS)  # cache_test off: test on images
+    assert t_mem == sum(TEST_COUNTS)  # test cache off: test on images
 
     w1, m1, n1, t1 = _train_and_test(tmp_path / 'first', cache_dir)
     assert n1 == sum(COUNTS) + sum(VAL_COUNTS)
@@ -202,13 +211,14 @@ def test_key_changes_with_trunk_and_dataset():
         next(model.backbone.parameters()).view(-1)[0] -= 1e-3
     assert feature_cache_key(model, dataset) == key
     # the data preprocessor's normalisation
-    model.data_preprocessor.mean.add_(1.0)
+    pre = model.image_preprocessor
+    pre.mean.add_(1.0)
     assert feature_cache_key(model, dataset) != key
-    model.data_preprocessor.mean.sub_(1.0)
+    pre.mean.sub_(1.0)
     assert feature_cache_key(model, dataset) == key
-    model.data_preprocessor.to_rgb = not model.data_preprocessor.to_rgb
+    pre.to_rgb = not pre.to_rgb
     assert feature_cache_key(model, dataset) != key
-    model.data_preprocessor.to_rgb = not model.data_preprocessor.to_rgb
+    pre.to_rgb = not pre.to_rgb
     # labels (same length), length, pipeline, storage dtype
     assert feature_cache_key(model, _dataset([12, 30, 5])) != key
     assert feature_cache_key(model, _dataset([30, 12, 4])) != key
@@ -217,6 +227,14 @@ def test_key_changes_with_trunk_and_dataset():
     assert feature_cache_key(model, dataset, torch.float16) != key
 
 
-def test_cache_dir_must_be_a_path():
-    with pytest.raises(TypeError, match='cache_dir'):
-        HOOKS.build(dict(type='FeatureCacheHook', cache_dir=3))
+def test_cache_settings_are_checked():
+    assert cache_settings(False, 'L') is None
+    assert cache_settings(True, 'L') == dict(
+        dtype=None, cache_dir=None, progress=True
+    )
+    with pytest.raises(TypeError, match='L: cache_dir must be None or a'):
+        cache_settings(dict(cache_dir=3), 'L')
+    with pytest.raises(ValueError, match=r"L: cache takes .* \['dir'\]"):
+        cache_settings(dict(dir='x'), 'L')
+    with pytest.raises(ValueError, match="cache dtype must be .* 'int8'"):
+        cache_settings(dict(dtype='int8'), 'L')

@@ -165,7 +165,7 @@ def test_two_stage_run_on_the_held_out_split(tmp_path):
             base=str(custom / 'afg_r18_folder.py'),
             root=root,
             head=', tail_threshold=0.3',
-            backbone=f'dict(backbone={SMALL})',  # inside FrozenBackbone
+            backbone=SMALL,  # the stage-one dict: StageTwoClassifier wraps it
         )
         + "custom_hooks = [dict(type='AFGHook', progress=False),"
         " dict(type='GLAGDistillHook', checkpoint='{stage_one_checkpoint}')]"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import write_once_hook  # noqa: F401  (WriteOnceHook)
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.hooks import Hook
@@ -297,7 +298,8 @@ def test_checkpoint_carries_the_validation_tau_to_test(tmp_path):
             batch_size=8,
             num_workers=0,
         ),
-        train_cfg=dict(by_epoch=True, max_epochs=2, val_interval=1),
+        hooks=('PosthocTauHook', 'WriteOnceHook'),  # each file written once
+        train_cfg=dict(type='ValidateBeforeSaveLoop', max_epochs=2),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5, momentum=0.9)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
     )
@@ -317,8 +319,8 @@ def test_checkpoint_carries_the_validation_tau_to_test(tmp_path):
     assert all('lt/many' in r and 'lt/ece' in r for r in val)
     taus = [r['lt/posthoc_tau_selected'] for r in val]
 
-    # mmengine saved epoch k before validating it; the hook added the tau
-    # chosen on epoch k's validation to epoch k's checkpoint afterwards
+    # the loop validated epoch k before saving it: its checkpoint holds the
+    # tau chosen on its own validation, each file written once
     for epoch, tau in zip((1, 2), taus):
         ckpt = torch.load(
             tmp_path / 'train' / f'epoch_{epoch}.pth', weights_only=False
@@ -426,16 +428,16 @@ def test_hook_refuses_choosing_on_test_labels():
         evaluator = Evaluator(chooser)
 
     class FakeRunner:
-        _val_loop = None
-        _test_loop = Loop()
+        val_loop = None
+        test_loop = Loop()
 
     with pytest.raises(ValueError, match='test labels'):
         PosthocTauHook().before_test_epoch(FakeRunner())
     applier = LongTailAccuracy(posthoc_tau='val')
     Loop.evaluator = Evaluator(applier)
-    PosthocTauHook().before_run(FakeRunner())
+    PosthocTauHook().before_test_epoch(FakeRunner())
     assert applier.selects_tau() is False
-    FakeRunner._val_loop, FakeRunner._test_loop = Loop(), None
+    FakeRunner.val_loop, FakeRunner.test_loop = Loop(), None
     PosthocTauHook().before_val_epoch(FakeRunner())
     assert applier.selects_tau() is True
 

@@ -171,7 +171,7 @@ def test_pretrained_init_and_feature_cache(project, evil, tmp_path):
         train(cfg)
     _refused(error, path)
     frames = [entry.name for entry in error.traceback]
-    assert 'before_run' in frames  # the teacher's shape check: first
+    assert 'init_weights' in frames  # the trunk's stage-one weights: first
     assert not marker.exists()
     raw = Config.fromfile(str(DEMO / 'glag_r8_fmnistlt.py')).custom_hooks
     cfg = demo_config(
@@ -188,14 +188,8 @@ def test_pretrained_init_and_feature_cache(project, evil, tmp_path):
     assert 'init_weights' in frames  # Pretrained, without the teacher
     assert not marker.exists()
 
-    cache = tmp_path / 'cache'
-    hooks = [
-        dict(type='FeatureCacheHook', cache_dir=str(cache))
-        if h['type'] == 'FeatureCacheHook'
-        else h
-        for h in raw
-    ]
-    assert any(h['type'] == 'GLAGDistillHook' for h in hooks)
+    cache = dict(cache_dir=str(tmp_path / 'cache'))
+    assert any(h['type'] == 'GLAGDistillHook' for h in raw)
 
     def stage_two(work):
         return demo_config(
@@ -203,11 +197,12 @@ def test_pretrained_init_and_feature_cache(project, evil, tmp_path):
             project['data'],
             tmp_path / work,
             stage_one=project['good'],
-            custom_hooks=hooks,
+            train_cfg__cache=cache,
+            val_cfg__cache=cache,
         )
 
     train(stage_two('good'))
-    cached = sorted(cache.glob('*.pth'))
+    cached = sorted((tmp_path / 'cache').glob('*.pth'))
     assert len(cached) == 2  # training and validation features
     state = load_checkpoint_file(str(cached[0]))
     state['note'] = Payload(marker)

@@ -63,11 +63,8 @@ _base_ = ['./stage1.py']
 source = dict(type='FashionMNIST', data_root={{_base_.data_root}},
               split='train', download=False,
               pipeline=[dict(type='PackInputs')])
-model = dict(
-    backbone=dict(
-        frozen_stages=3, norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint='{stage_one_checkpoint}',
-                      prefix='backbone')))
+model = dict(type='StageTwoClassifier')
+stage_one_checkpoint = None
 train_dataloader = dict(dataset=dict(
     _delete_=True, type='LongTailDataset', imbalance_factor=2,
     dataset=source))
@@ -77,8 +74,11 @@ val_dataloader = dict(dataset=dict(
 val_evaluator = dict(_delete_=True, type='LongTailAccuracy',
                      many_threshold=10, few_threshold=6)
 test_evaluator = val_evaluator
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='FeatureCacheHook')]
-train_cfg = dict(max_epochs=3)
+custom_hooks = [dict(type='ClassCountsHook'),
+                dict(type='StageOneCheckpointHook')]
+train_cfg = dict(_delete_=True, type='StageTwoTrainLoop', max_epochs=3,
+                 val_interval=8)
+val_cfg = dict(type='StageTwoValLoop')
 """
 
 
@@ -312,14 +312,16 @@ def test_budget_and_options_are_checked_before_training(tmp_path):
     message = error_of(
         base + grid + ['--max-runs', 3, '--search', 'coordinate']
     )
-    assert 'stage_one_checkpoint' in message  # it got past the budget
+    # it got past the budget: the run names the key it misses
+    log = message.split('see ')[-1].rstrip(')')
+    assert 'set stage_one_checkpoint=PATH' in open(log).read()
     # a hook named by its type must exist in the config
     message = error_of(
         base
         + ['--grid', 'custom_hooks.GLAGDistillHook.temperature=1,2']
         + ['--cfg-options', 'stage_one_checkpoint=' + str(files['stage1'])]
     )
-    assert "['ClassCountsHook', 'FeatureCacheHook']" in message
+    assert "['ClassCountsHook', 'StageOneCheckpointHook']" in message
 
 
 def test_hook_keys_resolve_by_type():
@@ -402,8 +404,7 @@ def test_shipped_selection_specs_apply_to_their_configs(
     cfg = Config.fromfile(str(EXPERIMENTS / config))
     args = tool.parse_args([str(EXPERIMENTS / config), '--work-dir', 'w'])
     selection = tool.Selection(cfg, args, settings)
-    own = {h['type']: h for h in cfg.custom_hooks}['FeatureCacheHook']
-    own = own.get('cache_dir')
+    own = (cfg.train_cfg.get('cache') or {}).get('cache_dir')
     for name, values in settings['axes']:
         for value in values:
             options = point_options([(name, [value])], [0])
@@ -414,10 +415,10 @@ def test_shipped_selection_specs_apply_to_their_configs(
                     node = node[int(part) if part.isdigit() else part]
                 assert node == expected, key
             # a cache_dir of the config's own is kept (lite0 has one)
-            hooks = {h['type']: h for h in point.custom_hooks}
-            assert hooks['FeatureCacheHook']['cache_dir'] == (
-                own or osp.join(selection.work_dir, 'feature_cache')
-            )
+            for loop in (point.train_cfg, point.val_cfg):
+                assert loop['cache']['cache_dir'] == (
+                    own or osp.join(selection.work_dir, 'feature_cache')
+                )
 
 
 def direct_bootstrap(gt, pred, reference, statistic, resamples, seed):

@@ -18,6 +18,7 @@ from mmengine.runner import Runner
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
 from test_tools import free_port
+from write_once_hook import WriteOnceHook
 
 from glag_mm.core import ClassStatistics
 from glag_mm.engine.feature_cache import find_random_transforms
@@ -63,9 +64,10 @@ CRASH = {'epoch': None, 'after_val': None}
 
 @HOOKS.register_module(name='CrashAtEpochHook', force=True)
 class CrashAtEpochHook(Hook):
-    """Interrupts training at the start of epoch ``CRASH['epoch']``, or in
-    the validation after epoch ``CRASH['after_val']`` (after its checkpoint
-    was written, before AFGHook saw the metrics)."""
+    """Interrupts training at the start of epoch ``CRASH['epoch']`` (after
+    the checkpoint of the epoch before), or in the validation of epoch
+    ``CRASH['after_val']`` (before AFGHook saw the metrics, before the
+    epoch's checkpoint: StageTwoTrainLoop saves after validating)."""
 
     def before_train_epoch(self, runner):
         if CRASH['epoch'] is not None and runner.epoch == CRASH['epoch']:
@@ -166,18 +168,27 @@ def stage_two_cfg(head='AFGHead', hooks=True, cache=False, count=False):
     head_cfg = dict(type='LinearClsHead', num_classes=4, in_channels=16)
     if head == 'AFGHead':
         head_cfg.update(type='AFGHead', tail_threshold=10, num_donors=2)
+    loop_cache = dict(progress=False) if cache else False
     cfg.update(
         model=dict(
-            type='ImageClassifier',
+            type='StageTwoClassifier',
             data_preprocessor=PREPROCESSOR,
-            backbone=dict(type='FrozenBackbone', backbone=_backbone()),
+            backbone=_backbone(),
             neck=dict(type='GlobalAveragePooling'),
             head=head_cfg,
         ),
+        train_cfg=dict(
+            type='StageTwoTrainLoop',
+            max_epochs=4,
+            val_interval=1,
+            cache=loop_cache,
+        ),
+        val_cfg=dict(type='StageTwoValLoop', cache=loop_cache),
         train_dataloader=_loader(COUNTS, 0, True),
         custom_hooks=[
             dict(type='CrashAtEpochHook'),
             dict(type='StageOneCheckpointHook'),
+            dict(type='WriteOnceHook'),  # no checkpoint is edited
         ],
         stage_one_checkpoint=None,
     )
@@ -186,10 +197,6 @@ def stage_two_cfg(head='AFGHead', hooks=True, cache=False, count=False):
             dict(type='AFGHook', progress=False),
             dict(type='GLAGDistillHook'),
         ]
-    if cache:
-        cfg['custom_hooks'].append(
-            dict(type='FeatureCacheHook', progress=False)
-        )
     if count:
         cfg['custom_hooks'].append(dict(type='CountTrunkCallsHook'))
     return cfg
@@ -247,6 +254,7 @@ def two_stage(tmp_path_factory):
 
 @pytest.mark.slow
 def test_two_stages_end_to_end(two_stage):
+    assert WriteOnceHook.checked > 0  # it compared saved files: unchanged
     ckpt = two_stage['ckpts']['stage2']
     state = _state(ckpt)
     stage_one = _state(two_stage['ckpts']['stage1'])
@@ -356,7 +364,9 @@ def test_resume_mid_stage_two_reproduces_run(two_stage):
         finally:
             CRASH[point] = None
         stage_dir = osp.join(work_dir, 'stage2')
-        assert osp.isfile(osp.join(stage_dir, 'epoch_2.pth'))
+        saved = 2 if point == 'epoch' else 1  # the val of 2 saves after it
+        assert osp.isfile(osp.join(stage_dir, f'epoch_{saved}.pth'))
+        assert not osp.isfile(osp.join(stage_dir, f'epoch_{saved + 1}.pth'))
         if point == 'epoch':  # a missing statistics file is rebuilt
             os.remove(_stats_file(osp.join(stage_dir, 'epoch_2.pth')))
         ckpts = run_stages(
@@ -384,7 +394,7 @@ def test_resume_mid_stage_two_reproduces_run(two_stage):
         b = ClassStatistics.load(_stats_file(full_ckpt))
         for key, value in b.tensors().items():
             assert torch.equal(a.tensors()[key], value), key
-        # every validation's metrics are logged once, the replayed one too
+        # every validation's metrics are logged once
         epochs = [
             r['step']
             for r in _scalars(stage_dir)
@@ -428,8 +438,7 @@ def test_feature_cache_matches_uncached_run(two_stage, tmp_path):
     torch.testing.assert_close(a.fc.weight, b.fc.weight, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(a.fc.bias, b.fc.bias, atol=1e-5, rtol=1e-4)
     assert torch.equal(a.confidence, b.confidence)
-    # the trunk is restored after training, checkpoints keep it
-    assert 'extract_feat' not in vars(cached.model)
+    # checkpoints keep the trunk
     state = _state(osp.join(str(tmp_path / 'cached'), 'epoch_4.pth'))
     assert any(k.startswith('backbone.') for k in state)
 
@@ -593,16 +602,19 @@ def test_shipped_stage_two_configs(setup):
     assert afg.model.head.type == 'AFGHead'
     assert lws.model.head.type == 'LWSHead'
     hooks = [h['type'] for h in afg.custom_hooks]
-    assert {'AFGHook', 'GLAGDistillHook', 'FeatureCacheHook'} <= set(hooks)
+    assert {'AFGHook', 'GLAGDistillHook'} <= set(hooks)
+    # on cached features, each validation before its epoch's checkpoint
+    assert crt.train_cfg.type == 'StageTwoTrainLoop'
+    assert crt.val_cfg.type == 'StageTwoValLoop'
     # 40 epochs, cosine, frozen trunk from stage one, class-aware cRT
     assert crt.train_cfg.max_epochs == 40
     assert crt.param_scheduler.type == 'CosineAnnealingLR'
     assert crt.param_scheduler.T_max == 40
     assert crt.train_dataloader.sampler.type == 'ClassAwareSampler'
-    # the stage-one backbone dict, wrapped; its weights from the one key
+    # the stage-one backbone dict, frozen; its weights from the one key
     stage_one = load(top.stages[0]['config'])
-    assert crt.model.backbone.type == 'FrozenBackbone'
-    assert crt.model.backbone.backbone.type == stage_one.model.backbone.type
+    assert crt.model.type == 'StageTwoClassifier'
+    assert crt.model.backbone.type == stage_one.model.backbone.type
     assert 'stage_one_checkpoint' in crt and crt.stage_one_checkpoint is None
     assert 'StageOneCheckpointHook' in [h['type'] for h in crt.custom_hooks]
     assert '{stage_one_checkpoint}' not in crt.pretty_text

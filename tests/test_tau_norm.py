@@ -152,8 +152,8 @@ def test_hook_gives_the_norms_and_carries_every_choice():
         pass
 
     class FakeRunner:
-        _val_loop = Loop()
-        _test_loop = None
+        val_loop = Loop()
+        test_loop = None
         model = Model()
         logger = None  # no log line on these paths
 
@@ -205,7 +205,7 @@ def test_tau_norm_and_temperature_travel_from_validation_to_test(tmp_path):
             batch_size=8,
             num_workers=0,
         ),
-        train_cfg=dict(by_epoch=True, max_epochs=1, val_interval=1),
+        train_cfg=dict(type='ValidateBeforeSaveLoop', max_epochs=1),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5, momentum=0.9)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
     )

@@ -101,7 +101,7 @@ _CONSOLE = open(os.devnull, 'w')  # kept open: loggers outlive a row
 
 # hooks whose progress bars write to the process's stdout, where the table
 # goes; the demo's own progress lines on stderr stand in for them
-_QUIET_HOOKS = ('FeatureCacheHook', 'AFGHook')
+_QUIET_HOOKS = ('AFGHook',)
 
 
 def _configure(cfg: Config, data_root: str) -> None:
@@ -110,6 +110,13 @@ def _configure(cfg: Config, data_root: str) -> None:
     for hook in cfg.get('custom_hooks', None) or []:
         if hook.get('type') in _QUIET_HOOKS:
             hook['progress'] = False
+    for name in ('train_cfg', 'val_cfg'):  # the loops' feature passes
+        loop = cfg.get(name) or {}
+        if str(loop.get('type', '')).startswith('StageTwo'):
+            cache = loop.get('cache', True)
+            if cache:
+                cache = cache if isinstance(cache, dict) else {}
+                loop['cache'] = dict(cache, progress=False)
 
 
 def run_row(

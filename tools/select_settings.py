@@ -33,12 +33,13 @@ by ``type``: ``custom_hooks.GLAGDistillHook.temperature``. ``--search
 grid`` trains the product of the axes; ``coordinate`` goes through the axes
 in order, keeping each at its best value (1 + sum(k_i - 1) runs). A search
 needing more than ``--max-runs`` runs is refused before anything trains,
-and so is a config whose validation set is its test set. A FeatureCacheHook
-without ``cache_dir`` gets ``DIR/feature_cache``: the frozen trunk runs once
-for all points. A spec file (``experiments/selection/*.py``) may set
-``grid``, ``cfg_options``, ``criterion``, ``search`` and ``max_runs``; the
-command line wins. A point with a ``point.json`` of the same options from
-an earlier call is reused, not retrained.
+and so is a config whose validation set is its test set. A stage-two loop
+that caches without ``cache_dir`` gets ``DIR/feature_cache``: the frozen
+trunk runs once for all points. A spec file
+(``experiments/selection/*.py``) may set ``grid``, ``cfg_options``,
+``criterion``, ``search`` and ``max_runs``; the command line wins. A point
+with a ``point.json`` of the same options from an earlier call is reused,
+not retrained.
 """
 
 import argparse
@@ -64,7 +65,6 @@ from glag_tools.noise import (
 from glag_tools.selection import (
     check_heldout_validation,
     final_validation,
-    hook_type,
     load_settings,
     planned_runs,
     point_options,
@@ -113,12 +113,14 @@ class Selection:
         merged = dict(self.settings['cfg_options'], **options)
         for key, value in merged.items():
             cfg.merge_from_dict({resolve_key(cfg, key): value})
-        hooks = cfg.get('custom_hooks') or []
-        for hook in hooks:
-            if hook_type(hook) == 'FeatureCacheHook' and not hook.get(
-                'cache_dir'
-            ):
-                hook['cache_dir'] = osp.join(self.work_dir, 'feature_cache')
+        shared = osp.join(self.work_dir, 'feature_cache')
+        for name in ('train_cfg', 'val_cfg', 'test_cfg'):
+            loop = cfg.get(name) or {}
+            cache = loop.get('cache', name != 'test_cfg')
+            if str(loop.get('type', '')).startswith('StageTwo') and cache:
+                cache = cache if isinstance(cache, dict) else {}
+                own = cache.get('cache_dir') or shared
+                loop['cache'] = dict(cache, cache_dir=own)
         resolve_stage_one_checkpoint(deepcopy(cfg), owner=self.cfg.filename)
         return cfg
 

@@ -16,10 +16,7 @@ train_dataloader = dict(
     dataset=dict(dataset=dict(pipeline={{_base_.test_pipeline}})),
     sampler=dict(type='ClassAwareSampler'))
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FrozenBackbone',
-        backbone={{_base_.model.backbone}}),
+    type='StageTwoClassifier',
     head=dict(
         type='AFGHead',
         num_classes={{_base_.num_classes}},
@@ -31,7 +28,6 @@ randomness = dict(seed=0)
 custom_hooks = [
     dict(type='ClassCountsHook'),
     dict(type='StageOneCheckpointHook'),
-    dict(type='FeatureCacheHook'),
     dict(type='AFGHook'),
     dict(type='GLAGDistillHook'),
 ]

@@ -11,10 +11,8 @@ train_dataloader = dict(
     dataset=dict(dataset=dict(pipeline={{_base_.test_pipeline}})),
     sampler=dict(type='ClassAwareSampler'))
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FrozenBackbone',
-        backbone=dict(type='CifarResNet', depth=20)),
+    type='StageTwoClassifier',
+    backbone=dict(type='CifarResNet', depth=20),
     head=dict(
         type='AFGHead',
         num_classes={{_base_.num_classes}},
@@ -26,7 +24,6 @@ randomness = dict(seed=0)
 custom_hooks = [
     dict(type='ClassCountsHook'),
     dict(type='StageOneCheckpointHook'),
-    dict(type='FeatureCacheHook'),
     dict(type='AFGHook'),
     dict(type='GLAGDistillHook'),
 ]

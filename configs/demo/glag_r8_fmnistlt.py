@@ -15,7 +15,6 @@ model = dict(head=dict(type='AFGHead', tail_threshold=0.2, generation='ratio'))
 custom_hooks = [
     dict(type='ClassCountsHook'),
     dict(type='StageOneCheckpointHook'),
-    dict(type='FeatureCacheHook'),
     dict(type='AFGHook'),
     dict(type='GLAGDistillHook'),
 ]

@@ -11,10 +11,7 @@ train_dataloader = dict(
     dataset=dict(pipeline={{_base_.test_pipeline}}),
     sampler=dict(type='ClassAwareSampler'))
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FrozenBackbone',
-        backbone={{_base_.model.backbone}}),
+    type='StageTwoClassifier',
     head=dict(num_classes=1000, topk=(1, 5)))
 
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='FeatureCacheHook')]
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook')]

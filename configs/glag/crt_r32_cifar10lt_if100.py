@@ -13,10 +13,7 @@ train_dataloader = dict(
         dataset=dict(pipeline={{_base_.test_pipeline}})),
     sampler=dict(type='ClassAwareSampler'))
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FrozenBackbone',
-        backbone={{_base_.model.backbone}}),
+    type='StageTwoClassifier',
     head=dict(num_classes=10))
 
 # Validation: images of the training split that the long-tailed subset left out
@@ -36,4 +33,4 @@ val_dataloader = dict(
             split='train',
             pipeline={{_base_.test_pipeline}})))
 
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='FeatureCacheHook')]
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook')]

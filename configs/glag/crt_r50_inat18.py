@@ -14,10 +14,7 @@ train_dataloader = dict(
     # training images [ours].
     sampler=dict(type='ClassAwareSampler', num_samples_per_class=54))
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FrozenBackbone',
-        backbone={{_base_.model.backbone}}),
+    type='StageTwoClassifier',
     head=dict(num_classes=8142, topk=(1, 5)))
 
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='FeatureCacheHook')]
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook')]

@@ -1,21 +1,18 @@
 """Statistics and confidence updates for :class:`AFGHead` (docs/method.md stage
 two).
 
-* Before the run, checks that need only the class counts and the settings
+* Before training, checks that need only the class counts and the settings
   (donors, thresholds, generation mode vs sampler) fail in seconds, before
   any pass over the data.
-* Before training, the class statistics are loaded from their file in the
-  work_dir, or built by one streaming pass and written there
-  (:mod:`glag_mm.engine.afg_statistics`); checkpoints name the file in
-  ``meta['afg_statistics']``.
-* After each validation (never a test), the per-class accuracy updates the
-  adaptive confidence (item 6); the tail classes' s_c and beta(u) of the KD
-  term are logged as scalars, and the update is written into the checkpoint
-  saved just before that validation.
-
-A run killed between a checkpoint and its validation resumes without that
-update; the hook replays the validation (metrics logged as usual) and the
-update, which keeps resume exact.
+* Before the first epoch (after the loop has cached the features), the
+  class statistics are loaded from their file in the work_dir, or built by
+  one streaming pass and written there (:mod:`glag_mm.engine.afg_statistics`);
+  checkpoints name the file in ``meta['afg_statistics']``.
+* After each validation of a training run, the per-class accuracy updates
+  the adaptive confidence (item 6); the tail classes' s_c and beta(u) of the
+  KD term are logged as scalars. :class:`StageTwoTrainLoop` validates before
+  the epoch's checkpoint is saved, so the update is in it and a resumed run
+  continues exactly.
 """
 
 import os.path as osp
@@ -24,8 +21,6 @@ from typing import Optional
 import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
-from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
-from mmengine.runner.base_loop import BaseLoop
 from mmpretrain.registry import HOOKS
 
 from ..core.calibration import check_generation_setup
@@ -36,7 +31,7 @@ from ..runtime import get_train_class_counts
 from .afg_statistics import load_or_build
 from .distill_hook import LinearTeacher, stage_one_classifier
 from .feature_cache import unwrap
-from .files import update_last_checkpoint
+from .stage_two_loops import ValidateBeforeSaveLoop
 
 
 @HOOKS.register_module()
@@ -91,7 +86,6 @@ class AFGHook(Hook):
         # VisualizationHook) has built the train loop meanwhile
         self._training = False
         self.statistics_path: Optional[str] = None
-        self._saved_at_iter: Optional[int] = None
 
     @staticmethod
     def _head(runner):
@@ -124,13 +118,8 @@ class AFGHook(Hook):
 
     @torch.no_grad()
     def _stage_one_accuracy(self, runner, head):
-        """Per-class accuracy of the stage-one classifier on validation."""
-        if runner.val_loop is None:
-            raise ValueError(
-                "AFGHook: confidence_reference='stage_one' compares with the "
-                'stage-one model on the validation split; validate (set '
-                'val_dataloader, val_cfg and val_evaluator).'
-            )
+        """Per-class accuracy of the stage-one classifier on validation
+        (its loader: cached features where the loop caches)."""
         path = self.stage_one_checkpoint or stage_one_checkpoint('AFGHook')
         weight, bias, _ = stage_one_classifier(path, head, 'AFGHook')
         stage_one = LinearTeacher(weight, bias, torch.ones(head.num_classes))
@@ -162,41 +151,41 @@ class AFGHook(Hook):
             total > 0, correct / total.clamp(min=1), float('nan')
         )
 
-    @staticmethod
-    def _val_due_at_checkpoint(runner) -> bool:
-        loop = runner.train_loop
-        if isinstance(loop, EpochBasedTrainLoop):
-            pos, last = loop.epoch, loop.max_epochs
-        elif isinstance(loop, IterBasedTrainLoop):
-            pos, last = loop.iter, loop.max_iters
-        else:
-            return False
-        due = pos >= max(loop.val_begin, 1) and runner.val_loop is not None
-        return due and (pos % loop.val_interval == 0 or pos == last)
-
     # hook events ------------------------------------------------------------
-    def before_run(self, runner) -> None:
-        # before every other pass (the feature cache's, the statistics');
-        # runner.train_loop would build the loop in a val / test run
-        if isinstance(runner._train_loop, BaseLoop):
-            head = self._head(runner)
-            counts = get_train_class_counts()
-            if counts is not None:  # else checked on the statistics' counts
-                self._check_setup(runner, head, counts)
-
     def before_train(self, runner) -> None:
         self._training = True
         head = self._head(runner)
-        if head.statistics is None:
-            stats, self.statistics_path = load_or_build(
-                runner,
-                head,
-                self.pipeline,
-                self.batch_size,
-                self.num_workers,
-                self.progress,
+        counts = get_train_class_counts()
+        if counts is not None:  # else checked on the statistics' counts
+            self._check_setup(runner, head, counts)
+        if not self.update_confidence or runner.val_loop is None:
+            if self.update_confidence:
+                runner.logger.warning(
+                    'AFGHook: the run does not validate, so the adaptive '
+                    'confidence stays at its initial value'
+                )
+        elif not isinstance(runner.train_loop, ValidateBeforeSaveLoop):
+            raise ValueError(
+                'AFGHook updates the confidence after each validation, which '
+                f'{type(runner.train_loop).__name__} runs after saving the '
+                "epoch's checkpoint; set train_cfg.type='StageTwoTrainLoop' "
+                '(it validates first), or update_confidence=False.'
             )
-            head.set_statistics(stats)
+
+    def before_train_epoch(self, runner) -> None:
+        """The statistics, once the loop has cached the features."""
+        head = self._head(runner)
+        if head.statistics is not None:
+            return
+        stats, self.statistics_path = load_or_build(
+            runner,
+            head,
+            self.pipeline,
+            self.batch_size,
+            self.num_workers,
+            self.progress,
+        )
+        head.set_statistics(stats)
         if bool(head.signed_features) and head.tukey_lambda != 1:
             runner.logger.warning(
                 'AFGHead: the trunk gives signed features (LayerNorm-ended);'
@@ -213,27 +202,8 @@ class AFGHook(Hook):
                 f'{list(expected)[:5]}); the statistics must come from the '
                 'stage-two training set.'
             )
-        reference = getattr(head, 'reference_acc', None)
-        if reference is not None and not bool(torch.isfinite(reference).any()):
-            reference.copy_(self._stage_one_accuracy(runner, head))
-        if runner.val_loop is None and self.update_confidence:
-            runner.logger.warning(
-                'AFGHook: the run does not validate, so the adaptive '
-                'confidence stays at its initial value'
-            )
-        if (
-            self.update_confidence
-            and self._val_due_at_checkpoint(runner)
-            and int(head.last_update_iter) < runner.iter
-        ):
-            runner.logger.info(
-                'AFGHook: the checkpoint misses the validation that followed '
-                'it; replaying it (and its confidence update)'
-            )
-            runner.val_loop.run()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        self._saved_at_iter = runner.iter
         if self.statistics_path is not None:
             rel = osp.relpath(self.statistics_path, runner.work_dir)
             checkpoint.setdefault('meta', {})['afg_statistics'] = rel
@@ -242,7 +212,7 @@ class AFGHook(Hook):
         self._training = False
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        """Update s_c from this validation, log it, checkpoint it."""
+        """Update s_c from this validation and log it."""
         if not self.update_confidence or not self._training:
             return
         if 'lt/per_class' not in (metrics or {}):
@@ -253,6 +223,9 @@ class AFGHook(Hook):
             )
         acc = torch.as_tensor(metrics['lt/per_class'], dtype=torch.float32)
         head = self._head(runner)
+        reference = getattr(head, 'reference_acc', None)
+        if reference is not None and not bool(torch.isfinite(reference).any()):
+            reference.copy_(self._stage_one_accuracy(runner, head))
         before = head.confidence.clone()
         head.update_confidence(acc / 100.0, runner.iter)
         moved = int((head.confidence != before).sum())
@@ -267,19 +240,3 @@ class AFGHook(Hook):
             scalars['afg/beta'] = float(head.distiller.beta())
         scalars['afg/confidence_updates'] = int(head.num_confidence_updates)
         runner.visualizer.add_scalars(scalars, step=runner.iter)
-        if self._saved_at_iter == runner.iter:
-            # into the checkpoint saved just before this validation
-            update_last_checkpoint(runner, lambda ckpt: _write(ckpt, head))
-
-
-def _write(checkpoint: dict, head) -> bool:
-    """Copy the head's confidence state into a checkpoint's state_dict."""
-    state = checkpoint['state_dict']
-    keys = [k for k in state if k.endswith('head.confidence')]
-    if not keys:
-        return False
-    prefix = keys[0][: -len('confidence')]
-    for name, value in head.state_dict().items():
-        if name in head.training_state_buffers:
-            state[prefix + name] = value.detach().cpu().clone()
-    return True

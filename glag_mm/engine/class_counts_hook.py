@@ -15,9 +15,11 @@ class ClassCountsHook(Hook):
     """Count the training labels once and publish them in the MessageHub.
 
     For the losses, heads and metrics that read the counts of the set the
-    stage trains on (never val or test, docs/method.md stage one item 3); in a
-    test-only run the training dataset is built just to be counted. Labels
-    outside [0, num_classes) are reported before training.
+    stage trains on (never val or test, docs/method.md stage one item 3),
+    built from ``train_dataloader.dataset`` of the config when the run
+    starts (so a test-only run has them too). Labels outside [0,
+    num_classes) are reported before training; an empty validation or test
+    split before it is run.
     ``class_counts`` overrides counting. The tools add the hook.
     """
 
@@ -31,11 +33,8 @@ class ClassCountsHook(Hook):
         )
 
     def _training_dataset(self, runner):
-        loop = runner._train_loop
-        if loop is not None and not isinstance(loop, dict):
-            return loop.dataloader.dataset
         if self.class_counts is not None:
-            return None  # a test-only run with explicit counts: no need
+            return None  # explicit counts: no need
         cfg = runner.cfg.get('train_dataloader')
         if not cfg:
             return None
@@ -73,18 +72,21 @@ class ClassCountsHook(Hook):
             f'class counts: {len(counts)} classes, {sum(counts)} images, '
             f'max {max(counts)}, min {min(counts)}'
         )
-        _check_evaluation_splits(runner)
+
+    def before_train(self, runner) -> None:
+        _check_split('val_dataloader', runner.val_loop)
+
+    def before_val(self, runner) -> None:
+        _check_split('val_dataloader', runner.val_loop)
+
+    def before_test(self, runner) -> None:
+        _check_split('test_dataloader', runner.test_loop)
 
 
-def _check_evaluation_splits(runner) -> None:
-    """Name an empty val / test split now, not inside mmengine's metric
-    after a training epoch."""
-    for field, loop in (
-        ('val_dataloader', getattr(runner, '_val_loop', None)),
-        ('test_dataloader', getattr(runner, '_test_loop', None)),
-    ):
-        if loop is None or isinstance(loop, dict):
-            continue  # not built: this run does not use it
+def _check_split(field: str, loop) -> None:
+    """Name an empty val / test split before its loop runs, not inside
+    mmengine's metric after a training epoch."""
+    if loop is not None:
         dataset = loop.dataloader.dataset
         if len(dataset) == 0:
             where = ', '.join(

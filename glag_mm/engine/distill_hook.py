@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from mmengine.runner import BaseLoop
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 from torch import Tensor
@@ -181,7 +180,7 @@ class GLAGDistillHook(Hook):
             z_t - teacher_tau log pi (default 0: as they are [ours]).
         check_trunk: compare the checkpoint's backbone / neck weights with
             the model's.
-        cache_logits_mib: on a CPU run over :class:`FeatureCacheHook`'s
+        cache_logits_mib: on a CPU run over :class:`StageTwoTrainLoop`'s
             cached features, the teacher's logits of every training feature
             (N x C float32) are computed once, when they take at most this
             many MiB, and read by sample index instead of a teacher product
@@ -260,16 +259,6 @@ class GLAGDistillHook(Hook):
         )
         return ~tail_classes(torch.as_tensor(list(counts)), threshold)
 
-    def before_run(self, runner) -> None:
-        """The teacher's shape, before any long pass (the statistics')."""
-        if isinstance(getattr(runner, '_train_loop', None), BaseLoop):
-            self.checkpoint = self.checkpoint or stage_one_checkpoint(
-                'GLAGDistillHook'
-            )
-            self._stage_one = stage_one_classifier(
-                self.checkpoint, unwrap(runner.model).head, 'GLAGDistillHook'
-            )
-
     def before_train(self, runner) -> None:
         model = unwrap(runner.model)
         head = model.head
@@ -279,10 +268,9 @@ class GLAGDistillHook(Hook):
         self.checkpoint = self.checkpoint or stage_one_checkpoint(
             'GLAGDistillHook'
         )
-        weight, bias, state = getattr(
-            self, '_stage_one', None
-        ) or stage_one_classifier(self.checkpoint, head, 'GLAGDistillHook')
-        self._stage_one = None
+        weight, bias, state = stage_one_classifier(
+            self.checkpoint, head, 'GLAGDistillHook'
+        )
         if self.check_trunk:
             self._check_same_trunk(state, model)
         head_classes = self._head_classes(head)
@@ -310,17 +298,22 @@ class GLAGDistillHook(Hook):
                 "'DistilledLinearClsHead' for a LinearClsHead)."
             )
         set_teacher(teacher)
-        # FeatureCacheHook (ABOVE_NORMAL) has swapped in the cached set
-        loop = getattr(runner, 'train_loop', None)
-        cached = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
-        on_cpu = next(iter(model.parameters())).device.type == 'cpu'
-        if on_cpu and isinstance(cached, FeatureTensorDataset):
-            mib = cached.features.shape[0] * weight.shape[0] * 4 / 2**20
-            if 0 < mib <= self.cache_logits_mib:
-                teacher.cache(cached.features)
         runner.logger.info(
             f'GLAGDistillHook: teacher {self.checkpoint}, beta '
             f'{self.schedule} to {self.beta_max:g}, T={self.temperature:g}, '
             f'{int(teacher.head_classes.sum())} head classes distilled'
-            + ('' if teacher.table is None else ', logits cached')
         )
+
+    def before_train_epoch(self, runner) -> None:
+        """On the CPU, over cached features (StageTwoTrainLoop), the
+        teacher's logits of every training feature, once."""
+        teacher, model = self.teacher, unwrap(runner.model)
+        dataset = getattr(runner.train_loop.dataloader, 'dataset', None)
+        on_cpu = next(iter(model.parameters())).device.type == 'cpu'
+        if teacher is None or teacher.table is not None or not on_cpu:
+            return
+        if isinstance(dataset, FeatureTensorDataset):
+            mib = dataset.features.shape[0] * teacher.weight.shape[0] / 2**18
+            if 0 < mib <= self.cache_logits_mib:
+                teacher.cache(dataset.features)
+                runner.logger.info('GLAGDistillHook: teacher logits cached')

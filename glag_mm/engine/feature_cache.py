@@ -89,9 +89,8 @@ def iter_trunk_features(
 
     Rank r of W reads samples r, r + W, r + 2W, ... in order, with no
     padding (each sample is seen once over all ranks). The model runs in
-    eval mode without gradients, through its own data preprocessor (no
-    batch augmentation) and ``extract_feat`` as the classes define them, so
-    it reaches the real trunk even while a feature cache bypasses it.
+    eval mode without gradients, through its data preprocessor (no batch
+    augmentation) and ``extract_feat``.
     """
     rank, world_size = get_dist_info()
     indices = list(range(rank, len(dataset), world_size))
@@ -113,8 +112,8 @@ def iter_trunk_features(
     try:
         with torch.no_grad():
             for start, batch in batches:
-                data = type(pre).forward(pre, batch, False)
-                feats = type(model).extract_feat(model, data['inputs'])
+                data = pre(batch, False)
+                feats = model.extract_feat(data['inputs'])
                 if isinstance(feats, (tuple, list)):
                     feats = feats[-1]
                 labels = torch.cat([s.gt_label for s in data['data_samples']])
@@ -196,7 +195,7 @@ def feature_cache_key(model, dataset, dtype=None) -> str:
     for prefix, module in trunk_modules(model):
         for name, value in module.state_dict().items():
             add_tensor(f'{prefix}.{name}', value)
-    pre = model.data_preprocessor
+    pre = getattr(model, 'image_preprocessor', model.data_preprocessor)
     # mean / std are non-persistent buffers, to_rgb a plain attribute
     settings = sorted(
         (k, v)

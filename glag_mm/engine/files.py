@@ -1,8 +1,6 @@
 """Files the hooks write, replaced atomically (a temporary file, then
 ``os.replace``): stage two's feature cache and statistics, written once per
-machine and memory-mapped by every rank; and what a validation decided
-(AFG's confidence, post-hoc tau), added to the checkpoint mmengine saved
-just before it (``after_train_epoch``), which would otherwise lack it.
+machine and memory-mapped by every rank.
 
 A stage-two file is written stamped (:func:`glag_mm.core.file_stamp.seal`)
 and used only where :func:`usable_stage_two_file` finds it whole and built
@@ -18,10 +16,8 @@ import socket
 import zipfile
 from typing import Callable, Optional
 
-import torch
-from mmengine.dist import barrier, get_rank, is_main_process
+from mmengine.dist import barrier, get_rank
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..core.file_stamp import stamp_problem
 from ..core.zip_crc import first_bad_member, is_storage
@@ -149,26 +145,3 @@ def read_stage_two_file(path: str) -> dict:
     """A stage-two file, memory-mapped (checked by
     :func:`usable_stage_two_file` or just written)."""
     return load_checkpoint_file(path, 'cpu', mmap=True, crc=False)
-
-
-def last_checkpoint_path(runner) -> Optional[str]:
-    """The local file of the runner's last saved checkpoint, or None."""
-    path = runner.message_hub.get_info('last_ckpt')
-    return path if path and osp.isfile(path) else None
-
-
-def update_last_checkpoint(
-    runner, edit: Callable[[dict], bool]
-) -> Optional[str]:
-    """On the main process, apply ``edit`` (in place; True if it changed
-    anything) to the last local checkpoint and write it back; its path."""
-    path = last_checkpoint_path(runner)
-    if not is_main_process() or path is None:
-        return None
-    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    if not edit(checkpoint):
-        return None
-    tmp = f'{path}.{os.getpid()}.tmp'
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
-    return path

@@ -1,23 +1,18 @@
 """Carries what validation chose (post-hoc tau, tau-norm's tau, the
 temperature) to the test split."""
 
-import os.path as osp
 from typing import Dict, List, Optional
 
-from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from ..evaluation import LongTailAccuracy
 from ..evaluation.posthoc_tau import VAL_CHOSEN, get_selected, set_selected
-from .files import last_checkpoint_path, update_last_checkpoint
 
 
 def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
-    """The metrics of a built loop with an option chosen on validation
-    (runner._val_loop / _test_loop: the public properties would build a
-    loop not yet built; a loop still a dict or None has none)."""
+    """The metrics of a loop with an option chosen on validation."""
     return [m for m in _metrics(loop) if m.from_val]
 
 
@@ -64,8 +59,9 @@ class PosthocTauHook(Hook):
     choose and the test metric to apply (a test metric set to choose is
     refused: it would choose on test labels); publishes each validation's
     choice on every rank; writes it into checkpoint ``meta`` with the
-    weights' iteration, adding it to the checkpoint saved just before the
-    validation (mmengine saves first; rank 0, local files); after a load,
+    weights' iteration (the epoch's own checkpoint under
+    :class:`StageTwoTrainLoop`, which validates before saving; under
+    mmengine's loop, which saves first, the next one); after a load,
     publishes a checkpoint's tau chosen for those weights. A training run
     forgets a loaded tau until its own validation. The tools add the hook.
     Metrics with ``tau_norm`` get the head's weight norms and bias before
@@ -73,7 +69,6 @@ class PosthocTauHook(Hook):
     """
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook
-    _saved_iter: Optional[int] = None  # meta['iter'] of the last save
     _loaded: Optional[dict] = None  # meta iter / epoch of loaded weights
 
     _training = False  # between before_train and after_train
@@ -88,9 +83,9 @@ class PosthocTauHook(Hook):
         loaded = self._loaded or {}
         return loaded.get('iter'), loaded.get('epoch')
 
-    def _tell_metrics(self, runner) -> None:
-        """The split each posthoc_tau='val' metric evaluates (built loops)."""
-        for metric in _val_tau_metrics(runner._test_loop):
+    def before_test_epoch(self, runner) -> None:
+        """The test metrics apply what validation chose."""
+        for metric in _val_tau_metrics(runner.test_loop):
             if metric.select_posthoc_tau:
                 raise ValueError(
                     "PosthocTauHook: test_evaluator's LongTailAccuracy has "
@@ -99,12 +94,13 @@ class PosthocTauHook(Hook):
                     'apply the tau chosen on validation).'
                 )
             metric.set_evaluated_split('test')
-        for metric in _val_tau_metrics(runner._val_loop):
-            metric.set_evaluated_split('val')
-        _tell_classifier(runner, runner._val_loop)
-        _tell_classifier(runner, runner._test_loop)
+        _tell_classifier(runner, runner.test_loop)
 
-    before_run = before_val_epoch = before_test_epoch = _tell_metrics
+    def before_val_epoch(self, runner) -> None:
+        """The validation metrics choose."""
+        for metric in _val_tau_metrics(runner.val_loop):
+            metric.set_evaluated_split('val')
+        _tell_classifier(runner, runner.val_loop)
 
     def before_train(self, runner) -> None:
         self._training = True
@@ -120,7 +116,7 @@ class PosthocTauHook(Hook):
         self, runner, metrics: Optional[Dict[str, float]] = None
     ) -> None:
         choosers = [
-            m for m in _val_tau_metrics(runner._val_loop) if m.selects_tau()
+            m for m in _val_tau_metrics(runner.val_loop) if m.selects_tau()
         ]
         if not choosers or not metrics:
             return
@@ -131,43 +127,15 @@ class PosthocTauHook(Hook):
             )
         prefix = choosers[0].prefix
         iteration, epoch = self._position(runner)
-        chosen = False
         for name, (_, field) in VAL_CHOSEN.items():
             key = f'{name}_selected'
             key = f'{prefix}/{key}' if prefix else key
             if key in metrics:
                 record = {field: metrics[key], 'iter': iteration}
                 set_selected(name, dict(record, epoch=epoch))
-                chosen = True
-        if chosen and iteration is not None and self._saved_iter == iteration:
-            self._add_to_last_checkpoint(runner)
-
-    def _add_to_last_checkpoint(self, runner) -> None:
-        records = _records()
-
-        def edit(checkpoint: dict) -> bool:
-            iteration = checkpoint.get('meta', {}).get('iter')
-            mine = {k: r for k, r in records.items() if r['iter'] == iteration}
-            checkpoint['meta'].update(mine)
-            return bool(mine)
-
-        path = update_last_checkpoint(runner, edit)  # main process only
-        if path is not None:
-            runner.logger.info(
-                f'PosthocTauHook: {_describe(records)} (chosen on the '
-                f'validation split) added to {osp.basename(path)}'
-            )
-        elif is_main_process() and last_checkpoint_path(runner) is None:
-            path = runner.message_hub.get_info('last_ckpt')
-            runner.logger.warning(
-                f'PosthocTauHook: the last checkpoint {path!r} is not a local '
-                'file; the tau chosen after it is only in later checkpoints.'
-            )
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        meta = checkpoint.setdefault('meta', {})
-        self._saved_iter = meta.get('iter')
-        meta.update(_records())
+        checkpoint.setdefault('meta', {}).update(_records())
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.get('meta') or {}

@@ -80,7 +80,7 @@ def _register_hooks(original):
         original(self, default_hooks, custom_hooks)
         if osp.abspath(self.work_dir) in work_dir_lock.HELD:
             self.register_hook(work_dir_lock.WorkDirLockHook())
-        if any(isinstance(h, ClassCountsHook) for h in self._hooks):
+        if any(isinstance(h, ClassCountsHook) for h in self.hooks):
             return
         if needs_class_counts(self):
             self.register_hook(ClassCountsHook())

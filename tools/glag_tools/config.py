@@ -171,10 +171,18 @@ def uses_validation_tau(node: Any) -> bool:
 
 
 def add_posthoc_tau_hook(cfg: Config) -> None:
-    """Append ``PosthocTauHook`` where an evaluator has posthoc_tau='val'."""
+    """Append ``PosthocTauHook`` where an evaluator has posthoc_tau='val';
+    there mmengine's epoch loop becomes ``ValidateBeforeSaveLoop``, so that
+    each epoch's checkpoint holds what its own validation chose."""
     evaluators = [cfg.get(k) for k in ('val_evaluator', 'test_evaluator')]
     if uses_validation_tau(evaluators):
         add_default_hook(cfg, 'PosthocTauHook')
+        loop = cfg.get('train_cfg', None)
+        if isinstance(loop, dict) and (
+            loop.get('by_epoch') or loop.get('type') == 'EpochBasedTrainLoop'
+        ):
+            loop = {k: v for k, v in loop.items() if k != 'by_epoch'}
+            cfg.train_cfg = dict(loop, type='ValidateBeforeSaveLoop')
 
 
 def _find(node: Any, text: str, key: str = '') -> Optional[str]:

@@ -70,7 +70,7 @@ class ExportableClassifier(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        pre = model.data_preprocessor
+        pre = getattr(model, 'image_preprocessor', model.data_preprocessor)
         self.flip_channels = bool(getattr(pre, 'to_rgb', False))
         self.normalize = bool(getattr(pre, '_enable_normalize', False))
         if self.normalize:

@@ -11,8 +11,8 @@
 # with one thread: Lite0 forward 10 / 19 / 42 ms per image at 96 / 128 / 160
 # pixels, i.e. about 7 minutes for the 12,406 + 900 + 10,000 images at 128
 # (16 minutes at 160). 128 it is; the features are computed once and kept on
-# disk (FeatureCacheHook cache_dir), shared by every run of the sweep,
-# including the test pass of tools/test.py (cache_test).
+# disk (the loops' cache_dir), shared by every run of the sweep,
+# including the test pass of tools/test.py (StageTwoTestLoop).
 _base_ = ['./cifar10lt_if100_stage_two_10e.py']
 
 lite0_pipeline = [
@@ -42,9 +42,7 @@ val_dataloader = dict(dataset=dict(dataset=dict(pipeline=lite0_pipeline)))
 test_dataloader = dict(dataset=dict(pipeline=lite0_pipeline))
 
 # One feature pass per (trunk, dataset) for the whole sweep.
-feature_cache = dict(
-    type='FeatureCacheHook',
-    cache_dir='work_dirs/feature_cache/cifar10lt_if100_lite0_128',
-    cache_test=True,
-)
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), feature_cache]
+feature_cache = dict(cache_dir='work_dirs/feature_cache/cifar10lt_if100_lite0_128')
+train_cfg = dict(cache=feature_cache)
+val_cfg = dict(cache=feature_cache)
+test_cfg = dict(type='StageTwoTestLoop', cache=feature_cache)

@@ -3,4 +3,4 @@
 # (n_c >= 0.2 n_max, as the AFG configs), nothing generated.
 _base_ = ['./crt_lite0_10e.py']
 model = dict(head=dict(type='DistilledLinearClsHead'))  # takes the teacher
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), {{_base_.feature_cache}}, dict(type='GLAGDistillHook', tail_threshold=0.2)]
+custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='GLAGDistillHook', tail_threshold=0.2)]

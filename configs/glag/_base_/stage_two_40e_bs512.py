@@ -7,16 +7,20 @@
 _base_ = ['../../_base_/schedules/imagenetlt_200e.py']
 
 param_scheduler = dict(T_max=40, end=40)
-train_cfg = dict(max_epochs=40, val_interval=1)
+# StageTwoTrainLoop / StageTwoValLoop: the epochs run on the trunk's features,
+# computed once, and each validation comes before its epoch's checkpoint, so
+# what it decides (AFG's confidence) is saved with the epoch.
+train_cfg = dict(
+    _delete_=True, type='StageTwoTrainLoop', max_epochs=40, val_interval=1)
+val_cfg = dict(type='StageTwoValLoop')
 
 # The stage-one checkpoint every stage-two config reads (cRT, Kang et al.
 # 2020): one key, set with --cfg-options stage_one_checkpoint=PATH under
 # mmpretrain's or glag_mm's tools (glag_mm's tools/train.py sets it from the
 # stage named in init_from), published when the run starts by
-# StageOneCheckpointHook. Configs wrap the stage-one backbone dict in
-# ``backbone=dict(_delete_=True, type='FrozenBackbone',
-# backbone={{_base_.model.backbone}})`` (frozen and loaded from this file),
-# train a re-initialised classifier on class-aware batches, and use no
-# augmentation on the frozen trunk [ours], so its features are computed once
-# (FeatureCacheHook) and the epochs run on the cache.
+# StageOneCheckpointHook. Configs set model.type='StageTwoClassifier' (the
+# stage-one backbone, frozen and loaded from this file), train a
+# re-initialised classifier on class-aware batches, and use no augmentation
+# on the frozen trunk [ours], so its features are computed once and the
+# epochs run on them (the loops above).
 stage_one_checkpoint = None

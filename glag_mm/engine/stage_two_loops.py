@@ -1,0 +1,301 @@
+"""Stage two's loops: the epochs run on features the frozen trunk computed
+once, and a validation's decisions are saved with the epoch's checkpoint.
+
+``train_cfg = dict(type='StageTwoTrainLoop', max_epochs=...)``,
+``val_cfg = dict(type='StageTwoValLoop')`` (and ``test_cfg =
+dict(type='StageTwoTestLoop', cache=True)`` to test on cached features too)
+with ``model.type='StageTwoClassifier'``, which takes a feature batch as the
+trunk's output.
+
+**The cache.** Where the pipeline has no random transform, the trunk's
+output for a sample is the same in every epoch. At its first run each loop
+runs the trunk once over its dataset, stores the features in
+``<cache_dir>/<key>.pth`` (:func:`feature_cache_key`; written once per
+machine through an atomic rename, stamped, memory-mapped by every rank;
+a run that finds the file uses it, a file of other weights or data is never
+used) and iterates a loader over them that draws the same indices (the same
+sampler object). Head, loss, hooks, optimiser and checkpoints are those of
+the run on images, which it matches to float tolerance. It refuses a random
+transform, a batch augmentation, or a trainable trunk parameter.
+
+**The order.** mmengine's ``EpochBasedTrainLoop`` saves the epoch's
+checkpoint (``after_train_epoch``) and validates afterwards, so what a
+validation decides (AFG's confidence s_c, a post-hoc tau chosen on
+validation) would miss that checkpoint. :class:`ValidateBeforeSaveLoop`
+(and so :class:`StageTwoTrainLoop`) validates at the end of the epoch,
+before ``after_train_epoch``; during that validation ``runner.epoch`` reads
+as after mmengine's increment, so logs, scalars and best checkpoints are
+named as usual.
+"""
+
+import os.path as osp
+from typing import Optional, Union
+
+import torch
+from mmengine.dataset import default_collate
+from mmengine.dist import broadcast_object_list
+from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
+from mmpretrain.registry import LOOPS
+from torch.utils.data import BatchSampler, DataLoader
+
+from ..core.file_stamp import seal
+from ..models.stage_two_classifier import StageTwoClassifier
+from .feature_cache import (
+    FeatureTensorDataset,
+    check_frozen_trunk,
+    feature_cache_key,
+    find_random_transforms,
+    gather_shards,
+    iter_trunk_features,
+    unwrap,
+)
+from .files import (
+    read_stage_two_file,
+    usable_stage_two_file,
+    write_once_per_node,
+)
+
+CacheCfg = Union[bool, dict, None]
+
+
+def cache_settings(cache: CacheCfg, owner: str) -> Optional[dict]:
+    """``cache``: True / False, or dict(dtype, cache_dir, progress)."""
+    if cache is False or cache is None:
+        return None
+    settings = dict(dtype=None, cache_dir=None, progress=True)
+    if isinstance(cache, dict):
+        unknown = sorted(set(cache) - set(settings))
+        if unknown:
+            raise ValueError(
+                f'{owner}: cache takes dtype, cache_dir and progress, got '
+                f'{unknown}'
+            )
+        settings.update(cache)
+    elif cache is not True:
+        raise TypeError(f'{owner}: cache must be a bool or a dict')
+    if settings['dtype'] not in (None, 'float32', 'float16'):
+        raise ValueError(
+            f"{owner}: cache dtype must be None, 'float32' or 'float16', got "
+            f'{settings["dtype"]!r}'
+        )
+    if not isinstance(settings['cache_dir'], (str, type(None))):
+        raise TypeError(
+            f'{owner}: cache_dir must be None or a directory path, got '
+            f'{settings["cache_dir"]!r}'
+        )
+    return settings
+
+
+def _check_cacheable(model, loader, owner: str) -> None:
+    random = find_random_transforms(loader.dataset)
+    if random:
+        raise ValueError(
+            f'{owner}: the pipeline has random transforms {random}; a cache '
+            'would freeze one draw of them. Use a deterministic pipeline in '
+            'stage two (e.g. the test pipeline) or set cache=False.'
+        )
+    if not isinstance(model, StageTwoClassifier):
+        raise TypeError(
+            f'{owner}: cached features need a model that takes them; set '
+            f"model.type='StageTwoClassifier' (not {type(model).__name__}) "
+            'or set cache=False.'
+        )
+    if getattr(model.image_preprocessor, 'batch_augments', None) is not None:
+        raise ValueError(
+            f'{owner}: the data preprocessor has batch augmentations (mixup '
+            '/ cutmix); remove them or set cache=False.'
+        )
+    check_frozen_trunk(model, owner, 'to cache the trunk features')
+
+
+def cached_features(runner, loader, desc: str, settings: dict):
+    """The loader's dataset as a :class:`FeatureTensorDataset`, mapped from
+    its file (written first where no rank finds it)."""
+    model = unwrap(runner.model)
+    dataset, num = loader.dataset, len(loader.dataset)
+    dtype = settings['dtype'] and getattr(torch, settings['dtype'])
+    cache_dir = settings['cache_dir'] or osp.join(
+        runner.work_dir, 'feature_cache'
+    )
+    key = feature_cache_key(model, dataset, dtype)
+    path = osp.join(cache_dir, f'{key}.pth')
+    found = [usable_stage_two_file(path, key, f'feature cache of the {desc}')]
+    broadcast_object_list(found)
+    if not found[0]:
+        feats, labels = [], []
+        for f, y, _ in iter_trunk_features(
+            model,
+            dataset,
+            batch_size=loader.batch_size or 1,
+            collate_fn=loader.collate_fn,
+            num_workers=loader.num_workers,
+            progress=settings['progress'],
+            desc=desc,
+        ):
+            feats.append(f if dtype is None else f.to(dtype))
+            labels.append(y)
+        device = next(iter(model.parameters())).device
+        feats = torch.cat(feats) if feats else torch.zeros(0, 0)
+        labels = torch.cat(labels) if labels else torch.zeros(0)
+        state = dict(
+            features=gather_shards(feats.to(device), num).cpu(),
+            labels=gather_shards(labels.long().to(device), num).cpu(),
+        )
+        state = seal(state, key)  # the key and the tensors' CRC-32
+        if write_once_per_node(path, lambda tmp: torch.save(state, tmp)):
+            runner.logger.info(f'feature cache: saved the {desc} to {path}')
+        del feats, labels, state  # every rank maps the one file instead
+    state = read_stage_two_file(path)
+    features = state['features']
+    runner.logger.info(
+        f'feature cache: {desc} features {tuple(features.shape)} '
+        f'({features.numel() * features.element_size() / 2**20:.1f} MiB)'
+        f' mapped from {path}'
+    )
+    metainfo = getattr(dataset, 'metainfo', None)
+    return FeatureTensorDataset(features, state['labels'], metainfo)
+
+
+def feature_loader(runner, loader: DataLoader, desc: str, settings: dict):
+    """A loader over the cached features of ``loader``'s dataset that draws
+    the same indices (the same sampler object)."""
+    _check_cacheable(unwrap(runner.model), loader, f'{desc} loop')
+    dataset = cached_features(runner, loader, desc, settings)
+    batches = loader.batch_sampler
+    if type(batches) is BatchSampler:
+        return DataLoader(
+            dataset,
+            batch_size=batches.batch_size,
+            sampler=batches.sampler,
+            drop_last=batches.drop_last,
+            collate_fn=default_collate,
+        )
+    return DataLoader(
+        dataset, batch_sampler=batches, collate_fn=default_collate
+    )
+
+
+@LOOPS.register_module()
+class ValidateBeforeSaveLoop(EpochBasedTrainLoop):
+    """mmengine's ``EpochBasedTrainLoop``, validating before the epoch's
+    end hooks (its checkpoint), module docstring.
+
+    Args: as ``EpochBasedTrainLoop``.
+    """
+
+    def __init__(self, runner, dataloader, **kwargs) -> None:
+        super().__init__(runner, dataloader, **kwargs)
+        self._validating = False
+
+    @property
+    def epoch(self) -> int:
+        """Epochs done; an epoch counts as done while it validates."""
+        return self._epoch + int(self._validating)
+
+    def run(self) -> torch.nn.Module:
+        self.runner.call_hook('before_train')
+        self.before_epochs()
+        while self._epoch < self._max_epochs and not self.stop_training:
+            self.run_epoch()
+        self.runner.call_hook('after_train')
+        return self.runner.model
+
+    def before_epochs(self) -> None:
+        """After the ``before_train`` hooks, before the first epoch."""
+
+    def run_epoch(self) -> None:
+        """One epoch; its validation (when due) before its end hooks."""
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        for idx, data_batch in enumerate(self.dataloader):
+            self.run_iter(idx, data_batch)
+        self._validating = True
+        try:
+            self._decide_current_val_interval()
+            done = self.epoch
+            if (
+                self.runner.val_loop is not None
+                and done >= self.val_begin
+                and (done % self.val_interval == 0 or done == self.max_epochs)
+            ):
+                self.runner.val_loop.run()
+        finally:
+            self._validating = False
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1
+
+
+@LOOPS.register_module()
+class StageTwoTrainLoop(ValidateBeforeSaveLoop):
+    """:class:`ValidateBeforeSaveLoop` on cached trunk features (module
+    docstring).
+
+    Args:
+        cache: True (default), False (run on images), or a dict of
+            ``dtype`` (None: the trunk's, float32; ``'float16'`` halves the
+            memory at a small loss of precision), ``cache_dir`` (default
+            ``<work_dir>/feature_cache``; runs that share one share a pass)
+            and ``progress`` (a progress bar on rank 0).
+        **kwargs: as ``EpochBasedTrainLoop``.
+    """
+
+    def __init__(self, runner, dataloader, cache: CacheCfg = True, **kw):
+        super().__init__(runner, dataloader, **kw)
+        self.cache = cache_settings(cache, 'StageTwoTrainLoop')
+
+    def before_epochs(self) -> None:
+        """Cache the training set's features (the hooks' checks first)."""
+        if self.cache is not None and self._epoch < self._max_epochs:
+            self.dataloader = feature_loader(
+                self.runner, self.dataloader, 'training set', self.cache
+            )
+
+
+class _CachedEvalLoop:
+    """Run on cached features from the first run on (``cache``)."""
+
+    def _use_cache(self, desc: str) -> None:
+        if self.cache is not None and not isinstance(
+            self.dataloader.dataset, FeatureTensorDataset
+        ):
+            self.dataloader = feature_loader(
+                self.runner, self.dataloader, desc, self.cache
+            )
+
+
+@LOOPS.register_module()
+class StageTwoValLoop(_CachedEvalLoop, ValLoop):
+    """mmengine's ``ValLoop`` on cached features of the validation set.
+
+    Args:
+        cache: as :class:`StageTwoTrainLoop` (default True).
+        **kwargs: as ``ValLoop``.
+    """
+
+    def __init__(self, runner, dataloader, evaluator, cache=True, **kw):
+        super().__init__(runner, dataloader, evaluator, **kw)
+        self.cache = cache_settings(cache, 'StageTwoValLoop')
+
+    def run(self) -> dict:
+        self._use_cache('validation set')
+        return super().run()
+
+
+@LOOPS.register_module()
+class StageTwoTestLoop(_CachedEvalLoop, TestLoop):
+    """mmengine's ``TestLoop``, on cached features of the (deterministic)
+    test set where ``cache`` (default False: worth it with a shared
+    ``cache_dir``).
+
+    Args:
+        cache: as :class:`StageTwoTrainLoop` (default False).
+        **kwargs: as ``TestLoop``.
+    """
+
+    def __init__(self, runner, dataloader, evaluator, cache=False, **kw):
+        super().__init__(runner, dataloader, evaluator, **kw)
+        self.cache = cache_settings(cache, 'StageTwoTestLoop')
+
+    def run(self) -> dict:
+        self._use_cache('test set')
+        return super().run()
