@@ -26,7 +26,7 @@ This module is part of the library behind ``tools/`` (``glag_tools``).
 
 import os.path as osp
 from copy import deepcopy
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -34,8 +34,21 @@ from mmengine.runner import find_latest_checkpoint
 
 from glag_mm.safe_load import CheckpointError
 
+from .config_hooks import (
+    ConfigError,
+    add_class_counts_hook,
+    add_default_hook,
+    add_posthoc_tau_hook,
+    uses_validation_tau,
+    validation_options,
+)
 from .finished import latest_readable_checkpoint
 from .launch import set_cpu_model_wrapper
+from .stage_one_key import (
+    STAGE_ONE_PLACEHOLDER,
+    resolve_stage_one_checkpoint,
+    uses_stage_one_checkpoint,
+)
 
 __all__ = [
     'ConfigError',
@@ -52,13 +65,6 @@ __all__ = [
     'resolve_stage_one_checkpoint',
     'default_work_dir',
 ]
-
-STAGE_ONE_PLACEHOLDER = '{stage_one_checkpoint}'
-
-
-class ConfigError(ValueError):
-    """A config or a flag the tools cannot run; the message says the fix."""
-
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -114,166 +120,11 @@ def _fix_persistent_workers(cfg: Config) -> None:
                 loader['persistent_workers'] = False
 
 
-def _hook_type_name(hook: Any) -> str:
-    kind = hook.get('type', '') if isinstance(hook, dict) else type(hook)
-    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
-    return name.split('.')[-1]
-
-
-def add_default_hook(cfg: Config, kind: str) -> None:
-    """Append ``dict(type=kind)`` to ``custom_hooks`` unless it has one."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(_hook_type_name(h) == kind for h in hooks):
-        hooks.append(dict(type=kind))
-    cfg.custom_hooks = hooks
-
-
-def add_class_counts_hook(cfg: Config) -> None:
-    """Append ``dict(type='ClassCountsHook')`` unless the config has one."""
-    add_default_hook(cfg, 'ClassCountsHook')
-
-
 def _latest_readable(work_dir: str) -> Optional[str]:
     try:
         return latest_readable_checkpoint(work_dir)
     except CheckpointError as error:
         raise ConfigError(str(error)) from error
-
-
-def validation_options(node: Any) -> set:
-    """The options of the LongTailAccuracy metrics of an evaluator (dict,
-    list or ``metrics=``) that are chosen on validation (``'val'``):
-    ``posthoc_tau``, ``tau_norm``, ``temperature``."""
-    if isinstance(node, (list, tuple)):
-        return set().union(*[validation_options(n) for n in node])
-    if not isinstance(node, dict):
-        return set()
-    if _hook_type_name(node) == 'LongTailAccuracy':
-        options = ('posthoc_tau', 'tau_norm', 'temperature')
-        return {k for k in options if node.get(k) == 'val'}
-    return validation_options(node.get('metrics'))
-
-
-def uses_validation_tau(node: Any) -> bool:
-    """Whether an evaluator (dict, list or ``metrics=``) has a
-    LongTailAccuracy that PosthocTauHook serves: an option chosen on
-    validation (:func:`validation_options`) or ``tau_norm`` at all (it
-    needs the head's weight norms)."""
-    if isinstance(node, (list, tuple)):
-        return any(uses_validation_tau(n) for n in node)
-    if not isinstance(node, dict):
-        return False
-    if _hook_type_name(node) == 'LongTailAccuracy':
-        return node.get('tau_norm') is not None or bool(
-            validation_options(node)
-        )
-    return uses_validation_tau(node.get('metrics'))
-
-
-def add_posthoc_tau_hook(cfg: Config) -> None:
-    """Append ``PosthocTauHook`` where an evaluator has posthoc_tau='val';
-    there mmengine's epoch loop becomes ``ValidateBeforeSaveLoop``, so that
-    each epoch's checkpoint holds what its own validation chose."""
-    evaluators = [cfg.get(k) for k in ('val_evaluator', 'test_evaluator')]
-    if uses_validation_tau(evaluators):
-        add_default_hook(cfg, 'PosthocTauHook')
-        loop = cfg.get('train_cfg', None)
-        if isinstance(loop, dict) and (
-            loop.get('by_epoch') or loop.get('type') == 'EpochBasedTrainLoop'
-        ):
-            loop = {k: v for k, v in loop.items() if k != 'by_epoch'}
-            cfg.train_cfg = dict(loop, type='ValidateBeforeSaveLoop')
-
-
-def _find(node: Any, text: str, key: str = '') -> Optional[str]:
-    """Dotted key of the first string under ``node`` holding ``text``."""
-    if isinstance(node, str):
-        return key if text in node else None
-    if isinstance(node, (list, tuple)):
-        node = dict(enumerate(node))
-    for sub, value in node.items() if isinstance(node, dict) else ():
-        found = _find(value, text, f'{key}.{sub}'.lstrip('.'))
-        if found is not None:
-            return found
-    return None
-
-
-def _substitute(node: Any, text: str, value: str) -> Any:
-    if isinstance(node, str):
-        return node.replace(text, value)
-    if isinstance(node, dict):
-        for key in list(node.keys()):
-            node[key] = _substitute(node[key], text, value)
-        return node
-    if isinstance(node, list):
-        return [_substitute(v, text, value) for v in node]
-    if isinstance(node, tuple):
-        return tuple(_substitute(v, text, value) for v in node)
-    return node
-
-
-def _placeholder_key(cfg: Config) -> Optional[str]:
-    """Dotted key of the first ``'{stage_one_checkpoint}'`` in the config."""
-    rest = {k: cfg[k] for k in cfg.keys() if k != 'stage_one_checkpoint'}
-    return _find(rest, STAGE_ONE_PLACEHOLDER)
-
-
-def uses_stage_one_checkpoint(cfg: Config) -> bool:
-    """Whether any string of the config holds ``'{stage_one_checkpoint}'``."""
-    return _placeholder_key(cfg) is not None
-
-
-def resolve_stage_one_checkpoint(
-    cfg: Config, fallback: Optional[str] = None, owner: str = 'this config'
-) -> Config:
-    """Hand a stage-two config the stage-one checkpoint.
-
-    The path is ``cfg.stage_one_checkpoint`` when set (e.g. with
-    ``--cfg-options stage_one_checkpoint=PATH``), else ``fallback`` (the
-    two-stage driver passes the checkpoint of the stage named in
-    ``init_from``), for a config that has the key (the stage-two bases set
-    it to None). It is stored in ``cfg.stage_one_checkpoint``, which
-    :class:`~glag_mm.engine.StageOneCheckpointHook` hands to the parts that
-    read it when the run starts (the same key under mmpretrain's tools).
-    Configs written for earlier versions may still hold the string
-    ``'{stage_one_checkpoint}'``; it is replaced by the path. A config that
-    has neither is returned unchanged.
-
-    Raises:
-        ConfigError: the config uses the placeholder and no path is known,
-            or the path does not name a file.
-    """
-    path = cfg.get('stage_one_checkpoint', None)
-    if path in (None, '', STAGE_ONE_PLACEHOLDER):
-        if 'stage_one_checkpoint' not in cfg and not uses_stage_one_checkpoint(
-            cfg
-        ):
-            return cfg
-        path = fallback
-    if path is None and not uses_stage_one_checkpoint(cfg):
-        return cfg  # the parts that read it at run time say what to set
-    if path is None:
-        raise ConfigError(
-            f'{owner} needs the stage-one checkpoint (it uses '
-            f"'{STAGE_ONE_PLACEHOLDER}' at {_placeholder_key(cfg)}): pass "
-            '--cfg-options stage_one_checkpoint=PATH, or train it through a '
-            'two-stage config whose stage sets init_from; if nothing should '
-            'read that key (a variable inherited from a stage-two base), set '
-            'it to None in the config.'
-        )
-    path = str(path)
-    if not osp.isfile(path):
-        raise ConfigError(
-            f'stage-one checkpoint {path!r} (stage_one_checkpoint, needed by '
-            f'{owner}) does not exist; pass an existing file with '
-            '--cfg-options stage_one_checkpoint=PATH or train stage one '
-            'first.'
-        )
-    cfg.stage_one_checkpoint = path
-    add_default_hook(cfg, 'StageOneCheckpointHook')  # publishes it
-    for key in list(cfg.keys()):
-        cfg[key] = _substitute(cfg[key], STAGE_ONE_PLACEHOLDER, path)
-    return cfg
 
 
 def _set_work_dir(cfg: Config, work_dir: Optional[str], config_path) -> None:
