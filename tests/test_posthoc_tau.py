@@ -217,6 +217,7 @@ def test_tools_add_the_hook_where_an_evaluator_asks(tmp_path):
     )
     prepare_train_config(plain)
     assert 'PosthocTauHook' not in [h['type'] for h in plain.custom_hooks]
+    assert plain.train_cfg == dict(by_epoch=True, max_epochs=1)
     # tau_norm (any: it needs the head's norms) and temperature='val' too
     for options in (dict(tau_norm=0.5), dict(temperature='val')):
         plain.val_evaluator = [dict(type='LongTailAccuracy', **options)]
@@ -225,6 +226,10 @@ def test_tools_add_the_hook_where_an_evaluator_asks(tmp_path):
         assert [h['type'] for h in plain.custom_hooks].count(
             'PosthocTauHook'
         ) == 1, options
+        # and the loop that saves what validation chose with the epoch
+        assert plain.train_cfg == dict(
+            type='ValidateBeforeSaveLoop', max_epochs=1
+        )
 
 
 # ------------------------------------------------------------- Runner --
