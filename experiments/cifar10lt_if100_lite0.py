@@ -29,7 +29,7 @@ _C = 'configs/experiments/cifar10lt_if100_lite0/'
 # by tools/select_settings.py on the probe (experiments/selection/ budgets),
 # committed under results/cifar10lt_if100_lite0/selection/<method>/;
 # positions in afg_kd_lite0_10e.py's custom_hooks for the chosen keys.
-_HOOKS = {'AFGHook': 3, 'GLAGDistillHook': 4}
+_HOOKS = {'AFGHook': 2, 'GLAGDistillHook': 3}
 _CRT, _LWS, _GLAG = (
     chosen_settings(__file__, m, _HOOKS) for m in ('crt', 'lws', 'glag')
 )

@@ -27,7 +27,7 @@ from glag_tools.experiments.spec import (
 
 _C = 'configs/experiments/cifar10lt_if100/'
 # positions in afg_kd_r32_10e.py's custom_hooks, for the chosen keys
-_HOOKS = {'AFGHook': 3, 'GLAGDistillHook': 4}
+_HOOKS = {'AFGHook': 2, 'GLAGDistillHook': 3}
 _CRT, _LWS, _GLAG = (
     chosen_settings(__file__, m, _HOOKS) for m in ('crt', 'lws', 'glag')
 )

@@ -47,7 +47,7 @@ _C = 'configs/experiments/fashionmnistlt_if100/'
 
 def _chosen(method):
     # positions in afg_kd_r8.py's custom_hooks, for the chosen keys
-    hooks = {'AFGHook': 3, 'GLAGDistillHook': 4}
+    hooks = {'AFGHook': 2, 'GLAGDistillHook': 3}
     return chosen_settings(__file__, method, hooks)
 
 

@@ -107,7 +107,7 @@ def test_empty_evaluation_split_named_before_training():
     """A split built without serialisation is named by ClassCountsHook."""
     from types import SimpleNamespace
 
-    from glag_mm.engine.class_counts_hook import _check_evaluation_splits
+    from glag_mm.engine import ClassCountsHook
 
     class Empty(list):
         ann_file = 'meta/val.txt'
@@ -115,15 +115,19 @@ def test_empty_evaluation_split_named_before_training():
     def loop(dataset):
         return SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset))
 
-    runner = SimpleNamespace(_val_loop=loop(Empty()), _test_loop=None)
-    with pytest.raises(ValueError) as error:
-        _check_evaluation_splits(runner)
-    assert str(error.value).startswith(
-        "val_dataloader.dataset (Empty: ann_file='meta/val.txt') holds no "
-        'sample'
-    )
-    runner = SimpleNamespace(_val_loop=loop([1]), _test_loop=dict(x=1))
-    _check_evaluation_splits(runner)  # built and non-empty, or not built
+    hook = ClassCountsHook(class_counts=[1, 1])
+    hook.published = True
+    runner = SimpleNamespace(val_loop=loop(Empty()), test_loop=loop([1]))
+    for event in (hook.before_train, hook.before_val):
+        with pytest.raises(ValueError) as error:
+            event(runner)
+        assert str(error.value).startswith(
+            "val_dataloader.dataset (Empty: ann_file='meta/val.txt') holds "
+            'no sample'
+        )
+    hook.before_test(runner)  # the test split is not empty
+    runner.val_loop = None
+    hook.before_train(runner)  # no validation
 
 
 def _runner(work_dir, name):

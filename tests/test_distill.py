@@ -129,10 +129,13 @@ def test_cached_logits_give_the_computed_loss(tmp_path):
     )
     ckpt = _checkpoint(tmp_path, stage_one)
     hook = GLAGDistillHook(checkpoint=ckpt, cache_logits_mib=479 / 2**20)
-    hook.before_train(runner)  # 480 bytes > the limit: no table
+    hook.before_train(runner)
+    hook.before_train_epoch(runner)  # 480 bytes > the limit: no table
     assert hook.teacher.table is None
     hook = GLAGDistillHook(checkpoint=ckpt)
     hook.before_train(runner)
+    assert hook.teacher.table is None  # the loop caches after this
+    hook.before_train_epoch(runner)
     w, b = stage_one.head.fc.weight, stage_one.head.fc.bias
     torch.testing.assert_close(hook.teacher.table, F.linear(feats, w, b))
     # a batch read by sample index gives the loss of the computed teacher

@@ -101,15 +101,11 @@ def test_count_dataset_labels():
 
 
 def _runner(dataset=None, cfg=None):
-    loop = (
-        None
-        if dataset is None
-        else SimpleNamespace(dataloader=SimpleNamespace(dataset=dataset))
-    )
+    """A Runner built from a config whose training dataset is ``dataset``."""
+    if cfg is None and dataset is not None:
+        cfg = dict(train_dataloader=dict(dataset=dataset))
     logger = SimpleNamespace(info=lambda *a: None, warning=lambda *a: None)
-    return SimpleNamespace(
-        _train_loop=loop, cfg=cfg or {}, logger=logger, model=nn.Sequential()
-    )
+    return SimpleNamespace(cfg=cfg or {}, logger=logger, model=nn.Sequential())
 
 
 def test_hook_publishes_training_counts(hub):
@@ -119,6 +115,18 @@ def test_hook_publishes_training_counts(hub):
     assert get_train_class_counts() == [5, 4, 2]
     set_train_class_counts([9, 1])
     assert get_train_class_counts() == [9, 1]
+    # a Runner built without a config: its train loop's dataset, before
+    # training
+    runner = _runner()
+    runner.train_loop = SimpleNamespace(
+        dataloader=SimpleNamespace(dataset=_Labels([0, 0, 1]))
+    )
+    runner.val_loop = None
+    hook = ClassCountsHook()
+    hook.before_run(runner)
+    assert get_train_class_counts() == [9, 1]  # not counted yet
+    hook.before_train(runner)
+    assert get_train_class_counts() == [2, 1]
 
 
 def test_hook_refuses_an_empty_class(hub):

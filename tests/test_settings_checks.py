@@ -75,23 +75,19 @@ class _Loop(BaseLoop):
 
 
 def test_teacher_shape_checked_before_any_pass(tmp_path):
-    """before_run (before every before_train pass) refuses a stage-one
-    head of another class count."""
+    """before_train (before the loop's feature pass and the statistics)
+    refuses a stage-one head of another class count."""
     path = tmp_path / 'stage1.pth'
     state = {
         'head.fc.weight': torch.zeros(5, 4),
         'head.fc.bias': torch.zeros(5),
     }
     torch.save(dict(state_dict=state), path)
-    model = SimpleNamespace(head=_head())
-    loop = _Loop.__new__(_Loop)
-    runner = SimpleNamespace(_train_loop=loop, model=model)
+    runner = SimpleNamespace(model=SimpleNamespace(head=_head()))
     with pytest.raises(ValueError) as error:
-        GLAGDistillHook(str(path)).before_run(runner)
+        GLAGDistillHook(str(path)).before_train(runner)
     assert 'head.fc.weight has shape (5, 4)' in str(error.value)
     assert '(num_classes, in_channels) = (3, 4)' in str(error.value)
-    runner = SimpleNamespace(_train_loop=dict(), model=model)  # a test run
-    GLAGDistillHook(str(path)).before_run(runner)
 
 
 def test_empty_validation_split_names_its_loader(tmp_path):

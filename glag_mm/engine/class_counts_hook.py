@@ -17,7 +17,8 @@ class ClassCountsHook(Hook):
     For the losses, heads and metrics that read the counts of the set the
     stage trains on (never val or test, docs/method.md stage one item 3),
     built from ``train_dataloader.dataset`` of the config when the run
-    starts (so a test-only run has them too). Labels outside [0,
+    starts (so a test-only run has them too); a Runner built without a
+    config counts its train loop's dataset before training. Labels outside [0,
     num_classes) are reported before training; an empty validation or test
     split before it is run.
     ``class_counts`` overrides counting. The tools add the hook.
@@ -31,31 +32,24 @@ class ClassCountsHook(Hook):
             if class_counts is None
             else check_class_counts(class_counts).long().tolist()
         )
+        self.published = False
 
-    def _training_dataset(self, runner):
-        if self.class_counts is not None:
-            return None  # explicit counts: no need
-        cfg = runner.cfg.get('train_dataloader')
-        if not cfg:
+    def _dataset_of_config(self, runner):
+        """The config's training dataset (built), None without one."""
+        cfg = (runner.cfg or {}).get('train_dataloader')
+        if self.class_counts is not None or not cfg:
             return None
         dataset = cfg['dataset'] if isinstance(cfg, dict) else cfg.dataset
         return (
             DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
         )
 
-    def before_run(self, runner) -> None:
+    def _publish(self, runner, dataset) -> None:
         model = runner.model
         model = model.module if is_model_wrapper(model) else model
         num_classes = getattr(
             getattr(model, 'head', None), 'num_classes', None
         )
-        dataset = self._training_dataset(runner)
-        if dataset is None and self.class_counts is None:
-            runner.logger.warning(
-                'ClassCountsHook: no training dataset in the config; '
-                'class counts are not published.'
-            )
-            return
         counts = resolve_class_counts(
             self.class_counts,
             num_classes if isinstance(num_classes, int) else None,
@@ -63,6 +57,7 @@ class ClassCountsHook(Hook):
             owner='ClassCountsHook',
         )
         set_train_class_counts(counts)
+        self.published = True
         # size count-dependent buffers before e.g. EMAHook copies the model
         for module in runner.model.modules():
             init = getattr(module, 'init_class_counts', None)
@@ -73,13 +68,31 @@ class ClassCountsHook(Hook):
             f'max {max(counts)}, min {min(counts)}'
         )
 
+    def before_run(self, runner) -> None:
+        self.published = False
+        dataset = self._dataset_of_config(runner)
+        if dataset is not None or self.class_counts is not None:
+            self._publish(runner, dataset)
+
     def before_train(self, runner) -> None:
+        """A Runner built without a config: the train loop's dataset."""
+        if not self.published:
+            self._publish(runner, runner.train_loop.dataloader.dataset)
         _check_split('val_dataloader', runner.val_loop)
 
+    def _warn(self, runner) -> None:
+        if not self.published:
+            runner.logger.warning(
+                'ClassCountsHook: no training dataset in the config; '
+                'class counts are not published.'
+            )
+
     def before_val(self, runner) -> None:
+        self._warn(runner)
         _check_split('val_dataloader', runner.val_loop)
 
     def before_test(self, runner) -> None:
+        self._warn(runner)
         _check_split('test_dataloader', runner.test_loop)
 
 

@@ -25,7 +25,10 @@ validation) would miss that checkpoint. :class:`ValidateBeforeSaveLoop`
 (and so :class:`StageTwoTrainLoop`) validates at the end of the epoch,
 before ``after_train_epoch``; during that validation ``runner.epoch`` reads
 as after mmengine's increment, so logs, scalars and best checkpoints are
-named as usual.
+named as usual. One difference remains: a new best makes mmengine's
+``CheckpointHook`` save the epoch's checkpoint during the validation, now
+before the epoch's by-epoch scheduler step; a checkpoint epoch saves it
+again after that step, and stage two's schedules step per iteration.
 """
 
 import os.path as osp
