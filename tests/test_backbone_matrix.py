@@ -3,8 +3,9 @@
 For a BatchNorm ResNet, a ``VisionTransformer`` (cls token, dropout and
 DropPath > 0), a ``ConvNeXt`` (DropPath > 0, LayerNorm-ended) and a
 ``MobileNetV2`` (linear bottleneck, signed features): stage one trains one
-epoch with GraLoss; stage two (the harness of test_stage_two, only the
-backbone dict changed, wrapped in ``FrozenBackbone``) runs cRT on cached
+epoch with GraLoss; stage two (the harness of test_stage_two:
+``StageTwoClassifier`` and the stage-two loops, only the backbone dict
+changed) runs cRT on cached
 features and GLAG cached and uncached with the head's defaults
 (``tukey_lambda=0.5``, which the head replaces by 1 on signed features).
 Cached equals uncached, the trunk is stage one's, and the export equals the
@@ -80,13 +81,10 @@ BACKBONES = {
 }
 
 
-def _with_trunk(cfg, backbone, neck, dim, frozen):
-    cfg['model'].update(
-        backbone=dict(type='FrozenBackbone', backbone=backbone)
-        if frozen
-        else backbone,
-        neck=neck,
-    )
+def _with_trunk(cfg, backbone, neck, dim):
+    """The same backbone dict in both stages (StageTwoClassifier wraps it
+    in FrozenBackbone)."""
+    cfg['model'].update(backbone=backbone, neck=neck)
     cfg['model']['head']['in_channels'] = dim
     for key in ('train_dataloader', 'val_dataloader'):
         cfg[key]['dataset']['size'] = SIZE
@@ -108,7 +106,7 @@ def _run(cfg, work_dir, stage_one=None):
 @pytest.mark.parametrize('name', list(BACKBONES))
 def test_stage_two_on_trunk(name, tmp_path):
     backbone, neck, dim = BACKBONES[name]
-    one = _with_trunk(stage_one_cfg(), backbone, neck, dim, frozen=False)
+    one = _with_trunk(stage_one_cfg(), backbone, neck, dim)
     one['model']['head']['loss'] = dict(
         type='GradualBalancedLoss', num_classes=len(COUNTS)
     )
@@ -120,7 +118,7 @@ def test_stage_two_on_trunk(name, tmp_path):
 
     def stage_two(tag, head='AFGHead', hooks=True, cache=True):
         cfg = stage_two_cfg(head=head, hooks=hooks, cache=cache)
-        cfg = _with_trunk(cfg, backbone, neck, dim, frozen=True)
+        cfg = _with_trunk(cfg, backbone, neck, dim)
         cfg['train_cfg']['max_epochs'] = 2
         cfg['param_scheduler']['T_max'] = 2
         return _run(cfg, tmp_path / tag, ckpt)
