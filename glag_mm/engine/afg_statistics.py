@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any, Optional, Tuple
 
 import torch
-from mmengine.dist import broadcast_object_list, get_dist_info
+from mmengine.dist import get_dist_info
 from mmengine.registry import FUNCTIONS
 from mmpretrain.registry import DATASETS
 
@@ -27,7 +27,7 @@ from .feature_cache import (
     feature_cache_key,
     iter_trunk_features,
 )
-from .files import is_node_writer, usable_stage_two_file, write_once_per_node
+from .files import build_once, is_node_writer
 
 STATISTICS_DIR = 'afg_statistics'
 
@@ -155,26 +155,26 @@ def load_or_build(
     text = data_key + repr(pipeline) + settings
     key = hashlib.sha256(text.encode()).hexdigest()[:32]
     path = osp.join(runner.work_dir, STATISTICS_DIR, f'{key}.pth')
-    what = 'AFG class statistics'
-    found = [usable_stage_two_file(path, key, what, runner.logger)]
-    broadcast_object_list(found)
-    device = head.fc.weight.device
-    if found[0]:
-        stats = ClassStatistics.load(path, device=device)
-        runner.logger.info(f'AFGHook: class statistics loaded from {path}')
-        return stats, path
-    stats = build_statistics(
-        head,
-        _source(runner, pipeline, batch_size, num_workers, progress),
-        scratch=osp.dirname(path),
-        keep=is_node_writer(),  # the others only send their rows
+    built = build_once(
+        path,
+        key,
+        'AFG class statistics',
+        lambda: build_statistics(
+            head,
+            _source(runner, pipeline, batch_size, num_workers, progress),
+            scratch=osp.dirname(path),
+            keep=is_node_writer(),  # the others only send their rows
+        ),
+        lambda stats, tmp: stats.save(tmp, key=key),
+        runner.logger,
     )
-    write_once_per_node(path, lambda tmp: stats.save(tmp, key=key))
-    del stats  # every rank maps the one file instead
-    stats = ClassStatistics.load(path, device=device)
+    # every rank maps the one file
+    stats = ClassStatistics.load(path, device=head.fc.weight.device)
     runner.logger.info(
         f'AFGHook: statistics of {int(stats.counts.sum())} training '
         f'features, {stats.memory_bytes() / 2**20:.1f} MiB, written to '
         f'{path}'
+        if built
+        else f'AFGHook: class statistics loaded from {path}'
     )
     return stats, path

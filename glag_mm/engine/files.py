@@ -16,7 +16,7 @@ import socket
 import zipfile
 from typing import Callable, Optional
 
-from mmengine.dist import barrier, get_rank
+from mmengine.dist import barrier, broadcast_object_list, get_rank
 from mmengine.logging import print_log
 
 from ..core.file_stamp import stamp_problem
@@ -145,3 +145,16 @@ def read_stage_two_file(path: str) -> dict:
     """A stage-two file, memory-mapped (checked by
     :func:`usable_stage_two_file` or just written)."""
     return load_checkpoint_file(path, 'cpu', mmap=True, crc=False)
+
+
+def build_once(path: str, key: str, what: str, build, save, logger=None):
+    """Make ``path`` the stage-two file of ``key``: where no rank finds it
+    usable (:func:`usable_stage_two_file`), every rank runs ``build()`` (its
+    part of a pass over the data) and local rank 0 of each machine writes
+    the result with ``save(result, tmp)``. Whether it was built now."""
+    found = [usable_stage_two_file(path, key, what, logger)]
+    broadcast_object_list(found)
+    if not found[0]:
+        result = build()
+        write_once_per_node(path, lambda tmp: save(result, tmp))
+    return not found[0]

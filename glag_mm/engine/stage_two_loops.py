@@ -36,7 +36,6 @@ from typing import Optional, Union
 
 import torch
 from mmengine.dataset import default_collate
-from mmengine.dist import broadcast_object_list
 from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
 from mmpretrain.registry import LOOPS
 from torch.utils.data import BatchSampler, DataLoader
@@ -52,11 +51,7 @@ from .feature_cache import (
     iter_trunk_features,
     unwrap,
 )
-from .files import (
-    read_stage_two_file,
-    usable_stage_two_file,
-    write_once_per_node,
-)
+from .files import build_once, read_stage_two_file
 
 CacheCfg = Union[bool, dict, None]
 
@@ -122,9 +117,8 @@ def cached_features(runner, loader, desc: str, settings: dict):
     )
     key = feature_cache_key(model, dataset, dtype)
     path = osp.join(cache_dir, f'{key}.pth')
-    found = [usable_stage_two_file(path, key, f'feature cache of the {desc}')]
-    broadcast_object_list(found)
-    if not found[0]:
+
+    def build():
         feats, labels = [], []
         for f, y, _ in iter_trunk_features(
             model,
@@ -144,10 +138,10 @@ def cached_features(runner, loader, desc: str, settings: dict):
             features=gather_shards(feats.to(device), num).cpu(),
             labels=gather_shards(labels.long().to(device), num).cpu(),
         )
-        state = seal(state, key)  # the key and the tensors' CRC-32
-        if write_once_per_node(path, lambda tmp: torch.save(state, tmp)):
-            runner.logger.info(f'feature cache: saved the {desc} to {path}')
-        del feats, labels, state  # every rank maps the one file instead
+        return seal(state, key)  # the key and the tensors' CRC-32
+
+    what = f'feature cache of the {desc}'
+    build_once(path, key, what, build, torch.save, runner.logger)
     state = read_stage_two_file(path)
     features = state['features']
     runner.logger.info(
