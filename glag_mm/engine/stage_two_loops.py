@@ -58,7 +58,7 @@ CacheCfg = Union[bool, dict, None]
 
 def cache_settings(cache: CacheCfg, owner: str) -> Optional[dict]:
     """``cache``: True / False, or dict(dtype, cache_dir, progress)."""
-    if cache is False or cache is None:
+    if cache is False:
         return None
     settings = dict(dtype=None, cache_dir=None, progress=True)
     if isinstance(cache, dict):
@@ -249,15 +249,24 @@ class StageTwoTrainLoop(ValidateBeforeSaveLoop):
 
 
 class _CachedEvalLoop:
-    """Run on cached features from the first run on (``cache``)."""
+    """Run on cached features from the first run on (``cache``: True, False
+    or a dict as :class:`StageTwoTrainLoop`'s; None: ``default_cache``)."""
 
-    def _use_cache(self, desc: str) -> None:
+    desc, default_cache = '', True
+
+    def __init__(self, runner, dataloader, evaluator, cache=None, **kw):
+        super().__init__(runner, dataloader, evaluator, **kw)
+        cache = self.default_cache if cache is None else cache
+        self.cache = cache_settings(cache, type(self).__name__)
+
+    def run(self) -> dict:
         if self.cache is not None and not isinstance(
             self.dataloader.dataset, FeatureTensorDataset
         ):
             self.dataloader = feature_loader(
-                self.runner, self.dataloader, desc, self.cache
+                self.runner, self.dataloader, self.desc, self.cache
             )
+        return super().run()
 
 
 @LOOPS.register_module()
@@ -269,13 +278,7 @@ class StageTwoValLoop(_CachedEvalLoop, ValLoop):
         **kwargs: as ``ValLoop``.
     """
 
-    def __init__(self, runner, dataloader, evaluator, cache=True, **kw):
-        super().__init__(runner, dataloader, evaluator, **kw)
-        self.cache = cache_settings(cache, 'StageTwoValLoop')
-
-    def run(self) -> dict:
-        self._use_cache('validation set')
-        return super().run()
+    desc, default_cache = 'validation set', True
 
 
 @LOOPS.register_module()
@@ -289,10 +292,4 @@ class StageTwoTestLoop(_CachedEvalLoop, TestLoop):
         **kwargs: as ``TestLoop``.
     """
 
-    def __init__(self, runner, dataloader, evaluator, cache=False, **kw):
-        super().__init__(runner, dataloader, evaluator, **kw)
-        self.cache = cache_settings(cache, 'StageTwoTestLoop')
-
-    def run(self) -> dict:
-        self._use_cache('test set')
-        return super().run()
+    desc, default_cache = 'test set', False
