@@ -13,7 +13,7 @@
 # changed, 10 stage-two epochs as the first study's rows. Each run keeps its
 # final validation's per-image labels (val_evaluator.samples_file in its
 # work_dir; the record holds them), so make_report's ablation.md compares
-# every row with the defaults on the same 1,000 validation images (paired
+# every row with the defaults on the same 900 validation images (paired
 # bootstrap, 95 % interval): a row is beyond the noise only where the whole
 # interval lies on one side of zero. Decisions read validation only; the
 # test columns are reported beside them.
@@ -36,8 +36,9 @@ description = (
     "GraLoss trunk (ResNet-32, 30 epochs, the first study's); seed 0 "
     'screening, seeds 1 and 2 of stage two (same trunk) for the defaults and '
     'the rows beyond the validation noise. Validation: 100 held-out training '
-    'images per class; test: the 10,000 test images. CIFAR-10-LT IF 100 has '
-    'no few-shot class, so few is n/a.'
+    'images per class (900: the largest class has none left); test: the '
+    '10,000 test images. CIFAR-10-LT IF 100 has no few-shot class, so few is '
+    'n/a.'
 )
 seeds = [0]
 # stage-two seeds beyond 0 (the defaults' and, after screening, those of the

@@ -13,7 +13,7 @@
 # 10 stage-two epochs as the first study's rows. Each run keeps its final
 # validation's per-image labels (val_evaluator.samples_file in its
 # work_dir; the record holds them), so make_report's ablation.md compares
-# every row with the defaults on the same 1,000 validation images (paired
+# every row with the defaults on the same 900 validation images (paired
 # bootstrap, 95 % interval): a row is beyond the noise only where the
 # whole interval lies on one side of zero. Decisions read validation
 # only; the test columns are reported beside them.
