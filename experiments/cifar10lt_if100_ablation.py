@@ -43,7 +43,11 @@ description = (
 seeds = [0]
 # stage-two seeds beyond 0 (the defaults' and, after screening, those of the
 # rows beyond the validation noise)
-_MORE_SEEDS = {'defaults': [1, 2]}
+_MORE_SEEDS = {
+    'defaults': [1, 2],
+    'donors_2': [1, 2],
+    'teacher_tau1': [1, 2],
+}
 # GraLoss + cRT with the validation-chosen setting of the first study
 # (experiments/cifar10lt_if100_selected.py's selection record)
 _CRT = chosen_settings(
