@@ -165,3 +165,80 @@ def test_other_validation_images_are_refused():
     with pytest.raises(ValueError, match='other images'):
         compare_validation(row, ref)
     assert compare_validation(row, []) is None
+
+
+def _leaves(value, prefix=''):
+    """{dotted key: value} of a config's plain leaves (lists by position)."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return {prefix[:-1]: value}
+    out = {}
+    for key, item in items:
+        out.update(_leaves(item, f'{prefix}{key}.'))
+    return out
+
+
+# each row's one changed knob, as dotted config keys (custom_hooks.4: the
+# GLAGDistillHook; the optimizer's lr)
+ROW_KNOBS = {
+    'tail_0p1': {'model.head.tail_threshold': 0.1},
+    'tail_100': {'model.head.tail_threshold': 100},
+    'init_conf_0p2': {'model.head.init_confidence': 0.2},
+    'init_conf_0': {'model.head.init_confidence': 0.0},
+    'donors_uniform': {'model.head.donor_weighting': 'uniform'},
+    'donors_sqrt': {'model.head.donor_weighting': 'sqrt_count_distance'},
+    'donors_2': {'model.head.num_donors': 2},
+    'ratio_0p25': {'model.head.generation_ratio': 0.25},
+    'ratio_0p5': {'model.head.generation_ratio': 0.5},
+    'balance': {'model.head.generation': 'balance'},
+    'kd_head': {'custom_hooks.4.kd_logits': 'head'},
+    'teacher_tau1': {'custom_hooks.4.teacher_tau': 1.0},
+    'kd_t2': {'custom_hooks.4.temperature': 2.0},
+    'kd_t4': {'custom_hooks.4.temperature': 4.0},
+    'lr_0p03': {'optim_wrapper.optimizer.lr': 0.03},
+    'smoothing_0p5': {'model.head.confidence_smoothing': 0.5},
+    'step_0p02': {'model.head.confidence_step': 0.02},
+}
+
+
+@pytest.mark.parametrize(
+    'spec_name', ['fashionmnistlt_if100_ablation', 'cifar10lt_if100_ablation']
+)
+def test_ablation_rows_change_one_knob_of_the_defaults(spec_name):
+    """Every row of an ablation spec is its defaults' config with exactly
+    the one knob it names changed (nothing else differs), on the same
+    trunk, with the defaults as its baseline."""
+    from mmengine.config import Config
+
+    from glag_tools.experiments import load_spec
+    from glag_tools.experiments.ablation_spec import ABLATION_ROWS
+
+    spec = load_spec(str(REPO / 'experiments' / f'{spec_name}.py'))
+    runs = {r.name: r for r in spec.runs}
+    assert set(runs) == {r[1] for r in ABLATION_ROWS} | {
+        'graloss',
+        'defaults',
+        'no_kd',
+        'crt',
+    }
+    defaults = _leaves(
+        Config.fromfile(REPO / runs['defaults'].config)._cfg_dict.to_dict()
+    )
+    assert set(ROW_KNOBS) == {r[1] for r in ABLATION_ROWS}
+    for name, knob in ROW_KNOBS.items():
+        run = runs[name]
+        assert run.baseline == ['defaults']
+        assert (run.stage_one_from, run.stage_one_seed) == ('graloss', 0)
+        assert run.cfg_options == runs['defaults'].cfg_options
+        assert run.test_options == runs['defaults'].test_options
+        cfg = Config.fromfile(REPO / run.config)._cfg_dict.to_dict()
+        row = _leaves(cfg)
+        changed = {
+            k: row.get(k)
+            for k in set(row) | set(defaults)
+            if row.get(k) != defaults.get(k)
+        }
+        assert changed == knob, name

@@ -1,0 +1,148 @@
+"""The runs of a one-factor ablation of GLAG's stage two, for a spec file.
+
+Every row is a shipped config ``<config_dir>ablation/<name>.py``: the
+defaults' config with one knob changed (:data:`ABLATION_ROWS`). All rows
+train stage two on the seed-0 stage-one trunk of the spec (run
+``'graloss'``), keep their final validation's per-image labels (so that
+``ablation.md`` can compare each with the defaults on the same images,
+see :mod:`glag_tools.experiments.ablation`) and are tested with post-hoc τ
+and the temperature chosen on validation.
+"""
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+from .spec import POSTHOC_TAU_FROM_VAL
+
+__all__ = ['ABLATION_ROWS', 'ablation_runs']
+
+# (suspect, name, label): the six suspects of the second study
+ABLATION_ROWS: Tuple[Tuple[str, str, str], ...] = (
+    ('1: tail set', 'tail_0p1', 'tail_threshold 0.1 n_max'),
+    ('1: tail set', 'tail_100', 'tail_threshold 100 images'),
+    ('1: s_c start', 'init_conf_0p2', 'init_confidence 0.2'),
+    ('1: s_c start', 'init_conf_0', 'init_confidence 0'),
+    ('2: donor weights', 'donors_uniform', "donor_weighting 'uniform'"),
+    ('2: donor weights', 'donors_sqrt', "'sqrt_count_distance'"),
+    ('2: donor weights', 'donors_2', 'num_donors 2'),
+    ('3: generation', 'ratio_0p25', 'generation_ratio 0.25'),
+    ('3: generation', 'ratio_0p5', 'generation_ratio 0.5'),
+    ('3: generation', 'balance', "generation 'balance'"),
+    ('4: KD', 'kd_head', "kd_logits 'head'"),
+    ('4: KD', 'teacher_tau1', 'teacher_tau 1'),
+    ('4: KD', 'kd_t2', 'KD temperature 2'),
+    ('4: KD', 'kd_t4', 'KD temperature 4'),
+    ('5: lr', 'lr_0p03', 'lr 0.03'),
+    ('6: s_c rule', 'smoothing_0p5', 'confidence_smoothing 0.5'),
+    ('6: s_c rule', 'step_0p02', 'confidence_step 0.02'),
+)
+# test: post-hoc tau and the temperature chosen on validation (ECE before
+# and after temperature scaling); tau-norm does not apply to AFGHead.
+_TEST = {
+    **POSTHOC_TAU_FROM_VAL,
+    'val_evaluator.temperature': 'val',
+    'test_evaluator.temperature': 'val',
+}
+_VAL = {'val_evaluator.samples_file': '{work_dir}/val_samples.json'}
+
+
+def ablation_runs(
+    config_dir: str,
+    trunk: Tuple[str, int],
+    defaults: str,
+    no_kd: str,
+    crt: Tuple[str, Dict[str, Any]],
+    more_seeds: Dict[str, Sequence[int]],
+) -> List[Dict[str, Any]]:
+    """The ``runs`` of an ablation spec.
+
+    Args:
+        config_dir: the dataset's config folder (ending in ``/``); the rows
+            are ``<config_dir>ablation/<name>.py``.
+        trunk: (stage-one config file, epochs) of the GraLoss trunk, run
+            ``'graloss'``, seed 0.
+        defaults: GLAG's stage-two config (AFG + KD), run ``'defaults'``.
+        no_kd: the AFG-alone config, run ``'no_kd'`` (seed 0).
+        crt: (cRT config, its validation-chosen options, e.g. from
+            :func:`~glag_tools.experiments.spec.chosen_settings`), run
+            ``'crt'`` on seeds 0, 1 and 2; its epochs are the options'
+            ``train_cfg.max_epochs`` (default 10).
+        more_seeds: stage-two seeds beyond 0 per run name (the defaults'
+            and, after screening, the rows beyond the validation noise).
+
+    Returns:
+        The run dicts (see :mod:`glag_tools.experiments.spec`).
+    """
+    stage_two = dict(
+        stage_one_from='graloss',
+        stage_one_seed=0,
+        cfg_options=_VAL,
+        test_options=_TEST,
+        epochs=10,
+    )
+
+    def seeds(name: str) -> List[int]:
+        return [0] + list(more_seeds.get(name, []))
+
+    runs = [
+        dict(
+            name='graloss',
+            label='GraLoss',
+            group='Stage one',
+            config=config_dir + trunk[0],
+            cfg_options={},
+            test_options=dict(POSTHOC_TAU_FROM_VAL),
+            epochs=trunk[1],
+        ),
+        dict(
+            name='defaults',
+            label=f'GLAG, defaults ({defaults})',
+            group='0: defaults',
+            config=config_dir + defaults,
+            seeds=seeds('defaults'),
+            **stage_two,
+        ),
+    ]
+    runs += [
+        dict(
+            name=name,
+            label=label,
+            group=suspect,
+            config=f'{config_dir}ablation/{name}.py',
+            seeds=seeds(name),
+            baseline=['defaults'],
+            **stage_two,
+        )
+        for suspect, name, label in ABLATION_ROWS
+    ]
+    # AFG without distillation (the first study's 'AFG' row): what KD
+    # costs or gains, the rarest class included, on this trunk
+    runs.append(
+        dict(
+            name='no_kd',
+            label=f'no KD ({no_kd})',
+            group='4: KD',
+            config=config_dir + no_kd,
+            seeds=seeds('no_kd'),
+            baseline=['defaults'],
+            **stage_two,
+        )
+    )
+    # GraLoss + cRT with the first study's validation-chosen setting: the
+    # simpler row GLAG has to beat
+    crt_config, crt_options = crt
+    runs.append(
+        dict(
+            name='crt',
+            label=f'cRT, val-selected ({crt_config})',
+            group='reference rows',
+            config=config_dir + crt_config,
+            seeds=[0, 1, 2],
+            baseline=['defaults'],
+            **{
+                **stage_two,
+                'cfg_options': {**_VAL, **crt_options},
+                'epochs': crt_options.get('train_cfg.max_epochs', 10),
+            },
+        )
+    )
+    return runs
