@@ -6,7 +6,6 @@ _base_ = ['../afg_kd_r32_10e.py']
 custom_hooks = [
     dict(type='ClassCountsHook'),
     dict(type='StageOneCheckpointHook'),
-    dict(type='FeatureCacheHook'),
     dict(type='AFGHook'),
     dict(
         type='GLAGDistillHook',
