@@ -50,8 +50,12 @@ description = (
 )
 seeds = [0]
 # stage-two seeds beyond 0 (the defaults' and, after screening, those of the
-# rows beyond the validation noise)
-_MORE_SEEDS = {'defaults': [1, 2]}
+# rows beyond the validation noise: s_c from 0.2 or 0 and ratio 0.25, all
+# worse on seed 0)
+_MORE_SEEDS = {
+    name: [1, 2]
+    for name in ('defaults', 'init_conf_0', 'ratio_0p25', 'init_conf_0p2')
+}
 # the linear probe exactly as experiments/cifar10lt_if100_lite0.py runs it
 _PROBE = runpy.run_path(_LITE0)['runs'][0]
 # cRT on the probe with the first study's validation-chosen setting
