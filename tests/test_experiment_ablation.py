@@ -181,8 +181,8 @@ def _leaves(value, prefix=''):
     return out
 
 
-# each row's one changed knob, as dotted config keys (custom_hooks.4: the
-# GLAGDistillHook; the optimizer's lr)
+# each row's one changed knob, as dotted config keys (the GLAGDistillHook
+# named by type, replaced by its position in the defaults' custom_hooks)
 ROW_KNOBS = {
     'tail_0p1': {'model.head.tail_threshold': 0.1},
     'tail_100': {'model.head.tail_threshold': 100},
@@ -194,10 +194,10 @@ ROW_KNOBS = {
     'ratio_0p25': {'model.head.generation_ratio': 0.25},
     'ratio_0p5': {'model.head.generation_ratio': 0.5},
     'balance': {'model.head.generation': 'balance'},
-    'kd_head': {'custom_hooks.4.kd_logits': 'head'},
-    'teacher_tau1': {'custom_hooks.4.teacher_tau': 1.0},
-    'kd_t2': {'custom_hooks.4.temperature': 2.0},
-    'kd_t4': {'custom_hooks.4.temperature': 4.0},
+    'kd_head': {'custom_hooks.GLAGDistillHook.kd_logits': 'head'},
+    'teacher_tau1': {'custom_hooks.GLAGDistillHook.teacher_tau': 1.0},
+    'kd_t2': {'custom_hooks.GLAGDistillHook.temperature': 2.0},
+    'kd_t4': {'custom_hooks.GLAGDistillHook.temperature': 4.0},
     'lr_0p03': {'optim_wrapper.optimizer.lr': 0.03},
     'smoothing_0p5': {'model.head.confidence_smoothing': 0.5},
     'step_0p02': {'model.head.confidence_step': 0.02},
@@ -205,12 +205,17 @@ ROW_KNOBS = {
 
 
 @pytest.mark.parametrize(
-    'spec_name', ['fashionmnistlt_if100_ablation', 'cifar10lt_if100_ablation']
+    'spec_name, stage_one',
+    [
+        ('fashionmnistlt_if100_ablation', 'graloss'),
+        ('cifar10lt_if100_ablation', 'graloss'),
+        ('cifar10lt_if100_lite0_ablation', 'probe'),
+    ],
 )
-def test_ablation_rows_change_one_knob_of_the_defaults(spec_name):
+def test_ablation_rows_change_one_knob_of_the_defaults(spec_name, stage_one):
     """Every row of an ablation spec is its defaults' config with exactly
     the one knob it names changed (nothing else differs), on the same
-    trunk, with the defaults as its baseline."""
+    stage-one run, with the defaults as its baseline."""
     from mmengine.config import Config
 
     from glag_tools.experiments import load_spec
@@ -219,7 +224,7 @@ def test_ablation_rows_change_one_knob_of_the_defaults(spec_name):
     spec = load_spec(str(REPO / 'experiments' / f'{spec_name}.py'))
     runs = {r.name: r for r in spec.runs}
     assert set(runs) == {r[1] for r in ABLATION_ROWS} | {
-        'graloss',
+        stage_one,
         'defaults',
         'no_kd',
         'crt',
@@ -227,11 +232,20 @@ def test_ablation_rows_change_one_knob_of_the_defaults(spec_name):
     defaults = _leaves(
         Config.fromfile(REPO / runs['defaults'].config)._cfg_dict.to_dict()
     )
+    hooks = [
+        h['type']
+        for h in Config.fromfile(REPO / runs['defaults'].config).custom_hooks
+    ]
+    kd = f'custom_hooks.{hooks.index("GLAGDistillHook")}.'
     assert set(ROW_KNOBS) == {r[1] for r in ABLATION_ROWS}
     for name, knob in ROW_KNOBS.items():
+        knob = {
+            k.replace('custom_hooks.GLAGDistillHook.', kd): v
+            for k, v in knob.items()
+        }
         run = runs[name]
         assert run.baseline == ['defaults']
-        assert (run.stage_one_from, run.stage_one_seed) == ('graloss', 0)
+        assert (run.stage_one_from, run.stage_one_seed) == (stage_one, 0)
         assert run.cfg_options == runs['defaults'].cfg_options
         assert run.test_options == runs['defaults'].test_options
         cfg = Config.fromfile(REPO / run.config)._cfg_dict.to_dict()
@@ -242,3 +256,32 @@ def test_ablation_rows_change_one_knob_of_the_defaults(spec_name):
             if row.get(k) != defaults.get(k)
         }
         assert changed == knob, name
+
+
+def test_lite0_ablation_probe_is_the_lite0_specs_probe():
+    """The Lite0 ablation's stage one is the seed-0 linear probe of
+    experiments/cifar10lt_if100_lite0.py, run for run (config, epochs,
+    training and test options), and its cRT row carries that spec's
+    validation-chosen cRT setting."""
+    from glag_tools.experiments import load_spec
+
+    lite0 = load_spec(str(REPO / 'experiments' / 'cifar10lt_if100_lite0.py'))
+    ablation = load_spec(
+        str(REPO / 'experiments' / 'cifar10lt_if100_lite0_ablation.py')
+    )
+    ours = {r.name: r for r in ablation.runs}
+    theirs = {r.name: r for r in lite0.runs}
+    for field in ('config', 'epochs', 'cfg_options', 'test_options'):
+        assert getattr(ours['probe'], field) == getattr(
+            theirs['probe'], field
+        ), field
+    assert ours['probe'].stage_one_from is None
+    crt = json.loads(
+        (
+            REPO / 'results/cifar10lt_if100_lite0/selection/crt/selection.json'
+        ).read_text()
+    )['chosen']['options']
+    assert crt['optim_wrapper.optimizer.lr'] == 0.03
+    for key, value in crt.items():
+        assert ours['crt'].cfg_options[key] == value, key
+    assert ours['crt'].config == theirs['crt'].config

@@ -2,14 +2,15 @@
 
 Every row is a shipped config ``<config_dir>ablation/<name>.py``: the
 defaults' config with one knob changed (:data:`ABLATION_ROWS`). All rows
-train stage two on the seed-0 stage-one trunk of the spec (run
-``'graloss'``), keep their final validation's per-image labels (so that
-``ablation.md`` can compare each with the defaults on the same images,
-see :mod:`glag_tools.experiments.ablation`) and are tested with post-hoc τ
-and the temperature chosen on validation.
+train stage two on the seed-0 stage-one model of the spec (run
+``'graloss'``, or the one ``stage_one`` names), keep their final
+validation's per-image labels (so that ``ablation.md`` can compare each
+with the defaults on the same images, see
+:mod:`glag_tools.experiments.ablation`) and are tested with post-hoc τ and
+the temperature chosen on validation.
 """
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .spec import POSTHOC_TAU_FROM_VAL
 
@@ -52,14 +53,15 @@ def ablation_runs(
     no_kd: str,
     crt: Tuple[str, Dict[str, Any]],
     more_seeds: Dict[str, Sequence[int]],
+    stage_one: Optional[Dict[str, Any]] = None,
 ) -> List[Dict[str, Any]]:
     """The ``runs`` of an ablation spec.
 
     Args:
         config_dir: the dataset's config folder (ending in ``/``); the rows
             are ``<config_dir>ablation/<name>.py``.
-        trunk: (stage-one config file, epochs) of the GraLoss trunk, run
-            ``'graloss'``, seed 0.
+        trunk: (stage-one config file, epochs) of the stage-one model,
+            seed 0 (run ``'graloss'`` unless ``stage_one`` renames it).
         defaults: GLAG's stage-two config (AFG + KD), run ``'defaults'``.
         no_kd: the AFG-alone config, run ``'no_kd'`` (seed 0).
         crt: (cRT config, its validation-chosen options, e.g. from
@@ -68,12 +70,26 @@ def ablation_runs(
             ``train_cfg.max_epochs`` (default 10).
         more_seeds: stage-two seeds beyond 0 per run name (the defaults'
             and, after screening, the rows beyond the validation noise).
+        stage_one: fields replacing those of the stage-one run (``name``,
+            ``label``, ``group``, ``cfg_options``, ``test_options``), e.g.
+            a linear probe on a frozen trunk instead of the GraLoss trunk;
+            the stage-two runs start from the run it names.
 
     Returns:
         The run dicts (see :mod:`glag_tools.experiments.spec`).
     """
+    first = dict(
+        name='graloss',
+        label='GraLoss',
+        group='Stage one',
+        config=config_dir + trunk[0],
+        cfg_options={},
+        test_options=dict(POSTHOC_TAU_FROM_VAL),
+        epochs=trunk[1],
+    )
+    first.update(stage_one or {})
     stage_two = dict(
-        stage_one_from='graloss',
+        stage_one_from=first['name'],
         stage_one_seed=0,
         cfg_options=_VAL,
         test_options=_TEST,
@@ -84,15 +100,7 @@ def ablation_runs(
         return [0] + list(more_seeds.get(name, []))
 
     runs = [
-        dict(
-            name='graloss',
-            label='GraLoss',
-            group='Stage one',
-            config=config_dir + trunk[0],
-            cfg_options={},
-            test_options=dict(POSTHOC_TAU_FROM_VAL),
-            epochs=trunk[1],
-        ),
+        first,
         dict(
             name='defaults',
             label=f'GLAG, defaults ({defaults})',

@@ -1,0 +1,6 @@
+# One-factor ablation of GLAG's stage two
+# (experiments/cifar10lt_if100_lite0_ablation.py): afg_kd_lite0_10e.py with
+# tail_threshold 0.1 of n_max (tail: the five classes of 387 images or fewer;
+# KD's head classes follow) only.
+_base_ = ['../afg_kd_lite0_10e.py']
+model = dict(head=dict(tail_threshold=0.1))
