@@ -32,6 +32,7 @@ from mmengine.config import Config
 
 import glag_mm  # noqa: F401  (applies the compat fixes before configs load)
 from glag_tools import run_config
+from glag_tools.config_hooks import stage_two_caches
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 METRIC_KEYS = ('lt/top1', 'lt/many', 'lt/medium', 'lt/few')
@@ -110,13 +111,8 @@ def _configure(cfg: Config, data_root: str) -> None:
     for hook in cfg.get('custom_hooks', None) or []:
         if hook.get('type') in _QUIET_HOOKS:
             hook['progress'] = False
-    for name in ('train_cfg', 'val_cfg'):  # the loops' feature passes
-        loop = cfg.get(name) or {}
-        if str(loop.get('type', '')).startswith('StageTwo'):
-            cache = loop.get('cache', True)
-            if cache:
-                cache = cache if isinstance(cache, dict) else {}
-                loop['cache'] = dict(cache, progress=False)
+    for cache in stage_two_caches(cfg):  # the loops' feature passes
+        cache['progress'] = False
 
 
 def run_row(

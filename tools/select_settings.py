@@ -55,6 +55,7 @@ from mmengine.config import Config, DictAction
 
 import glag_mm  # noqa: F401  (applies the compat fixes)
 from glag_tools import ConfigError, resolve_stage_one_checkpoint
+from glag_tools.config_hooks import stage_two_caches
 from glag_tools.noise import (
     apply_noise_rule,
     criterion_labels,
@@ -114,13 +115,8 @@ class Selection:
         for key, value in merged.items():
             cfg.merge_from_dict({resolve_key(cfg, key): value})
         shared = osp.join(self.work_dir, 'feature_cache')
-        for name in ('train_cfg', 'val_cfg', 'test_cfg'):
-            loop = cfg.get(name) or {}
-            cache = loop.get('cache', name != 'test_cfg')
-            if str(loop.get('type', '')).startswith('StageTwo') and cache:
-                cache = cache if isinstance(cache, dict) else {}
-                own = cache.get('cache_dir') or shared
-                loop['cache'] = dict(cache, cache_dir=own)
+        for cache in stage_two_caches(cfg):
+            cache['cache_dir'] = cache.get('cache_dir') or shared
         resolve_stage_one_checkpoint(deepcopy(cfg), owner=self.cfg.filename)
         return cfg
 

@@ -187,12 +187,12 @@ class ValidateBeforeSaveLoop(EpochBasedTrainLoop):
     @property
     def epoch(self) -> int:
         """Epochs done; an epoch counts as done while it validates."""
-        return self._epoch + int(self._validating)
+        return super().epoch + int(self._validating)
 
     def run(self) -> torch.nn.Module:
         self.runner.call_hook('before_train')
         self.before_epochs()
-        while self._epoch < self._max_epochs and not self.stop_training:
+        while self.epoch < self.max_epochs and not self.stop_training:
             self.run_epoch()
         self.runner.call_hook('after_train')
         return self.runner.model
@@ -242,7 +242,7 @@ class StageTwoTrainLoop(ValidateBeforeSaveLoop):
 
     def before_epochs(self) -> None:
         """Cache the training set's features (the hooks' checks first)."""
-        if self.cache is not None and self._epoch < self._max_epochs:
+        if self.cache is not None and self.epoch < self.max_epochs:
             self.dataloader = feature_loader(
                 self.runner, self.dataloader, 'training set', self.cache
             )

@@ -76,3 +76,21 @@ def add_posthoc_tau_hook(cfg: Config) -> None:
         ):
             loop = {k: v for k, v in loop.items() if k != 'by_epoch'}
             cfg.train_cfg = dict(loop, type='ValidateBeforeSaveLoop')
+
+
+#: stage-two loop config -> whether it caches features by default
+_STAGE_TWO_LOOPS = dict(train_cfg=True, val_cfg=True, test_cfg=False)
+
+
+def stage_two_caches(cfg: Config) -> list:
+    """The ``cache`` dicts of the config's stage-two loops that cache
+    features (``cache=True`` becomes a dict, in the config), to set e.g.
+    ``cache_dir`` or ``progress`` on every feature pass of a run."""
+    caches = []
+    for name, default in _STAGE_TWO_LOOPS.items():
+        loop = cfg.get(name, None) or {}
+        cache = loop.get('cache', default)
+        if str(loop.get('type', '')).startswith('StageTwo') and cache:
+            loop['cache'] = dict(cache) if isinstance(cache, dict) else {}
+            caches.append(loop['cache'])
+    return caches
