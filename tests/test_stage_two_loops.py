@@ -120,6 +120,14 @@ def test_stage_two_classifier_is_the_stage_one_model_frozen():
     with torch.no_grad():
         logits = two(cached['inputs'], mode='tensor')
     torch.testing.assert_close(logits, one.head.fc(expected))
+    with pytest.raises(TypeError, match='FrozenBackbone: backbone must be a'):
+        MODELS.build(
+            dict(
+                _stage_one_model(),
+                type='StageTwoClassifier',
+                backbone='ResNet',
+            )
+        )
     # the image preprocessor's settings read through
     assert two.data_preprocessor.to_rgb is True
     assert torch.equal(two.data_preprocessor.std, one.data_preprocessor.std)

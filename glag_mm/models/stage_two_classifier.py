@@ -72,7 +72,11 @@ class StageTwoClassifier(ImageClassifier):
     def __init__(
         self, backbone: dict, data_preprocessor: Optional[dict] = None, **kw
     ) -> None:
-        if backbone.get('type') not in _FROZEN:
+        if (
+            not isinstance(backbone, dict)
+            or backbone.get('type') not in _FROZEN
+        ):
+            # FrozenBackbone names a backbone that is not a config dict
             backbone = dict(type='FrozenBackbone', backbone=backbone)
         super().__init__(
             backbone, data_preprocessor=copy.deepcopy(data_preprocessor), **kw
