@@ -17,7 +17,7 @@ def second_run(folder):
     import socket
     import subprocess
 
-    from glag_mm.engine.work_dir_lock import LOCK_NAME, acquire
+    from glag_mm.work_dir_lock import LOCK_NAME, acquire
 
     with subprocess.Popen(['sleep', '30']) as live:
         try:

@@ -10,8 +10,8 @@ from mmengine.logging import MessageHub
 from mmpretrain.registry import HOOKS, MODELS
 from mmpretrain.structures import DataSample
 
+from glag_mm.datasets import FeatureTensorDataset
 from glag_mm.engine import GLAGDistillHook, LinearTeacher
-from glag_mm.engine.feature_cache import FeatureTensorDataset
 from glag_mm.runtime import set_train_class_counts
 
 COUNTS = [40, 20, 8, 3]  # tail (< 10): classes 2 and 3

@@ -156,7 +156,7 @@ def test_mmpretrain_train_py_refuses_a_held_work_dir(tmp_path):
     import json
     import socket
 
-    from glag_mm.engine.work_dir_lock import LOCK_NAME
+    from glag_mm.work_dir_lock import LOCK_NAME
 
     config = REPO / 'configs' / 'demo' / 'graloss_r8_fmnistlt.py'
     work_dir = tmp_path / 'work'

@@ -15,8 +15,8 @@ import pytest
 from mmengine.runner import Runner
 from test_feature_disk_cache import _cfg
 
-from glag_mm.engine import work_dir_lock
-from glag_mm.engine.work_dir_lock import LOCK_NAME, acquire, release
+from glag_mm import work_dir_lock
+from glag_mm.work_dir_lock import LOCK_NAME, acquire, release
 
 HOST = socket.gethostname()
 

@@ -1,5 +1,6 @@
 """glag_mm.datasets: long-tailed subsets, LT split readers, samplers."""
 
+from .feature_dataset import FeatureTensorDataset
 from .heldout import PerClassSplit, heldout_counts
 from .long_tail import PROFILES, LongTailDataset, long_tail_counts
 from .lt_lists import (

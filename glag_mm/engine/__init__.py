@@ -6,7 +6,6 @@ from . import runner_defaults
 from .afg_hook import AFGHook
 from .class_counts_hook import ClassCountsHook
 from .distill_hook import GLAGDistillHook, LinearTeacher
-from .feature_cache import FeatureTensorDataset
 from .nonfinite_hook import NonFiniteCheckHook, NonFiniteError
 from .posthoc_tau_hook import PosthocTauHook
 from .stage_one_hook import StageOneCheckpointHook

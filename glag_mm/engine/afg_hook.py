@@ -30,7 +30,7 @@ from ..models.heads import AFGHead
 from ..runtime import get_train_class_counts
 from .afg_statistics import load_or_build
 from .distill_hook import LinearTeacher, stage_one_classifier
-from .feature_cache import unwrap
+from .feature_cache import batch_features, unwrap
 from .stage_two_loops import ValidateBeforeSaveLoop
 
 
@@ -130,10 +130,7 @@ class AFGHook(Hook):
         correct = torch.zeros(head.num_classes, device=device)
         total = torch.zeros_like(correct)
         for batch in runner.val_loop.dataloader:
-            data = model.data_preprocessor(batch, False)
-            feats = model.extract_feat(data['inputs'])
-            feats = feats[-1] if isinstance(feats, (tuple, list)) else feats
-            labels = torch.cat([s.gt_label for s in data['data_samples']])
+            feats, labels = batch_features(model, batch)
             labels = labels.to(device)
             pred = stage_one.logits(feats)
             hit = labels[pred.argmax(1) == labels]

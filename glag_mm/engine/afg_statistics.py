@@ -22,8 +22,8 @@ from mmpretrain.registry import DATASETS
 from ..core.calibration import tail_classes
 from ..core.class_statistics import ClassStatistics
 from ..core.statistics_builder import StatisticsBuilder
+from ..datasets.feature_dataset import FeatureTensorDataset
 from .feature_cache import (
-    FeatureTensorDataset,
     feature_cache_key,
     iter_trunk_features,
 )

@@ -3,11 +3,11 @@
 from typing import List, Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import DATASETS, HOOKS
 
 from ..core import check_class_counts
 from ..runtime import resolve_class_counts, set_train_class_counts
+from .feature_cache import unwrap
 
 
 @HOOKS.register_module()
@@ -45,8 +45,7 @@ class ClassCountsHook(Hook):
         )
 
     def _publish(self, runner, dataset) -> None:
-        model = runner.model
-        model = model.module if is_model_wrapper(model) else model
+        model = unwrap(runner.model)
         num_classes = getattr(
             getattr(model, 'head', None), 'num_classes', None
         )

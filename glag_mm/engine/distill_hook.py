@@ -21,10 +21,10 @@ from torch import Tensor
 from ..core import check_number, check_schedule, log_prior, schedule_value
 from ..core.calibration import tail_classes
 from ..core.distill import adjusted_teacher_logits, distillation_loss
+from ..datasets.feature_dataset import FeatureTensorDataset
 from ..models.backbones.frozen_backbone import stage_one_checkpoint
 from ..runtime import resolve_class_counts, training_progress
 from .feature_cache import (
-    FeatureTensorDataset,
     check_frozen_trunk,
     trunk_modules,
     unwrap,
@@ -250,15 +250,6 @@ class GLAGDistillHook(Hook):
                         'stage_one_checkpoint), or pass check_trunk=False.'
                     )
 
-    def _head_classes(self, head) -> Tensor:
-        threshold = self.tail_threshold
-        if threshold is None:
-            threshold = getattr(head, 'tail_threshold', 100)
-        counts = resolve_class_counts(
-            getattr(head, 'class_counts', None), owner='GLAGDistillHook'
-        )
-        return ~tail_classes(torch.as_tensor(list(counts)), threshold)
-
     def before_train(self, runner) -> None:
         model = unwrap(runner.model)
         head = model.head
@@ -273,10 +264,13 @@ class GLAGDistillHook(Hook):
         )
         if self.check_trunk:
             self._check_same_trunk(state, model)
-        head_classes = self._head_classes(head)
         counts = resolve_class_counts(
             getattr(head, 'class_counts', None), owner='GLAGDistillHook'
         )
+        threshold = self.tail_threshold
+        if threshold is None:
+            threshold = getattr(head, 'tail_threshold', 100)
+        head_classes = ~tail_classes(torch.as_tensor(counts), threshold)
         self.teacher = teacher = LinearTeacher(
             weight,
             bias,

@@ -4,13 +4,12 @@ dataset, its key."""
 
 import hashlib
 import math
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Tuple
 
 import torch
 from mmengine.dist import all_gather, get_dist_info
 from mmengine.model import is_model_wrapper
 from mmengine.utils import track_iter_progress
-from mmpretrain.structures import DataSample
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -106,21 +105,27 @@ def iter_trunk_features(
         print(f'{desc}: {len(dataset)} samples')
         batches = track_iter_progress((batches, len(loader)))
     model = unwrap(model)
-    pre = model.data_preprocessor
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            for start, batch in batches:
-                data = pre(batch, False)
-                feats = model.extract_feat(data['inputs'])
-                if isinstance(feats, (tuple, list)):
-                    feats = feats[-1]
-                labels = torch.cat([s.gt_label for s in data['data_samples']])
-                idx = torch.as_tensor(indices[start : start + batch_size])
-                yield feats, labels.to(feats.device), idx.to(feats.device)
+        for start, batch in batches:
+            feats, labels = batch_features(model, batch)
+            idx = torch.as_tensor(indices[start : start + batch_size])
+            yield feats, labels, idx.to(feats.device)
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def batch_features(model, batch) -> Tuple[Tensor, Tensor]:
+    """(pooled features (B, D), labels (B,)) of one loader batch, through
+    the model's data preprocessor (no batch augmentation) and
+    ``extract_feat``."""
+    data = model.data_preprocessor(batch, False)
+    feats = model.extract_feat(data['inputs'])
+    feats = feats[-1] if isinstance(feats, (tuple, list)) else feats
+    labels = torch.cat([s.gt_label for s in data['data_samples']])
+    return feats, labels.to(feats.device)
 
 
 def gather_shards(tensor: Tensor, num_samples: int) -> Tensor:
@@ -138,44 +143,6 @@ def gather_shards(tensor: Tensor, num_samples: int) -> Tensor:
         n = len(range(r, num_samples, world_size))
         out[r::world_size] = part[:n].to(out.device)
     return out
-
-
-class FeatureTensorDataset(Dataset):
-    """Cached pooled features with their labels, in dataset order.
-
-    Item i is ``dict(inputs=features[i], data_samples=DataSample)`` with
-    ``gt_label`` and ``sample_idx`` set, which mmengine's
-    ``default_collate`` batches the way mmpretrain's collate batches images.
-
-    Args:
-        features: (N, D) pooled features f.
-        labels: (N,) class indices.
-        metainfo: the source dataset's metainfo (classes, class_counts).
-    """
-
-    def __init__(
-        self, features: Tensor, labels: Tensor, metainfo: Optional[dict]
-    ) -> None:
-        if features.ndim != 2 or labels.shape != features.shape[:1]:
-            raise ValueError(
-                'FeatureTensorDataset: features must be (N, D) and labels '
-                f'(N,), got {tuple(features.shape)} and '
-                f'{tuple(labels.shape)}'
-            )
-        self.features = features
-        self.labels = labels.long()
-        self.metainfo = dict(metainfo or {})
-
-    def __len__(self) -> int:
-        return self.features.shape[0]
-
-    def __getitem__(self, idx: int) -> dict:
-        sample = DataSample(metainfo=dict(sample_idx=int(idx)))
-        sample.set_gt_label(self.labels[idx].view(1))
-        return dict(inputs=self.features[idx], data_samples=sample)
-
-    def get_gt_labels(self):
-        return self.labels.numpy()
 
 
 def feature_cache_key(model, dataset, dtype=None) -> str:

@@ -27,7 +27,7 @@ from ..safe_load import (
     check_readable,
     load_checkpoint_file,
 )
-from .work_dir_lock import remove_stale_tmp
+from ..work_dir_lock import remove_stale_tmp
 
 
 def is_node_writer() -> bool:

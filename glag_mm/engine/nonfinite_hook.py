@@ -15,8 +15,9 @@ from typing import List, Tuple
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+
+from .feature_cache import unwrap
 
 
 class NonFiniteError(FloatingPointError):
@@ -35,8 +36,7 @@ class NonFiniteCheckHook(Hook):
         self._handles = []
 
     def before_train(self, runner) -> None:
-        model = runner.model
-        model = model.module if is_model_wrapper(model) else model
+        model = unwrap(runner.model)
         trunk_name = (
             'backbone' if getattr(model, 'neck', None) is None else 'neck'
         )

@@ -4,25 +4,21 @@ temperature) to the test split."""
 from typing import Dict, List, Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from ..evaluation import LongTailAccuracy
 from ..evaluation.posthoc_tau import VAL_CHOSEN, get_selected, set_selected
+from .feature_cache import unwrap
 
 
-def _val_tau_metrics(loop) -> List[LongTailAccuracy]:
-    """The metrics of a loop with an option chosen on validation."""
-    return [m for m in _metrics(loop) if m.from_val]
-
-
-def _metrics(loop) -> List[LongTailAccuracy]:
-    """The LongTailAccuracy metrics of a built loop."""
+def _metrics(loop, from_val: bool = False) -> List[LongTailAccuracy]:
+    """The LongTailAccuracy metrics of a built loop (``from_val``: those with
+    an option chosen on validation)."""
     evaluator = getattr(loop, 'evaluator', None)
     return [
         m
         for m in getattr(evaluator, 'metrics', [])
-        if isinstance(m, LongTailAccuracy)
+        if isinstance(m, LongTailAccuracy) and (m.from_val or not from_val)
     ]
 
 
@@ -35,10 +31,7 @@ def _tell_classifier(runner, loop) -> None:
     ]
     if not users:
         return
-    model = (
-        runner.model.module if is_model_wrapper(runner.model) else runner.model
-    )
-    head = getattr(model, 'head', None)
+    head = getattr(unwrap(runner.model), 'head', None)
     if not hasattr(head, 'weight_norms'):
         raise ValueError(
             'LongTailAccuracy(tau_norm=...) rescales the classifier by its '
@@ -85,7 +78,7 @@ class PosthocTauHook(Hook):
 
     def before_test_epoch(self, runner) -> None:
         """The test metrics apply what validation chose."""
-        for metric in _val_tau_metrics(runner.test_loop):
+        for metric in _metrics(runner.test_loop, True):
             if metric.select_posthoc_tau:
                 raise ValueError(
                     "PosthocTauHook: test_evaluator's LongTailAccuracy has "
@@ -98,7 +91,7 @@ class PosthocTauHook(Hook):
 
     def before_val_epoch(self, runner) -> None:
         """The validation metrics choose."""
-        for metric in _val_tau_metrics(runner.val_loop):
+        for metric in _metrics(runner.val_loop, True):
             metric.set_evaluated_split('val')
         _tell_classifier(runner, runner.val_loop)
 
@@ -116,7 +109,7 @@ class PosthocTauHook(Hook):
         self, runner, metrics: Optional[Dict[str, float]] = None
     ) -> None:
         choosers = [
-            m for m in _val_tau_metrics(runner.val_loop) if m.selects_tau()
+            m for m in _metrics(runner.val_loop, True) if m.selects_tau()
         ]
         if not choosers or not metrics:
             return
@@ -172,12 +165,3 @@ def _records() -> Dict[str, dict]:
         key: get_selected(name) for name, (key, _) in VAL_CHOSEN.items()
     }
     return {key: r for key, r in records.items() if r is not None}
-
-
-def _describe(records: Dict[str, dict]) -> str:
-    """'post-hoc tau 0.7, temperature 1.5' of checkpoint-meta records."""
-    return ', '.join(
-        f'{_NAMES[name]} {records[key][field]:g}'
-        for name, (key, field) in VAL_CHOSEN.items()
-        if key in records
-    )

@@ -6,7 +6,7 @@ train``, :func:`install` (idempotent) wraps ``Runner.register_hooks`` (adds
 configured, and :class:`WorkDirLockHook` where the run holds its work_dir)
 and ``Runner.from_cfg`` (a multi-stage config is refused naming glag_mm's
 ``tools/train.py``, not ``KeyError: 'model'``; the work_dir's lock is taken
-before the Runner writes anything, :mod:`.work_dir_lock`).
+before the Runner writes anything, :mod:`glag_mm.work_dir_lock`).
 
 Bounded like a workaround, installed only in its range
 (:data:`glag_mm.compat.RUNNER_WRAPPERS`, mmengine >= 0.8.0, <= 0.10.7),
@@ -15,17 +15,10 @@ from the oldest mmengine glag_mm supports to the newest verified, whose
 custom_hooks)`` the wrappers call (the same since 0.8.0 and on mmengine's
 main after 0.10.7); outside it a warning says what to add by hand.
 
-Why wrappers and not a registration: mmengine has no extension point for
-either job. A Runner's hooks come only from its config (``default_hooks``,
-``custom_hooks``); no registry lets a model part or metric bring the hook
-it needs, and the one-line loss swap in an mmpretrain config must not need
-a second line. The registered alternative, a Runner subclass chosen by
-``runner_type``, is also a config line and is ignored by configs that do
-not name it. And the lock must be held before the Runner writes (its
-``__init__`` creates the work_dir, the timestamped log folder and the log
-file), so no hook, built inside ``__init__``, can take it: only
-``from_cfg``, which mmpretrain's ``tools/train.py`` and ``mim train``
-call, runs before.
+Why wrappers and not a registration (mmengine has no extension point for
+either job; a Runner subclass is a config line that configs not naming it
+ignore, and the lock must be held before ``Runner.__init__`` writes):
+docs/architecture.md, "Patches of the pinned stack".
 """
 
 import functools
@@ -35,8 +28,8 @@ import os.path as osp
 from mmengine.runner import Runner
 from mmpretrain.registry import METRICS
 
+from .. import work_dir_lock
 from ..compat import RUNNER_WRAPPERS
-from . import work_dir_lock
 from .class_counts_hook import ClassCountsHook
 
 _MARK = '_glag_mm_wrapped'

@@ -41,9 +41,9 @@ from mmpretrain.registry import LOOPS
 from torch.utils.data import BatchSampler, DataLoader
 
 from ..core.file_stamp import seal
+from ..datasets.feature_dataset import FeatureTensorDataset
 from ..models.stage_two_classifier import StageTwoClassifier
 from .feature_cache import (
-    FeatureTensorDataset,
     check_frozen_trunk,
     feature_cache_key,
     find_random_transforms,
