@@ -26,8 +26,9 @@ lint: venv
 	$(BIN)/ruff check glag_mm configs tools tests benchmarks experiments setup.py
 	$(BIN)/ruff format --check glag_mm tools tests benchmarks experiments setup.py
 
+# two pytest workers (whole files each), one thread each: the two cores
 test: lint
-	$(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n 2 --dist loadfile
 
 # The demo's data: Fashion-MNIST, where configs/demo/ read it.
 DEMO_DATA := data/fashion-mnist
