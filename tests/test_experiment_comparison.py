@@ -175,6 +175,9 @@ def test_kept_defaults_are_the_val_selected_row(tmp_path):
     # without the defaults' records there is no table
     del records['defaults']
     assert comparison_rows(spec, records) == []
+    # nor where the spec has a val-selected run without records yet
+    records = _records(selected=False)
+    assert comparison_rows(_spec(selected=True), records) == []
 
 
 def test_test_only_run_tests_the_stage_one_checkpoint(tmp_path, monkeypatch):

@@ -2,11 +2,12 @@
 the simpler rows.
 
 Rows (:data:`COMPARISON_ROWS`, those with records): GLAG with the settings
-chosen on validation (run ``'selected'``; where the selection kept the
-defaults, run ``'defaults'`` is that row), GLAG's defaults, AFG alone
-(``'no_kd'``), cRT (``'crt'``), and the stage-one model with no stage two
-(``'zero_training'``, a ``test_only`` run) read twice: with post-hoc
-logit adjustment and with τ-normalisation, each τ chosen on validation.
+chosen on validation (run ``'selected'``; in a spec without it, where the
+selection kept the defaults, run ``'defaults'`` is that row), GLAG's
+defaults, AFG alone (``'no_kd'``), cRT (``'crt'``), and the stage-one
+model with no stage two (``'zero_training'``, a ``test_only`` run) read
+twice: with post-hoc logit adjustment and with τ-normalisation, each τ
+chosen on validation.
 
 Every row is paired with the val-selected row per seed. A ``test_only``
 run has one value per trunk (stage two's seeds do not change it), so its
@@ -93,7 +94,7 @@ def comparison_rows(
         }
         for name in names
     }
-    first = 'selected' if has.get('selected') else 'defaults'
+    first = 'selected' if 'selected' in names else 'defaults'
     if not has.get(first):
         return []
     label = COMPARISON_ROWS[0][0]
