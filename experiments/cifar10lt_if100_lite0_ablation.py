@@ -79,4 +79,9 @@ runs = ablation_runs(
         k: _PROBE[k]
         for k in ('name', 'label', 'group', 'cfg_options', 'test_options')
     },
+    # the val-selected GLAG row (experiments/selection/glag_stage_two_wide.py
+    # on the seed-0 trunk; none where the selection kept the defaults)
+    selected=chosen_settings(
+        __file__, 'glag_wide', {'GLAGDistillHook': 3}, unless_defaults=True
+    ),
 )

@@ -58,4 +58,9 @@ runs = ablation_runs(
     no_kd='afg_r8.py',
     crt=('crt_r8.py', _CRT),
     more_seeds=_MORE_SEEDS,
+    # the val-selected GLAG row (experiments/selection/glag_stage_two_wide.py
+    # on the seed-0 trunk; none where the selection kept the defaults)
+    selected=chosen_settings(
+        __file__, 'glag_wide', {'GLAGDistillHook': 3}, unless_defaults=True
+    ),
 )

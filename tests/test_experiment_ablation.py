@@ -219,16 +219,42 @@ def test_ablation_rows_change_one_knob_of_the_defaults(spec_name, stage_one):
     from mmengine.config import Config
 
     from glag_tools.experiments import load_spec
-    from glag_tools.experiments.ablation_spec import ABLATION_ROWS
+    from glag_tools.experiments.ablation_spec import (
+        ABLATION_ROWS,
+        ZERO_TRAINING_TEST,
+    )
+    from glag_tools.experiments.spec import chosen_settings
 
-    spec = load_spec(str(REPO / 'experiments' / f'{spec_name}.py'))
+    spec_file = REPO / 'experiments' / f'{spec_name}.py'
+    spec = load_spec(str(spec_file))
     runs = {r.name: r for r in spec.runs}
+    chosen = chosen_settings(
+        str(spec_file), 'glag_wide', {'GLAGDistillHook': 3}, True
+    )
     assert set(runs) == {r[1] for r in ABLATION_ROWS} | {
         stage_one,
         'defaults',
         'no_kd',
         'crt',
+        'zero_training',
+    } | ({'selected'} if chosen else set())
+    # the comparison's rows: the stage one tested only (tau-norm, post-hoc
+    # tau), AFG alone on three seeds, the val-selected options on three
+    zero = runs['zero_training']
+    assert zero.test_only and zero.config == runs[stage_one].config
+    assert (zero.stage_one_from, zero.stage_one_seed) == (stage_one, 0)
+    assert zero.test_options == {
+        **runs[stage_one].test_options,
+        **ZERO_TRAINING_TEST,
     }
+    assert set(runs['no_kd'].seeds) >= {0, 1, 2}
+    if chosen:
+        assert runs['selected'].config == runs['defaults'].config
+        assert runs['selected'].seeds == [0, 1, 2]
+        assert runs['selected'].cfg_options == {
+            **runs['defaults'].cfg_options,
+            **chosen,
+        }
     defaults = _leaves(
         Config.fromfile(REPO / runs['defaults'].config)._cfg_dict.to_dict()
     )

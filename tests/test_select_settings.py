@@ -376,6 +376,7 @@ SHIPPED = [
     )
     for config, spec, runs in (
         (f'afg_kd_{suffix}.py', 'glag_stage_two.py', 9),
+        (f'afg_kd_{suffix}.py', 'glag_stage_two_wide.py', 9),
         (f'crt_{suffix}.py', 'crt.py', 6),
         (f'lws_{suffix}.py', 'lws.py', 6),
     )

@@ -9,7 +9,14 @@ them (:mod:`.runner`), what a tested run's metrics file holds
 """
 
 from .ablation import write_ablation_table
-from .plan import Context, ExperimentError, Job, describe_plan, plan_jobs
+from .plan import (
+    Context,
+    ExperimentError,
+    Job,
+    describe_plan,
+    format_cfg_options,
+    plan_jobs,
+)
 from .records import (
     COLUMNS,
     RELIABILITY,
@@ -28,7 +35,6 @@ from .spec import (
     ExperimentSpec,
     RunSpec,
     SpecError,
-    format_cfg_options,
     load_spec,
     spec_from_dict,
 )

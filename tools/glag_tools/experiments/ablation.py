@@ -25,7 +25,14 @@ from glag_mm.evaluation.bootstrap import paired_bootstrap
 from .records import mean_std
 from .spec import ExperimentSpec
 
-__all__ = ['compare_validation', 'ablation_rows', 'write_ablation_table']
+__all__ = [
+    'compare_validation',
+    'ablation_rows',
+    'write_ablation_table',
+    'rarest_accuracy',
+    'mean_std_text',
+    'verdict',
+]
 
 RESAMPLES = 1000
 
@@ -68,12 +75,18 @@ def compare_validation(
         pred += a['samples']['pred']
         ref += b['samples']['pred']
     out = paired_bootstrap(gt, pred, ref, 'top1', resamples, seed)
-    low, high = out['interval']
-    verdict = 'better' if low > 0 else 'worse' if high < 0 else 'within'
-    return dict(out, seeds=seeds, verdict=verdict)
+    return dict(out, seeds=seeds, verdict=verdict(out['interval']))
 
 
-def _rarest(record: dict) -> Optional[float]:
+def verdict(interval: Sequence[float]) -> str:
+    """'better' / 'worse' where the interval lies wholly above / below
+    zero, else 'within' (the noise)."""
+    low, high = interval
+    return 'better' if low > 0 else 'worse' if high < 0 else 'within'
+
+
+def rarest_accuracy(record: dict) -> Optional[float]:
+    """Test accuracy of the class with the fewest training images."""
     counts = record.get('class_counts') or []
     if not counts:
         return None
@@ -82,7 +95,7 @@ def _rarest(record: dict) -> Optional[float]:
 
 def _metric(record: dict, key: str) -> Optional[float]:
     if key == 'rarest':
-        return _rarest(record)
+        return rarest_accuracy(record)
     if key in ('top1', 'many', 'medium', 'few'):
         return record.get(key)
     return (record.get('metrics') or {}).get(key)
@@ -101,7 +114,10 @@ TEST_COLUMNS = [
 ]
 
 
-def _text(values: Sequence[Optional[float]], sign: bool = False) -> str:
+def mean_std_text(
+    values: Sequence[Optional[float]], sign: bool = False
+) -> str:
+    """'mean ± std' (std for two values or more; '–' for none)."""
     mean, std, n = mean_std(values)
     if n == 0:
         return '–'
@@ -159,22 +175,22 @@ def ablation_rows(
 def _line(row: dict) -> str:
     c = row['comparison']
     if c is None:
-        delta, verdict = 'reference', '–'
+        delta, outcome = 'reference', '–'
     else:
         low, high = c['interval']
         seeds = ','.join(str(s) for s in c['seeds'])
         delta = f'{c["difference"]:+.2f} [{low:+.2f}, {high:+.2f}] (s {seeds})'
-        verdict = c['verdict']
-    tests = [_text(v) for v in row['test'].values()]
+        outcome = c['verdict']
+    tests = [mean_std_text(v) for v in row['test'].values()]
     cells = [
         row['run'].group,
         row['run'].label,
         ', '.join(str(s) for s in row['seeds']),
-        _text(row['validation']),
+        mean_std_text(row['validation']),
         delta,
-        verdict,
+        outcome,
         tests[0],
-        _text(row['test_difference'], sign=True) if c else 'reference',
+        mean_std_text(row['test_difference'], sign=True) if c else 'reference',
         *tests[1:],
     ]
     return '| ' + ' | '.join(cells) + ' |'
@@ -187,7 +203,8 @@ def write_ablation_table(
     resamples: int = RESAMPLES,
     seed: int = 0,
 ) -> Optional[str]:
-    """Write ``ablation.md`` (see the module); nothing where no run has
+    """Write ``ablation.md`` (see the module) and, below it, the
+    comparison table (:mod:`.comparison`); nothing where no run has
     validation labels. Returns the path written, or None."""
     rows = ablation_rows(spec, records, resamples, seed)
     if not rows:
@@ -223,6 +240,10 @@ def write_ablation_table(
         '| ' + ' | '.join(headers) + ' |',
         '|' + '---|' * len(headers),
     ]
+    from .comparison import comparison_lines  # it builds on this module
+
+    lines = head + [_line(r) for r in rows]
+    lines += comparison_lines(spec, records, resamples, seed)
     with open(path, 'w') as f:
-        f.write('\n'.join(head + [_line(r) for r in rows]) + '\n')
+        f.write('\n'.join(lines) + '\n')
     return path

@@ -7,14 +7,18 @@ train stage two on the seed-0 stage-one model of the spec (run
 validation's per-image labels (so that ``ablation.md`` can compare each
 with the defaults on the same images, see
 :mod:`glag_tools.experiments.ablation`) and are tested with post-hoc τ and
-the temperature chosen on validation.
+the temperature chosen on validation. The rows of the comparison table
+(:mod:`glag_tools.experiments.comparison`) close the list: the
+val-selected GLAG row (``'selected'``), AFG alone on three seeds and the
+stage-one model with no stage two (``'zero_training'``, tested only:
+post-hoc τ and τ-norm chosen on validation).
 """
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .spec import POSTHOC_TAU_FROM_VAL
 
-__all__ = ['ABLATION_ROWS', 'ablation_runs']
+__all__ = ['ABLATION_ROWS', 'ZERO_TRAINING_TEST', 'ablation_runs']
 
 # (suspect, name, label): the six suspects of the second study
 ABLATION_ROWS: Tuple[Tuple[str, str, str], ...] = (
@@ -44,6 +48,16 @@ _TEST = {
     'test_evaluator.temperature': 'val',
 }
 _VAL = {'val_evaluator.samples_file': '{work_dir}/val_samples.json'}
+# test_options added to the stage one's for the zero-training rows: its
+# linear classifier tau-normalised (Kang et al. 2020, ||w_c||^tau) with
+# tau chosen on validation, beside post-hoc tau and the temperature
+ZERO_TRAINING_TEST = {
+    'model.head.type': 'TauNormHead',
+    'val_evaluator.tau_norm': 'val',
+    'test_evaluator.tau_norm': 'val',
+    'val_evaluator.temperature': 'val',
+    'test_evaluator.temperature': 'val',
+}
 
 
 def ablation_runs(
@@ -54,6 +68,7 @@ def ablation_runs(
     crt: Tuple[str, Dict[str, Any]],
     more_seeds: Dict[str, Sequence[int]],
     stage_one: Optional[Dict[str, Any]] = None,
+    selected: Optional[Dict[str, Any]] = None,
 ) -> List[Dict[str, Any]]:
     """The ``runs`` of an ablation spec.
 
@@ -74,6 +89,11 @@ def ablation_runs(
             ``label``, ``group``, ``cfg_options``, ``test_options``), e.g.
             a linear probe on a frozen trunk instead of the GraLoss trunk;
             the stage-two runs start from the run it names.
+        selected: the options of the val-selected GLAG row on the
+            defaults' config (e.g. :func:`~glag_tools.experiments.spec.
+            chosen_settings` with ``unless_defaults=True``), run
+            ``'selected'`` on seeds 0, 1 and 2; empty or None where the
+            selection kept the defaults (the defaults are that row).
 
     Returns:
         The run dicts (see :mod:`glag_tools.experiments.spec`).
@@ -130,7 +150,7 @@ def ablation_runs(
             label=f'no KD ({no_kd})',
             group='4: KD',
             config=config_dir + no_kd,
-            seeds=seeds('no_kd'),
+            seeds=sorted(set(seeds('no_kd')) | {0, 1, 2}),
             baseline=['defaults'],
             **stage_two,
         )
@@ -151,6 +171,36 @@ def ablation_runs(
                 'cfg_options': {**_VAL, **crt_options},
                 'epochs': crt_options.get('train_cfg.max_epochs', 10),
             },
+        )
+    )
+    # the comparison's rows: GLAG with the settings chosen on validation
+    # (where they differ from the defaults) and the stage-one model with no
+    # stage two, tested only (one value per trunk)
+    if selected:
+        runs.append(
+            dict(
+                name='selected',
+                label=f'GLAG, val-selected ({defaults} + selection)',
+                group='comparison',
+                config=config_dir + defaults,
+                seeds=[0, 1, 2],
+                baseline=['defaults'],
+                **{**stage_two, 'cfg_options': {**_VAL, **selected}},
+            )
+        )
+    runs.append(
+        dict(
+            name='zero_training',
+            label=f'{first["label"]}, no stage two (post-hoc τ, τ-norm)',
+            group='comparison',
+            config=first['config'],
+            seeds=[0],
+            stage_one_from=first['name'],
+            stage_one_seed=0,
+            test_only=True,
+            baseline=['defaults'],
+            cfg_options=_VAL,
+            test_options={**first['test_options'], **ZERO_TRAINING_TEST},
         )
     )
     return runs

@@ -8,7 +8,9 @@ seed-major order (all runs of the first seed, then the next seed), a run's
   ``test_options`` (a file tested with others is out of date: the run is
   tested again, trained first only where its work_dir no longer holds the
   training);
-* ``trained``: ``train_done.json`` in its work_dir, only the test is left;
+* ``trained``: ``train_done.json`` in its work_dir, only the test is left
+  (always so for a ``test_only`` run: it tests its stage-one run's
+  checkpoint and never trains);
 * ``partial``: a checkpoint in its work_dir, training resumes;
 * ``new``; ``missing config``.
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .records import metrics_path, read_json
-from .spec import ExperimentSpec, RunSpec, SpecError, format_cfg_options
+from .spec import ExperimentSpec, RunSpec, SpecError
 
 __all__ = [
     'ExperimentError',
@@ -39,6 +41,7 @@ __all__ = [
     'train_command',
     'test_command',
     'job_options',
+    'format_cfg_options',
     'WORK_DIR',
 ]
 
@@ -207,7 +210,7 @@ def _tested_as_specified(job: Job) -> bool:
 def _status(job: Job) -> str:
     if osp.isfile(job.metrics_file) and _tested_as_specified(job):
         return 'done'
-    if osp.isfile(osp.join(job.work_dir, TRAIN_DONE)):
+    if job.run.test_only or osp.isfile(osp.join(job.work_dir, TRAIN_DONE)):
         return 'trained'
     if has_checkpoint(job.work_dir):
         return 'partial'
@@ -275,6 +278,22 @@ def plan_jobs(
             if seed in (seeds if seeds else run.seeds):
                 add(run, seed)
     return order
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        inner = ','.join(_format_value(v) for v in value)
+        return f'[{inner}]' if isinstance(value, list) else f'({inner})'
+    return str(value)
+
+
+def format_cfg_options(options: Dict[str, Any]) -> Sequence[str]:
+    """``{'a.b': 1, 'c': [1, 2]}`` -> ``['a.b=1', 'c=[1,2]']`` for argv.
+
+    The strings parse back to the same values with mmengine's
+    ``DictAction`` (numbers, booleans, None, lists and tuples).
+    """
+    return [f'{key}={_format_value(value)}' for key, value in options.items()]
 
 
 def job_options(job: Job, ctx: Context, test: bool = False) -> dict:

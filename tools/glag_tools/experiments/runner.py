@@ -143,9 +143,15 @@ def _train(job: Job, ctx: Context, stage_one: Optional[str]) -> dict:
 
 
 def run_job(job: Job, ctx: Context, spec_name: str) -> dict:
-    """Train (unless trained), test, write the metrics file; return it."""
+    """Train (unless trained or ``test_only``), test, write the metrics
+    file; return it."""
     stage_one = _stage_one_checkpoint(job, ctx)
-    train = _train(job, ctx, stage_one)
+    if job.run.test_only:  # the stage-one run's checkpoint, no training
+        os.makedirs(job.work_dir, exist_ok=True)
+        train = dict(checkpoint=stage_one, seconds=0.0, attempts=0)
+        stage_one = None
+    else:
+        train = _train(job, ctx, stage_one)
     checkpoint = train['checkpoint']
     out = osp.join(job.work_dir, TEST_METRICS)
     if osp.isfile(out):

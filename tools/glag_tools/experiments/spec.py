@@ -41,6 +41,8 @@ Fields of a run:
   checkpoint this run receives as ``stage_one_checkpoint`` (for stage-two
   configs that use ``'{stage_one_checkpoint}'``).
 * ``stage_one_seed``: which seed of that run; default: the same seed.
+* ``test_only``: True: no training, ``tools/test.py`` tests the final
+  checkpoint of ``stage_one_from`` with this run's config and options.
 * ``baseline``: name or list of names of runs this one should beat; the
   table marks every column where it does not.
 * ``note``: free text for the table's footnotes.
@@ -51,7 +53,7 @@ import os.path as osp
 import re
 import runpy
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 __all__ = [
     'SpecError',
@@ -59,7 +61,6 @@ __all__ = [
     'ExperimentSpec',
     'load_spec',
     'spec_from_dict',
-    'format_cfg_options',
     'chosen_settings',
     'POSTHOC_TAU_FROM_VAL',
     'schedule_options',
@@ -77,6 +78,7 @@ _RUN_KEYS = {
     'epochs',
     'stage_one_from',
     'stage_one_seed',
+    'test_only',
     'baseline',
     'note',
 }
@@ -101,6 +103,7 @@ class RunSpec:
     epochs: Optional[Union[int, Dict[str, int]]] = None
     stage_one_from: Optional[str] = None
     stage_one_seed: Optional[int] = None
+    test_only: bool = False
     baseline: List[str] = field(default_factory=list)
     note: str = ''
 
@@ -238,6 +241,14 @@ def _run_from_dict(entry: Any, index: int, seeds: List[int]) -> RunSpec:
     stage_one_seed = entry.get('stage_one_seed')
     if stage_one_seed is not None:
         stage_one_seed = _seeds(stage_one_seed, where)[0]
+    test_only = entry.get('test_only', False)
+    if test_only not in (True, False) or test_only > bool(
+        entry.get('stage_one_from')
+    ):
+        raise SpecError(
+            f'{where}: test_only must be True (with stage_one_from naming '
+            f'the run whose checkpoint is tested) or False, got {test_only!r}'
+        )
     return RunSpec(
         name=name,
         config=entry['config'],
@@ -249,6 +260,7 @@ def _run_from_dict(entry: Any, index: int, seeds: List[int]) -> RunSpec:
         epochs=_epochs(entry.get('epochs'), where),
         stage_one_from=entry.get('stage_one_from'),
         stage_one_seed=stage_one_seed,
+        test_only=bool(test_only),
         baseline=list(baseline),
         note=str(entry.get('note') or ''),
     )
@@ -331,22 +343,6 @@ def load_spec(path: str) -> ExperimentSpec:
     return spec_from_dict(data, name, path)
 
 
-def _format_value(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        inner = ','.join(_format_value(v) for v in value)
-        return f'[{inner}]' if isinstance(value, list) else f'({inner})'
-    return str(value)
-
-
-def format_cfg_options(options: Dict[str, Any]) -> Sequence[str]:
-    """``{'a.b': 1, 'c': [1, 2]}`` -> ``['a.b=1', 'c=[1,2]']`` for argv.
-
-    The strings parse back to the same values with mmengine's
-    ``DictAction`` (numbers, booleans, None, lists and tuples).
-    """
-    return [f'{key}={_format_value(value)}' for key, value in options.items()]
-
-
 def schedule_options(epochs: int) -> Dict[str, int]:
     """cfg_options that give a config ``epochs`` epochs: the loop's
     ``max_epochs`` and the cosine schedule's ``T_max`` and ``end`` (for
@@ -360,8 +356,7 @@ def schedule_options(epochs: int) -> Dict[str, int]:
 
 # test_options of a run: post-hoc logit adjustment with tau chosen on the
 # validation split (tools/test.py validates first) and applied to test
-# (LongTailAccuracy posthoc_tau='val'); reported as *_posthoc beside the
-# plain accuracies.
+# (LongTailAccuracy posthoc_tau='val'); reported as *_posthoc.
 POSTHOC_TAU_FROM_VAL = {
     'val_evaluator.posthoc_tau': 'val',
     'test_evaluator.posthoc_tau': 'val',
@@ -369,29 +364,34 @@ POSTHOC_TAU_FROM_VAL = {
 
 
 def chosen_settings(
-    spec_file: str, method: str, hooks: Optional[Dict[str, int]] = None
+    spec_file: str,
+    method: str,
+    hooks: Optional[Dict[str, int]] = None,
+    unless_defaults: bool = False,
 ) -> Dict[str, Any]:
     """The options tools/select_settings.py chose on the validation split.
 
     Read from ``results/<spec>/selection/<method>/selection.json`` beside
     the spec's ``experiments/`` folder (the committed record of the search;
     ``spec_file`` is the spec's ``__file__``); ``{}`` before the selection
-    has run. ``hooks`` maps a hook type to its position in the config's
-    ``custom_hooks``, so that keys naming a hook by type
-    (``custom_hooks.GLAGDistillHook.temperature``) become the index keys
-    that ``--cfg-options`` understands (``custom_hooks.3.temperature``).
+    has run and, with ``unless_defaults``, where it kept the defaults.
+    ``hooks`` maps a hook type to its index in ``custom_hooks``, so that a
+    key naming a hook by type (``custom_hooks.GLAGDistillHook.beta_max``)
+    becomes one ``--cfg-options`` reads (``custom_hooks.3.beta_max``).
     """
-    spec_file = osp.abspath(spec_file)
     name = osp.splitext(osp.basename(spec_file))[0]
-    root = osp.dirname(osp.dirname(spec_file))
+    root = osp.dirname(osp.dirname(osp.abspath(spec_file)))
     path = osp.join(root, 'results', name, 'selection', method)
     path = osp.join(path, 'selection.json')
     if not osp.isfile(path):
         return {}
     with open(path) as f:
-        options = json.load(f)['chosen']['options']
+        record = json.load(f)
+    chosen = record['chosen']
+    if unless_defaults and chosen['index'] == record['noise']['defaults']:
+        return {}
     out = {}
-    for key, value in options.items():
+    for key, value in chosen['options'].items():
         for hook, index in (hooks or {}).items():
             old, new = f'custom_hooks.{hook}.', f'custom_hooks.{index}.'
             key = key.replace(old, new)
