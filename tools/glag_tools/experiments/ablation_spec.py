@@ -51,9 +51,10 @@ def ablation_runs(
     trunk: Tuple[str, int],
     defaults: str,
     no_kd: str,
-    crt: Tuple[str, Dict[str, Any]],
+    crt: Optional[Tuple[str, Dict[str, Any]]],
     more_seeds: Dict[str, Sequence[int]],
     stage_one: Optional[Dict[str, Any]] = None,
+    rows: Optional[Sequence[str]] = None,
 ) -> List[Dict[str, Any]]:
     """The ``runs`` of an ablation spec.
 
@@ -67,17 +68,29 @@ def ablation_runs(
         crt: (cRT config, its validation-chosen options, e.g. from
             :func:`~glag_tools.experiments.spec.chosen_settings`), run
             ``'crt'`` on seeds 0, 1 and 2; its epochs are the options'
-            ``train_cfg.max_epochs`` (default 10).
+            ``train_cfg.max_epochs`` (default 10). None leaves it out.
         more_seeds: stage-two seeds beyond 0 per run name (the defaults'
             and, after screening, the rows beyond the validation noise).
         stage_one: fields replacing those of the stage-one run (``name``,
             ``label``, ``group``, ``cfg_options``, ``test_options``), e.g.
             a linear probe on a frozen trunk instead of the GraLoss trunk;
             the stage-two runs start from the run it names.
+        rows: names of :data:`ABLATION_ROWS` to run (default: all); the
+            stage-one run, the defaults and ``'no_kd'`` always run.
 
     Returns:
         The run dicts (see :mod:`glag_tools.experiments.spec`).
+
+    Raises:
+        ValueError: ``rows`` names a row :data:`ABLATION_ROWS` lacks.
     """
+    known = [row[1] for row in ABLATION_ROWS]
+    unknown = sorted(set(rows or ()) - set(known))
+    if unknown:
+        raise ValueError(
+            f'ablation_runs: rows {unknown} are not ablation rows; '
+            f'choose among {known}'
+        )
     first = dict(
         name='graloss',
         label='GraLoss',
@@ -121,6 +134,7 @@ def ablation_runs(
             **stage_two,
         )
         for suspect, name, label in ABLATION_ROWS
+        if rows is None or name in rows
     ]
     # AFG without distillation (the first study's 'AFG' row): what KD
     # costs or gains, the rarest class included, on this trunk
@@ -137,20 +151,21 @@ def ablation_runs(
     )
     # GraLoss + cRT with the first study's validation-chosen setting: the
     # simpler row GLAG has to beat
-    crt_config, crt_options = crt
-    runs.append(
-        dict(
-            name='crt',
-            label=f'cRT, val-selected ({crt_config})',
-            group='reference rows',
-            config=config_dir + crt_config,
-            seeds=[0, 1, 2],
-            baseline=['defaults'],
-            **{
-                **stage_two,
-                'cfg_options': {**_VAL, **crt_options},
-                'epochs': crt_options.get('train_cfg.max_epochs', 10),
-            },
+    if crt is not None:
+        crt_config, crt_options = crt
+        runs.append(
+            dict(
+                name='crt',
+                label=f'cRT, val-selected ({crt_config})',
+                group='reference rows',
+                config=config_dir + crt_config,
+                seeds=[0, 1, 2],
+                baseline=['defaults'],
+                **{
+                    **stage_two,
+                    'cfg_options': {**_VAL, **crt_options},
+                    'epochs': crt_options.get('train_cfg.max_epochs', 10),
+                },
+            )
         )
-    )
     return runs
