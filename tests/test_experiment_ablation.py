@@ -204,15 +204,23 @@ ROW_KNOBS = {
 }
 
 
+ALL_ROWS = tuple(ROW_KNOBS)
+KD_ROWS = ('kd_head', 'teacher_tau1', 'kd_t2', 'kd_t4')
+
+
 @pytest.mark.parametrize(
-    'spec_name, stage_one',
+    'spec_name, stage_one, rows, others',
     [
-        ('fashionmnistlt_if100_ablation', 'graloss'),
-        ('cifar10lt_if100_ablation', 'graloss'),
-        ('cifar10lt_if100_lite0_ablation', 'probe'),
+        ('fashionmnistlt_if100_ablation', 'graloss', ALL_ROWS, {'crt'}),
+        ('cifar10lt_if100_ablation', 'graloss', ALL_ROWS, {'crt'}),
+        ('cifar10lt_if100_la_ablation', 'la', ALL_ROWS, {'crt'}),
+        ('cifar10lt_if100_lite0_ablation', 'probe', ALL_ROWS, {'crt'}),
+        ('cifar10lt_if100_kd_short', 'graloss', KD_ROWS, set()),
     ],
 )
-def test_ablation_rows_change_one_knob_of_the_defaults(spec_name, stage_one):
+def test_ablation_rows_change_one_knob_of_the_defaults(
+    spec_name, stage_one, rows, others
+):
     """Every row of an ablation spec is its defaults' config with exactly
     the one knob it names changed (nothing else differs), on the same
     stage-one run, with the defaults as its baseline."""
@@ -231,13 +239,13 @@ def test_ablation_rows_change_one_knob_of_the_defaults(spec_name, stage_one):
     chosen = chosen_settings(
         str(spec_file), 'glag_wide', {'GLAGDistillHook': 3}, True
     )
-    assert set(runs) == {r[1] for r in ABLATION_ROWS} | {
+    assert set(runs) == set(rows) | others | {
         stage_one,
         'defaults',
         'no_kd',
-        'crt',
         'zero_training',
     } | ({'selected'} if chosen else set())
+    assert set(ROW_KNOBS) == {r[1] for r in ABLATION_ROWS}
     # the comparison's rows: the stage one tested only (tau-norm, post-hoc
     # tau), AFG alone on three seeds, the val-selected options on three
     zero = runs['zero_training']
@@ -263,11 +271,10 @@ def test_ablation_rows_change_one_knob_of_the_defaults(spec_name, stage_one):
         for h in Config.fromfile(REPO / runs['defaults'].config).custom_hooks
     ]
     kd = f'custom_hooks.{hooks.index("GLAGDistillHook")}.'
-    assert set(ROW_KNOBS) == {r[1] for r in ABLATION_ROWS}
-    for name, knob in ROW_KNOBS.items():
+    for name in rows:
         knob = {
             k.replace('custom_hooks.GLAGDistillHook.', kd): v
-            for k, v in knob.items()
+            for k, v in ROW_KNOBS[name].items()
         }
         run = runs[name]
         assert run.baseline == ['defaults']
@@ -311,3 +318,88 @@ def test_lite0_ablation_probe_is_the_lite0_specs_probe():
     for key, value in crt.items():
         assert ours['crt'].cfg_options[key] == value, key
     assert ours['crt'].config == theirs['crt'].config
+
+
+def test_ablation_runs_rows_and_crt_filter():
+    """``rows`` keeps the named rows in ABLATION_ROWS' order (the stage-one
+    run, the defaults and no_kd always), ``crt=None`` leaves cRT out, and
+    an unknown row name is refused with the allowed ones."""
+    from glag_tools.experiments.ablation_spec import (
+        ABLATION_ROWS,
+        ablation_runs,
+    )
+
+    args = dict(
+        config_dir='c/',
+        trunk=('t.py', 7),
+        defaults='d.py',
+        no_kd='n.py',
+        more_seeds={'kd_t2': [1]},
+    )
+    full = ablation_runs(crt=('crt.py', {'train_cfg.max_epochs': 4}), **args)
+    assert [r['name'] for r in full] == (
+        ['graloss', 'defaults']
+        + [row[1] for row in ABLATION_ROWS]
+        + ['no_kd', 'crt', 'zero_training']
+    )
+    assert full[-2]['epochs'] == 4 and full[0]['epochs'] == 7
+    short = ablation_runs(crt=None, rows=['kd_t4', 'kd_t2'], **args)
+    assert [r['name'] for r in short] == [
+        'graloss',
+        'defaults',
+        'kd_t2',
+        'kd_t4',
+        'no_kd',
+        'zero_training',
+    ]
+    # the kept rows are the full list's, unchanged
+    by_name = {r['name']: r for r in full}
+    for run in short:
+        assert run == by_name[run['name']]
+    assert short[2]['seeds'] == [0, 1]
+    with pytest.raises(ValueError, match=r"\['kd_t3'\].*'kd_t2'"):
+        ablation_runs(crt=None, rows=['kd_t2', 'kd_t3'], **args)
+
+
+def test_la_and_short_trunks():
+    """The LA ablation retrains experiments/cifar10lt_if100.py's LA run
+    (config, epochs) and keeps the GraLoss ablation's cRT row; the short
+    KD spec's trunk is graloss_r32_30e.py with the schedule cut to 10
+    epochs (warm-up and cosine ending with the run)."""
+    from mmengine.config import Config
+
+    from glag_tools.experiments import load_spec
+
+    def runs(name):
+        spec = load_spec(str(REPO / 'experiments' / f'{name}.py'))
+        return {r.name: r for r in spec.runs}
+
+    la, first = runs('cifar10lt_if100_la_ablation'), runs('cifar10lt_if100')
+    assert (la['la'].config, la['la'].epochs) == (
+        first['la'].config,
+        first['la'].epochs,
+    )
+    assert la['la'].stage_one_from is None
+    assert la['defaults'].stage_one_from == 'la'
+    graloss_crt = runs('cifar10lt_if100_ablation')['crt']
+    for field in ('config', 'epochs', 'cfg_options', 'seeds'):
+        assert getattr(la['crt'], field) == getattr(graloss_crt, field)
+    assert la['crt'].cfg_options['optim_wrapper.optimizer.lr'] == 0.03
+
+    short = runs('cifar10lt_if100_kd_short')['graloss']
+    assert short.epochs == 10
+    cfg = Config.fromfile(REPO / short.config)
+    long = Config.fromfile(REPO / first['graloss'].config)
+    assert cfg.model == long.model and cfg.train_dataloader == (
+        long.train_dataloader
+    )
+    assert cfg.train_cfg.max_epochs == 10
+    warm, cosine = cfg.param_scheduler
+    assert (warm.type, warm.begin, warm.end) == ('LinearLR', 0, 1)
+    assert warm.start_factor == long.param_scheduler[0].start_factor
+    assert (cosine.type, cosine.begin, cosine.end) == (
+        'CosineAnnealingLR',
+        1,
+        10,
+    )
+    assert cosine.T_max == cosine.end - cosine.begin

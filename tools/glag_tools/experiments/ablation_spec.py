@@ -65,9 +65,10 @@ def ablation_runs(
     trunk: Tuple[str, int],
     defaults: str,
     no_kd: str,
-    crt: Tuple[str, Dict[str, Any]],
+    crt: Optional[Tuple[str, Dict[str, Any]]],
     more_seeds: Dict[str, Sequence[int]],
     stage_one: Optional[Dict[str, Any]] = None,
+    rows: Optional[Sequence[str]] = None,
     selected: Optional[Dict[str, Any]] = None,
 ) -> List[Dict[str, Any]]:
     """The ``runs`` of an ablation spec.
@@ -82,13 +83,15 @@ def ablation_runs(
         crt: (cRT config, its validation-chosen options, e.g. from
             :func:`~glag_tools.experiments.spec.chosen_settings`), run
             ``'crt'`` on seeds 0, 1 and 2; its epochs are the options'
-            ``train_cfg.max_epochs`` (default 10).
+            ``train_cfg.max_epochs`` (default 10). None leaves it out.
         more_seeds: stage-two seeds beyond 0 per run name (the defaults'
             and, after screening, the rows beyond the validation noise).
         stage_one: fields replacing those of the stage-one run (``name``,
             ``label``, ``group``, ``cfg_options``, ``test_options``), e.g.
             a linear probe on a frozen trunk instead of the GraLoss trunk;
             the stage-two runs start from the run it names.
+        rows: names of :data:`ABLATION_ROWS` to run (default: all); the
+            stage-one run, the defaults and ``'no_kd'`` always run.
         selected: the options of the val-selected GLAG row on the
             defaults' config (e.g. :func:`~glag_tools.experiments.spec.
             chosen_settings` with ``unless_defaults=True``), run
@@ -97,7 +100,17 @@ def ablation_runs(
 
     Returns:
         The run dicts (see :mod:`glag_tools.experiments.spec`).
+
+    Raises:
+        ValueError: ``rows`` names a row :data:`ABLATION_ROWS` lacks.
     """
+    known = [row[1] for row in ABLATION_ROWS]
+    unknown = sorted(set(rows or ()) - set(known))
+    if unknown:
+        raise ValueError(
+            f'ablation_runs: rows {unknown} are not ablation rows; '
+            f'choose among {known}'
+        )
     first = dict(
         name='graloss',
         label='GraLoss',
@@ -141,6 +154,7 @@ def ablation_runs(
             **stage_two,
         )
         for suspect, name, label in ABLATION_ROWS
+        if rows is None or name in rows
     ]
     # AFG without distillation (the first study's 'AFG' row): what KD
     # costs or gains, the rarest class included, on this trunk
@@ -157,22 +171,23 @@ def ablation_runs(
     )
     # GraLoss + cRT with the first study's validation-chosen setting: the
     # simpler row GLAG has to beat
-    crt_config, crt_options = crt
-    runs.append(
-        dict(
-            name='crt',
-            label=f'cRT, val-selected ({crt_config})',
-            group='reference rows',
-            config=config_dir + crt_config,
-            seeds=[0, 1, 2],
-            baseline=['defaults'],
-            **{
-                **stage_two,
-                'cfg_options': {**_VAL, **crt_options},
-                'epochs': crt_options.get('train_cfg.max_epochs', 10),
-            },
+    if crt is not None:
+        crt_config, crt_options = crt
+        runs.append(
+            dict(
+                name='crt',
+                label=f'cRT, val-selected ({crt_config})',
+                group='reference rows',
+                config=config_dir + crt_config,
+                seeds=[0, 1, 2],
+                baseline=['defaults'],
+                **{
+                    **stage_two,
+                    'cfg_options': {**_VAL, **crt_options},
+                    'epochs': crt_options.get('train_cfg.max_epochs', 10),
+                },
+            )
         )
-    )
     # the comparison's rows: GLAG with the settings chosen on validation
     # (where they differ from the defaults) and the stage-one model with no
     # stage two, tested only (one value per trunk)
