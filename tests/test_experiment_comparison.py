@@ -172,6 +172,15 @@ def test_kept_defaults_are_the_val_selected_row(tmp_path):
     diffs = [62.0 - 60.0 - s for s in (0, 1, 2)]
     assert cells[6] == f'{np.mean(diffs):+.2f} ± {np.std(diffs, ddof=1):.2f}'
     assert cells[9:] == ['–', '– |']
+    # no selection record beside ablation.md: the defaults only stand in
+    assert 'none ran on this trunk, so the defaults stand in' in lines[0]
+    record = tmp_path / 'selection' / 'glag_wide' / 'selection.json'
+    record.parent.mkdir(parents=True)
+    record.write_text('{}')
+    write_ablation_table(spec, records, str(path), resamples=50)
+    text = path.read_text().split('## The val-selected GLAG row')[1]
+    assert '(= defaults: the selection kept them)' in text
+    assert 'none ran on this trunk' not in text
     # without the defaults' records there is no table
     del records['defaults']
     assert comparison_rows(spec, records) == []

@@ -16,6 +16,7 @@ accuracy, ECE before and after temperature scaling, and top-1 with the
 post-hoc tau chosen on validation, where recorded.
 """
 
+import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -243,7 +244,12 @@ def write_ablation_table(
     from .comparison import comparison_lines  # it builds on this module
 
     lines = head + [_line(r) for r in rows]
-    lines += comparison_lines(spec, records, resamples, seed)
+    selection = osp.join(
+        osp.dirname(path), 'selection', 'glag_wide', 'selection.json'
+    )
+    lines += comparison_lines(
+        spec, records, resamples, seed, osp.isfile(selection)
+    )
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     return path

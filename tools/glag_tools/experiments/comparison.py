@@ -81,6 +81,7 @@ def comparison_rows(
     records: Dict[str, List[dict]],
     resamples: int = 1000,
     seed: int = 0,
+    selection_ran: bool = True,
 ) -> List[dict]:
     """The table's rows (fewer than two: none): ``label``, ``run``,
     ``seeds`` (the val-selected row's seeds it is paired with),
@@ -99,7 +100,11 @@ def comparison_rows(
         return []
     label = COMPARISON_ROWS[0][0]
     if first == 'defaults':
-        label += ' (= defaults: the selection kept them)'
+        label += (
+            ' (= defaults: the selection kept them)'
+            if selection_ran
+            else ': none ran on this trunk, so the defaults stand in'
+        )
     rows = [(label, first, None)] + [
         r for r in COMPARISON_ROWS[1:] if has.get(r[1]) and r[1] != first
     ]
@@ -162,10 +167,12 @@ def comparison_lines(
     records: Dict[str, List[dict]],
     resamples: int = 1000,
     seed: int = 0,
+    selection_ran: bool = True,
 ) -> List[str]:
     """The table in markdown (with its heading and note); [] where fewer
-    than two of its rows have records."""
-    rows = comparison_rows(spec, records, resamples, seed)
+    than two of its rows have records. ``selection_ran``: whether a
+    selection record exists (else the defaults are not 'val-selected')."""
+    rows = comparison_rows(spec, records, resamples, seed, selection_ran)
     if not rows:
         return []
     headers = [
