@@ -11,5 +11,6 @@ stages = [
     dict(
         name='stage2',
         config='glag/afg_r32_cifar100lt_if100.py',
-        init_from='stage1'),
+        init_from='stage1',
+    ),
 ]

@@ -7,7 +7,6 @@ custom_imports = dict(imports=['glag_mm'], allow_failed_imports=False)
 stages = [
     dict(name='stage1', config='graloss/graloss_r50_imagenetlt.py'),
     dict(
-        name='stage2',
-        config='glag/afg_r50_imagenetlt.py',
-        init_from='stage1'),
+        name='stage2', config='glag/afg_r50_imagenetlt.py', init_from='stage1'
+    ),
 ]

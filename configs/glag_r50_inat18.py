@@ -6,8 +6,5 @@
 custom_imports = dict(imports=['glag_mm'], allow_failed_imports=False)
 stages = [
     dict(name='stage1', config='graloss/graloss_r50_inat18.py'),
-    dict(
-        name='stage2',
-        config='glag/afg_r50_inat18.py',
-        init_from='stage1'),
+    dict(name='stage2', config='glag/afg_r50_inat18.py', init_from='stage1'),
 ]

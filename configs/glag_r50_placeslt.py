@@ -14,11 +14,8 @@ stages = [
         config='graloss/graloss_r152_placeslt.py',
         cfg_options={
             'model.backbone.depth': 50,
-            'model.backbone.init_cfg.checkpoint':
-            'https://download.openmmlab.com/mmclassification/v0/resnet/resnet50_8xb32_in1k_20210831-ea4938fc.pth',
-        }),
-    dict(
-        name='stage2',
-        config='glag/afg_r50_placeslt.py',
-        init_from='stage1'),
+            'model.backbone.init_cfg.checkpoint': 'https://download.openmmlab.com/mmclassification/v0/resnet/resnet50_8xb32_in1k_20210831-ea4938fc.pth',
+        },
+    ),
+    dict(name='stage2', config='glag/afg_r50_placeslt.py', init_from='stage1'),
 ]

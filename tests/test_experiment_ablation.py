@@ -403,3 +403,46 @@ def test_la_and_short_trunks():
         10,
     )
     assert cosine.T_max == cosine.end - cosine.begin
+
+
+@pytest.mark.parametrize(
+    'spec_name, shipped',
+    [
+        (
+            'cifar10lt_if100_ablation',
+            'configs/experiments/cifar10lt_if100/glag_val_selected_r32_10e.py',
+        ),
+        (
+            'fashionmnistlt_if100_ablation',
+            'configs/experiments/fashionmnistlt_if100/ablation/tail_100.py',
+        ),
+    ],
+)
+def test_val_selected_rows_have_a_shipped_config(spec_name, shipped):
+    """The val-selected GLAG row of a spec is a shipped config: the
+    defaults' config with exactly the options the selection record chose
+    where they differ from its point 0 (the defaults)."""
+    import json
+
+    from mmengine.config import Config
+
+    from glag_tools.experiments import load_spec
+
+    spec_file = REPO / 'experiments' / f'{spec_name}.py'
+    runs = {r.name: r for r in load_spec(str(spec_file)).runs}
+    defaults_cfg = Config.fromfile(REPO / runs['defaults'].config)
+    hooks = [h['type'] for h in defaults_cfg.custom_hooks]
+    kd = f'custom_hooks.{hooks.index("GLAGDistillHook")}.'
+    record = REPO / 'results' / spec_name / 'selection' / 'glag_wide'
+    record = json.loads((record / 'selection.json').read_text())
+    first = record['points'][0]['options']
+    changed = {
+        k.replace('custom_hooks.GLAGDistillHook.', kd): v
+        for k, v in record['chosen']['options'].items()
+        if first[k] != v
+    }
+    assert changed, 'the selection chose a point other than the defaults'
+    expected = _leaves(defaults_cfg._cfg_dict.to_dict())
+    expected.update(changed)
+    got = _leaves(Config.fromfile(REPO / shipped)._cfg_dict.to_dict())
+    assert got == expected

@@ -12,7 +12,8 @@ default_hooks = dict(
         interval=10,
         max_keep_ckpts=2,
         save_best='lt/top1',
-        rule='greater'),
+        rule='greater',
+    ),
 )
 
 custom_hooks = [dict(type='ClassCountsHook')]

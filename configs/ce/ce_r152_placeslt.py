@@ -13,9 +13,12 @@ model = dict(
             type='Pretrained',
             checkpoint='https://download.openmmlab.com/mmclassification/v0/'
             'resnet/resnet152_8xb32_in1k_20210901-4d7582fa.pth',
-            prefix='backbone')),
+            prefix='backbone',
+        )
+    ),
     head=dict(
         num_classes=365,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         topk=(1, 5),
-    ))
+    ),
+)

@@ -12,4 +12,5 @@ model = dict(
     head=dict(
         num_classes=100,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-    ))
+    )
+)

@@ -12,4 +12,5 @@ model = dict(
         num_classes=1000,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         topk=(1, 5),
-    ))
+    )
+)

@@ -15,4 +15,5 @@ model = dict(
         num_classes=8142,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         topk=(1, 5),
-    ))
+    )
+)

@@ -14,7 +14,8 @@ _base_ = [
 # dataset's scale is unknown; docs/method.md's default is the count 100).
 train_dataloader = dict(
     dataset=dict(dataset=dict(pipeline={{_base_.test_pipeline}})),
-    sampler=dict(type='ClassAwareSampler'))
+    sampler=dict(type='ClassAwareSampler'),
+)
 model = dict(
     type='StageTwoClassifier',
     head=dict(
@@ -22,7 +23,9 @@ model = dict(
         num_classes={{_base_.num_classes}},
         generation='ratio',
         tail_threshold=0.2,
-        topk=(1, )))
+        topk=(1,),
+    ),
+)
 randomness = dict(seed=0)
 
 custom_hooks = [

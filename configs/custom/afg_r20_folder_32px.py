@@ -9,7 +9,8 @@ _base_ = [
 # trunk, frozen; what it sets: afg_r18_folder.py).
 train_dataloader = dict(
     dataset=dict(dataset=dict(pipeline={{_base_.test_pipeline}})),
-    sampler=dict(type='ClassAwareSampler'))
+    sampler=dict(type='ClassAwareSampler'),
+)
 model = dict(
     type='StageTwoClassifier',
     backbone=dict(type='CifarResNet', depth=20),
@@ -18,7 +19,9 @@ model = dict(
         num_classes={{_base_.num_classes}},
         generation='ratio',
         tail_threshold=0.2,
-        topk=(1, )))
+        topk=(1,),
+    ),
+)
 randomness = dict(seed=0)
 
 custom_hooks = [

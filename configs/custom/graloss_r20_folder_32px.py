@@ -16,6 +16,9 @@ model = dict(
         loss=dict(
             type='GradualBalancedLoss',
             num_classes={{_base_.num_classes}},
-            loss_weight=1.0),
-        topk=(1, )))
+            loss_weight=1.0,
+        ),
+        topk=(1,),
+    ),
+)
 randomness = dict(seed=0)

@@ -15,6 +15,7 @@ val_dataloader = dict(dataset={{_base_.heldout_val_dataset}})
 train_cfg = dict(val_begin=10**6)
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(interval=8, save_best=None, rule=None))
+    checkpoint=dict(interval=8, save_best=None, rule=None),
+)
 randomness = dict(seed=0)
 model = dict(head=dict(loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))

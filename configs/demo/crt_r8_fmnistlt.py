@@ -25,6 +25,10 @@ train_cfg = dict(max_epochs=10, val_interval=1)
 param_scheduler = dict(T_max=10, end=10)
 default_hooks = dict(
     logger=dict(interval=100),
-    checkpoint=dict(interval=10, save_best=None, rule=None))
+    checkpoint=dict(interval=10, save_best=None, rule=None),
+)
 randomness = dict(seed=0)
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+]

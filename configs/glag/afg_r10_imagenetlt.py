@@ -5,4 +5,9 @@ _base_ = ['./crt_r10_imagenetlt.py']
 # confidence, distillation from the stage-one model); the README ("Using the
 # plugin from your own mmpretrain config") says what they set.
 model = dict(head=dict(type='AFGHead', generation='ratio'))
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='AFGHook'), dict(type='GLAGDistillHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+    dict(type='AFGHook'),
+    dict(type='GLAGDistillHook'),
+]

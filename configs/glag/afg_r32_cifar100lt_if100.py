@@ -6,4 +6,9 @@ _base_ = ['./crt_r32_cifar100lt_if100.py']
 # model); the README ("Using the plugin from your own mmpretrain config")
 # says what they set.
 model = dict(head=dict(type='AFGHead', generation='ratio'))
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='AFGHook'), dict(type='GLAGDistillHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+    dict(type='AFGHook'),
+    dict(type='GLAGDistillHook'),
+]

@@ -8,4 +8,9 @@ _base_ = ['./crt_r32_cifar10lt_if100.py']
 # CIFAR-10-LT has few classes below the many-shot threshold (100), so the
 # tail is every class below a fifth of n_max (1,000 images) [ours].
 model = dict(head=dict(type='AFGHead', tail_threshold=0.2, generation='ratio'))
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='AFGHook'), dict(type='GLAGDistillHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+    dict(type='AFGHook'),
+    dict(type='GLAGDistillHook'),
+]

@@ -9,4 +9,9 @@ _base_ = ['./crt_r50_inat18.py']
 # init_confidence. With a held-out validation list, drop
 # update_confidence=False (never validate on the test set).
 model = dict(head=dict(type='AFGHead', generation='ratio'))
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='AFGHook', update_confidence=False), dict(type='GLAGDistillHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+    dict(type='AFGHook', update_confidence=False),
+    dict(type='GLAGDistillHook'),
+]

@@ -9,9 +9,12 @@ dataset_type = 'CIFAR100'
 data_preprocessor = dict(
     num_classes=100,
     mean=[129.304, 124.070, 112.434],
-    std=[68.170, 65.392, 70.418])
+    std=[68.170, 65.392, 70.418],
+)
 __cifar100 = dict(type=dataset_type, data_root='data/cifar100')
 train_dataloader = dict(dataset=dict(dataset=__cifar100))
 val_dataloader = dict(dataset=dict(heldout_per_class=20, dataset=__cifar100))
-test_dataloader = dict(dataset=dict(type=dataset_type, data_root='data/cifar100/'))
+test_dataloader = dict(
+    dataset=dict(type=dataset_type, data_root='data/cifar100/')
+)
 model = dict(head=dict(num_classes=100))

@@ -9,12 +9,11 @@ _base_ = [
 # 100: the stage-one trunk, frozen (_base_/stage_two_40e_bs512.py).
 train_dataloader = dict(
     dataset=dict(
-        imbalance_factor=100,
-        dataset=dict(pipeline={{_base_.test_pipeline}})),
-    sampler=dict(type='ClassAwareSampler'))
-model = dict(
-    type='StageTwoClassifier',
-    head=dict(num_classes=10))
+        imbalance_factor=100, dataset=dict(pipeline={{_base_.test_pipeline}})
+    ),
+    sampler=dict(type='ClassAwareSampler'),
+)
+model = dict(type='StageTwoClassifier', head=dict(num_classes=10))
 
 # Validation: images of the training split that the long-tailed subset left out
 # (100 per class), never the test set: the adaptive confidence of AFG learns
@@ -31,6 +30,12 @@ val_dataloader = dict(
             type='CIFAR10',
             data_root='data/cifar10',
             split='train',
-            pipeline={{_base_.test_pipeline}})))
+            pipeline={{_base_.test_pipeline}},
+        ),
+    )
+)
 
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+]

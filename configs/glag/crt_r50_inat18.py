@@ -12,9 +12,13 @@ train_dataloader = dict(
     # An epoch of n_max * C = 8.1M class-aware draws would make 40 epochs
     # impractical; 54 per class is about one pass over the 437,513
     # training images [ours].
-    sampler=dict(type='ClassAwareSampler', num_samples_per_class=54))
+    sampler=dict(type='ClassAwareSampler', num_samples_per_class=54),
+)
 model = dict(
-    type='StageTwoClassifier',
-    head=dict(num_classes=8142, topk=(1, 5)))
+    type='StageTwoClassifier', head=dict(num_classes=8142, topk=(1, 5))
+)
 
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+]

@@ -9,9 +9,13 @@ _base_ = [
 # the stage-one trunk, frozen (_base_/stage_two_40e_bs512.py).
 train_dataloader = dict(
     dataset=dict(pipeline={{_base_.test_pipeline}}),
-    sampler=dict(type='ClassAwareSampler'))
+    sampler=dict(type='ClassAwareSampler'),
+)
 model = dict(
-    type='StageTwoClassifier',
-    head=dict(num_classes=365, topk=(1, 5)))
+    type='StageTwoClassifier', head=dict(num_classes=365, topk=(1, 5))
+)
 
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+]

@@ -4,6 +4,5 @@ _base_ = ['./crt_r32_cifar100lt_if50.py']
 # 50: the cRT setting with the stage-one classifier kept frozen and one
 # learnable scale per class.
 model = dict(
-    head=dict(
-        type='LWSHead',
-        init_cfg=dict(type='StageOne', prefix='head.')))
+    head=dict(type='LWSHead', init_cfg=dict(type='StageOne', prefix='head.'))
+)

@@ -4,6 +4,5 @@ _base_ = ['./crt_r50_inat18.py']
 # setting with the stage-one classifier kept frozen and one learnable scale per
 # class.
 model = dict(
-    head=dict(
-        type='LWSHead',
-        init_cfg=dict(type='StageOne', prefix='head.')))
+    head=dict(type='LWSHead', init_cfg=dict(type='StageOne', prefix='head.'))
+)

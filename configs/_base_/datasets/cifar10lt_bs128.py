@@ -17,7 +17,8 @@ train_dataloader = dict(
             type='CIFAR10',
             data_root='data/cifar10',
             split='train',
-            pipeline={{_base_.train_pipeline}}),
+            pipeline={{_base_.train_pipeline}},
+        ),
     ),
 )
 

@@ -26,12 +26,17 @@ train_dataloader = dict(
             type='CustomDataset',
             data_root=data_root,
             data_prefix='train',
-            pipeline=train_pipeline)))
+            pipeline=train_pipeline,
+        )
+    )
+)
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='CustomDataset',
         data_root=data_root,
         data_prefix='test',
-        pipeline=test_pipeline))
+        pipeline=test_pipeline,
+    )
+)
 test_dataloader = val_dataloader

@@ -8,7 +8,8 @@
 data_root = 'data/fashion-mnist'
 
 data_preprocessor = dict(
-    num_classes=10, mean=[72.94], std=[90.02], to_rgb=False)
+    num_classes=10, mean=[72.94], std=[90.02], to_rgb=False
+)
 
 train_pipeline = [dict(type='PackInputs')]
 test_pipeline = [dict(type='PackInputs')]
@@ -27,7 +28,9 @@ train_dataloader = dict(
             data_root=data_root,
             split='train',
             download=False,
-            pipeline=train_pipeline)),
+            pipeline=train_pipeline,
+        ),
+    ),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 val_dataloader = dict(
@@ -40,7 +43,8 @@ val_dataloader = dict(
         split='test',
         test_mode=True,
         download=False,
-        pipeline=test_pipeline),
+        pipeline=test_pipeline,
+    ),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='LongTailAccuracy')
@@ -66,4 +70,6 @@ heldout_val_dataset = dict(
         split='train',
         test_mode=False,
         download=False,
-        pipeline=test_pipeline))
+        pipeline=test_pipeline,
+    ),
+)

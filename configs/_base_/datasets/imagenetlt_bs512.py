@@ -17,7 +17,8 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='meta/ImageNet_LT_train.txt',
-        pipeline={{_base_.train_pipeline}}),
+        pipeline={{_base_.train_pipeline}},
+    ),
 )
 val_dataloader = dict(
     batch_size=64,
@@ -26,7 +27,8 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='meta/ImageNet_LT_val.txt',
-        pipeline={{_base_.test_pipeline}}),
+        pipeline={{_base_.test_pipeline}},
+    ),
 )
 val_evaluator = dict(_delete_=True, type='LongTailAccuracy')
 
@@ -37,6 +39,7 @@ test_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='meta/ImageNet_LT_test.txt',
-        pipeline={{_base_.test_pipeline}}),
+        pipeline={{_base_.test_pipeline}},
+    ),
 )
 test_evaluator = val_evaluator

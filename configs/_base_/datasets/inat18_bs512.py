@@ -10,6 +10,10 @@ dataset_type = 'INaturalist2018'
 data_root = 'data/inat2018'
 __split = dict(type=dataset_type, data_root=data_root)
 
-train_dataloader = dict(dataset=dict(__split, ann_file='meta/iNaturalist18_train.txt'))
-val_dataloader = dict(dataset=dict(__split, ann_file='meta/iNaturalist18_val.txt'))
+train_dataloader = dict(
+    dataset=dict(__split, ann_file='meta/iNaturalist18_train.txt')
+)
+val_dataloader = dict(
+    dataset=dict(__split, ann_file='meta/iNaturalist18_val.txt')
+)
 test_dataloader = val_dataloader

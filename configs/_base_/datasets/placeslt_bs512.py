@@ -10,6 +10,10 @@ dataset_type = 'PlacesLT'
 data_root = 'data/places365'
 __split = dict(type=dataset_type, data_root=data_root)
 
-train_dataloader = dict(dataset=dict(__split, ann_file='meta/Places_LT_train.txt'))
+train_dataloader = dict(
+    dataset=dict(__split, ann_file='meta/Places_LT_train.txt')
+)
 val_dataloader = dict(dataset=dict(__split, ann_file='meta/Places_LT_val.txt'))
-test_dataloader = dict(dataset=dict(__split, ann_file='meta/Places_LT_test.txt'))
+test_dataloader = dict(
+    dataset=dict(__split, ann_file='meta/Places_LT_test.txt')
+)

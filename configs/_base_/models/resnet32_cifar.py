@@ -10,5 +10,6 @@ model = dict(
         num_classes=100,
         in_channels=64,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, ),
-    ))
+        topk=(1,),
+    ),
+)

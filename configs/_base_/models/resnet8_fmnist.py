@@ -5,4 +5,5 @@ _base_ = ['./resnet32_cifar.py']
 
 model = dict(
     backbone=dict(depth=8, in_channels=1, stage_channels=(8, 16, 32)),
-    head=dict(num_classes=10, in_channels=32))
+    head=dict(num_classes=10, in_channels=32),
+)

@@ -3,7 +3,8 @@
 # warm-up over the first 5 epochs (from lr / 5, as the LDAM / Balanced
 # Softmax code bases) then cosine annealing to 0, both per iteration.
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4))
+    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4)
+)
 
 param_scheduler = [
     dict(
@@ -12,7 +13,8 @@ param_scheduler = [
         by_epoch=True,
         begin=0,
         end=5,
-        convert_to_iter_based=True),
+        convert_to_iter_based=True,
+    ),
     dict(
         type='CosineAnnealingLR',
         T_max=195,
@@ -20,7 +22,8 @@ param_scheduler = [
         by_epoch=True,
         begin=5,
         end=200,
-        convert_to_iter_based=True),
+        convert_to_iter_based=True,
+    ),
 ]
 
 train_cfg = dict(by_epoch=True, max_epochs=200, val_interval=5)

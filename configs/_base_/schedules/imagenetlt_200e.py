@@ -2,7 +2,8 @@
 # momentum 0.9, weight decay 5e-4, cosine annealing over 200 epochs (per
 # iteration); batch 512 and lr 0.2 as the decoupling literature.
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=5e-4))
+    optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=5e-4)
+)
 
 param_scheduler = dict(
     type='CosineAnnealingLR',
@@ -11,7 +12,8 @@ param_scheduler = dict(
     by_epoch=True,
     begin=0,
     end=200,
-    convert_to_iter_based=True)
+    convert_to_iter_based=True,
+)
 
 train_cfg = dict(by_epoch=True, max_epochs=200, val_interval=5)
 val_cfg = dict()

@@ -7,6 +7,7 @@
 _base_ = ['./imagenetlt_200e.py']
 
 optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
+    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)})
+)
 param_scheduler = dict(T_max=30, end=30)
 train_cfg = dict(max_epochs=30, val_interval=1)

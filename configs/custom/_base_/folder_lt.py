@@ -56,7 +56,8 @@ heldout = dict(
     fraction=0.1,
     min_per_class=2,
     max_per_class=50,
-    seed=0)
+    seed=0,
+)
 
 train_dataloader = dict(
     batch_size=64,
@@ -69,7 +70,9 @@ train_dataloader = dict(
             type='CustomDataset',
             data_root=data_root,
             data_prefix='train',
-            pipeline={{_base_.train_pipeline}})),
+            pipeline={{_base_.train_pipeline}},
+        ),
+    ),
 )
 val_dataloader = dict(
     batch_size=64,
@@ -82,7 +85,9 @@ val_dataloader = dict(
             type='CustomDataset',
             data_root=data_root,
             data_prefix='train',
-            pipeline={{_base_.test_pipeline}})),
+            pipeline={{_base_.test_pipeline}},
+        ),
+    ),
 )
 val_evaluator = dict(_delete_=True, type='LongTailAccuracy')
 
@@ -94,6 +99,7 @@ test_dataloader = dict(
         type='CustomDataset',
         data_root=data_root,
         data_prefix='test',
-        pipeline={{_base_.test_pipeline}}),
+        pipeline={{_base_.test_pipeline}},
+    ),
 )
 test_evaluator = val_evaluator

@@ -21,10 +21,13 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=128,
     num_workers=2,
-    dataset=dict(dataset=dict(pipeline=train_pipeline)))
+    dataset=dict(dataset=dict(pipeline=train_pipeline)),
+)
 val_dataloader = dict(
     batch_size=256,
     num_workers=2,
-    dataset=dict(dataset=dict(pipeline=test_pipeline)))
+    dataset=dict(dataset=dict(pipeline=test_pipeline)),
+)
 test_dataloader = dict(
-    batch_size=256, num_workers=2, dataset=dict(pipeline=test_pipeline))
+    batch_size=256, num_workers=2, dataset=dict(pipeline=test_pipeline)
+)

@@ -4,7 +4,8 @@
 # iterations per epoch: raise max_epochs (and T_max, end) so that training
 # runs some thousands of iterations.
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4))
+    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4)
+)
 param_scheduler = dict(
     type='CosineAnnealingLR',
     T_max=90,
@@ -12,7 +13,8 @@ param_scheduler = dict(
     by_epoch=True,
     begin=0,
     end=90,
-    convert_to_iter_based=True)
+    convert_to_iter_based=True,
+)
 train_cfg = dict(by_epoch=True, max_epochs=90, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()

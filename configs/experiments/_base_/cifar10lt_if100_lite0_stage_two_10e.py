@@ -42,7 +42,9 @@ val_dataloader = dict(dataset=dict(dataset=dict(pipeline=lite0_pipeline)))
 test_dataloader = dict(dataset=dict(pipeline=lite0_pipeline))
 
 # One feature pass per (trunk, dataset) for the whole sweep.
-feature_cache = dict(cache_dir='work_dirs/feature_cache/cifar10lt_if100_lite0_128')
+feature_cache = dict(
+    cache_dir='work_dirs/feature_cache/cifar10lt_if100_lite0_128'
+)
 train_cfg = dict(cache=feature_cache)
 val_cfg = dict(cache=feature_cache)
 test_cfg = dict(type='StageTwoTestLoop', cache=feature_cache)

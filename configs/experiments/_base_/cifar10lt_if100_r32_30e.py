@@ -41,10 +41,23 @@ test_dataloader = dict(
 
 train_cfg = dict(max_epochs=30, val_interval=5)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.2, by_epoch=True, begin=0, end=2,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=28, eta_min=0.0, by_epoch=True,
-         begin=2, end=30, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=0.2,
+        by_epoch=True,
+        begin=0,
+        end=2,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=28,
+        eta_min=0.0,
+        by_epoch=True,
+        begin=2,
+        end=30,
+        convert_to_iter_based=True,
+    ),
 ]
 default_hooks = dict(checkpoint=dict(interval=5, max_keep_ckpts=1))
 

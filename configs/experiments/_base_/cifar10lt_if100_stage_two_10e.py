@@ -13,9 +13,18 @@ jpg_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 
 # the JPEG tree in place of the CIFAR10 pickles, under the long-tail
 # wrappers of training and held-out validation, and for the test
-__tree = dict(_delete_=True, type='CustomDataset', data_root=data_root, pipeline=jpg_pipeline)
-train_dataloader = dict(num_workers=1, dataset=dict(dataset=dict(__tree, data_prefix='train')))
-val_dataloader = dict(num_workers=1, dataset=dict(dataset=dict(__tree, data_prefix='train')))
+__tree = dict(
+    _delete_=True,
+    type='CustomDataset',
+    data_root=data_root,
+    pipeline=jpg_pipeline,
+)
+train_dataloader = dict(
+    num_workers=1, dataset=dict(dataset=dict(__tree, data_prefix='train'))
+)
+val_dataloader = dict(
+    num_workers=1, dataset=dict(dataset=dict(__tree, data_prefix='train'))
+)
 test_dataloader = dict(num_workers=1, dataset=dict(__tree, data_prefix='test'))
 test_evaluator = dict(type='LongTailAccuracy', rebalance_tau=1.0)
 

@@ -6,8 +6,21 @@
 _base_ = ['./graloss_r32_30e.py']
 train_cfg = dict(max_epochs=10, val_interval=5)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.2, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=9, eta_min=0.0, by_epoch=True,
-         begin=1, end=10, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=0.2,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=9,
+        eta_min=0.0,
+        by_epoch=True,
+        begin=1,
+        end=10,
+        convert_to_iter_based=True,
+    ),
 ]

@@ -1,3 +1,5 @@
 # LWS: the stage-one classifier, frozen, with a learnable scale per class.
 _base_ = ['../_base_/cifar10lt_if100_stage_two_10e.py']
-model = dict(head=dict(type='LWSHead', init_cfg=dict(type='StageOne', prefix='head.')))
+model = dict(
+    head=dict(type='LWSHead', init_cfg=dict(type='StageOne', prefix='head.'))
+)

@@ -4,4 +4,8 @@
 # real one on the class-aware batches ('ratio').
 _base_ = ['../_base_/cifar10lt_if100_lite0_stage_two_10e.py']
 model = dict(head=dict(type='AFGHead', tail_threshold=0.2, generation='ratio'))
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='AFGHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+    dict(type='AFGHook'),
+]

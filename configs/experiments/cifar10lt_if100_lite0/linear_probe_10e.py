@@ -5,4 +5,5 @@
 _base_ = ['../_base_/cifar10lt_if100_lite0_stage_two_10e.py']
 model = dict(backbone=dict(init_cfg=None))  # the trunk from the wheel
 train_dataloader = dict(
-    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True))
+    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True)
+)

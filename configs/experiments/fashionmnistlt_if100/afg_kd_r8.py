@@ -3,4 +3,9 @@
 # that model.head.confidence_reference='stage_one' can be chosen by
 # --cfg-options (the default, 'previous', does not read it).
 _base_ = ['./afg_r8.py']
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='AFGHook'), dict(type='GLAGDistillHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+    dict(type='AFGHook'),
+    dict(type='GLAGDistillHook'),
+]

@@ -4,4 +4,8 @@
 # fewer; 'ratio' generation on cRT's class-aware batches).
 _base_ = ['./_base_/stage_two_r8.py']
 model = dict(head=dict(type='AFGHead', tail_threshold=0.2, generation='ratio'))
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='AFGHook')]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+    dict(type='AFGHook'),
+]

@@ -4,4 +4,8 @@
 # n_max, as the AFG configs), nothing generated.
 _base_ = ['./crt_r8.py']
 model = dict(head=dict(type='DistilledLinearClsHead'))  # takes the teacher
-custom_hooks = [dict(type='ClassCountsHook'), dict(type='StageOneCheckpointHook'), dict(type='GLAGDistillHook', tail_threshold=0.2)]
+custom_hooks = [
+    dict(type='ClassCountsHook'),
+    dict(type='StageOneCheckpointHook'),
+    dict(type='GLAGDistillHook', tail_threshold=0.2),
+]

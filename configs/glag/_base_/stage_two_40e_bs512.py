@@ -11,7 +11,8 @@ param_scheduler = dict(T_max=40, end=40)
 # computed once, and each validation comes before its epoch's checkpoint, so
 # what it decides (AFG's confidence) is saved with the epoch.
 train_cfg = dict(
-    _delete_=True, type='StageTwoTrainLoop', max_epochs=40, val_interval=1)
+    _delete_=True, type='StageTwoTrainLoop', max_epochs=40, val_interval=1
+)
 val_cfg = dict(type='StageTwoValLoop')
 
 # The stage-one checkpoint every stage-two config reads (cRT, Kang et al.

@@ -27,7 +27,9 @@ val_dataloader = dict(
             split='train',
             test_mode=False,
             download=False,
-            pipeline={{_base_.test_pipeline}})),
+            pipeline={{_base_.test_pipeline}},
+        ),
+    ),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_cfg = dict(_delete_=True)
