@@ -47,10 +47,13 @@ def compare_validation(
     reference: Sequence[dict],
     resamples: int = RESAMPLES,
     seed: int = 0,
+    pred: str = 'pred',
 ) -> Optional[dict]:
     """Paired bootstrap of validation top-1, a run's records against the
     reference's, over the validation images of their common seeds
-    (None: no common seed with labels).
+    (None: no common seed with labels). ``pred``: the key of the run's
+    predictions in its samples (e.g. ``'pred_posthoc'``; the reference's
+    own ``'pred'`` always).
 
     Returns:
         ``paired_bootstrap``'s dict plus ``seeds`` and ``verdict``
@@ -63,7 +66,7 @@ def compare_validation(
     seeds = sorted(set(mine) & set(theirs))
     if not seeds:
         return None
-    gt, pred, ref = [], [], []
+    gt, mine_pred, ref = [], [], []
     for s in seeds:
         a, b = mine[s]['validation'], theirs[s]['validation']
         if a['samples']['gt'] != b['samples']['gt']:
@@ -73,9 +76,9 @@ def compare_validation(
                 'paired comparison needs the same validation split'
             )
         gt += a['samples']['gt']
-        pred += a['samples']['pred']
+        mine_pred += a['samples'][pred]
         ref += b['samples']['pred']
-    out = paired_bootstrap(gt, pred, ref, 'top1', resamples, seed)
+    out = paired_bootstrap(gt, mine_pred, ref, 'top1', resamples, seed)
     return dict(out, seeds=seeds, verdict=verdict(out['interval']))
 
 

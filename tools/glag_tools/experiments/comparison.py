@@ -27,9 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from glag_mm.evaluation.bootstrap import paired_bootstrap
-
-from .ablation import mean_std_text, rarest_accuracy, verdict
+from .ablation import compare_validation, mean_std_text, rarest_accuracy
 from .spec import ExperimentSpec
 
 __all__ = ['COMPARISON_ROWS', 'comparison_rows', 'comparison_lines']
@@ -121,24 +119,15 @@ def comparison_rows(
         seeds = sorted(set(mine) & set(reference))
         read = {s: read_variant(mine[s], variant) for s in seeds}
         ref = {s: read_variant(reference[s], None) for s in seeds}
-        gts = {s: reference[s]['validation']['samples']['gt'] for s in seeds}
-        for s in seeds:
-            if mine[s]['validation']['samples']['gt'] != gts[s]:
-                raise ValueError(
-                    f'{name} and {first} (seed {s}) were validated on '
-                    'other images; the paired comparison needs the same'
-                )
         comparison = None
         if i > 0:
-            comparison = paired_bootstrap(
-                [y for s in seeds for y in gts[s]],
-                [y for s in seeds for y in read[s]['pred']],
-                [y for s in seeds for y in ref[s]['pred']],
-                'top1',
+            comparison = compare_validation(
+                [dict(mine[s], seed=s) for s in seeds],
+                [reference[s] for s in seeds],
                 resamples,
                 seed,
+                pred=f'pred_{variant}' if variant else 'pred',
             )
-            comparison['verdict'] = verdict(comparison['interval'])
         row = dict(
             label=label,
             run=name,
