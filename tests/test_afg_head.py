@@ -238,7 +238,9 @@ def test_confidence_update_rule():
 
 def test_confidence_against_the_stage_one_reference():
     head = _head(confidence_step=0.1, confidence_reference='stage_one')
-    with pytest.raises(RuntimeError, match='stage_one_checkpoint'):
+    with pytest.raises(
+        RuntimeError, match='stage-one accuracies, which AFGHook sets'
+    ):
         head.update_confidence(torch.full((C,), 0.5))
     head.reference_acc.copy_(torch.tensor([0.5, 0.5, 0.5, 0.5]))
     # already the first update moves: class 2 is above its stage-one

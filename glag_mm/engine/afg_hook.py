@@ -1,18 +1,10 @@
-"""Statistics and confidence updates for :class:`AFGHead` (docs/method.md stage
-two).
+"""AFGHead's statistics and adaptive confidence (docs/method.md stage two;
+the order of events: docs/architecture.md, "Stage two").
 
-* Before training, checks that need only the class counts and the settings
-  (donors, thresholds, generation mode vs sampler) fail in seconds, before
-  any pass over the data.
-* Before the first epoch (after the loop has cached the features), the
-  class statistics are loaded from their file in the work_dir, or built by
-  one streaming pass and written there (:mod:`glag_mm.engine.afg_statistics`);
-  checkpoints name the file in ``meta['afg_statistics']``.
-* After each validation of a training run, the per-class accuracy updates
-  the adaptive confidence (item 6); the tail classes' s_c and beta(u) of the
-  KD term are logged as scalars. :class:`StageTwoTrainLoop` validates before
-  the epoch's checkpoint is saved, so the update is in it and a resumed run
-  continues exactly.
+Settings that need only the class counts are checked before training; the
+statistics are loaded or built (:mod:`glag_mm.engine.afg_statistics`) before
+the first epoch, once the loop has cached the features; each validation of a
+training run updates s_c (item 6) before the epoch's checkpoint is saved.
 """
 
 import os.path as osp
@@ -67,24 +59,19 @@ class AFGHook(Hook):
     ) -> None:
         if pipeline is not None and not isinstance(pipeline, (list, tuple)):
             raise TypeError('AFGHook: pipeline must be a list of transforms')
-        if batch_size is not None:
-            check_integer(
-                'batch_size', batch_size, at_least=1, owner='AFGHook'
-            )
-        if num_workers is not None:
-            check_integer(
-                'num_workers', num_workers, at_least=0, owner='AFGHook'
-            )
+        for name, value, least in (
+            ('batch_size', batch_size, 1),
+            ('num_workers', num_workers, 0),
+        ):
+            if value is not None:
+                check_integer(name, value, at_least=least, owner='AFGHook')
         self.pipeline = None if pipeline is None else list(pipeline)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.update_confidence = update_confidence
         self.progress = progress
         self.stage_one_checkpoint = stage_one_checkpoint
-        # set by before_train / after_train: a validation of a val or test
-        # run updates nothing, even where another hook (mmpretrain's
-        # VisualizationHook) has built the train loop meanwhile
-        self._training = False
+        self._training = False  # only a training run's validations update
         self.statistics_path: Optional[str] = None
 
     @staticmethod
@@ -118,27 +105,24 @@ class AFGHook(Hook):
 
     @torch.no_grad()
     def _stage_one_accuracy(self, runner, head):
-        """Per-class accuracy of the stage-one classifier on validation
-        (its loader: cached features where the loop caches)."""
+        """Per-class accuracy of the stage-one classifier on the validation
+        loader (cached features where the loop caches); NaN: no sample."""
         path = self.stage_one_checkpoint or stage_one_checkpoint('AFGHook')
         weight, bias, _ = stage_one_classifier(path, head, 'AFGHook')
         stage_one = LinearTeacher(weight, bias, torch.ones(head.num_classes))
-        device = head.fc.weight.device
         model = unwrap(runner.model)
         was_training = model.training
         model.eval()
-        correct = torch.zeros(head.num_classes, device=device)
-        total = torch.zeros_like(correct)
+        seen = torch.zeros(2, head.num_classes, device=head.fc.weight.device)
         for batch in runner.val_loop.dataloader:
             feats, labels = batch_features(model, batch)
-            labels = labels.to(device)
-            pred = stage_one.logits(feats)
-            hit = labels[pred.argmax(1) == labels]
-            total += torch.bincount(labels, minlength=head.num_classes)
-            correct += torch.bincount(hit, minlength=head.num_classes)
+            hits = labels[stage_one.logits(feats).argmax(1) == labels]
+            for row, found in enumerate((labels, hits)):
+                count = torch.bincount(found, minlength=seen.shape[1])
+                seen[row] += count.to(seen)
         model.train(was_training)
-        all_reduce(correct)
-        all_reduce(total)
+        all_reduce(seen)
+        total, correct = seen
         runner.logger.info(
             f'AFGHook: stage-one validation accuracy '
             f'{float(correct.sum() / total.sum().clamp(min=1)):.4f}, the '

@@ -1,11 +1,8 @@
-"""AFGHead's class statistics: the streaming pass and their file.
-
-One streaming pass of the frozen model over the training set, with a
-deterministic pipeline (docs/method.md stage two item 3), writes
-``<work_dir>/afg_statistics/<key>.pth``; the key hashes the trunk's weights,
-the data (as :func:`feature_cache_key`), the statistics pipeline and the
-head's settings. A resumed run loads the file (rebuilds it when missing);
-every rank memory-maps it.
+"""AFGHead's class statistics: one streaming pass of the frozen model over
+the training set with a deterministic pipeline (docs/method.md stage two item
+3) into ``<work_dir>/afg_statistics/<key>.pth``, keyed by the trunk's weights
+and the data (as :func:`feature_cache_key`), the pipeline and the head's
+settings; built once, memory-mapped by every rank (:func:`build_once`).
 """
 
 import copy
@@ -43,8 +40,7 @@ def _holders(cfg: Any) -> list:
 
 def _find_pipeline(cfg: Any) -> Optional[list]:
     """The first ``pipeline`` of a dataset config, through wrappers."""
-    found = [c['pipeline'] for c in _holders(cfg)]
-    found = [p for p in found if p is not None]
+    found = [c['pipeline'] for c in _holders(cfg) if c['pipeline'] is not None]
     return found[0] if found else None
 
 
@@ -82,8 +78,7 @@ def _source(runner, pipeline, batch_size, num_workers, progress):
         holder['pipeline'] = copy.deepcopy(pipeline)
     collate_cfg = dict(train_cfg.get('collate_fn', None) or {})
     collate = collate_cfg.pop('type', 'pseudo_collate')
-    if isinstance(collate, str):
-        collate = FUNCTIONS.get(collate)
+    collate = FUNCTIONS.get(collate) if isinstance(collate, str) else collate
     if num_workers is None:
         num_workers = train_cfg.get('num_workers', 0)
     return iter_trunk_features(

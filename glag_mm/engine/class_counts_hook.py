@@ -15,13 +15,11 @@ class ClassCountsHook(Hook):
     """Count the training labels once and publish them in the MessageHub.
 
     For the losses, heads and metrics that read the counts of the set the
-    stage trains on (never val or test, docs/method.md stage one item 3),
-    built from ``train_dataloader.dataset`` of the config when the run
-    starts (so a test-only run has them too); a Runner built without a
-    config counts its train loop's dataset before training. Labels outside [0,
-    num_classes) are reported before training; an empty validation or test
-    split before it is run.
-    ``class_counts`` overrides counting. The tools add the hook.
+    stage trains on (docs/method.md stage one item 3): the config's
+    ``train_dataloader.dataset`` when the run starts (a test-only run too),
+    else the train loop's before training; ``class_counts`` overrides.
+    Labels outside [0, num_classes) and empty val / test splits are named
+    before they are used. The tools add the hook.
     """
 
     priority = 'VERY_HIGH'
@@ -79,36 +77,35 @@ class ClassCountsHook(Hook):
             self._publish(runner, runner.train_loop.dataloader.dataset)
         _check_split('val_dataloader', runner.val_loop)
 
-    def _warn(self, runner) -> None:
+    def before_val(self, runner) -> None:
+        self._check_eval(runner, 'val_dataloader', runner.val_loop)
+
+    def before_test(self, runner) -> None:
+        self._check_eval(runner, 'test_dataloader', runner.test_loop)
+
+    def _check_eval(self, runner, field: str, loop) -> None:
         if not self.published:
             runner.logger.warning(
                 'ClassCountsHook: no training dataset in the config; '
                 'class counts are not published.'
             )
-
-    def before_val(self, runner) -> None:
-        self._warn(runner)
-        _check_split('val_dataloader', runner.val_loop)
-
-    def before_test(self, runner) -> None:
-        self._warn(runner)
-        _check_split('test_dataloader', runner.test_loop)
+        _check_split(field, loop)
 
 
 def _check_split(field: str, loop) -> None:
     """Name an empty val / test split before its loop runs, not inside
     mmengine's metric after a training epoch."""
-    if loop is not None:
-        dataset = loop.dataloader.dataset
-        if len(dataset) == 0:
-            where = ', '.join(
-                f'{key}={getattr(dataset, key)!r}'
-                for key in ('ann_file', 'data_root')
-                if getattr(dataset, key, None)
-            )
-            raise ValueError(
-                f'{field}.dataset ({type(dataset).__name__}'
-                f'{": " + where if where else ""}) holds no sample, so there '
-                'is nothing to evaluate; point it at a non-empty list or '
-                'folder, or change the split settings that emptied it.'
-            )
+    if loop is None or len(loop.dataloader.dataset):
+        return
+    dataset = loop.dataloader.dataset
+    where = ', '.join(
+        f'{key}={getattr(dataset, key)!r}'
+        for key in ('ann_file', 'data_root')
+        if getattr(dataset, key, None)
+    )
+    raise ValueError(
+        f'{field}.dataset ({type(dataset).__name__}'
+        f'{": " + where if where else ""}) holds no sample, so there '
+        'is nothing to evaluate; point it at a non-empty list or '
+        'folder, or change the split settings that emptied it.'
+    )

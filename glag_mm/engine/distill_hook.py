@@ -8,6 +8,7 @@ follows :func:`glag_mm.core.schedule_value` over the stage's progress u.
 """
 
 import os.path as osp
+from functools import partial
 from typing import Dict, Optional
 
 import torch
@@ -93,13 +94,12 @@ class LinearTeacher:
         log_prior: Optional[Tensor] = None,
         teacher_tau: float = 0.0,
     ) -> None:
-        self.logit_classes, self.log_prior = logit_classes, log_prior
-        self.teacher_tau = teacher_tau
         self.weight = weight.detach().float()
         self.bias = None if bias is None else bias.detach().float()
         self.head_classes = head_classes.bool()
         self.beta_args = (schedule, beta_max, power)
-        self.temperature = temperature
+        self.temperature, self.teacher_tau = temperature, teacher_tau
+        self.logit_classes, self.log_prior = logit_classes, log_prior
         self.table: Optional[Tensor] = None
 
     def cache(self, features: Tensor, chunk: int = 8192) -> None:
@@ -133,18 +133,19 @@ class LinearTeacher:
             # the teacher only on the distilled rows: the same mean, and no
             # device read-back where one would cost a sync
             rows = torch.nonzero(mask).flatten()
-            raw, student_logits = raw[rows], student_logits[rows]
-            mask = mask[rows]
+            raw, student_logits, mask = (
+                raw[rows],
+                student_logits[rows],
+                mask[rows],
+            )
             idx = None if idx is None else idx[rows]
         beta = self.beta()
         MessageHub.get_current_instance().update_scalar('train/kd_beta', beta)
         teacher = self.logits(raw) if idx is None else self.table[idx]
+        teacher = adjusted_teacher_logits(
+            teacher.to(raw.device), self.log_prior, self.teacher_tau
+        )
         student = student_logits.float()
-        teacher = teacher.to(raw.device)
-        if self.teacher_tau:
-            teacher = adjusted_teacher_logits(
-                teacher, self.log_prior, self.teacher_tau
-            )
         kd = distillation_loss(
             student, teacher, self.temperature, mask, self.logit_classes
         )
@@ -209,27 +210,20 @@ class GLAGDistillHook(Hook):
                 f'checkpoint, got {checkpoint!r}'
             )
         check_schedule(schedule, beta_max, power, name='beta_max')
-        own = 'GLAGDistillHook'
-        self.temperature = check_number(
-            'temperature', temperature, above=0, owner=own
-        )
-        self.cache_logits_mib = check_number(
-            'cache_logits_mib', cache_logits_mib, at_least=0, owner=own
-        )
         if kd_logits not in ('all', 'head'):
             raise ValueError(
-                f"{own}: kd_logits must be 'all' or 'head', got {kd_logits!r}"
+                "GLAGDistillHook: kd_logits must be 'all' or 'head', got "
+                f'{kd_logits!r}'
             )
-        self.kd_logits = kd_logits
-        self.teacher_tau = check_number(
-            'teacher_tau', teacher_tau, at_least=0, owner=own
+        number = partial(check_number, owner='GLAGDistillHook')
+        self.temperature = number('temperature', temperature, above=0)
+        self.teacher_tau = number('teacher_tau', teacher_tau, at_least=0)
+        self.cache_logits_mib = number(
+            'cache_logits_mib', cache_logits_mib, at_least=0
         )
-        self.checkpoint = checkpoint
-        self.schedule = schedule
-        self.beta_max = float(beta_max)
-        self.power = float(power)
-        self.tail_threshold = tail_threshold
-        self.check_trunk = check_trunk
+        self.checkpoint, self.kd_logits = checkpoint, kd_logits
+        self.beta_args = (schedule, float(beta_max), float(power))
+        self.tail_threshold, self.check_trunk = tail_threshold, check_trunk
         self.teacher: Optional[LinearTeacher] = None
 
     def _check_same_trunk(self, state: dict, model) -> None:
@@ -275,9 +269,7 @@ class GLAGDistillHook(Hook):
             weight,
             bias,
             head_classes,
-            self.schedule,
-            self.beta_max,
-            self.power,
+            *self.beta_args,
             self.temperature,
             head_classes if self.kd_logits == 'head' else None,
             log_prior(counts),
@@ -292,9 +284,10 @@ class GLAGDistillHook(Hook):
                 "'DistilledLinearClsHead' for a LinearClsHead)."
             )
         set_teacher(teacher)
+        schedule, beta_max, _ = self.beta_args
         runner.logger.info(
             f'GLAGDistillHook: teacher {self.checkpoint}, beta '
-            f'{self.schedule} to {self.beta_max:g}, T={self.temperature:g}, '
+            f'{schedule} to {beta_max:g}, T={self.temperature:g}, '
             f'{int(teacher.head_classes.sum())} head classes distilled'
         )
 

@@ -1,11 +1,7 @@
-"""Files the hooks write, replaced atomically (a temporary file, then
-``os.replace``): stage two's feature cache and statistics, written once per
-machine and memory-mapped by every rank.
-
-A stage-two file is written stamped (:func:`glag_mm.core.file_stamp.seal`)
-and used only where :func:`usable_stage_two_file` finds it whole and built
-for the run's key; anything else is moved aside and rebuilt, with one warning
-that names it and says why.
+"""Stage two's files (feature cache, statistics): written once per machine
+through an atomic rename, stamped (:func:`glag_mm.core.file_stamp.seal`),
+and used only where :func:`usable_stage_two_file` finds them whole and built
+for the run's key; anything else is moved aside, named, and rebuilt.
 """
 
 import glob
@@ -93,15 +89,13 @@ def stage_two_problem(path: str, key: str) -> Optional[str]:
 def _check_writable(folder: str, what: str) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
+        why = '' if os.access(folder, os.W_OK | os.X_OK) else 'read-only'
     except OSError as error:
+        why = str(error)
+    if why:
         raise PermissionError(
-            f'cannot create the folder {folder!r} for the {what} ({error}); '
+            f'the folder {folder!r} of the {what} is not writable ({why}); '
             'make it writable or choose another folder.'
-        ) from error
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(
-            f'the folder {folder!r} of the {what} is not writable; make it '
-            'writable or choose another folder.'
         )
 
 
@@ -139,12 +133,6 @@ def usable_stage_two_file(path: str, key: str, what: str, logger=None) -> bool:
             f'removed {left!r}, left by a killed run', logger or 'current'
         )
     return False
-
-
-def read_stage_two_file(path: str) -> dict:
-    """A stage-two file, memory-mapped (checked by
-    :func:`usable_stage_two_file` or just written)."""
-    return load_checkpoint_file(path, 'cpu', mmap=True, crc=False)
 
 
 def build_once(path: str, key: str, what: str, build, save, logger=None):

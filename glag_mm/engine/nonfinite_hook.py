@@ -1,14 +1,10 @@
 """Stop training at the first NaN or Inf, before a checkpoint keeps it.
 
-fp16 overflow, a diverging learning rate or a bad image make the loss NaN,
-then every weight, and mmengine goes on saving them. Every training
-iteration, :class:`NonFiniteCheckHook` checks the trunk's features (neck or
-backbone output; not run with cached features), the ``head.fc`` input
-(generated features included) and output, and every loss term, and raises
-:class:`NonFiniteError` naming the iteration and the first bad place. It
-runs in ``after_train_iter`` at the highest priority, so the iteration's
-``CheckpointHook`` never runs; the cost is one ``isfinite().all()`` per
-tensor and one host sync. The tools add it to every training config.
+Each training iteration :class:`NonFiniteCheckHook` checks the trunk's
+output (not run on cached features), the ``head.fc`` input (generated
+features included) and output, and every loss term, with one host sync, in
+``after_train_iter`` at the highest priority, so that the iteration's
+``CheckpointHook`` never runs. The tools add it to every training config.
 """
 
 from typing import List, Tuple
@@ -37,31 +33,26 @@ class NonFiniteCheckHook(Hook):
 
     def before_train(self, runner) -> None:
         model = unwrap(runner.model)
-        trunk_name = (
-            'backbone' if getattr(model, 'neck', None) is None else 'neck'
-        )
-        trunk = getattr(model, trunk_name, None)
+        name = 'backbone' if getattr(model, 'neck', None) is None else 'neck'
+        trunk = getattr(model, name, None)
         fc = getattr(getattr(model, 'head', None), 'fc', None)
-        if isinstance(trunk, torch.nn.Module):
-            place = f'trunk features ({trunk_name} output)'
-            self._handles.append(
-                trunk.register_forward_hook(
-                    lambda m, args, out: self._record(place, out)
-                )
+        for module, pre, place in (
+            (trunk, False, f'trunk features ({name} output)'),
+            (fc, True, 'features entering the head (head.fc input)'),
+            (fc, False, 'head logits (head.fc output)'),
+        ):
+            if isinstance(module, torch.nn.Module):
+                self._handles.append(self._watch(module, pre, place))
+
+    def _watch(self, module, pre: bool, place: str):
+        """A forward (pre) hook that records the output (input)."""
+        if pre:
+            return module.register_forward_pre_hook(
+                lambda m, args: self._record(place, args)
             )
-        if isinstance(fc, torch.nn.Module):
-            self._handles += [
-                fc.register_forward_pre_hook(
-                    lambda m, args: self._record(
-                        'features entering the head (head.fc input)', args
-                    )
-                ),
-                fc.register_forward_hook(
-                    lambda m, args, out: self._record(
-                        'head logits (head.fc output)', out
-                    )
-                ),
-            ]
+        return module.register_forward_hook(
+            lambda m, args, out: self._record(place, out)
+        )
 
     def after_train(self, runner) -> None:
         for handle in self._handles:

@@ -12,8 +12,8 @@ from .feature_cache import unwrap
 
 
 def _metrics(loop, from_val: bool = False) -> List[LongTailAccuracy]:
-    """The LongTailAccuracy metrics of a built loop (``from_val``: those with
-    an option chosen on validation)."""
+    """A loop's LongTailAccuracy metrics (``from_val``: those with an option
+    chosen on validation)."""
     evaluator = getattr(loop, 'evaluator', None)
     return [
         m
@@ -44,33 +44,25 @@ def _tell_classifier(runner, loop) -> None:
 
 @HOOKS.register_module()
 class PosthocTauHook(Hook):
-    """Choose post-hoc tau on validation, keep it, apply it on test.
+    """Choose post-hoc tau (and tau-norm's tau, the temperature) on
+    validation, keep it, apply it on test (docs/plugin.md, "Post-hoc logit
+    adjustment").
 
-    For ``LongTailAccuracy(posthoc_tau='val')``, and as well for its other
-    options chosen on validation (``tau_norm``, ``temperature``, each its
-    own record): tells the val metric to
-    choose and the test metric to apply (a test metric set to choose is
-    refused: it would choose on test labels); publishes each validation's
-    choice on every rank; writes it into checkpoint ``meta`` with the
-    weights' iteration (the epoch's own checkpoint under
-    :class:`StageTwoTrainLoop`, which validates before saving; under
-    mmengine's loop, which saves first, the next one); after a load,
-    publishes a checkpoint's tau chosen for those weights. A training run
-    forgets a loaded tau until its own validation. The tools add the hook.
-    Metrics with ``tau_norm`` get the head's weight norms and bias before
-    each validation / test (``TauNormHead.weight_norms``).
+    Tells ``LongTailAccuracy`` of val to choose and of test to apply (a
+    test metric set to choose is refused); keeps each validation's choice,
+    with the weights' iteration, in checkpoint ``meta`` and publishes a
+    loaded checkpoint's choice for its own weights; gives ``tau_norm``
+    metrics the head's weight norms and bias. The tools add the hook.
     """
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook
     _loaded: Optional[dict] = None  # meta iter / epoch of loaded weights
-
     _training = False  # between before_train and after_train
 
     def _position(self, runner) -> tuple:
-        """(iter, epoch) of the weights just validated: the train loop's in
-        a training run; in a val / test run the loaded checkpoint's, else
-        None (there ``runner.iter`` / ``runner.epoch`` would build the train
-        loop, its dataloader included)."""
+        """(iter, epoch) of the weights just validated: the run's in
+        training, else the loaded checkpoint's (``runner.iter`` would build
+        the train loop)."""
         if self._training:
             return runner.iter, runner.epoch
         loaded = self._loaded or {}

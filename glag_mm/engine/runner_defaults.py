@@ -1,24 +1,13 @@
 """What a Runner built by another tool needs from glag_mm, added on import.
 
 So that the one-line swap works under mmpretrain's own tools and ``mim
-train``, :func:`install` (idempotent) wraps ``Runner.register_hooks`` (adds
+train``, :func:`install` wraps ``Runner.register_hooks`` (adds
 :class:`ClassCountsHook` where a glag_mm part reads class counts and none is
 configured, and :class:`WorkDirLockHook` where the run holds its work_dir)
-and ``Runner.from_cfg`` (a multi-stage config is refused naming glag_mm's
-``tools/train.py``, not ``KeyError: 'model'``; the work_dir's lock is taken
-before the Runner writes anything, :mod:`glag_mm.work_dir_lock`).
-
-Bounded like a workaround, installed only in its range
-(:data:`glag_mm.compat.RUNNER_WRAPPERS`, mmengine >= 0.8.0, <= 0.10.7),
-from the oldest mmengine glag_mm supports to the newest verified, whose
-``Runner.from_cfg(cfg)`` and ``Runner.register_hooks(default_hooks,
-custom_hooks)`` the wrappers call (the same since 0.8.0 and on mmengine's
-main after 0.10.7); outside it a warning says what to add by hand.
-
-Why wrappers and not a registration (mmengine has no extension point for
-either job; a Runner subclass is a config line that configs not naming it
-ignore, and the lock must be held before ``Runner.__init__`` writes):
-docs/architecture.md, "Patches of the pinned stack".
+and ``Runner.from_cfg`` (names glag_mm's tools for a multi-stage config;
+takes the work_dir's lock before the Runner writes). Only in the range of
+:data:`glag_mm.compat.RUNNER_WRAPPERS`; why wrappers: docs/architecture.md,
+"Patches of the pinned stack".
 """
 
 import functools

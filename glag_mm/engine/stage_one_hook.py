@@ -8,18 +8,10 @@ from ..models.backbones.frozen_backbone import STAGE_ONE_KEY
 
 @HOOKS.register_module()
 class StageOneCheckpointHook(Hook):
-    """Hand the stage-one checkpoint path to the parts that load from it.
-
-    Stage two reads one file from stage one: the frozen trunk
-    (:class:`~glag_mm.models.FrozenBackbone`), an LWS / initialised head
-    (``init_cfg=dict(type='StageOne', prefix='head.')``), the distillation
-    teacher and AFG's stage-one reference. Its path is one config key,
-    ``stage_one_checkpoint`` (``--cfg-options stage_one_checkpoint=PATH``
-    under any tool), read from the Runner's config when the run starts
-    (``before_run``, before the Runner initialises the weights) and put in
-    the MessageHub; a missing path is reported by whichever part needs it,
-    so testing a stage-two checkpoint needs none.
-    """
+    """Put the config key ``stage_one_checkpoint`` in the MessageHub when
+    the run starts, before the weights are initialised, for the trunk, an
+    LWS head, the teacher and AFG's reference (docs/architecture.md, "Order
+    of events"); whichever part needs it reports a missing one."""
 
     priority = 'VERY_HIGH'
 

@@ -1,34 +1,12 @@
-"""Stage two's loops: the epochs run on features the frozen trunk computed
-once, and a validation's decisions are saved with the epoch's checkpoint.
+"""Stage two's loops: epochs on features the frozen trunk computed once, and
+each validation before the epoch's checkpoint (docs/architecture.md, "Stage
+two").
 
-``train_cfg = dict(type='StageTwoTrainLoop', max_epochs=...)``,
-``val_cfg = dict(type='StageTwoValLoop')`` (and ``test_cfg =
-dict(type='StageTwoTestLoop', cache=True)`` to test on cached features too)
-with ``model.type='StageTwoClassifier'``, which takes a feature batch as the
-trunk's output.
-
-**The cache.** Where the pipeline has no random transform, the trunk's
-output for a sample is the same in every epoch. At its first run each loop
-runs the trunk once over its dataset, stores the features in
-``<cache_dir>/<key>.pth`` (:func:`feature_cache_key`; written once per
-machine through an atomic rename, stamped, memory-mapped by every rank;
-a run that finds the file uses it, a file of other weights or data is never
-used) and iterates a loader over them that draws the same indices (the same
-sampler object). Head, loss, hooks, optimiser and checkpoints are those of
-the run on images, which it matches to float tolerance. It refuses a random
-transform, a batch augmentation, or a trainable trunk parameter.
-
-**The order.** mmengine's ``EpochBasedTrainLoop`` saves the epoch's
-checkpoint (``after_train_epoch``) and validates afterwards, so what a
-validation decides (AFG's confidence s_c, a post-hoc tau chosen on
-validation) would miss that checkpoint. :class:`ValidateBeforeSaveLoop`
-(and so :class:`StageTwoTrainLoop`) validates at the end of the epoch,
-before ``after_train_epoch``; during that validation ``runner.epoch`` reads
-as after mmengine's increment, so logs, scalars and best checkpoints are
-named as usual. One difference remains: a new best makes mmengine's
-``CheckpointHook`` save the epoch's checkpoint during the validation, now
-before the epoch's by-epoch scheduler step; a checkpoint epoch saves it
-again after that step, and stage two's schedules step per iteration.
+At its first run each loop passes the trunk once over its dataset into
+``<cache_dir>/<key>.pth`` (:func:`feature_cache_key`; built once,
+:func:`~glag_mm.engine.files.build_once`) and iterates a loader over the
+mapped features that draws the same indices. It refuses a random transform,
+a batch augmentation, or a trainable trunk parameter.
 """
 
 import os.path as osp
@@ -43,6 +21,7 @@ from torch.utils.data import BatchSampler, DataLoader
 from ..core.file_stamp import seal
 from ..datasets.feature_dataset import FeatureTensorDataset
 from ..models.stage_two_classifier import StageTwoClassifier
+from ..safe_load import load_checkpoint_file
 from .feature_cache import (
     check_frozen_trunk,
     feature_cache_key,
@@ -51,7 +30,7 @@ from .feature_cache import (
     iter_trunk_features,
     unwrap,
 )
-from .files import build_once, read_stage_two_file
+from .files import build_once
 
 CacheCfg = Union[bool, dict, None]
 
@@ -61,16 +40,16 @@ def cache_settings(cache: CacheCfg, owner: str) -> Optional[dict]:
     if cache is False:
         return None
     settings = dict(dtype=None, cache_dir=None, progress=True)
-    if isinstance(cache, dict):
-        unknown = sorted(set(cache) - set(settings))
-        if unknown:
-            raise ValueError(
-                f'{owner}: cache takes dtype, cache_dir and progress, got '
-                f'{unknown}'
-            )
-        settings.update(cache)
-    elif cache is not True:
+    if not isinstance(cache, (bool, dict)):
         raise TypeError(f'{owner}: cache must be a bool or a dict')
+    extra = cache if isinstance(cache, dict) else {}
+    unknown = sorted(set(extra) - set(settings))
+    if unknown:
+        raise ValueError(
+            f'{owner}: cache takes dtype, cache_dir and progress, got '
+            f'{unknown}'
+        )
+    settings.update(extra)
     if settings['dtype'] not in (None, 'float32', 'float16'):
         raise ValueError(
             f"{owner}: cache dtype must be None, 'float32' or 'float16', got "
@@ -142,7 +121,7 @@ def cached_features(runner, loader, desc: str, settings: dict):
 
     what = f'feature cache of the {desc}'
     build_once(path, key, what, build, torch.save, runner.logger)
-    state = read_stage_two_file(path)
+    state = load_checkpoint_file(path, 'cpu', mmap=True, crc=False)
     features = state['features']
     runner.logger.info(
         f'feature cache: {desc} features {tuple(features.shape)} '

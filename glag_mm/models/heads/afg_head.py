@@ -43,26 +43,21 @@ STATISTICS_SETTINGS = (  # what the statistics depend on besides features
 class AFGHead(LinearClsHead):
     """Linear head trained on real plus adaptively generated features.
 
-    Real and generated features are Tukey-transformed pooled features x~
-    (the same transform at test time). Every training batch draws generated
-    features (:meth:`plan`, :meth:`generate`; seeded from (``seed``,
-    iteration, rank)) and trains on both, plus the distiller's KD term;
-    each validation updates one confidence s_c per tail class
-    (:meth:`update_confidence`). The class statistics are not model state:
-    :class:`~glag_mm.engine.AFGHook` builds them into a file and hands them
-    over (:meth:`set_statistics`); checkpoints hold the classifier and the
-    confidence state (buffers ``confidence``, ``prev_class_acc``,
-    ``num_confidence_updates``, ``last_update_iter``) only.
+    Both are Tukey-transformed pooled features x~ (so are test features).
+    Each training batch adds generated features (:meth:`plan`,
+    :meth:`generate`, seeded from (``seed``, iteration, rank)) and the
+    teacher's KD term; each validation updates s_c of the tail classes
+    (:meth:`update_confidence`). The statistics come from
+    :class:`~glag_mm.engine.AFGHook` (:meth:`set_statistics`) and are not
+    in the checkpoint; the classifier and the confidence buffers are.
 
     Args:
         num_classes: C.
         in_channels: D, the pooled feature size.
         tukey_lambda: lam of Tukey's ladder of powers (default 0.5
-            [prior]; 1 is the identity, 0 the log). The paper assumes
-            post-ReLU features (x >= 0); where the statistics pass finds
-            signed ones (LayerNorm-ended trunks), the head uses lam = 1
-            (buffer ``signed_features``, logged) [ours].
-            docs/architecture.md, "Signed features", has the measurement.
+            [prior]; 1 is the identity, 0 the log), for post-ReLU features
+            as the paper assumes; signed ones (LayerNorm-ended trunks) get
+            lam = 1 [ours] (docs/architecture.md, "Signed features").
         tukey_eps: eps in log(f + eps) for lam = 0.
         tail_threshold: classes with fewer training images are tail
             classes, calibrated from donors (default 100 [ours]); a float in
@@ -87,15 +82,12 @@ class AFGHead(LinearClsHead):
             class-aware sampler).
         n_max: per-class target of ``'balance'`` (default max n_c).
         max_generated: cap on generated features per batch (None: no cap)
-            [ours]. Above it a uniform subset of the plan is drawn and
-            weighted so that the loss equals the uncapped one in
-            expectation (real rows (B + g) / (B + G), generated rows
-            (G / g) (B + g) / (B + G) for g kept of G planned).
+            [ours]: a uniform subset of the plan, importance-weighted to
+            the uncapped loss in expectation (docs/method.md).
         exact_rows, factor_rank: classes with at most ``exact_rows``
             images keep their exact covariance, larger ones a
-            rank-``factor_rank`` factor plus an isotropic residual (32 and
-            32 [ours]: a draw reads at most 32 rows per class;
-            :mod:`glag_mm.core.class_statistics`).
+            rank-``factor_rank`` factor plus an isotropic residual (32, 32
+            [ours]; :mod:`glag_mm.core.class_statistics`).
         seed: base seed of the generation draws.
         **kwargs: ``loss``, ``topk``, ``cal_acc``, ``init_cfg`` as for
             ``LinearClsHead``.
@@ -346,24 +338,23 @@ class AFGHead(LinearClsHead):
                 f'AFGHead: per-class accuracy has shape {tuple(acc.shape)}, '
                 f'expected ({self.num_classes},)'
             )
+        first = int(self.num_confidence_updates) == 0
         step, reference = self.confidence_step, self.prev_class_acc
         if self.confidence_reference == 'stage_one':
             reference = self.reference_acc
             if not bool(torch.isfinite(reference).any()):
                 raise RuntimeError(
-                    "AFGHead: confidence_reference='stage_one' needs the "
-                    'stage-one accuracies; give AFGHook stage_one_checkpoint='
-                    "'{stage_one_checkpoint}'"
+                    "AFGHead: confidence_reference='stage_one' compares with "
+                    'the stage-one accuracies, which AFGHook sets; add it.'
                 )
-        elif int(self.num_confidence_updates) == 0:
+        elif first:
             step = 0.0  # nothing to compare the first validation with
         tail = None if self.statistics is None else self.statistics.tail
         acc = acc.to(self.confidence.device)
-        record = self.prev_class_acc if self.num_confidence_updates else None
-        nan = torch.full_like(acc, float('nan'))
-        acc = smoothed_accuracy(
-            nan if record is None else record, acc, self.confidence_smoothing
+        record = (
+            torch.full_like(acc, torch.nan) if first else self.prev_class_acc
         )
+        acc = smoothed_accuracy(record, acc, self.confidence_smoothing)
         conf, _ = adaptive_confidence(
             self.confidence, reference, acc, tail, step, self.confidence_range
         )
