@@ -1,10 +1,7 @@
-"""Knowledge distillation from the stage-one model in stage two.
-
-docs/method.md, stage two item 8: beta(u) T^2 KL(softmax(z_t / T) ||
-softmax(z_s / T)) over the real samples of head (non-tail) classes. With
-the trunk frozen the teacher is the stage-one classifier on the same raw
-pooled features, z_t = W_1 f + b_1 (no second backbone pass); beta(u)
-follows :func:`glag_mm.core.schedule_value` over the stage's progress u.
+"""Knowledge distillation from the stage-one model in stage two
+(docs/method.md stage two item 8): beta(u) T^2 KL(softmax(z_t / T) ||
+softmax(z_s / T)) over the real samples of head classes, the teacher being
+the stage-one classifier on the same frozen features, z_t = W_1 f + b_1.
 """
 
 import os.path as osp
@@ -64,21 +61,16 @@ def stage_one_classifier(path: str, head, owner: str):
 
 
 class LinearTeacher:
-    """The stage-one classifier as a KD teacher on raw pooled features.
-
-    Calling it returns ``{'loss_kd': beta(u) * T^2 * KL}`` over the real
-    samples whose class is a head (non-tail) class.
+    """The stage-one classifier as a KD teacher on raw pooled features;
+    calling it gives ``{'loss_kd': beta(u) * T^2 * KL}`` over the real
+    samples of head (non-tail) classes.
 
     Args:
-        weight: (C, D) stage-one ``fc.weight``.
-        bias: (C,) stage-one ``fc.bias`` (or None).
+        weight, bias: (C, D) and (C,) (or None) of the stage-one ``fc``.
         head_classes: (C,) bool, True for the classes distilled.
-        schedule, beta_max, power: beta(u) = schedule_value(u, ...).
-        temperature: T.
-        logit_classes: (C,) bool: the KL over these classes' logits only
-            (None: all).
-        log_prior: (C,) log pi and teacher_tau: the teacher's logits are
-            z_t - teacher_tau log pi (tau 0: as they are).
+        schedule, beta_max, power, temperature: beta(u) and T.
+        logit_classes: (C,) bool: the KL over these logits only (None: all).
+        log_prior, teacher_tau: the teacher is z_t - teacher_tau log pi.
     """
 
     def __init__(
@@ -133,12 +125,8 @@ class LinearTeacher:
             # the teacher only on the distilled rows: the same mean, and no
             # device read-back where one would cost a sync
             rows = torch.nonzero(mask).flatten()
-            raw, student_logits, mask = (
-                raw[rows],
-                student_logits[rows],
-                mask[rows],
-            )
-            idx = None if idx is None else idx[rows]
+            raw, student_logits = raw[rows], student_logits[rows]
+            mask, idx = mask[rows], (None if idx is None else idx[rows])
         beta = self.beta()
         MessageHub.get_current_instance().update_scalar('train/kd_beta', beta)
         teacher = self.logits(raw) if idx is None else self.table[idx]
@@ -156,36 +144,27 @@ class LinearTeacher:
 class GLAGDistillHook(Hook):
     """Distil the stage-one classifier into the stage-two head.
 
-    Before training it hands the head a :class:`LinearTeacher` of
-    ``checkpoint``'s ``head.fc`` through the head's ``set_teacher`` (AFGHead,
-    LWSHead, DistilledLinearClsHead); the head adds the term, logged as
-    ``loss_kd``, in its ``loss()`` (so it runs under DDP). It refuses a missing
-    checkpoint, a teacher head of another shape, trunk weights that differ
-    from the model's, or a trainable trunk parameter.
+    Before training it hands the head (AFGHead, LWSHead,
+    DistilledLinearClsHead) a :class:`LinearTeacher` of ``checkpoint``'s
+    ``head.fc`` through ``set_teacher``; the head adds ``loss_kd`` in its
+    ``loss()``, under DDP. It refuses a missing checkpoint, a teacher of
+    another shape or trunk, and a trainable trunk parameter. The options:
+    docs/plugin.md and docs/method.md stage two item 8.
 
     Args:
-        checkpoint: the stage-one checkpoint; default (None) the run's
-            ``stage_one_checkpoint`` (:class:`StageOneCheckpointHook`).
-        schedule: beta(u) shape, one of :data:`glag_mm.core.SCHEDULES`
-            (default ``'convex'``, as GraLoss [paper]).
-        beta_max: beta at the end of the stage (default 1.0 [ours]).
-        power: p of the convex / concave shapes (default 2).
+        checkpoint: the stage-one checkpoint (None: the run's
+            ``stage_one_checkpoint``).
+        schedule, beta_max, power: beta(u), :func:`schedule_value`
+            (defaults ``'convex'`` [paper], 1.0 [ours], 2).
         temperature: T (default 1.0 [ours]).
-        tail_threshold: classes with fewer training images are tail classes
-            and are not distilled; None takes the head's own
-            ``tail_threshold`` when it has one, else 100 (the many-shot
-            threshold). A float in (0, 1) is a fraction of n_max.
-        kd_logits: ``'all'`` (default: the KL over all C logits) or
-            ``'head'`` (over the head classes' logits only [ours]).
-        teacher_tau: the teacher's logits are logit-adjusted first,
-            z_t - teacher_tau log pi (default 0: as they are [ours]).
-        check_trunk: compare the checkpoint's backbone / neck weights with
-            the model's.
-        cache_logits_mib: on a CPU run over :class:`StageTwoTrainLoop`'s
-            cached features, the teacher's logits of every training feature
-            (N x C float32) are computed once, when they take at most this
-            many MiB, and read by sample index instead of a teacher product
-            per batch (0: never).
+        tail_threshold: tail classes are not distilled (None: the head's
+            ``tail_threshold``, else 100; a float in (0, 1): of n_max).
+        kd_logits: the KL over ``'all'`` logits or the ``'head'`` classes'.
+        teacher_tau: the teacher is z_t - teacher_tau log pi (default 0).
+        check_trunk: compare the checkpoint's trunk with the model's.
+        cache_logits_mib: on a CPU run on cached features, the teacher's
+            logits of every training feature are computed once when they
+            take at most this many MiB (0: never).
     """
 
     priority = 'NORMAL'

@@ -21,14 +21,11 @@ from ...core.calibration import (
     smoothed_accuracy,
     tail_classes,
 )
-from ...core.checks import (
-    check_integer,
-    check_number,
-    check_unit_interval,
-)
+from ...core.checks import check_integer, check_number, check_unit_interval
 from ...core.class_statistics import ClassStatistics
 from ...core.generator import generate_features, seeded_generators
 from ...core.tukey import check_tukey_lambda, tukey_transform
+from .distilled_linear_head import TeacherMixin
 
 _number = partial(check_number, owner='AFGHead')
 _count = partial(check_integer, at_least=1, owner='AFGHead')
@@ -40,7 +37,7 @@ STATISTICS_SETTINGS = (  # what the statistics depend on besides features
 
 
 @MODELS.register_module()
-class AFGHead(LinearClsHead):
+class AFGHead(TeacherMixin, LinearClsHead):
     """Linear head trained on real plus adaptively generated features.
 
     Both are Tukey-transformed pooled features x~ (so are test features).
@@ -72,14 +69,12 @@ class AFGHead(LinearClsHead):
         confidence_range: (s_min, s_max) (default (0, 1) [ours]).
         confidence_smoothing: beta of the moving average of acc_c that the
             update compares (default 0: the raw acc_c [ours]).
-        confidence_reference: what acc_c is compared with [ours]:
-            ``'previous'`` (default), the last validation's acc_c;
-            ``'stage_one'``, the stage-one model's accuracy of class c on
-            the validation split (buffer ``reference_acc``, set by AFGHook).
-        generation: ``'balance'`` (every class topped up to n_max over an
-            epoch, with instance-balanced real batches) or ``'ratio'``
-            (``generation_ratio`` generated features per real one, with a
-            class-aware sampler).
+        confidence_reference: acc_c is compared with the last
+            validation's (``'previous'``) or the stage-one model's on the
+            validation split (``'stage_one'``, set by AFGHook) [ours].
+        generation: ``'balance'`` (every class topped up to n_max per epoch,
+            instance-balanced batches) or ``'ratio'`` (``generation_ratio``
+            generated per real feature, class-aware batches).
         n_max: per-class target of ``'balance'`` (default max n_c).
         max_generated: cap on generated features per batch (None: no cap)
             [ours]: a uniform subset of the plan, importance-weighted to
@@ -89,12 +84,7 @@ class AFGHead(LinearClsHead):
             rank-``factor_rank`` factor plus an isotropic residual (32, 32
             [ours]; :mod:`glag_mm.core.class_statistics`).
         seed: base seed of the generation draws.
-        **kwargs: ``loss``, ``topk``, ``cal_acc``, ``init_cfg`` as for
-            ``LinearClsHead``.
-
-    Attributes:
-        statistics: the :class:`~glag_mm.core.ClassStatistics`, or None.
-        distiller: the teacher given to :meth:`set_teacher`, or None.
+        **kwargs: as for ``LinearClsHead`` (``loss``, ``topk``, ...).
     """
 
     # training-only state, left out of deployment exports (tools/export.py)
@@ -180,7 +170,6 @@ class AFGHead(LinearClsHead):
             nan = torch.full((num_classes,), float('nan'))
             self.register_buffer('reference_acc', nan)
         self.statistics: Optional[ClassStatistics] = None
-        self.distiller = None
 
     # features and statistics ----------------------------------------------
     def transform(self, feats: Tensor, check: bool = False) -> Tensor:
@@ -305,17 +294,8 @@ class AFGHead(LinearClsHead):
             losses.update(
                 {f'accuracy_top-{k}': a for k, a in zip(self.topk, acc)}
             )
-        if self.distiller is not None:
-            real_logits = logits[: real.shape[0]]
-            losses.update(
-                self.distiller(feats[-1], real_logits, labels, data_samples)
-            )
-        return losses
-
-    def set_teacher(self, teacher) -> None:
-        """``teacher(raw, logits, labels, samples) -> dict`` of losses that
-        :meth:`loss` adds (:class:`~glag_mm.engine.GLAGDistillHook`)."""
-        self.distiller = teacher
+        real_logits = logits[: real.shape[0]]
+        return self.add_teacher_terms(losses, feats, real_logits, data_samples)
 
     # adaptive confidence --------------------------------------------------
     @torch.no_grad()

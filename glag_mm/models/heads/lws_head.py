@@ -15,16 +15,18 @@ import torch.nn as nn
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 
+from .distilled_linear_head import TeacherMixin
+
 
 @MODELS.register_module()
-class LWSHead(LinearClsHead):
+class LWSHead(TeacherMixin, LinearClsHead):
     """Frozen linear classifier with learnable per-class scales.
 
     A drop-in for ``LinearClsHead`` in a cRT config; only ``scales`` (C,)
-    trains. The frozen ``fc`` comes from stage one, e.g.
-    ``init_cfg=dict(type='Pretrained', checkpoint='{stage_one_checkpoint}',
-    prefix='head.')`` (mmengine then reports ``scales`` missing, as
-    expected). A KD teacher arrives through :meth:`set_teacher`.
+    trains. The frozen ``fc`` comes from stage one:
+    ``init_cfg=dict(type='StageOne', prefix='head.')`` (mmengine then
+    reports ``scales`` missing, as expected). A KD teacher arrives through
+    :meth:`set_teacher`.
     """
 
     def __init__(self, num_classes: int, in_channels: int, **kwargs) -> None:
@@ -34,12 +36,6 @@ class LWSHead(LinearClsHead):
         for param in self.fc.parameters():
             param.requires_grad = False
         self.scales = nn.Parameter(torch.ones(num_classes))
-        self.distiller = None
-
-    def set_teacher(self, teacher) -> None:
-        """``teacher(raw, logits, labels) -> dict`` of losses that
-        :meth:`loss` adds (:class:`~glag_mm.engine.GLAGDistillHook`)."""
-        self.distiller = teacher
 
     def forward(self, feats) -> torch.Tensor:
         """z = scales * fc(f) with f the last pooled feature."""
@@ -49,7 +45,4 @@ class LWSHead(LinearClsHead):
         """Cross-entropy of the scaled logits, plus the distiller's terms."""
         cls_score = self(feats)
         losses = self._get_loss(cls_score, data_samples, **kwargs)
-        if self.distiller is not None:
-            labels = torch.cat([s.gt_label for s in data_samples])
-            losses.update(self.distiller(feats[-1], cls_score, labels))
-        return losses
+        return self.add_teacher_terms(losses, feats, cls_score, data_samples)
