@@ -31,19 +31,15 @@ class AFGHook(Hook):
     """Provide :class:`~glag_mm.models.heads.AFGHead`'s statistics; adapt s_c.
 
     Args:
-        pipeline: pipeline of the statistics pass; default the validation
-            (else the test) dataloader's: no random augmentation.
-        batch_size: batch size of the pass (default the training one).
-        num_workers: workers of the pass (default the training ones).
-        update_confidence: update s_c after each validation, from the
-            per-class accuracy (in percent) that
-            :class:`~glag_mm.evaluation.LongTailAccuracy` reports as
-            ``'lt/per_class'``.
+        pipeline: of the statistics pass (default the validation, else the
+            test dataloader's: no random augmentation).
+        batch_size, num_workers: of the pass (default the training ones).
+        update_confidence: update s_c after each validation from
+            ``'lt/per_class'`` (``LongTailAccuracy``'s).
         progress: draw a progress bar on rank 0.
-        stage_one_checkpoint: the stage-one checkpoint (default the run's
-            ``stage_one_checkpoint``), whose classifier gives the
-            reference accuracies of ``confidence_reference='stage_one'``
-            (computed once on the validation split, then checkpointed).
+        stage_one_checkpoint: default the run's; its classifier's accuracy
+            on validation is the reference of ``confidence_reference=
+            'stage_one'`` (computed once, then checkpointed).
     """
 
     priority = 'NORMAL'

@@ -1,6 +1,5 @@
 """Frozen-trunk features (backbone + neck, docs/method.md stage two item 1):
-the streaming pass of the feature cache and the statistics, the cached
-dataset, its key."""
+the pass of the feature cache and the statistics, and the cache's key."""
 
 import hashlib
 import math
@@ -84,13 +83,9 @@ def iter_trunk_features(
     progress: bool = True,
     desc: str = 'features',
 ) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
-    """Yield ``(features (B, D), labels (B,), indices (B,))`` of this rank.
-
-    Rank r of W reads samples r, r + W, r + 2W, ... in order, with no
-    padding (each sample is seen once over all ranks). The model runs in
-    eval mode without gradients, through its data preprocessor (no batch
-    augmentation) and ``extract_feat``.
-    """
+    """Yield ``(features (B, D), labels (B,), indices (B,))`` of this rank,
+    which reads samples rank, rank + W, ... (each once over the W ranks),
+    through :func:`batch_features` in eval mode."""
     rank, world_size = get_dist_info()
     indices = list(range(rank, len(dataset), world_size))
     loader = DataLoader(
@@ -146,11 +141,10 @@ def gather_shards(tensor: Tensor, num_samples: int) -> Tensor:
 
 
 def feature_cache_key(model, dataset, dtype=None) -> str:
-    """Hex key of the features a frozen trunk gives on a dataset: SHA-256
-    of the trunk's state dict (names, dtypes, shapes, values), the data
-    preprocessor's class, buffers (mean / std) and plain settings
-    (``to_rgb``, padding), the ``repr`` of the dataset's innermost pipeline,
-    the dataset's length and labels, and the storage dtype."""
+    """Hex key of a frozen trunk's features of a dataset: SHA-256 of the
+    trunk's state dict, the data preprocessor's class, buffers and plain
+    settings, the dataset's innermost pipeline, length and labels, and the
+    storage dtype."""
     model = unwrap(model)
     digest = hashlib.sha256()
 

@@ -32,10 +32,8 @@ from .feature_cache import (
 )
 from .files import build_once
 
-CacheCfg = Union[bool, dict, None]
 
-
-def cache_settings(cache: CacheCfg, owner: str) -> Optional[dict]:
+def cache_settings(cache: Union[bool, dict], owner: str) -> Optional[dict]:
     """``cache``: True / False, or dict(dtype, cache_dir, progress)."""
     if cache is False:
         return None
@@ -153,11 +151,8 @@ def feature_loader(runner, loader: DataLoader, desc: str, settings: dict):
 
 @LOOPS.register_module()
 class ValidateBeforeSaveLoop(EpochBasedTrainLoop):
-    """mmengine's ``EpochBasedTrainLoop``, validating before the epoch's
-    end hooks (its checkpoint), module docstring.
-
-    Args: as ``EpochBasedTrainLoop``.
-    """
+    """mmengine's ``EpochBasedTrainLoop`` (same arguments), validating
+    before the epoch's end hooks, so before its checkpoint."""
 
     def __init__(self, runner, dataloader, **kwargs) -> None:
         super().__init__(runner, dataloader, **kwargs)
@@ -201,74 +196,64 @@ class ValidateBeforeSaveLoop(EpochBasedTrainLoop):
         self._epoch += 1
 
 
-@LOOPS.register_module()
-class StageTwoTrainLoop(ValidateBeforeSaveLoop):
-    """:class:`ValidateBeforeSaveLoop` on cached trunk features (module
-    docstring).
-
-    Args:
-        cache: True (default), False (run on images), or a dict of
-            ``dtype`` (None: the trunk's, float32; ``'float16'`` halves the
-            memory at a small loss of precision), ``cache_dir`` (default
-            ``<work_dir>/feature_cache``; runs that share one share a pass)
-            and ``progress`` (a progress bar on rank 0).
-        **kwargs: as ``EpochBasedTrainLoop``.
-    """
-
-    def __init__(self, runner, dataloader, cache: CacheCfg = True, **kw):
-        super().__init__(runner, dataloader, **kw)
-        self.cache = cache_settings(cache, 'StageTwoTrainLoop')
-
-    def before_epochs(self) -> None:
-        """Cache the training set's features (the hooks' checks first)."""
-        if self.cache is not None and self.epoch < self.max_epochs:
-            self.dataloader = feature_loader(
-                self.runner, self.dataloader, 'training set', self.cache
-            )
-
-
-class _CachedEvalLoop:
-    """Run on cached features from the first run on (``cache``: True, False
-    or a dict as :class:`StageTwoTrainLoop`'s; None: ``default_cache``)."""
+class _CachedLoop:
+    """A loop that iterates its dataset's cached features once it has run
+    :meth:`use_cache` (``cache``: True, False or a dict as
+    :class:`StageTwoTrainLoop`'s; None: ``default_cache``)."""
 
     desc, default_cache = '', True
 
-    def __init__(self, runner, dataloader, evaluator, cache=None, **kw):
-        super().__init__(runner, dataloader, evaluator, **kw)
+    def __init__(self, runner, dataloader, *args, cache=None, **kw):
+        super().__init__(runner, dataloader, *args, **kw)
         cache = self.default_cache if cache is None else cache
         self.cache = cache_settings(cache, type(self).__name__)
 
-    def run(self) -> dict:
-        if self.cache is not None and not isinstance(
-            self.dataloader.dataset, FeatureTensorDataset
-        ):
+    def use_cache(self) -> None:
+        dataset = self.dataloader.dataset
+        if self.cache and not isinstance(dataset, FeatureTensorDataset):
             self.dataloader = feature_loader(
                 self.runner, self.dataloader, self.desc, self.cache
             )
+
+
+@LOOPS.register_module()
+class StageTwoTrainLoop(_CachedLoop, ValidateBeforeSaveLoop):
+    """:class:`ValidateBeforeSaveLoop` on cached trunk features.
+
+    Args:
+        cache: True (default), False (run on images), or a dict of
+            ``dtype`` (None: the trunk's; ``'float16'`` halves the memory),
+            ``cache_dir`` (default ``<work_dir>/feature_cache``; runs that
+            share one share a pass) and ``progress`` (a bar on rank 0).
+        **kwargs: as ``EpochBasedTrainLoop``.
+    """
+
+    desc = 'training set'
+
+    def before_epochs(self) -> None:
+        """Cache the training set's features (the hooks' checks first)."""
+        if self.epoch < self.max_epochs:
+            self.use_cache()
+
+
+class _CachedEvalLoop(_CachedLoop):
+    def run(self) -> dict:
+        self.use_cache()
         return super().run()
 
 
 @LOOPS.register_module()
 class StageTwoValLoop(_CachedEvalLoop, ValLoop):
-    """mmengine's ``ValLoop`` on cached features of the validation set.
-
-    Args:
-        cache: as :class:`StageTwoTrainLoop` (default True).
-        **kwargs: as ``ValLoop``.
-    """
+    """mmengine's ``ValLoop`` on cached features of the validation set
+    (``cache`` as :class:`StageTwoTrainLoop`'s, default True)."""
 
     desc, default_cache = 'validation set', True
 
 
 @LOOPS.register_module()
 class StageTwoTestLoop(_CachedEvalLoop, TestLoop):
-    """mmengine's ``TestLoop``, on cached features of the (deterministic)
-    test set where ``cache`` (default False: worth it with a shared
-    ``cache_dir``).
-
-    Args:
-        cache: as :class:`StageTwoTrainLoop` (default False).
-        **kwargs: as ``TestLoop``.
-    """
+    """mmengine's ``TestLoop``, on cached features of the test set where
+    ``cache`` (as :class:`StageTwoTrainLoop`'s; default False: worth it with
+    a shared ``cache_dir``)."""
 
     desc, default_cache = 'test set', False
