@@ -121,11 +121,13 @@ def _unreadable(
         if origin is None
         else f'delete {filename!r} to download it again'
     )
-    return UnreadableCheckpointError(
+    error = UnreadableCheckpointError(
         f'{_named(filename, origin)} is unreadable: {reason}. It is damaged '
         '(truncated by an interrupted save, copy or download, or with '
         f'altered bytes) or not a file written by torch.save; {fix}.'
     )
+    error.reason = reason  # without the advice, for callers that rebuild
+    return error
 
 
 _REFUSED = (

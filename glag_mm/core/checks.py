@@ -15,6 +15,15 @@ def _refuse(name, value, kind, bounds, owner):
     )
 
 
+def check_choice(
+    name: str, value: Any, choices: Tuple, owner: Optional[str] = None
+) -> Any:
+    """``value`` if it is one of ``choices``, else a ValueError naming them."""
+    if value not in choices:
+        raise _refuse(name, value, f'one of {tuple(choices)}', (), owner)
+    return value
+
+
 def check_number(
     name: str,
     value: Any,

@@ -61,11 +61,13 @@ class AFGHook(Hook):
         ):
             if value is not None:
                 check_integer(name, value, at_least=least, owner='AFGHook')
-        self.pipeline = None if pipeline is None else list(pipeline)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.pass_options = dict(  # of the statistics pass
+            pipeline=None if pipeline is None else list(pipeline),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+        )
         self.update_confidence = update_confidence
-        self.progress = progress
         self.stage_one_checkpoint = stage_one_checkpoint
         self._training = False  # only a training run's validations update
         self.statistics_path: Optional[str] = None
@@ -155,12 +157,7 @@ class AFGHook(Hook):
         if head.statistics is not None:
             return
         stats, self.statistics_path = load_or_build(
-            runner,
-            head,
-            self.pipeline,
-            self.batch_size,
-            self.num_workers,
-            self.progress,
+            runner, head, **self.pass_options
         )
         head.set_statistics(stats)
         if bool(head.signed_features) and head.tukey_lambda != 1:

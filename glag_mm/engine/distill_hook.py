@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..core import check_number, check_schedule, log_prior, schedule_value
 from ..core.calibration import tail_classes
+from ..core.checks import check_choice
 from ..core.distill import adjusted_teacher_logits, distillation_loss
 from ..datasets.feature_dataset import FeatureTensorDataset
 from ..models.backbones.frozen_backbone import stage_one_checkpoint
@@ -189,12 +190,9 @@ class GLAGDistillHook(Hook):
                 f'checkpoint, got {checkpoint!r}'
             )
         check_schedule(schedule, beta_max, power, name='beta_max')
-        if kd_logits not in ('all', 'head'):
-            raise ValueError(
-                "GLAGDistillHook: kd_logits must be 'all' or 'head', got "
-                f'{kd_logits!r}'
-            )
-        number = partial(check_number, owner='GLAGDistillHook')
+        own = 'GLAGDistillHook'
+        check_choice('kd_logits', kd_logits, ('all', 'head'), own)
+        number = partial(check_number, owner=own)
         self.temperature = number('temperature', temperature, above=0)
         self.teacher_tau = number('teacher_tau', teacher_tau, at_least=0)
         self.cache_logits_mib = number(

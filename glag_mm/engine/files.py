@@ -58,12 +58,6 @@ def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
     return wrote
 
 
-def _short(error: Exception) -> str:
-    """The reason of a :class:`CheckpointError`, without its advice."""
-    text = str(error).split(' is unreadable: ', 1)[-1]
-    return text.split('. It is damaged (', 1)[0]
-
-
 def stage_two_problem(path: str, key: str) -> Optional[str]:
     """Why the stage-two file ``path`` is not the one for ``key`` (missing,
     damaged, a refused type, another key, a failed checksum); None where it
@@ -82,7 +76,7 @@ def stage_two_problem(path: str, key: str) -> Optional[str]:
             'code), so it was not read'
         )
     except (CheckpointError, OSError, zipfile.BadZipFile) as error:
-        return f'it is damaged ({_short(error)})'
+        return f'it is damaged ({getattr(error, "reason", error)})'
     return stamp_problem(data, key)
 
 

@@ -7,6 +7,7 @@ features included) and output, and every loss term, with one host sync, in
 ``CheckpointHook`` never runs. The tools add it to every training config.
 """
 
+from functools import partial
 from typing import List, Tuple
 
 import torch
@@ -36,23 +37,19 @@ class NonFiniteCheckHook(Hook):
         name = 'backbone' if getattr(model, 'neck', None) is None else 'neck'
         trunk = getattr(model, name, None)
         fc = getattr(getattr(model, 'head', None), 'fc', None)
-        for module, pre, place in (
-            (trunk, False, f'trunk features ({name} output)'),
-            (fc, True, 'features entering the head (head.fc input)'),
-            (fc, False, 'head logits (head.fc output)'),
+        fc_input = 'features entering the head (head.fc input)'
+        for module, inputs, output in (
+            (trunk, None, f'trunk features ({name} output)'),
+            (fc, fc_input, 'head logits (head.fc output)'),
         ):
             if isinstance(module, torch.nn.Module):
-                self._handles.append(self._watch(module, pre, place))
+                on_forward = partial(self._on_forward, inputs, output)
+                self._handles.append(module.register_forward_hook(on_forward))
 
-    def _watch(self, module, pre: bool, place: str):
-        """A forward (pre) hook that records the output (input)."""
-        if pre:
-            return module.register_forward_pre_hook(
-                lambda m, args: self._record(place, args)
-            )
-        return module.register_forward_hook(
-            lambda m, args, out: self._record(place, out)
-        )
+    def _on_forward(self, inputs, output, module, args, out) -> None:
+        if inputs:
+            self._record(inputs, args)
+        self._record(output, out)
 
     def after_train(self, runner) -> None:
         for handle in self._handles:

@@ -22,8 +22,11 @@ def _metrics(loop, from_val: bool = False) -> List[LongTailAccuracy]:
     ]
 
 
-def _tell_classifier(runner, loop) -> None:
-    """Give tau_norm metrics the head's weight norms and bias."""
+def _tell_metrics(runner, loop, split: str) -> None:
+    """Tell the loop's metrics their split and give tau_norm ones the head's
+    weight norms and bias."""
+    for metric in _metrics(loop, True):
+        metric.set_evaluated_split(split)
     users = [
         m
         for m in _metrics(loop)
@@ -70,22 +73,11 @@ class PosthocTauHook(Hook):
 
     def before_test_epoch(self, runner) -> None:
         """The test metrics apply what validation chose."""
-        for metric in _metrics(runner.test_loop, True):
-            if metric.select_posthoc_tau:
-                raise ValueError(
-                    "PosthocTauHook: test_evaluator's LongTailAccuracy has "
-                    'select_posthoc_tau=True, which would choose tau on the '
-                    'test labels; remove it (the hook makes the test metric '
-                    'apply the tau chosen on validation).'
-                )
-            metric.set_evaluated_split('test')
-        _tell_classifier(runner, runner.test_loop)
+        _tell_metrics(runner, runner.test_loop, 'test')
 
     def before_val_epoch(self, runner) -> None:
         """The validation metrics choose."""
-        for metric in _metrics(runner.val_loop, True):
-            metric.set_evaluated_split('val')
-        _tell_classifier(runner, runner.val_loop)
+        _tell_metrics(runner, runner.val_loop, 'val')
 
     def before_train(self, runner) -> None:
         self._training = True

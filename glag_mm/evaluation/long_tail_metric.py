@@ -11,7 +11,8 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
-from ..core import check_integer, check_number, log_prior
+from ..core import log_prior
+from ..core.checks import check_choice, check_integer, check_number
 from ..runtime import resolve_class_counts
 from .calibration_error import ECE_BINS, reliability_bins
 from .functional import group_results, rebalanced_labels, shot_groups
@@ -151,12 +152,12 @@ class LongTailAccuracy(ValSelectedTau, BaseMetric):
             'noise_resamples', noise_resamples, at_least=0, owner=OWNER
         )
         self.noise_seed = check_integer('noise_seed', noise_seed, owner=OWNER)
-        if posthoc_tau_criterion not in POSTHOC_CRITERIA:
-            raise ValueError(
-                'LongTailAccuracy: posthoc_tau_criterion must be one of '
-                f'{POSTHOC_CRITERIA}, got {posthoc_tau_criterion!r}'
-            )
-        self.posthoc_tau_criterion = posthoc_tau_criterion
+        self.posthoc_tau_criterion = check_choice(
+            'posthoc_tau_criterion',
+            posthoc_tau_criterion,
+            POSTHOC_CRITERIA,
+            OWNER,
+        )
         if select_posthoc_tau not in (None, True, False):
             raise TypeError(
                 'LongTailAccuracy: select_posthoc_tau must be True, False or '

@@ -124,6 +124,13 @@ class ValSelectedTau:
 
     def set_evaluated_split(self, split: str) -> None:
         """``'val'``: this metric selects tau; ``'test'``: it applies it."""
+        if split == 'test' and self.select_posthoc_tau:
+            raise ValueError(
+                "PosthocTauHook: test_evaluator's LongTailAccuracy has "
+                'select_posthoc_tau=True, which would choose tau on the '
+                'test labels; remove it (the hook makes the test metric '
+                'apply the tau chosen on validation).'
+            )
         self._split_from_hook = split
 
     def selects_tau(self) -> bool:

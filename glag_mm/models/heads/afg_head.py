@@ -21,7 +21,12 @@ from ...core.calibration import (
     smoothed_accuracy,
     tail_classes,
 )
-from ...core.checks import check_integer, check_number, check_unit_interval
+from ...core.checks import (
+    check_choice,
+    check_integer,
+    check_number,
+    check_unit_interval,
+)
 from ...core.class_statistics import ClassStatistics
 from ...core.generator import generate_features, seeded_generators
 from ...core.tukey import check_tukey_lambda, tukey_transform
@@ -125,11 +130,7 @@ class AFGHead(TeacherMixin, LinearClsHead):
             ('confidence_reference', confidence_reference, REFERENCES),
             ('generation', generation, GENERATION_MODES),
         ):
-            if value not in choices:
-                raise ValueError(
-                    f'AFGHead: {name} must be one of {choices}, got {value!r}'
-                )
-            setattr(self, name, value)
+            setattr(self, name, check_choice(name, value, choices, 'AFGHead'))
         for name, value in (
             ('tukey_eps', tukey_eps),
             ('alpha', alpha),

@@ -9,7 +9,7 @@ from mmpretrain.models.losses.cross_entropy_loss import (
     soft_cross_entropy,
 )
 
-from ...core.checks import check_integer, check_number
+from ...core.checks import check_choice, check_integer, check_number
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
@@ -30,11 +30,7 @@ class AdjustedCrossEntropyBase(nn.Module):
         self.num_classes = check_integer(
             "num_classes (the head's)", num_classes, at_least=1, owner=owner
         )
-        if reduction not in REDUCTIONS:
-            raise ValueError(
-                f'{owner}: reduction must be one of {REDUCTIONS}, got '
-                f'{reduction!r}'
-            )
+        check_choice('reduction', reduction, REDUCTIONS, owner)
         self.loss_weight = check_number(
             'loss_weight', loss_weight, owner=owner
         )

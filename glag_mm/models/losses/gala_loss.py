@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmengine.dist import all_reduce
 from mmpretrain.registry import MODELS
 
-from ...core.checks import check_number
+from ...core.checks import check_choice, check_number
 from ...core.gala import PHI_MODES, gala_adjust_logits
 from .base import AdjustedCrossEntropyBase
 
@@ -45,11 +45,7 @@ class GALALoss(AdjustedCrossEntropyBase):
         owner = 'GALALoss'
         self.lambda1 = check_number('lambda1', lambda1, owner=owner)
         self.lambda2 = check_number('lambda2', lambda2, owner=owner)
-        if phi_mode not in PHI_MODES:
-            raise ValueError(
-                f'phi_mode must be one of {PHI_MODES}, got {phi_mode!r}'
-            )
-        self.phi_mode = phi_mode
+        self.phi_mode = check_choice('phi_mode', phi_mode, PHI_MODES, owner)
         self.momentum = momentum  # None: running sums
         if momentum is not None:
             self.momentum = check_number(
