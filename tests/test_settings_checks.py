@@ -66,7 +66,7 @@ def test_afg_hook_num_workers(workers):
     assert str(error.value) == (
         f'AFGHook: num_workers must be an integer >= 0, got {workers!r}'
     )
-    assert AFGHook(num_workers=0).num_workers == 0
+    assert AFGHook(num_workers=0).pass_options['num_workers'] == 0
 
 
 class _Loop(BaseLoop):
