@@ -91,7 +91,8 @@ class AFGHook(Hook):
             counts, head.tail_threshold, head.num_donors, head.n_max
         ):
             runner.logger.warning(f'AFGHead: {message}')
-        sampler = getattr(runner.train_loop.dataloader, 'sampler', None)
+        batches = getattr(runner.train_loop.dataloader, 'batch_sampler', None)
+        sampler = getattr(batches, 'sampler', None)
         name = type(getattr(sampler, 'sampler', sampler)).__name__
         class_aware = 'ClassAware' in name or 'Balanced' in name
         if class_aware != (head.generation == 'ratio'):

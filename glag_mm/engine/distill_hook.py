@@ -222,22 +222,15 @@ class GLAGDistillHook(Hook):
                     )
 
     def before_train(self, runner) -> None:
-        model = unwrap(runner.model)
+        model, own = unwrap(runner.model), 'GLAGDistillHook'
         head = model.head
-        check_frozen_trunk(
-            model, 'GLAGDistillHook', 'the teacher reads the same features'
-        )
-        self.checkpoint = self.checkpoint or stage_one_checkpoint(
-            'GLAGDistillHook'
-        )
-        weight, bias, state = stage_one_classifier(
-            self.checkpoint, head, 'GLAGDistillHook'
-        )
+        check_frozen_trunk(model, own, 'the teacher reads the same features')
+        self.checkpoint = self.checkpoint or stage_one_checkpoint(own)
+        weight, bias, state = stage_one_classifier(self.checkpoint, head, own)
         if self.check_trunk:
             self._check_same_trunk(state, model)
-        counts = resolve_class_counts(
-            getattr(head, 'class_counts', None), owner='GLAGDistillHook'
-        )
+        known = getattr(head, 'class_counts', None)  # AFGHead's pass
+        counts = resolve_class_counts(known, owner=own)
         threshold = self.tail_threshold
         if threshold is None:
             threshold = getattr(head, 'tail_threshold', 100)

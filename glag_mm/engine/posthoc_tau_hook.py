@@ -112,7 +112,10 @@ class PosthocTauHook(Hook):
                 set_selected(name, dict(record, epoch=epoch))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint.setdefault('meta', {}).update(_records())
+        meta = checkpoint.setdefault('meta', {})
+        for name, (key, _) in VAL_CHOSEN.items():
+            if get_selected(name) is not None:
+                meta[key] = get_selected(name)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.get('meta') or {}
@@ -121,7 +124,7 @@ class PosthocTauHook(Hook):
             record = meta.get(key)
             if record is None:
                 continue
-            what = f'{_NAMES[name]} {record[field]:g}'
+            what = f'{_NAMES.get(name, name)} {record[field]:g}'
             if record.get('iter') != meta.get('iter'):
                 runner.logger.warning(
                     f'PosthocTauHook: the checkpoint holds {what} chosen at '
@@ -136,16 +139,4 @@ class PosthocTauHook(Hook):
             )
 
 
-_NAMES = dict(
-    posthoc_tau='post-hoc tau',
-    tau_norm='tau-norm tau',
-    temperature='temperature',
-)
-
-
-def _records() -> Dict[str, dict]:
-    """Checkpoint meta key -> the record of every choice published."""
-    records = {
-        key: get_selected(name) for name, (key, _) in VAL_CHOSEN.items()
-    }
-    return {key: r for key, r in records.items() if r is not None}
+_NAMES = dict(posthoc_tau='post-hoc tau', tau_norm='tau-norm tau')

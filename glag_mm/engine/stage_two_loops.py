@@ -16,8 +16,9 @@ import torch
 from mmengine.dataset import default_collate
 from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
 from mmpretrain.registry import LOOPS
-from torch.utils.data import BatchSampler, DataLoader
+from torch.utils.data import DataLoader
 
+from ..core.checks import check_choice
 from ..core.file_stamp import seal
 from ..datasets.feature_dataset import FeatureTensorDataset
 from ..models.stage_two_classifier import StageTwoClassifier
@@ -48,11 +49,8 @@ def cache_settings(cache: Union[bool, dict], owner: str) -> Optional[dict]:
             f'{unknown}'
         )
     settings.update(extra)
-    if settings['dtype'] not in (None, 'float32', 'float16'):
-        raise ValueError(
-            f"{owner}: cache dtype must be None, 'float32' or 'float16', got "
-            f'{settings["dtype"]!r}'
-        )
+    dtypes = (None, 'float32', 'float16')
+    check_choice('cache dtype', settings['dtype'], dtypes, owner)
     if not isinstance(settings['cache_dir'], (str, type(None))):
         raise TypeError(
             f'{owner}: cache_dir must be None or a directory path, got '
@@ -132,20 +130,11 @@ def cached_features(runner, loader, desc: str, settings: dict):
 
 def feature_loader(runner, loader: DataLoader, desc: str, settings: dict):
     """A loader over the cached features of ``loader``'s dataset that draws
-    the same indices (the same sampler object)."""
+    the same indices (the same batch sampler object)."""
     _check_cacheable(unwrap(runner.model), loader, f'{desc} loop')
     dataset = cached_features(runner, loader, desc, settings)
-    batches = loader.batch_sampler
-    if type(batches) is BatchSampler:
-        return DataLoader(
-            dataset,
-            batch_size=batches.batch_size,
-            sampler=batches.sampler,
-            drop_last=batches.drop_last,
-            collate_fn=default_collate,
-        )
     return DataLoader(
-        dataset, batch_sampler=batches, collate_fn=default_collate
+        dataset, batch_sampler=loader.batch_sampler, collate_fn=default_collate
     )
 
 

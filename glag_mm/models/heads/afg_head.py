@@ -301,18 +301,11 @@ class AFGHead(TeacherMixin, LinearClsHead):
     # adaptive confidence --------------------------------------------------
     @torch.no_grad()
     def update_confidence(self, class_acc, iteration: int = -1) -> None:
-        """s_c <- clip(s_c + eta sign(acc_c - acc_c_ref), s_min, s_max).
-
-        Tail classes only (docs/method.md stage two item 6); with
-        ``'previous'`` the first validation only records the accuracies
-        [ours]. Broadcast from rank 0, so that every rank holds the same
-        scores.
-
-        Args:
-            class_acc: (C,) validation accuracy per class in [0, 1]; NaN (no
-                validation sample) leaves that class's score and record.
-            iteration: training iterations done when it was measured.
-        """
+        """s_c <- clip(s_c + eta sign(acc_c - acc_c_ref), s_min, s_max) for
+        the tail classes (docs/method.md stage two item 6; with
+        ``'previous'`` the first validation only records acc_c [ours]), from
+        ``class_acc`` (C,) in [0, 1] (NaN: no sample, no change) measured at
+        ``iteration``; rank 0's scores are broadcast."""
         acc = torch.as_tensor(class_acc, dtype=torch.float32)
         if acc.shape != (self.num_classes,):
             raise ValueError(
