@@ -127,11 +127,8 @@ class AFGHook(Hook):
             f'{float(correct.sum() / total.sum().clamp(min=1)):.4f}, the '
             'reference of the confidence updates'
         )
-        return torch.where(
-            total > 0, correct / total.clamp(min=1), float('nan')
-        )
+        return correct / total  # 0 / 0: NaN, no validation sample
 
-    # hook events ------------------------------------------------------------
     def before_train(self, runner) -> None:
         self._training = True
         head = self._head(runner)

@@ -99,11 +99,9 @@ def build_statistics(
     scratch: Optional[str] = None,
     keep: bool = True,
 ) -> Optional[ClassStatistics]:
-    """Statistics for an AFGHead (its Tukey transform and settings) of
-    ``batches``: this rank's (raw pooled features (B, D), labels (B,),
-    dataset indices (B,)); ``all_gather``, ``keep``: see
-    :meth:`StatisticsBuilder.finalize`; ``scratch``: see
-    :class:`StatisticsBuilder` (statistics on the CPU when given)."""
+    """Statistics for ``head`` (its Tukey transform and settings) of this
+    rank's ``batches`` of (raw features, labels, dataset indices);
+    ``all_gather``, ``keep``, ``scratch``: :class:`StatisticsBuilder`'s."""
     device = head.fc.weight.device
     builder = StatisticsBuilder(
         head.num_classes, head.in_channels, device=device, scratch=scratch
@@ -143,11 +141,9 @@ def load_or_build(
             'the training set without augmentation; pass pipeline=[...] to '
             'AFGHook.'
         )
-    data_key = feature_cache_key(
-        runner.model, runner.train_loop.dataloader.dataset
-    )
-    settings = repr(sorted(head.settings().items()))
-    text = data_key + repr(pipeline) + settings
+    dataset = runner.train_loop.dataloader.dataset
+    text = feature_cache_key(runner.model, dataset) + repr(pipeline)
+    text += repr(sorted(head.settings().items()))
     key = hashlib.sha256(text.encode()).hexdigest()[:32]
     path = osp.join(runner.work_dir, STATISTICS_DIR, f'{key}.pth')
     built = build_once(

@@ -25,11 +25,9 @@ class ClassCountsHook(Hook):
     priority = 'VERY_HIGH'
 
     def __init__(self, class_counts: Optional[List[int]] = None) -> None:
-        self.class_counts = (
-            None
-            if class_counts is None
-            else check_class_counts(class_counts).long().tolist()
-        )
+        if class_counts is not None:
+            class_counts = check_class_counts(class_counts).long().tolist()
+        self.class_counts = class_counts
         self.published = False
 
     def _dataset_of_config(self, runner):
@@ -43,10 +41,8 @@ class ClassCountsHook(Hook):
         )
 
     def _publish(self, runner, dataset) -> None:
-        model = unwrap(runner.model)
-        num_classes = getattr(
-            getattr(model, 'head', None), 'num_classes', None
-        )
+        head = getattr(unwrap(runner.model), 'head', None)
+        num_classes = getattr(head, 'num_classes', None)
         counts = resolve_class_counts(
             self.class_counts,
             num_classes if isinstance(num_classes, int) else None,

@@ -27,16 +27,13 @@ from ..work_dir_lock import remove_stale_tmp
 
 
 def is_node_writer() -> bool:
-    """Whether this process writes its machine's stage-two files: local
-    rank 0 (``LOCAL_RANK``; without it rank 0 only)."""
+    """Whether this process writes its machine's files: local rank 0."""
     return int(os.environ.get('LOCAL_RANK', get_rank())) == 0
 
 
 def write_once_per_node(path: str, write: Callable[[str], None]) -> bool:
-    """Local rank 0 of each machine (``LOCAL_RANK``; without it rank 0
-    only) runs ``write(tmp)`` if ``path`` is missing, renamed atomically;
-    every rank waits. True where this process wrote it; a failed write is
-    an ``OSError`` naming the file."""
+    """:func:`is_node_writer` runs ``write(tmp)`` if ``path`` is missing and
+    renames it; every rank waits. Whether this process wrote it."""
     wrote = False
     if is_node_writer() and not osp.isfile(path):
         os.makedirs(osp.dirname(path) or '.', exist_ok=True)
@@ -94,12 +91,11 @@ def _check_writable(folder: str, what: str) -> None:
 
 
 def usable_stage_two_file(path: str, key: str, what: str, logger=None) -> bool:
-    """Whether the stage-two file ``path`` can be used, decided where it
-    would be written (local rank 0; elsewhere: whether it exists). A file
-    that exists but is not usable is moved to ``<path>.rejected`` with one
-    warning naming it and why; where it will be built, its folder must be
-    writable (checked now, before the pass that fills it) and the
-    temporary files of a killed writer of this host are removed."""
+    """Whether the stage-two file ``path`` can be used (decided by
+    :func:`is_node_writer`, elsewhere: whether it exists). An unusable one
+    is moved to ``<path>.rejected`` with a warning; where it will be built,
+    the folder's write access is checked before the pass that fills it and
+    a killed writer's temporary files are removed."""
     if not is_node_writer():
         return osp.isfile(path)
     problem = stage_two_problem(path, key)
@@ -130,10 +126,9 @@ def usable_stage_two_file(path: str, key: str, what: str, logger=None) -> bool:
 
 
 def build_once(path: str, key: str, what: str, build, save, logger=None):
-    """Make ``path`` the stage-two file of ``key``: where no rank finds it
-    usable (:func:`usable_stage_two_file`), every rank runs ``build()`` (its
-    part of a pass over the data) and local rank 0 of each machine writes
-    the result with ``save(result, tmp)``. Whether it was built now."""
+    """Make ``path`` the stage-two file of ``key``: unless rank 0 finds it
+    usable, every rank runs ``build()`` (its part of the pass) and each
+    machine's writer ``save(result, tmp)``. Whether it was built now."""
     found = [usable_stage_two_file(path, key, what, logger)]
     broadcast_object_list(found)
     if not found[0]:

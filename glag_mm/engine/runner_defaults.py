@@ -62,9 +62,8 @@ def _register_hooks(original):
         original(self, default_hooks, custom_hooks)
         if osp.abspath(self.work_dir) in work_dir_lock.HELD:
             self.register_hook(work_dir_lock.WorkDirLockHook())
-        if any(isinstance(h, ClassCountsHook) for h in self.hooks):
-            return
-        if needs_class_counts(self):
+        present = any(isinstance(h, ClassCountsHook) for h in self.hooks)
+        if not present and needs_class_counts(self):
             self.register_hook(ClassCountsHook())
             self.logger.info(
                 'glag_mm: added ClassCountsHook (the model reads the '

@@ -173,11 +173,10 @@ class ValidateBeforeSaveLoop(EpochBasedTrainLoop):
         try:
             self._decide_current_val_interval()
             done = self.epoch
-            if (
-                self.runner.val_loop is not None
-                and done >= self.val_begin
-                and (done % self.val_interval == 0 or done == self.max_epochs)
-            ):
+            due = done >= self.val_begin and (
+                done % self.val_interval == 0 or done == self.max_epochs
+            )
+            if due and self.runner.val_loop is not None:
                 self.runner.val_loop.run()
         finally:
             self._validating = False

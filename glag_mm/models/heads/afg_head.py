@@ -61,9 +61,8 @@ class AFGHead(TeacherMixin, LinearClsHead):
             as the paper assumes; signed ones (LayerNorm-ended trunks) get
             lam = 1 [ours] (docs/architecture.md, "Signed features").
         tukey_eps: eps in log(f + eps) for lam = 0.
-        tail_threshold: classes with fewer training images are tail
-            classes, calibrated from donors (default 100 [ours]); a float in
-            (0, 1) is a fraction of n_max.
+        tail_threshold: classes with fewer images are tail classes (default
+            100 [ours]; a float in (0, 1): a fraction of n_max).
         num_donors: k, the support set size (default 3 [paper: 2 or 3]).
         donor_weighting: ``'count_distance'`` (default [ours]),
             ``'sqrt_count_distance'`` or ``'uniform'``.
@@ -199,19 +198,17 @@ class AFGHead(TeacherMixin, LinearClsHead):
         """What the statistics depend on besides the features."""
         return {k: getattr(self, k) for k in STATISTICS_SETTINGS}
 
-    def set_statistics(self, stats: Optional[ClassStatistics]) -> None:
-        """Use these statistics for generation (None: forget them)."""
-        if stats is not None and (
-            stats.num_classes != self.num_classes
-            or stats.dim != self.in_channels
-        ):
+    def set_statistics(self, stats: ClassStatistics) -> None:
+        """Use these statistics for generation."""
+        shape = (stats.num_classes, stats.dim)
+        if shape != (self.num_classes, self.in_channels):
             raise ValueError(
                 f'AFGHead: statistics of {stats.num_classes} classes x '
                 f'{stats.dim} features do not fit a head of '
                 f'{self.num_classes} x {self.in_channels}'
             )
-        if stats is not None:  # x^lam >= 0: negative means are signed ones
-            self.signed_features.fill_(bool(stats.means.min() < 0))
+        # x^lam >= 0, so negative means are those of signed features
+        self.signed_features.fill_(bool(stats.means.min() < 0))
         self.statistics = stats
 
     def _require_statistics(self) -> ClassStatistics:
