@@ -8,7 +8,7 @@ from .calibration import (
     support_sets,
     tail_classes,
 )
-from .checks import check_integer, check_number
+from .checks import check_choice, check_integer, check_number
 from .class_counts import check_class_counts, log_prior
 from .class_statistics import ClassStatistics
 from .distill import distillation_loss

@@ -5,9 +5,9 @@ train``, :func:`install` wraps ``Runner.register_hooks`` (adds
 :class:`ClassCountsHook` where a glag_mm part reads class counts and none is
 configured, and :class:`WorkDirLockHook` where the run holds its work_dir)
 and ``Runner.from_cfg`` (names glag_mm's tools for a multi-stage config;
-takes the work_dir's lock before the Runner writes). Only in the range of
-:data:`glag_mm.compat.RUNNER_WRAPPERS`; why wrappers: docs/architecture.md,
-"Patches of the pinned stack".
+takes the work_dir's lock before the Runner writes). Only in the range
+verified (:data:`glag_mm.compat.RUNNER_WRAPPERS`, mmengine >= 0.8.0, <=
+0.10.7); why wrappers: docs/architecture.md, "Patches of the pinned stack".
 """
 
 import functools
