@@ -78,3 +78,21 @@ def test_loads_stage_one_backbone_from_the_run_key(tmp_path):
 def test_refuses_a_non_backbone():
     with pytest.raises(TypeError, match="backbone config dict with a 'type'"):
         MODELS.build(dict(type='FrozenBackbone', backbone='ResNet'))
+
+
+def test_stage_one_state_selects_a_part_and_names_a_missing_one(tmp_path):
+    from glag_mm.models.backbones import stage_one_state
+
+    weight = torch.arange(6.0).view(2, 3)
+    path = tmp_path / 'epoch_1.pth'
+    # a model saved from inside a DDP wrapper: 'module.' is dropped
+    state = {'module.head.fc.weight': weight, 'backbone.w': torch.ones(1)}
+    torch.save(dict(state_dict=state, meta={}), path)
+    for prefix in ('head.', 'head'):
+        part = stage_one_state(str(path), prefix)
+        assert list(part) == ['fc.weight']
+        assert torch.equal(part['fc.weight'], weight)
+    whole = stage_one_state(str(path))
+    assert sorted(whole) == ['backbone.w', 'head.fc.weight']
+    with pytest.raises(ValueError, match="has no 'neck.' weights"):
+        stage_one_state(str(path), 'neck.', owner='StageOne init (neck.*)')

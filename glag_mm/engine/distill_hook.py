@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 from torch import Tensor
 
@@ -21,7 +20,7 @@ from ..core.calibration import tail_classes
 from ..core.checks import check_choice
 from ..core.distill import adjusted_teacher_logits, distillation_loss
 from ..datasets.feature_dataset import FeatureTensorDataset
-from ..models.backbones.frozen_backbone import stage_one_checkpoint
+from ..models.backbones import stage_one_checkpoint, stage_one_state
 from ..runtime import resolve_class_counts, training_progress
 from .feature_cache import (
     check_frozen_trunk,
@@ -39,9 +38,7 @@ def stage_one_classifier(path: str, head, owner: str):
             'stage one first or point checkpoint (stage_one_checkpoint) at '
             'its final .pth file.'
         )
-    state = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    state = state.get('state_dict', state)
-    state = {k.removeprefix('module.'): v for k, v in state.items()}
+    state = stage_one_state(path, owner=owner)
     if 'head.fc.weight' not in state:
         raise ValueError(
             f"{owner}: {path!r} has no 'head.fc.weight'; the teacher must "

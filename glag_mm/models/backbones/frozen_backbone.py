@@ -24,13 +24,15 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModule, initialize
 from mmengine.registry import WEIGHT_INITIALIZERS
-from mmengine.runner.checkpoint import (
-    _load_checkpoint_with_prefix,
-    load_state_dict,
-)
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 from mmpretrain.registry import MODELS
 
-__all__ = ['FrozenBackbone', 'StageOneInit', 'stage_one_checkpoint']
+__all__ = [
+    'FrozenBackbone',
+    'StageOneInit',
+    'stage_one_checkpoint',
+    'stage_one_state',
+]
 
 #: the message-hub key that carries the run's stage-one checkpoint path.
 STAGE_ONE_KEY = 'stage_one_checkpoint'
@@ -62,6 +64,27 @@ def stage_one_checkpoint(owner: str) -> str:
     return str(path)
 
 
+def stage_one_state(path: str, prefix: str = '', owner: str = '') -> dict:
+    """The weights of a stage-one checkpoint (through mmengine's
+    ``CheckpointLoader``, so the allow-list applies), ``module.`` dropped:
+    those under ``prefix``, without it (a ValueError if there are none)."""
+    if prefix and not prefix.endswith('.'):
+        prefix += '.'
+    state = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    state = state.get('state_dict', state)
+    state = {k.removeprefix('module.'): v for k, v in state.items()}
+    part = {
+        k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)
+    }
+    if not part:
+        raise ValueError(
+            f'{owner}: the stage-one checkpoint {path!r} has no {prefix!r} '
+            'weights; point stage_one_checkpoint at the final checkpoint of '
+            'stage one.'
+        )
+    return part
+
+
 @WEIGHT_INITIALIZERS.register_module(name='StageOne')
 class StageOneInit:
     """Load ``prefix``-ed weights of the run's stage-one checkpoint.
@@ -84,8 +107,9 @@ class StageOneInit:
         self.wholemodule = False
 
     def __call__(self, module: torch.nn.Module) -> None:
-        path = stage_one_checkpoint(f'StageOne init ({self.prefix}*)')
-        state = _load_checkpoint_with_prefix(self.prefix, path, 'cpu')
+        owner = f'StageOne init ({self.prefix}*)'
+        path = stage_one_checkpoint(owner)
+        state = stage_one_state(path, self.prefix, owner)
         load_state_dict(module, state, strict=self.strict, logger='current')
 
 
