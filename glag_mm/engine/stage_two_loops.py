@@ -9,6 +9,7 @@ mapped features that draws the same indices. It refuses a random transform,
 a batch augmentation, or a trainable trunk parameter.
 """
 
+import bisect
 import os.path as osp
 from typing import Optional, Union
 
@@ -171,8 +172,9 @@ class ValidateBeforeSaveLoop(EpochBasedTrainLoop):
             self.run_iter(idx, data_batch)
         self._validating = True
         try:
-            self._decide_current_val_interval()
-            done = self.epoch
+            done = self.epoch  # the interval in force (dynamic_intervals)
+            step = bisect.bisect(self.dynamic_milestones, done + 1)
+            self.val_interval = self.dynamic_intervals[step - 1]
             due = done >= self.val_begin and (
                 done % self.val_interval == 0 or done == self.max_epochs
             )
