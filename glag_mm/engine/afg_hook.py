@@ -115,7 +115,7 @@ class AFGHook(Hook):
         seen = torch.zeros(2, head.num_classes, device=head.fc.weight.device)
         for batch in runner.val_loop.dataloader:
             feats, labels = batch_features(model, batch)
-            hits = labels[stage_one.logits(feats).argmax(1) == labels]
+            hits = labels[stage_one.product(feats).argmax(1) == labels]
             for row, found in enumerate((labels, hits)):
                 count = torch.bincount(found, minlength=seen.shape[1])
                 seen[row] += count.to(seen)

@@ -6,19 +6,18 @@ the stage-one classifier on the same frozen features, z_t = W_1 f + b_1.
 
 import os.path as osp
 from functools import partial
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
-from mmengine.logging import MessageHub
 from mmpretrain.registry import HOOKS
 from torch import Tensor
 
 from ..core import check_number, check_schedule, log_prior, schedule_value
 from ..core.calibration import tail_classes
 from ..core.checks import check_choice
-from ..core.distill import adjusted_teacher_logits, distillation_loss
+from ..core.distill import adjusted_teacher_logits
 from ..datasets.feature_dataset import FeatureTensorDataset
 from ..models.backbones import stage_one_checkpoint, stage_one_state
 from ..runtime import resolve_class_counts, training_progress
@@ -59,9 +58,10 @@ def stage_one_classifier(path: str, head, owner: str):
 
 
 class LinearTeacher:
-    """The stage-one classifier as a KD teacher on raw pooled features;
-    calling it gives ``{'loss_kd': beta(u) * T^2 * KL}`` over the real
-    samples of head (non-tail) classes.
+    """The stage-one classifier, frozen, as the KD teacher on raw pooled
+    features, with the settings of its term: the head's ``loss()`` adds
+    beta(u) T^2 KL over the real samples of head (non-tail) classes
+    (:class:`~glag_mm.models.heads.distilled_linear_head.TeacherMixin`).
 
     Args:
         weight, bias: (C, D) and (C,) (or None) of the stage-one ``fc``.
@@ -93,49 +93,38 @@ class LinearTeacher:
         self.table: Optional[Tensor] = None
 
     def cache(self, features: Tensor, chunk: int = 8192) -> None:
-        """z_t of every (cached, frozen) training feature, computed once:
-        calls given the batch's data samples read row ``sample_idx``."""
+        """z_t of every (cached, frozen) training feature, computed once and
+        read by :meth:`logits` at the rows :meth:`rows` gives."""
         parts = features.split(chunk)
-        self.table = torch.cat([self.logits(part) for part in parts])
+        self.table = torch.cat([self.product(part) for part in parts])
 
     def beta(self) -> float:
         """beta(u) at the current progress of the stage."""
         return schedule_value(training_progress(), *self.beta_args)
 
-    def logits(self, raw: Tensor) -> Tensor:
+    def product(self, raw: Tensor) -> Tensor:
         """z_t = W_1 f + b_1 (no gradient)."""
         if self.weight.device != raw.device:  # move to the features
             self.weight = self.weight.to(raw.device)
             self.bias = None if self.bias is None else self.bias.to(raw.device)
-            self.head_classes = self.head_classes.to(raw.device)
         with torch.no_grad():
             return F.linear(raw.float(), self.weight, self.bias)
 
-    def __call__(
-        self, raw: Tensor, student_logits: Tensor, labels: Tensor, samples=None
-    ) -> Dict[str, Tensor]:
-        mask = self.head_classes.to(raw.device)[labels.to(raw.device)]
-        idx = None
-        if self.table is not None and samples is not None:
-            idx = [getattr(s, 'sample_idx', None) for s in samples]
-            idx = None if None in idx else torch.tensor(idx)
-        if raw.device.type == 'cpu':
-            # the teacher only on the distilled rows: the same mean, and no
-            # device read-back where one would cost a sync
-            rows = torch.nonzero(mask).flatten()
-            raw, student_logits = raw[rows], student_logits[rows]
-            mask, idx = mask[rows], (None if idx is None else idx[rows])
-        beta = self.beta()
-        MessageHub.get_current_instance().update_scalar('train/kd_beta', beta)
-        teacher = self.logits(raw) if idx is None else self.table[idx]
-        teacher = adjusted_teacher_logits(
-            teacher.to(raw.device), self.log_prior, self.teacher_tau
+    def rows(self, samples) -> Optional[Tensor]:
+        """The cached table's rows of a batch (its ``sample_idx``), or None
+        where there is no table or a sample has no index."""
+        if self.table is None or samples is None:
+            return None
+        idx = [getattr(s, 'sample_idx', None) for s in samples]
+        return None if None in idx else torch.tensor(idx)
+
+    def logits(self, raw: Tensor, rows: Optional[Tensor] = None) -> Tensor:
+        """The teacher's logits of ``raw`` (the table's ``rows`` where
+        given), z_t - teacher_tau log pi."""
+        z_t = self.product(raw) if rows is None else self.table[rows]
+        return adjusted_teacher_logits(
+            z_t.to(raw.device), self.log_prior, self.teacher_tau
         )
-        student = student_logits.float()
-        kd = distillation_loss(
-            student, teacher, self.temperature, mask, self.logit_classes
-        )
-        return {'loss_kd': kd * beta}
 
 
 @HOOKS.register_module()
