@@ -1,7 +1,6 @@
 """Heads that take a distillation teacher, and cRT's linear classifier with
 one (KD without AFG)."""
 
-
 import torch
 from mmengine.logging import MessageHub
 from mmpretrain.models.heads import LinearClsHead
