@@ -112,15 +112,15 @@ class AFGHook(Hook):
         model = unwrap(runner.model)
         was_training = model.training
         model.eval()
-        seen = torch.zeros(2, head.num_classes, device=head.fc.weight.device)
+        num = head.num_classes
+        seen = torch.zeros(2, num, device=head.fc.weight.device)  # n, hits
         for batch in runner.val_loop.dataloader:
             feats, labels = batch_features(model, batch)
             hits = labels[stage_one.product(feats).argmax(1) == labels]
-            for row, found in enumerate((labels, hits)):
-                count = torch.bincount(found, minlength=seen.shape[1])
-                seen[row] += count.to(seen)
+            seen[0] += torch.bincount(labels, minlength=num).to(seen)
+            seen[1] += torch.bincount(hits, minlength=num).to(seen)
         model.train(was_training)
-        all_reduce(seen)
+        all_reduce(seen)  # one reduction for both rows
         total, correct = seen
         runner.logger.info(
             f'AFGHook: stage-one validation accuracy '

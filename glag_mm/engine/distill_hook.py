@@ -107,6 +107,7 @@ class LinearTeacher:
         if self.weight.device != raw.device:  # move to the features
             self.weight = self.weight.to(raw.device)
             self.bias = None if self.bias is None else self.bias.to(raw.device)
+            self.head_classes = self.head_classes.to(raw.device)
         with torch.no_grad():
             return F.linear(raw.float(), self.weight, self.bias)
 

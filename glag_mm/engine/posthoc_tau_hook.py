@@ -114,8 +114,9 @@ class PosthocTauHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.setdefault('meta', {})
         for name, (key, _) in VAL_CHOSEN.items():
-            if get_selected(name) is not None:
-                meta[key] = get_selected(name)
+            record = get_selected(name)
+            if record is not None:
+                meta[key] = record
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.get('meta') or {}
