@@ -59,6 +59,8 @@ class DistilledLinearClsHead(TeacherMixin, LinearClsHead):
     two item 8, without the feature generator)."""
 
     def loss(self, feats, data_samples, **kwargs) -> dict:
-        """Cross-entropy (as ``LinearClsHead``) plus the teacher's terms."""
-        losses = super().loss(feats, data_samples, **kwargs)
-        return self.add_teacher_terms(losses, feats, self(feats), data_samples)
+        """Cross-entropy (as ``LinearClsHead``) plus the teacher's terms, on
+        one forward of the classifier."""
+        logits = self(feats)
+        losses = self._get_loss(logits, data_samples, **kwargs)
+        return self.add_teacher_terms(losses, feats, logits, data_samples)
